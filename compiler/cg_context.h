@@ -1,0 +1,107 @@
+/* cg_context.h -- the state of code generation, shared by cg_*.c and jit.c.
+ *
+ * One cg_ctx lives for one cg_generate call: the LLVM module being built,
+ * the types for the chosen precision, module-wide declarations (runtime
+ * functions, constant buffers) and the per-kernel state (arguments, scratch
+ * pointers, the loop variables in scope, the current row, and the cache
+ * that emits each hash-consed ir_val once per loop body).  The files split
+ * by construct, around this one context:
+ *   cg_expr.c    index and scalar expressions, buffer addressing, math
+ *   cg_kernel.c  kernels: signatures, scratch, statements and loops
+ *   cg_model.c   the M_model descriptor global
+ *   cg_emit.c    target machine, verification, passes, output files
+ *   cg_header.c  M.h
+ * Only these files and jit.c include llvm-c.
+ */
+#ifndef CG_CONTEXT_H
+#define CG_CONTEXT_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "chainc.h"
+
+/* What cg_generate hands to cg_emit and jit_load.  The module lives in the
+ * LLVMContext of a ThreadSafeContext, so that jit_load can move it into the
+ * JIT as a ThreadSafeModule; the strings say how to rebuild a target
+ * machine for the JIT. */
+struct cg_unit {
+	LLVMOrcThreadSafeContextRef tsctx;
+	LLVMContextRef ctx;          /* owned by tsctx */
+	LLVMModuleRef mod;           /* NULL once moved into the JIT */
+	LLVMTargetMachineRef tm;
+	char *triple, *cpu, *features; /* malloc'd */
+	int opt_level;
+	char *descriptor;            /* "<model>_model", malloc'd */
+};
+
+/* The loop variables in scope and the current row, restored on loop exit. */
+typedef struct cg_row {
+	LLVMValueRef ptr;            /* obs + r * OBS_SIZE, or obs outside rows loops */
+	LLVMValueRef r;              /* the rows counter (i64), NULL outside rows loops */
+} cg_row;
+
+typedef struct cg_ctx {
+	const ir_module *m;
+	const cg_options *o;
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	LLVMTargetDataRef td;        /* the target machine's data layout */
+	char *err;                   /* the first error (malloc'd); generation goes on with dummies */
+
+	/* types */
+	LLVMTypeRef real, i1, i8, i32, i64, ptr, void_t;
+	int real_size;               /* bytes */
+
+	/* module-wide */
+	int nids;                    /* ids of bufs, loops and vals are < nids */
+	LLVMValueRef *const_global;  /* by buf id: CONST buffers' globals */
+	LLVMValueRef kernel_fn[KER__COUNT];
+
+	/* per kernel */
+	const ir_kernel *k;
+	LLVMValueRef fn;
+	LLVMBasicBlockRef entry;     /* allocas go here, before its terminator */
+	LLVMValueRef theta, obs, n, grad, out, seed, first, prefix; /* NULL when absent */
+	LLVMValueRef *temp_ptr;      /* by buf id: the scratch of each TEMP buffer */
+	LLVMValueRef *loop_var;      /* by loop id: the counter while in scope */
+	cg_row row;
+
+	/* the value cache of the current innermost body: vcache[id] is valid
+	 * when vstamp[id] == stamp; bumping stamp drops it all */
+	LLVMValueRef *vcache;
+	unsigned *vstamp;
+	unsigned stamp;
+} cg_ctx;
+
+/* cg_emit.c */
+void cg_fail(cg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *cg_strdup(const char *s);
+/* Writing through a temporary file beside `path`, renamed over it by
+ * cg_file_close when ok (else removed): no partial outputs on error. */
+FILE *cg_file_open(const char *path, char **tmp, char **err);
+int cg_file_close(FILE *f, char *tmp, const char *path, bool ok, char **err);
+
+/* cg_expr.c */
+LLVMValueRef cg_idx(cg_ctx *c, const ir_idx *x);
+LLVMValueRef cg_val(cg_ctx *c, const ir_val *v);
+LLVMValueRef cg_addr(cg_ctx *c, const ir_buf *b, ir_idx *const *idx);
+LLVMValueRef cg_real_const(cg_ctx *c, double d);
+LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
+LLVMValueRef cg_call_intrinsic(cg_ctx *c, const char *name, LLVMValueRef *args, unsigned nargs);
+LLVMValueRef cg_runtime_fn(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                           unsigned nparams, bool pure, LLVMTypeRef *fn_type);
+void cg_cache_drop(cg_ctx *c);
+
+/* cg_kernel.c */
+LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind);
+void cg_declare_kernel(cg_ctx *c, const ir_kernel *k);
+void cg_kernel(cg_ctx *c, const ir_kernel *k);
+
+/* cg_model.c */
+void cg_model_descriptor(cg_ctx *c);
+const char *cg_kernel_suffix(ir_kernel_kind kind);
+
+#endif

@@ -1,0 +1,486 @@
+/* cg_emit.c -- the backend, in a fixed order:
+ *
+ *   target machine for the triple (host by default) and CPU/features
+ *   -> generate the module (cg_kernel.c, cg_model.c) with the triple and the
+ *      machine's data layout set
+ *   -> LLVMVerifyModule (failure = internal error with the IR in the message)
+ *   -> LLVMRunPasses("default<On>")
+ *   -> cg_emit: LLVMTargetMachineEmitToFile (obj, asm), LLVMPrintModuleToFile
+ *      (llvm), LLVMWriteBitcodeToFile (bc)
+ *
+ * Every message LLVM hands us is disposed; every output goes to a temporary
+ * file in the destination's directory that is renamed over the destination
+ * only when complete, so an error never leaves a partial file behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "cg_context.h"
+
+char *cg_strdup(const char *s)
+{
+	size_t n = strlen(s ? s : "") + 1;
+	char *p = malloc(n);
+	if (p)
+		memcpy(p, s ? s : "", n);
+	return p;
+}
+
+/* A malloc'd printf, or NULL when out of memory. */
+static char *cg_vfmt(const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return NULL;
+	char *p = malloc((size_t)n + 1);
+	if (p)
+		vsnprintf(p, (size_t)n + 1, fmt, ap);
+	return p;
+}
+
+static char *cg_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *cg_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *p = cg_vfmt(fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+/* Records the first error of a generation; later ones are consequences. */
+void cg_fail(cg_ctx *c, const char *fmt, ...)
+{
+	if (c->err)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	c->err = cg_vfmt(fmt, ap);
+	va_end(ap);
+	if (!c->err)
+		c->err = cg_strdup("out of memory");
+}
+
+static void set_err(char **err, char *msg)
+{
+	if (err) {
+		free(*err);
+		*err = msg ? msg : cg_strdup("out of memory");
+	} else {
+		free(msg);
+	}
+}
+
+/* Takes an LLVM message: copies it into a malloc'd string and disposes it. */
+static char *take_msg(char *m)
+{
+	char *s = cg_strdup(m ? m : "");
+	if (m)
+		LLVMDisposeMessage(m);
+	return s;
+}
+
+/* ------------------------------------------------------ target machine */
+
+static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
+
+/* Every target LLVM was built with, so --target can cross compile. */
+static void init_targets(void)
+{
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+}
+
+static LLVMCodeGenOptLevel codegen_level(int opt)
+{
+	return opt <= 0 ? LLVMCodeGenLevelNone : opt == 1 ? LLVMCodeGenLevelLess
+	       : opt == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+}
+
+/* LLVM reports an unknown CPU or feature only as a warning on stderr when
+ * the target machine's subtarget is built ("'x' is not a recognized
+ * processor for this target (ignoring processor)").  A user who names a
+ * CPU wants an error, so while creating a machine for a user-given CPU or
+ * feature string we catch stderr in a temporary file, look for that
+ * warning and pass anything else through.  The mutex keeps two such
+ * captures from interleaving; host defaults never need one. */
+static pthread_mutex_t stderr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static LLVMTargetMachineRef create_tm_checked(LLVMTargetRef t, const char *triple, const char *cpu,
+                                              const char *features, int opt, LLVMRelocMode reloc,
+                                              LLVMCodeModel cm, bool check, char **err)
+{
+	if (!check)
+		return LLVMCreateTargetMachine(t, triple, cpu, features, codegen_level(opt), reloc, cm);
+	pthread_mutex_lock(&stderr_lock);
+	fflush(stderr);
+	FILE *cap = tmpfile();
+	int saved = cap ? dup(2) : -1;
+	if (saved >= 0)
+		dup2(fileno(cap), 2);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(t, triple, cpu, features, codegen_level(opt), reloc, cm);
+	char text[4096] = "";
+	if (saved >= 0) {
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		rewind(cap);
+		size_t n = fread(text, 1, sizeof text - 1, cap);
+		text[n] = 0;
+	}
+	if (cap)
+		fclose(cap);
+	pthread_mutex_unlock(&stderr_lock);
+	char *bad = strstr(text, "is not a recognized");
+	if (bad) {
+		/* the offending line, without its newline */
+		char *line = bad;
+		while (line > text && line[-1] != '\n')
+			line--;
+		char *end = strchr(bad, '\n');
+		if (end)
+			*end = 0;
+		set_err(err, cg_fmt("target %s: %s", triple, line));
+		if (tm)
+			LLVMDisposeTargetMachine(tm);
+		return NULL;
+	}
+	if (text[0])
+		fputs(text, stderr);
+	return tm;
+}
+
+/* The triple, CPU and features of a compilation (malloc'd), and the target
+ * machine for them.  Returns NULL with *err set on an unknown triple/CPU. */
+static LLVMTargetMachineRef make_target(const cg_options *o, char **triple, char **cpu,
+                                        char **features, char **err)
+{
+	pthread_once(&targets_once, init_targets);
+	char *host = LLVMGetDefaultTargetTriple();
+	char *host_norm = LLVMNormalizeTargetTriple(host);
+	LLVMDisposeMessage(host);
+	if (o->target && o->target[0]) {
+		char *n = LLVMNormalizeTargetTriple(o->target);
+		*triple = take_msg(n);
+	} else {
+		*triple = cg_strdup(host_norm);
+	}
+	bool is_host = strcmp(*triple, host_norm) == 0;
+	LLVMDisposeMessage(host_norm);
+	*cpu = *features = NULL;
+
+	LLVMTargetRef t;
+	char *msg = NULL;
+	if (LLVMGetTargetFromTriple(*triple, &t, &msg)) {
+		set_err(err, cg_fmt("unknown target '%s': %s", o->target ? o->target : *triple,
+		                    msg ? msg : "no such target"));
+		if (msg)
+			LLVMDisposeMessage(msg);
+		return NULL;
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
+	if (o->cpu && o->cpu[0])
+		*cpu = cg_strdup(o->cpu);
+	else
+		*cpu = is_host ? take_msg(LLVMGetHostCPUName()) : cg_strdup("generic");
+	if (o->features)
+		*features = cg_strdup(o->features);
+	else
+		*features = (!o->cpu && is_host) ? take_msg(LLVMGetHostCPUFeatures()) : cg_strdup("");
+	bool check = (o->cpu && o->cpu[0]) || (o->features && o->features[0]);
+	LLVMTargetMachineRef tm = create_tm_checked(t, *triple, *cpu, *features, o->opt_level,
+	                                            LLVMRelocPIC, LLVMCodeModelDefault, check, err);
+	if (!tm && err && !*err)
+		set_err(err, cg_fmt("cannot create a target machine for %s (cpu %s)", *triple, *cpu));
+	return tm;
+}
+
+/* ------------------------------------------------------------ generate */
+
+void cg_unit_free(cg_unit *u)
+{
+	if (!u)
+		return;
+	if (u->mod)
+		LLVMDisposeModule(u->mod);
+	if (u->tsctx)
+		LLVMOrcDisposeThreadSafeContext(u->tsctx);
+	if (u->tm)
+		LLVMDisposeTargetMachine(u->tm);
+	free(u->triple);
+	free(u->cpu);
+	free(u->features);
+	free(u->descriptor);
+	free(u);
+}
+
+static void ctx_free(cg_ctx *c)
+{
+	if (c->b)
+		LLVMDisposeBuilder(c->b);
+	free(c->const_global);
+	free(c->temp_ptr);
+	free(c->loop_var);
+	free(c->vcache);
+	free(c->vstamp);
+}
+
+/* Builds the kernels and the descriptor into u->mod. */
+static void generate(cg_ctx *c)
+{
+	c->real = c->o->f32 ? LLVMFloatTypeInContext(c->ctx) : LLVMDoubleTypeInContext(c->ctx);
+	c->real_size = c->o->f32 ? 4 : 8;
+	c->i1 = LLVMInt1TypeInContext(c->ctx);
+	c->i8 = LLVMInt8TypeInContext(c->ctx);
+	c->i32 = LLVMInt32TypeInContext(c->ctx);
+	c->i64 = LLVMInt64TypeInContext(c->ctx);
+	c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+	c->void_t = LLVMVoidTypeInContext(c->ctx);
+	c->nids = c->m->next_id > 0 ? c->m->next_id : 1;
+	size_t n = (size_t)c->nids;
+	c->const_global = calloc(n, sizeof *c->const_global);
+	c->temp_ptr = calloc(n, sizeof *c->temp_ptr);
+	c->loop_var = calloc(n, sizeof *c->loop_var);
+	c->vcache = calloc(n, sizeof *c->vcache);
+	c->vstamp = calloc(n, sizeof *c->vstamp);
+	c->stamp = 1;
+	c->b = LLVMCreateBuilderInContext(c->ctx);
+	if (!c->const_global || !c->temp_ptr || !c->loop_var || !c->vcache || !c->vstamp) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	for (int k = 0; k < KER__COUNT; k++)
+		if (c->m->kernels[k]) {
+			if (c->m->kernels[k]->kind != (ir_kernel_kind)k)
+				cg_fail(c, "internal error: kernel %s registered as kind %d", c->m->kernels[k]->name, k);
+			else
+				cg_declare_kernel(c, c->m->kernels[k]);
+		}
+	for (int k = 0; k < KER__COUNT && !c->err; k++)
+		if (c->m->kernels[k])
+			cg_kernel(c, c->m->kernels[k]);
+	if (!c->err)
+		cg_model_descriptor(c);
+}
+
+/* Runs the new pass manager's default pipeline for the opt level, with the
+ * loop and SLP vectorizers on from O2 (the C API leaves them off). */
+static int run_passes(cg_unit *u, char **err)
+{
+	char pipeline[32];
+	snprintf(pipeline, sizeof pipeline, "default<O%d>", u->opt_level);
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	bool vec = u->opt_level >= 2;
+	LLVMPassBuilderOptionsSetLoopVectorization(po, vec);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, vec);
+	LLVMPassBuilderOptionsSetLoopInterleaving(po, vec);
+	LLVMPassBuilderOptionsSetLoopUnrolling(po, u->opt_level >= 2);
+	LLVMErrorRef e = LLVMRunPasses(u->mod, pipeline, u->tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	if (e) {
+		char *m = LLVMGetErrorMessage(e);
+		set_err(err, cg_fmt("internal error: running %s: %s", pipeline, m));
+		LLVMDisposeErrorMessage(m);
+		return -1;
+	}
+	return 0;
+}
+
+cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
+{
+	cg_options defaults = { .opt_level = 2 };
+	if (!o)
+		o = &defaults;
+	if (!m || !m->model || !m->model->name) {
+		set_err(err, cg_strdup("internal error: cg_generate without a model"));
+		return NULL;
+	}
+	cg_unit *u = calloc(1, sizeof *u);
+	if (!u) {
+		set_err(err, NULL);
+		return NULL;
+	}
+	u->opt_level = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
+	u->descriptor = cg_fmt("%s_model", m->model->name);
+	u->tm = make_target(o, &u->triple, &u->cpu, &u->features, err);
+	if (!u->tm || !u->descriptor) {
+		if (u->tm && !u->descriptor)
+			set_err(err, NULL);
+		cg_unit_free(u);
+		return NULL;
+	}
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
+	if (LLVMPointerSize(td) != 8) {
+		set_err(err, cg_fmt("target %s: only 64-bit targets are supported (the chain_model "
+		                    "descriptor is laid out for 64-bit pointers and size_t)", u->triple));
+		LLVMDisposeTargetData(td);
+		cg_unit_free(u);
+		return NULL;
+	}
+	u->tsctx = LLVMOrcCreateNewThreadSafeContext();
+	u->ctx = LLVMOrcThreadSafeContextGetContext(u->tsctx);
+	u->mod = LLVMModuleCreateWithNameInContext(m->model->name, u->ctx);
+	LLVMSetTarget(u->mod, u->triple);
+	LLVMSetModuleDataLayout(u->mod, td);
+
+	cg_ctx c = { .m = m, .o = o, .ctx = u->ctx, .mod = u->mod, .td = td };
+	generate(&c);
+	ctx_free(&c);
+	LLVMDisposeTargetData(td);
+	if (c.err) {
+		set_err(err, c.err);
+		cg_unit_free(u);
+		return NULL;
+	}
+
+	char *msg = NULL;
+	if (LLVMVerifyModule(u->mod, LLVMReturnStatusAction, &msg)) {
+		char *ir = LLVMPrintModuleToString(u->mod);
+		set_err(err, cg_fmt("internal error: generated LLVM IR does not verify:\n%s\n%s", msg, ir));
+		LLVMDisposeMessage(ir);
+		LLVMDisposeMessage(msg);
+		cg_unit_free(u);
+		return NULL;
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
+	if (run_passes(u, err) < 0) {
+		cg_unit_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* ---------------------------------------------------------------- emit */
+
+/* A temporary file beside `path` (so the final rename stays on one file
+ * system): returns its open descriptor and malloc'd name, or -1. */
+static int tmp_beside(const char *path, char **tmp, char **err)
+{
+	*tmp = cg_fmt("%s.tmpXXXXXX", path);
+	if (!*tmp) {
+		set_err(err, NULL);
+		return -1;
+	}
+	int fd = mkstemp(*tmp);
+	if (fd < 0) {
+		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	fchmod(fd, 0644);
+	return fd;
+}
+
+/* Moves a finished temporary file over the destination (ok) or removes it. */
+static int tmp_finish(char *tmp, const char *path, bool ok, char **err)
+{
+	int r = 0;
+	if (ok && rename(tmp, path) != 0) {
+		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+		ok = false;
+	}
+	if (!ok) {
+		unlink(tmp);
+		r = -1;
+	}
+	free(tmp);
+	return r;
+}
+
+/* Opens `path` for writing through a temporary file; cg_file_close commits. */
+FILE *cg_file_open(const char *path, char **tmp, char **err)
+{
+	int fd = tmp_beside(path, tmp, err);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+		close(fd);
+		tmp_finish(*tmp, path, false, err);
+		*tmp = NULL;
+	}
+	return f;
+}
+
+int cg_file_close(FILE *f, char *tmp, const char *path, bool ok, char **err)
+{
+	if (ferror(f))
+		ok = false;
+	if (fclose(f) != 0)
+		ok = false;
+	if (!ok && err && !*err)
+		set_err(err, cg_fmt("%s: write error", path));
+	return tmp_finish(tmp, path, ok, err);
+}
+
+int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
+{
+	if (!u || !u->mod) {
+		set_err(err, cg_strdup("internal error: cg_emit without a module"));
+		return -1;
+	}
+	if (kind == EMIT_HEADER) {
+		set_err(err, cg_strdup("internal error: the header comes from cg_emit_header"));
+		return -1;
+	}
+	char *tmp;
+	int fd = tmp_beside(path, &tmp, err);
+	if (fd < 0)
+		return -1;
+	bool ok = true;
+	char *msg = NULL;
+	switch (kind) {
+	case EMIT_OBJ: case EMIT_ASM: {
+		close(fd);
+		/* codegen rewrites the IR it runs on: emit from a copy, so the unit
+		 * can still be emitted again or handed to the JIT */
+		LLVMModuleRef copy = LLVMCloneModule(u->mod);
+		if (LLVMTargetMachineEmitToFile(u->tm, copy, tmp, kind == EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile,
+		                                &msg)) {
+			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot emit"));
+			ok = false;
+		}
+		LLVMDisposeModule(copy);
+		break;
+	}
+	case EMIT_LLVM:
+		close(fd);
+		if (LLVMPrintModuleToFile(u->mod, tmp, &msg)) {
+			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot write"));
+			ok = false;
+		}
+		break;
+	case EMIT_BC:
+		close(fd);
+		if (LLVMWriteBitcodeToFile(u->mod, tmp)) {
+			set_err(err, cg_fmt("%s: cannot write bitcode", path));
+			ok = false;
+		}
+		break;
+	case EMIT_HEADER:
+		break;
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
+	return tmp_finish(tmp, path, ok, err);
+}

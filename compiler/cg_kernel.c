@@ -1,0 +1,703 @@
+/* cg_kernel.c -- code generation of kernels: signatures, scratch, statements.
+ *
+ * A kernel becomes one function <model>_<name> with the C signature of its
+ * kind (chainc.h's ir_kernel_kind, model.h's chain_kernels_f64/f32): pointer
+ * arguments noalias (readonly when const), size_t and uint64_t as i64.
+ *
+ *   entry:   allocas only (scratch, accumulators), then br start
+ *   start:   zero the scratch, run the body (or the no-grad body)
+ *   exit:    free heap scratch, return the result temp's value
+ *
+ * Loops are counted loops in rotated form (guard, header with an i64 phi,
+ * latch with the increment and the exit test), which is what the loop
+ * vectorizer and LICM expect; bounds are evaluated once at loop entry.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_context.h"
+
+/* Scratch up to this many bytes lives on the stack; more comes from calloc
+ * (kernels are reentrant and thread-safe: never static storage). */
+#define CG_MAX_STACK_SCRATCH 32768
+
+/* What each argument of a kernel is. */
+typedef enum arg_role {
+	A_THETA, A_THETA_RO, A_OBS_RO, A_OBS_W, A_N, A_GRAD, A_OUT, A_SEED, A_FIRST, A_PREFIX, A_END
+} arg_role;
+
+static const arg_role kernel_args[KER__COUNT][7] = {
+	[KER_INIT]         = { A_THETA, A_SEED, A_END },
+	[KER_LOGP]         = { A_THETA_RO, A_OBS_RO, A_END },
+	[KER_LOGP_BATCH]   = { A_THETA_RO, A_OBS_RO, A_N, A_OUT, A_END },
+	[KER_LOGLIK_GRAD]  = { A_THETA_RO, A_OBS_RO, A_N, A_GRAD, A_END },
+	[KER_OBJECTIVE]    = { A_THETA_RO, A_OBS_RO, A_N, A_GRAD, A_END },
+	[KER_SAMPLE]       = { A_THETA_RO, A_SEED, A_FIRST, A_N, A_OBS_W, A_END },
+	[KER_COMPLETE]     = { A_THETA_RO, A_SEED, A_FIRST, A_PREFIX, A_N, A_OBS_W, A_END },
+	[KER_CONDITIONALS] = { A_THETA_RO, A_OBS_RO, A_OUT, A_END },
+};
+
+static const char *const role_names[] = {
+	"theta", "theta", "obs", "obs", "n", "grad", "out", "seed", "first", "prefix",
+};
+
+static bool returns_real(ir_kernel_kind kind)
+{
+	return kind == KER_LOGP || kind == KER_LOGLIK_GRAD || kind == KER_OBJECTIVE;
+}
+
+static bool role_is_ptr(arg_role r)
+{
+	return r == A_THETA || r == A_THETA_RO || r == A_OBS_RO || r == A_OBS_W || r == A_GRAD ||
+	       r == A_OUT;
+}
+
+/* The LLVM function type of a kernel kind. */
+LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind)
+{
+	LLVMTypeRef params[7];
+	unsigned n = 0;
+	for (; kernel_args[kind][n] != A_END; n++)
+		params[n] = role_is_ptr(kernel_args[kind][n]) ? c->ptr : c->i64;
+	return LLVMFunctionType(returns_real(kind) ? c->real : c->void_t, params, n, 0);
+}
+
+static void add_attr(cg_ctx *c, LLVMValueRef fn, unsigned idx, const char *name)
+{
+	unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+	LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+/* Declares <model>_<name> with its signature and argument attributes, so
+ * that the descriptor can point at every kernel before any body exists. */
+void cg_declare_kernel(cg_ctx *c, const ir_kernel *k)
+{
+	char name[512];
+	snprintf(name, sizeof name, "%s_%s", c->m->model->name,
+	         k->name ? k->name : cg_kernel_suffix(k->kind));
+	if (LLVMGetNamedFunction(c->mod, name)) {
+		cg_fail(c, "internal error: two kernels named %s", name);
+		return;
+	}
+	LLVMValueRef fn = LLVMAddFunction(c->mod, name, cg_kernel_type(c, k->kind));
+	add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+	for (unsigned i = 0; kernel_args[k->kind][i] != A_END; i++) {
+		arg_role r = kernel_args[k->kind][i];
+		LLVMValueRef p = LLVMGetParam(fn, i);
+		LLVMSetValueName2(p, role_names[r], strlen(role_names[r]));
+		if (!role_is_ptr(r))
+			continue;
+		add_attr(c, fn, i + 1, "noalias");
+		add_attr(c, fn, i + 1, "nocapture");
+		if (r == A_THETA_RO || r == A_OBS_RO)
+			add_attr(c, fn, i + 1, "readonly");
+	}
+	c->kernel_fn[k->kind] = fn;
+}
+
+/* ------------------------------------------------------------ scanning */
+
+/* Which buffers a kernel touches: its TEMP buffers (whatever kernel->temps
+ * says: any TEMP it references gets scratch) and whether it uses GRAD. */
+typedef struct kernel_scan {
+	bool *seen;          /* by buf id */
+	bool *done;          /* by val id: walked */
+	ptrvec temps;        /* malloc'd items */
+	bool uses_grad;
+	bool oom;
+} kernel_scan;
+
+static void scan_buf(cg_ctx *c, kernel_scan *s, const ir_buf *b)
+{
+	if (!b || b->id < 0 || b->id >= c->nids || s->seen[b->id])
+		return;
+	s->seen[b->id] = true;
+	if (b->cls == BUF_GRAD)
+		s->uses_grad = true;
+	if (b->cls != BUF_TEMP)
+		return;
+	if (s->temps.len == s->temps.cap) {
+		size_t cap = s->temps.cap ? 2 * s->temps.cap : 16;
+		void **items = realloc(s->temps.items, cap * sizeof *items);
+		if (!items) {
+			s->oom = true;
+			return;
+		}
+		s->temps.items = items;
+		s->temps.cap = cap;
+	}
+	s->temps.items[s->temps.len++] = (void *)b;
+}
+
+static void scan_idx(cg_ctx *c, kernel_scan *s, const ir_idx *x)
+{
+	if (!x)
+		return;
+	if (x->kind == IX_ADD || x->kind == IX_SUB || x->kind == IX_MUL) {
+		scan_idx(c, s, x->u.bin.a);
+		scan_idx(c, s, x->u.bin.b);
+	} else if (x->kind == IX_LOAD) {
+		scan_buf(c, s, x->u.load.buf);
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			scan_idx(c, s, x->u.load.idx[i]);
+	}
+}
+
+static void scan_val(cg_ctx *c, kernel_scan *s, const ir_val *v)
+{
+	if (!v)
+		return;
+	if (v->id >= 0 && v->id < c->nids) {
+		if (s->done[v->id])
+			return;
+		s->done[v->id] = true;
+	}
+	switch (v->kind) {
+	case V_READ:
+		scan_buf(c, s, v->u.read.buf);
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			scan_idx(c, s, v->u.read.idx[i]);
+		break;
+	case V_OP:
+		for (int i = 0; i < 3; i++)
+			scan_val(c, s, v->u.op.a[i]);
+		break;
+	case V_INT: scan_idx(c, s, v->u.idx); break;
+	case V_DRAW:
+		scan_idx(c, s, v->u.draw.a);
+		scan_idx(c, s, v->u.draw.b);
+		break;
+	case V_STOP: scan_val(c, s, v->u.stop); break;
+	case V_CONST: break;
+	}
+}
+
+static void scan_loop(cg_ctx *c, kernel_scan *s, const ir_loop *l)
+{
+	if (l) {
+		scan_idx(c, s, l->lo);
+		scan_idx(c, s, l->hi);
+	}
+}
+
+static void scan_block(cg_ctx *c, kernel_scan *s, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *st = b->stmts.items[i];
+		switch (st->kind) {
+		case S_SET: case S_SUM: case S_MAX: case S_ADD:
+			for (int j = 0; j < st->nloops; j++)
+				scan_loop(c, s, st->loops[j]);
+			for (int j = 0; j < st->nassigns; j++) {
+				scan_buf(c, s, st->assigns[j].buf);
+				for (int r = 0; r < IR_MAX_RANK; r++)
+					scan_idx(c, s, st->assigns[j].idx[r]);
+				scan_val(c, s, st->assigns[j].val);
+			}
+			break;
+		case S_FOR:
+			scan_loop(c, s, st->loop);
+			scan_block(c, s, &st->body);
+			break;
+		case S_IF_GE:
+			scan_idx(c, s, st->a);
+			scan_idx(c, s, st->b);
+			scan_block(c, s, &st->body);
+			break;
+		}
+	}
+}
+
+/* ---------------------------------------------------- reads-after-write */
+
+static bool idx_reads(const ir_idx *x, const ir_buf *b)
+{
+	if (!x)
+		return false;
+	if (x->kind == IX_ADD || x->kind == IX_SUB || x->kind == IX_MUL)
+		return idx_reads(x->u.bin.a, b) || idx_reads(x->u.bin.b, b);
+	if (x->kind == IX_LOAD) {
+		if (x->u.load.buf == b)
+			return true;
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			if (idx_reads(x->u.load.idx[i], b))
+				return true;
+	}
+	return false;
+}
+
+/* Whether v reads buffer b anywhere (a DAG walk, each node once: `seen`
+ * is a scratch array by val id, cleared by the caller). */
+static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
+{
+	if (!v)
+		return false;
+	if (v->id >= 0 && v->id < c->nids) {
+		if (seen[v->id])
+			return false;
+		seen[v->id] = true;
+	}
+	switch (v->kind) {
+	case V_READ:
+		if (v->u.read.buf == b)
+			return true;
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			if (idx_reads(v->u.read.idx[i], b))
+				return true;
+		return false;
+	case V_OP:
+		for (int i = 0; i < 3; i++)
+			if (val_reads(c, v->u.op.a[i], b, seen))
+				return true;
+		return false;
+	case V_INT: return idx_reads(v->u.idx, b);
+	case V_DRAW: return idx_reads(v->u.draw.a, b) || idx_reads(v->u.draw.b, b);
+	case V_STOP: return val_reads(c, v->u.stop, b, seen);
+	case V_CONST: return false;
+	}
+	return false;
+}
+
+/* Whether an assignment after the j-th of s reads what the j-th writes:
+ * then values cached before the j-th store are stale after it. */
+static bool later_reads(cg_ctx *c, const ir_stmt *s, int j)
+{
+	const ir_buf *b = s->assigns[j].buf;
+	bool *seen = calloc((size_t)c->nids, sizeof *seen);
+	if (!seen)
+		return true; /* dropping the cache is always safe */
+	bool r = false;
+	for (int k = j + 1; k < s->nassigns && !r; k++) {
+		r = val_reads(c, s->assigns[k].val, b, seen);
+		for (int i = 0; i < IR_MAX_RANK && !r; i++)
+			r = idx_reads(s->assigns[k].idx[i], b);
+	}
+	free(seen);
+	return r;
+}
+
+/* --------------------------------------------------------------- loops */
+
+typedef struct cg_loop {
+	const ir_loop *l;
+	LLVMBasicBlockRef header, exit;
+	LLVMValueRef iv, lo, hi, saved;
+	bool reverse;
+} cg_loop;
+
+/* An alloca in the entry block (so mem2reg promotes it), whatever block
+ * the builder is in. */
+static LLVMValueRef entry_alloca(cg_ctx *c, LLVMTypeRef ty, const char *name)
+{
+	LLVMBuilderRef ab = LLVMCreateBuilderInContext(c->ctx);
+	LLVMPositionBuilderBefore(ab, LLVMGetBasicBlockTerminator(c->entry));
+	LLVMValueRef a = LLVMBuildAlloca(ab, ty, name);
+	LLVMDisposeBuilder(ab);
+	return a;
+}
+
+/* Opens `for l in [lo, hi)` (or hi-1 down to lo): guard, then the header
+ * with the counter as a phi; the caller emits the body after this. */
+static void loop_open(cg_ctx *c, cg_loop *st, const ir_loop *l, LLVMValueRef lo, LLVMValueRef hi,
+                      bool reverse)
+{
+	memset(st, 0, sizeof *st);
+	st->l = l;
+	st->lo = lo;
+	st->hi = hi;
+	st->reverse = reverse;
+	const char *name = l && l->name ? l->name : "i";
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	st->header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+	st->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "");
+	LLVMValueRef start = reverse ? LLVMBuildNSWSub(c->b, hi, cg_i64(c, 1), "") : lo;
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), st->header, st->exit);
+	LLVMPositionBuilderAtEnd(c->b, st->header);
+	st->iv = LLVMBuildPhi(c->b, c->i64, name);
+	LLVMAddIncoming(st->iv, &start, &pre, 1);
+	if (l && l->id >= 0 && l->id < c->nids) {
+		st->saved = c->loop_var[l->id];
+		c->loop_var[l->id] = st->iv;
+	} else {
+		cg_fail(c, "internal error: a loop unknown to the module");
+	}
+}
+
+/* Closes a loop opened by loop_open: increment (or decrement), exit test,
+ * and the builder continues after the loop. */
+static void loop_close(cg_ctx *c, cg_loop *st)
+{
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef next, more;
+	if (st->reverse) {
+		next = LLVMBuildNSWSub(c->b, st->iv, cg_i64(c, 1), "");
+		more = LLVMBuildICmp(c->b, LLVMIntSGT, st->iv, st->lo, "");
+	} else {
+		next = LLVMBuildNSWAdd(c->b, st->iv, cg_i64(c, 1), "");
+		more = LLVMBuildICmp(c->b, LLVMIntSLT, next, st->hi, "");
+	}
+	LLVMBuildCondBr(c->b, more, st->header, st->exit);
+	LLVMAddIncoming(st->iv, &next, &latch, 1);
+	LLVMMoveBasicBlockAfter(st->exit, latch);
+	LLVMPositionBuilderAtEnd(c->b, st->exit);
+	if (st->l && st->l->id >= 0 && st->l->id < c->nids)
+		c->loop_var[st->l->id] = st->saved;
+}
+
+static void open_stmt_loop(cg_ctx *c, cg_loop *st, const ir_loop *l)
+{
+	if (!l) {
+		cg_fail(c, "internal error: missing loop");
+		l = NULL;
+	}
+	LLVMValueRef lo = l ? cg_idx(c, l->lo) : cg_i64(c, 0);
+	LLVMValueRef hi = l ? cg_idx(c, l->hi) : cg_i64(c, 0);
+	loop_open(c, st, l, lo, hi, false);
+}
+
+/* ---------------------------------------------------------- statements */
+
+static void cg_block(cg_ctx *c, const ir_block *b);
+
+static void store_elt(cg_ctx *c, LLVMValueRef v, LLVMValueRef p)
+{
+	LLVMValueRef s = LLVMBuildStore(c->b, v, p);
+	LLVMSetAlignment(s, (unsigned)c->real_size);
+}
+
+static LLVMValueRef load_real(cg_ctx *c, LLVMValueRef p)
+{
+	LLVMValueRef v = LLVMBuildLoad2(c->b, c->real, p, "");
+	LLVMSetAlignment(v, (unsigned)c->real_size);
+	return v;
+}
+
+/* The assignments of s in order, in the current (innermost) body. */
+static void emit_assigns(cg_ctx *c, const ir_stmt *s)
+{
+	cg_cache_drop(c);
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		if (a->buf && a->buf->cls == BUF_CONST) {
+			cg_fail(c, "internal error: a store to constant buffer %s", a->buf->name);
+			continue;
+		}
+		LLVMValueRef v = cg_val(c, a->val);
+		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+		if (s->kind == S_ADD)
+			v = LLVMBuildFAdd(c->b, load_real(c, p), v, "");
+		store_elt(c, v, p);
+		if (j + 1 < s->nassigns && later_reads(c, s, j))
+			cg_cache_drop(c);
+	}
+	cg_cache_drop(c);
+}
+
+/* S_SET, S_SUM, S_MAX, S_ADD: the free loops, then either the assignments,
+ * or (reductions) an accumulator in a register-promotable alloca, the
+ * reduction loops adding into it, and one store per free iteration. */
+static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
+{
+	if (s->nassigns < 1 || !s->assigns)
+		return;
+	int nloops = s->nloops > 0 ? s->nloops : 0;
+	bool reduce = s->kind == S_SUM || s->kind == S_MAX;
+	int nfree = reduce ? s->nfree : nloops;
+	if (nfree < 0 || nfree > nloops) {
+		cg_fail(c, "internal error: a statement with %d free loops of %d", nfree, nloops);
+		return;
+	}
+	cg_loop *st = calloc((size_t)nloops + 1, sizeof *st);
+	if (!st) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	for (int i = 0; i < nfree; i++)
+		open_stmt_loop(c, &st[i], s->loops[i]);
+	if (!reduce || nfree == nloops) {
+		/* a reduction over no loops is its one term */
+		emit_assigns(c, s);
+	} else {
+		const ir_assign *a = &s->assigns[0];
+		LLVMValueRef acc = entry_alloca(c, c->real, "acc");
+		store_elt(c, cg_real_const(c, s->kind == S_SUM ? 0.0 : -INFINITY), acc);
+		for (int i = nfree; i < nloops; i++)
+			open_stmt_loop(c, &st[i], s->loops[i]);
+		cg_cache_drop(c);
+		LLVMValueRef v = cg_val(c, a->val);
+		LLVMValueRef old = load_real(c, acc);
+		LLVMValueRef args[2] = { old, v };
+		LLVMValueRef nv = s->kind == S_SUM ? LLVMBuildFAdd(c->b, old, v, "")
+		                                   : cg_call_intrinsic(c, "llvm.maxnum", args, 2);
+		store_elt(c, nv, acc);
+		cg_cache_drop(c);
+		for (int i = nloops - 1; i >= nfree; i--)
+			loop_close(c, &st[i]);
+		store_elt(c, load_real(c, acc), cg_addr(c, a->buf, a->idx));
+		if (s->nassigns > 1)
+			cg_fail(c, "internal error: a reduction with %d assignments", s->nassigns);
+	}
+	for (int i = nfree - 1; i >= 0; i--)
+		loop_close(c, &st[i]);
+	free(st);
+}
+
+/* S_FOR: one loop around a block; a rows loop runs over [0, n) (n = 1 in
+ * kernels without an n argument) and moves the row pointer. */
+static void cg_for(cg_ctx *c, const ir_stmt *s)
+{
+	const ir_loop *l = s->loop;
+	if (!l) {
+		cg_fail(c, "internal error: S_FOR without a loop");
+		return;
+	}
+	LLVMValueRef lo, hi;
+	if (l->is_rows) {
+		lo = cg_i64(c, 0);
+		hi = c->n ? c->n : cg_i64(c, 1);
+	} else {
+		lo = cg_idx(c, l->lo);
+		hi = cg_idx(c, l->hi);
+	}
+	cg_loop st;
+	loop_open(c, &st, l, lo, hi, l->reverse || s->reverse);
+	cg_row saved = c->row;
+	if (l->is_rows) {
+		c->row.r = st.iv;
+		if (c->obs) {
+			LLVMValueRef off = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, c->m->model->obs_size), "");
+			c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
+		}
+	}
+	cg_block(c, &s->body);
+	c->row = saved;
+	loop_close(c, &st);
+}
+
+/* S_IF_GE: if (a >= b) body, on signed i64. */
+static void cg_if_ge(cg_ctx *c, const ir_stmt *s)
+{
+	LLVMValueRef a = cg_idx(c, s->a), b = cg_idx(c, s->b);
+	LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "then");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "endif");
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, a, b, ""), then, done);
+	LLVMPositionBuilderAtEnd(c->b, then);
+	cg_block(c, &s->body);
+	LLVMBuildBr(c->b, done);
+	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+static void cg_block(cg_ctx *c, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (!s)
+			continue;
+		switch (s->kind) {
+		case S_SET: case S_SUM: case S_MAX: case S_ADD: cg_assign_stmt(c, s); break;
+		case S_FOR: cg_for(c, s); break;
+		case S_IF_GE: cg_if_ge(c, s); break;
+		default: cg_fail(c, "internal error: bad statement kind %d", (int)s->kind); break;
+		}
+	}
+}
+
+/* ------------------------------------------------------------- kernels */
+
+/* The value of a result buffer (a rank-0 TEMP; element 0 of anything else). */
+static LLVMValueRef result_value(cg_ctx *c, const ir_buf *r)
+{
+	if (!r)
+		return cg_real_const(c, 0);
+	ir_idx zero = { .kind = IX_CONST };
+	ir_idx *idx[IR_MAX_RANK] = { &zero, &zero, &zero };
+	return load_real(c, cg_addr(c, r, idx));
+}
+
+static LLVMValueRef call_c(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                           unsigned n, LLVMValueRef *args)
+{
+	LLVMTypeRef ty;
+	LLVMValueRef fn = cg_runtime_fn(c, name, ret, params, n, false, &ty);
+	return LLVMBuildCall2(c->b, ty, fn, args, n, "");
+}
+
+/* Emits the body of kernel k into its declared function. */
+void cg_kernel(cg_ctx *c, const ir_kernel *k)
+{
+	LLVMValueRef fn = c->kernel_fn[k->kind];
+	if (!fn)
+		return;
+	c->k = k;
+	c->fn = fn;
+	c->theta = c->obs = c->n = c->grad = c->out = c->seed = c->first = c->prefix = NULL;
+	for (unsigned i = 0; kernel_args[k->kind][i] != A_END; i++) {
+		LLVMValueRef p = LLVMGetParam(fn, i);
+		switch (kernel_args[k->kind][i]) {
+		case A_THETA: case A_THETA_RO: c->theta = p; break;
+		case A_OBS_RO: case A_OBS_W: c->obs = p; break;
+		case A_N: c->n = p; break;
+		case A_GRAD: c->grad = p; break;
+		case A_OUT: c->out = p; break;
+		case A_SEED: c->seed = p; break;
+		case A_FIRST: c->first = p; break;
+		case A_PREFIX: c->prefix = p; break;
+		case A_END: break;
+		}
+	}
+	memset(c->loop_var, 0, (size_t)c->nids * sizeof *c->loop_var);
+	memset(c->temp_ptr, 0, (size_t)c->nids * sizeof *c->temp_ptr);
+	c->row.ptr = c->obs;
+	c->row.r = NULL;
+	cg_cache_drop(c);
+
+	/* which scratch the kernel needs */
+	kernel_scan sc = { 0 };
+	sc.seen = calloc((size_t)c->nids, sizeof *sc.seen);
+	sc.done = calloc((size_t)c->nids, sizeof *sc.done);
+	if (!sc.seen || !sc.done) {
+		free(sc.seen);
+		free(sc.done);
+		cg_fail(c, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < k->temps.len; i++)
+		scan_buf(c, &sc, k->temps.items[i]);
+	scan_block(c, &sc, &k->body);
+	scan_block(c, &sc, &k->nograd_body);
+	scan_buf(c, &sc, k->result);
+	scan_buf(c, &sc, k->nograd_result);
+	bool has_nograd = k->kind == KER_OBJECTIVE && (k->nograd_body.stmts.len || k->nograd_result);
+	/* an objective without a no-grad variant gets a scratch gradient when
+	 * called with grad == NULL, so "grad may be NULL" always holds */
+	bool grad_scratch = k->kind == KER_OBJECTIVE && !has_nograd && sc.uses_grad;
+	int64_t total = 0;
+	int64_t *off = calloc(sc.temps.len + 1, sizeof *off);
+	for (size_t i = 0; off && i < sc.temps.len; i++) {
+		const ir_buf *b = sc.temps.items[i];
+		off[i] = total;
+		int64_t sz = b->size > 0 ? b->size : 1;
+		total += (sz + 7) & ~(int64_t)7;  /* 8 reals apart: vector-aligned */
+	}
+	if (!off || sc.oom)
+		cg_fail(c, "out of memory");
+
+	bool ret_real = returns_real(k->kind);
+	c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+	LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+	LLVMPositionBuilderAtEnd(c->b, c->entry);
+	LLVMBuildBr(c->b, start);
+	LLVMPositionBuilderAtEnd(c->b, start);
+	LLVMValueRef failed = ret_real ? cg_real_const(c, NAN) : NULL;
+
+	/* scratch: zeroed, on the stack when small, else calloc'd */
+	LLVMValueRef heap = NULL;
+	uint64_t bytes = (uint64_t)total * (uint64_t)c->real_size;
+	if (total > 0 && off) {
+		LLVMValueRef region;
+		if (bytes <= CG_MAX_STACK_SCRATCH) {
+			region = entry_alloca(c, LLVMArrayType2(c->real, (uint64_t)total), "scratch");
+			LLVMSetAlignment(region, 64);
+			LLVMBuildMemSet(c->b, region, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)bytes), 64);
+		} else {
+			LLVMTypeRef pt[2] = { c->i64, c->i64 };
+			LLVMValueRef args[2] = { cg_i64(c, total), cg_i64(c, c->real_size) };
+			region = heap = call_c(c, "calloc", c->ptr, pt, 2, args);
+			LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "scratch.ok");
+			LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "scratch.oom");
+			LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, heap, ""), oom, ok);
+			LLVMPositionBuilderAtEnd(c->b, oom);
+			if (ret_real)
+				LLVMBuildRet(c->b, failed);
+			else
+				LLVMBuildRetVoid(c->b);
+			LLVMPositionBuilderAtEnd(c->b, ok);
+		}
+		for (size_t i = 0; i < sc.temps.len; i++) {
+			const ir_buf *b = sc.temps.items[i];
+			LLVMValueRef o = cg_i64(c, off[i]);
+			c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, region, &o, 1, b->name);
+		}
+	}
+
+	LLVMValueRef grad_tmp = NULL, grad_null = NULL;
+	if (grad_scratch) {
+		grad_null = LLVMBuildIsNull(c->b, c->grad, "");
+		LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+		LLVMBasicBlockRef mk = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.scratch");
+		LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.ready");
+		LLVMBuildCondBr(c->b, grad_null, mk, join);
+		LLVMPositionBuilderAtEnd(c->b, mk);
+		LLVMTypeRef pt[2] = { c->i64, c->i64 };
+		int64_t np = c->m->model->num_params > 0 ? c->m->model->num_params : 1;
+		LLVMValueRef args[2] = { cg_i64(c, np), cg_i64(c, c->real_size) };
+		LLVMValueRef g = call_c(c, "calloc", c->ptr, pt, 2, args);
+		LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.oom");
+		LLVMBasicBlockRef mk_ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.scratch.ok");
+		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, g, ""), oom, mk_ok);
+		LLVMPositionBuilderAtEnd(c->b, oom);
+		if (heap) {
+			LLVMTypeRef fpt = c->ptr;
+			call_c(c, "free", c->void_t, &fpt, 1, &heap);
+		}
+		LLVMBuildRet(c->b, failed);
+		LLVMPositionBuilderAtEnd(c->b, mk_ok);
+		LLVMBuildBr(c->b, join);
+		LLVMPositionBuilderAtEnd(c->b, join);
+		LLVMValueRef phi = LLVMBuildPhi(c->b, c->ptr, "grad");
+		LLVMValueRef in[2] = { c->grad, g };
+		LLVMBasicBlockRef from[2] = { pre, mk_ok };
+		LLVMAddIncoming(phi, in, from, 2);
+		c->grad = phi;
+		grad_tmp = g;
+	}
+
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "exit");
+	LLVMValueRef rv[2];
+	LLVMBasicBlockRef rb[2];
+	int nr = 0;
+	if (has_nograd) {
+		LLVMBasicBlockRef with = LLVMAppendBasicBlockInContext(c->ctx, fn, "with_grad");
+		LLVMBasicBlockRef without = LLVMAppendBasicBlockInContext(c->ctx, fn, "without_grad");
+		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grad, ""), without, with);
+		LLVMPositionBuilderAtEnd(c->b, with);
+		cg_block(c, &k->body);
+		rv[nr] = ret_real ? result_value(c, k->result) : NULL;
+		rb[nr++] = LLVMGetInsertBlock(c->b);
+		LLVMBuildBr(c->b, exit);
+		LLVMPositionBuilderAtEnd(c->b, without);
+		cg_block(c, &k->nograd_body);
+		rv[nr] = ret_real ? result_value(c, k->nograd_result) : NULL;
+	} else {
+		cg_block(c, &k->body);
+		rv[nr] = ret_real ? result_value(c, k->result) : NULL;
+	}
+	rb[nr++] = LLVMGetInsertBlock(c->b);
+	LLVMBuildBr(c->b, exit);
+	LLVMMoveBasicBlockAfter(exit, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, exit);
+	LLVMValueRef r = NULL;
+	if (ret_real) {
+		r = LLVMBuildPhi(c->b, c->real, "result");
+		LLVMAddIncoming(r, rv, rb, (unsigned)nr);
+	}
+	LLVMTypeRef fpt = c->ptr;
+	if (heap)
+		call_c(c, "free", c->void_t, &fpt, 1, &heap);
+	if (grad_tmp) {
+		LLVMValueRef p = LLVMBuildSelect(c->b, grad_null, c->grad, LLVMConstNull(c->ptr), "");
+		call_c(c, "free", c->void_t, &fpt, 1, &p);
+	}
+	if (ret_real)
+		LLVMBuildRet(c->b, r);
+	else
+		LLVMBuildRetVoid(c->b);
+
+	free(off);
+	free(sc.seen);
+	free(sc.done);
+	free(sc.temps.items);
+	c->k = NULL;
+}

@@ -1,0 +1,61 @@
+/* check_internal.h -- what check.c, check_expr.c and order.c share. */
+#ifndef CHECK_INTERNAL_H
+#define CHECK_INTERNAL_H
+
+#include "chainc.h"
+
+/* A chain of name tables: the model's names at the bottom, index variables
+ * and family arguments above. */
+typedef struct scope {
+	struct scope *parent;
+	ptrvec syms;
+} scope;
+
+typedef struct checker {
+	diag_ctx *d;
+	arena *a;
+	model *m;
+	scope global;
+	uint32_t model_file;
+	bool in_stdlib;
+	decl *order_decl;
+	ptrvec conds;          /* decl* of the conditionals */
+	size_t lets_visible;   /* while checking lets: how many are declared so far */
+} checker;
+
+/* Where an expression stands: what it may refer to. */
+typedef enum ctx_where {
+	CTX_LET,            /* a model-level let */
+	CTX_COND,           /* the arguments of a conditional */
+	CTX_OBJECTIVE,      /* the objective (params, consts, dims) */
+	CTX_FAMILY_LOGP,    /* a family's logp(v) */
+	CTX_FAMILY_SAMPLE,  /* a family's sample block */
+} ctx_where;
+
+typedef struct ctx {
+	ctx_where where;
+	scope *scope;
+	sym *pos;           /* the position index (i), or NULL */
+	int depth;
+} ctx;
+
+sym *scope_lookup(const scope *s, const char *name);
+sym *scope_add(checker *c, scope *s, sym_kind kind, const char *name, span where);
+bool eval_num(checker *c, const expr *e, double *out, const char *what);
+bool eval_int(checker *c, const expr *e, int64_t *out, const char *what);
+int64_t shape_size(const shape *s);
+char *shape_str(arena *a, const shape *s);
+bool builtin_is_elementwise(int fn);
+
+/* check_expr.c */
+bool check_expr(checker *c, ctx *x, expr *e);
+void check_lets(checker *c);
+void check_objective(checker *c);
+/* Checks `var[i] ~ family(args)` and the family's body for these arguments. */
+void check_family_call(checker *c, ctx *x, sym *var, expr *call);
+
+/* order.c */
+void check_order(checker *c);
+void check_causality_all(checker *c);
+
+#endif

@@ -1,0 +1,19 @@
+/* cmd.h -- the commands of the chain CLI that run a compiled model.
+ *
+ * main.c parses the model-related flags (the model file, -D, --precision,
+ * -O), compiles the model in-process (JIT) and hands the rest of the
+ * command line to one of these.  Each returns the process exit status:
+ * 0 on success, 1 on bad input (with a message on stderr naming the
+ * file/flag and what is wrong), never crashing.
+ */
+#ifndef CMD_H
+#define CMD_H
+
+#include "chain/model.h"
+
+/* argv[0] is the command name; argv[1..argc-1] the flags still to parse. */
+int cmd_train(const chain_model *m, int argc, char **argv);
+int cmd_eval(const chain_model *m, int argc, char **argv);
+int cmd_sample(const chain_model *m, int argc, char **argv);
+
+#endif

@@ -1,0 +1,1347 @@
+/* lower.c -- from the checked model to the IR: buffers, statements, kernels.
+ *
+ * An expression of shape [d0, d1] is lowered to one scalar ir_val in which
+ * the placeholder loops ph[0], ph[1] stand for the element's indices
+ * (index notation).  Elementwise operations simply build bigger scalar
+ * expressions, so they fuse; reductions, matrix products, lets and sums
+ * are materialized into temp buffers by statements, placed in the stage
+ * their inputs allow (see lower_internal.h): what depends on params only
+ * runs once per call, what depends on the position runs per position.
+ *
+ * `sum(j before i) f(j)` is where orders pay off: when f does not depend
+ * on i it becomes a prefix scan, an accumulator advanced after each
+ * position (O(n) in all); otherwise it is a triangular sum over the
+ * earlier positions.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/rng.h"
+#include "check_internal.h"
+#include "lower_internal.h"
+
+enum { ST_THETA, ST_ROW, ST_POS };
+
+typedef struct tval {
+	shape sh;
+	ir_val *v;
+} tval;
+
+/* A name bound while lowering: an index variable, a family argument or a
+ * family size. */
+typedef struct binding {
+	const char *name;
+	ir_idx *idx;         /* index variable */
+	tval val;            /* family argument */
+	bool is_val;
+	struct binding *next;
+} binding;
+
+typedef struct let_entry {
+	const sym *let;
+	const segment *seg;
+	tval val;
+} let_entry;
+
+typedef struct lowerer {
+	diag_ctx *d;
+	ir_module *m;
+	arena *a;
+	const model *mod;
+	lowered *low;
+	ir_loop *ph[SHAPE_MAX_RANK];
+	segment *seg;           /* the segment being lowered, or NULL */
+	binding *env;
+	bool in_family;
+	uint32_t draws;         /* draws so far in the family's sampler */
+	ptrvec lets;            /* let_entry* */
+	int *stage;             /* per buffer id: its stage (TEMP) */
+	int stage_cap;
+	ptrvec open_loops;      /* loops of sums being lowered: no materialization may use them */
+	ir_buf **var_buf;       /* per sym of params/data/inputs/consts: by position in all_syms */
+	ptrvec all_syms;
+	bool failed;
+} lowerer;
+
+/* ------------------------------------------------------------ helpers */
+
+static void not_supported(lowerer *L, span where, const char *what)
+{
+	diag_error(L->d, where, "not supported yet: %s", what);
+	L->failed = true;
+}
+
+static void set_stage(lowerer *L, ir_buf *b, int st)
+{
+	if (b->id >= L->stage_cap) {
+		int cap = (b->id + 1) * 2;
+		L->stage = realloc(L->stage, (size_t)cap * sizeof(int));
+		for (int i = L->stage_cap; i < cap; i++)
+			L->stage[i] = ST_THETA;
+		L->stage_cap = cap;
+	}
+	L->stage[b->id] = st;
+}
+
+static int buf_stage(lowerer *L, const ir_buf *b)
+{
+	switch (b->cls) {
+	case BUF_THETA: case BUF_CONST: case BUF_GRAD: return ST_THETA;
+	case BUF_OBS: case BUF_OUT: return ST_ROW;
+	case BUF_TEMP: return b->id < L->stage_cap ? L->stage[b->id] : ST_THETA;
+	}
+	return ST_POS;
+}
+
+static bool is_pos_loop(lowerer *L, const ir_loop *l)
+{
+	for (int s = 0; s < L->low->nsegs; s++)
+		if (L->low->segs[s].k == l)
+			return true;
+	return false;
+}
+
+static int idx_stage(lowerer *L, const ir_idx *i)
+{
+	if (!i)
+		return ST_THETA;
+	switch (i->kind) {
+	case IX_CONST: return ST_THETA;
+	case IX_LOOP: return is_pos_loop(L, i->u.loop) ? ST_POS : ST_THETA;
+	case IX_ADD: case IX_SUB: case IX_MUL: {
+		int a = idx_stage(L, i->u.bin.a), b = idx_stage(L, i->u.bin.b);
+		return a > b ? a : b;
+	}
+	case IX_LOAD: {
+		int s = buf_stage(L, i->u.load.buf);
+		for (int k = 0; k < i->u.load.buf->rank; k++) {
+			int t = idx_stage(L, i->u.load.idx[k]);
+			if (t > s)
+				s = t;
+		}
+		return s;
+	}
+	case IX_ROW: return ST_ROW;
+	case IX_PREFIX: return ST_POS;
+	}
+	return ST_POS;
+}
+
+static int val_stage(lowerer *L, const ir_val *v)
+{
+	int s = ST_THETA, t;
+	switch (v->kind) {
+	case V_CONST: return ST_THETA;
+	case V_INT: return idx_stage(L, v->u.idx);
+	case V_DRAW: return ST_POS;
+	case V_STOP: return val_stage(L, v->u.stop);
+	case V_READ:
+		s = buf_stage(L, v->u.read.buf);
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			if ((t = idx_stage(L, v->u.read.idx[k])) > s)
+				s = t;
+		return s;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if ((t = val_stage(L, v->u.op.a[k])) > s)
+				s = t;
+		return s;
+	}
+	return ST_POS;
+}
+
+static bool idx_uses_loop(const ir_idx *i, const ir_loop *l)
+{
+	if (!i)
+		return false;
+	switch (i->kind) {
+	case IX_LOOP: return i->u.loop == l;
+	case IX_ADD: case IX_SUB: case IX_MUL: return idx_uses_loop(i->u.bin.a, l) || idx_uses_loop(i->u.bin.b, l);
+	case IX_LOAD:
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			if (idx_uses_loop(i->u.load.idx[k], l))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
+static bool val_uses_loop(const ir_val *v, const ir_loop *l)
+{
+	switch (v->kind) {
+	case V_INT: return idx_uses_loop(v->u.idx, l);
+	case V_DRAW: return idx_uses_loop(v->u.draw.a, l) || idx_uses_loop(v->u.draw.b, l);
+	case V_STOP: return val_uses_loop(v->u.stop, l);
+	case V_READ:
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			if (idx_uses_loop(v->u.read.idx[k], l))
+				return true;
+		return false;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (val_uses_loop(v->u.op.a[k], l))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
+/* ------------------------------------------------------- substitution */
+
+ir_idx *subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n)
+{
+	if (!i)
+		return NULL;
+	switch (i->kind) {
+	case IX_LOOP:
+		for (int k = 0; k < n; k++)
+			if (from[k] == i->u.loop)
+				return to[k];
+		return i;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		return ir_idx_bin(m, i->kind, subst_idx(m, i->u.bin.a, from, to, n), subst_idx(m, i->u.bin.b, from, to, n));
+	case IX_LOAD: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			idx[k] = subst_idx(m, i->u.load.idx[k], from, to, n);
+		return ir_idx_load(m, i->u.load.buf, idx);
+	}
+	default:
+		return i;
+	}
+}
+
+ir_val *subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n)
+{
+	switch (v->kind) {
+	case V_CONST:
+		return v;
+	case V_INT:
+		return ir_int(m, subst_idx(m, v->u.idx, from, to, n));
+	case V_DRAW:
+		return ir_draw(m, v->u.draw.kind, v->u.draw.stream, subst_idx(m, v->u.draw.a, from, to, n),
+		               subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c);
+	case V_STOP:
+		return ir_stop(m, subst_val(m, v->u.stop, from, to, n));
+	case V_READ: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			idx[k] = subst_idx(m, v->u.read.idx[k], from, to, n);
+		return ir_read(m, v->u.read.buf, idx);
+	}
+	case V_OP: {
+		ir_val *a[3] = {0};
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			a[k] = subst_val(m, v->u.op.a[k], from, to, n);
+		return ir_op(m, v->u.op.op, a[0], a[1], a[2]);
+	}
+	}
+	return v;
+}
+
+ir_buf *temp_scalar(ir_module *m, const char *name)
+{
+	return ir_buf_new(m, name, BUF_TEMP, 0, NULL);
+}
+
+/* Loops over every element of a buffer, fresh. */
+static int buf_loops(ir_module *m, const ir_buf *b, ir_loop **loops, ir_idx **idx)
+{
+	static const char *names[] = {"r0", "r1", "r2"};
+	for (int k = 0; k < b->rank; k++) {
+		loops[k] = ir_loop_new(m, names[k], ir_idx_const(m, 0), ir_idx_const(m, b->dims[k]));
+		idx[k] = ir_idx_loop(m, loops[k]);
+	}
+	return b->rank;
+}
+
+ir_stmt *stmt_fill(ir_module *m, ir_buf *b, ir_val *value)
+{
+	ir_loop *loops[IR_MAX_RANK];
+	ir_idx *idx[IR_MAX_RANK] = {0};
+	int n = buf_loops(m, b, loops, idx);
+	return ir_assign_stmt(m, S_SET, loops, n, n, b, idx, value);
+}
+
+/* --------------------------------------------------------- materialize */
+
+static ir_block *stage_block(lowerer *L, int st)
+{
+	if (st == ST_THETA)
+		return &L->low->theta;
+	if (st == ST_ROW || !L->seg)
+		return &L->low->row;
+	return &L->seg->pos;
+}
+
+static tval read_whole(lowerer *L, ir_buf *b)
+{
+	tval t = {.sh = {.rank = b->rank}};
+	ir_idx *idx[IR_MAX_RANK] = {0};
+	for (int k = 0; k < b->rank && k < SHAPE_MAX_RANK; k++) {
+		t.sh.dims[k] = b->dims[k];
+		idx[k] = ir_idx_loop(L->m, L->ph[k]);
+	}
+	t.v = ir_read(L->m, b, idx);
+	return t;
+}
+
+static bool uses_open_loop(lowerer *L, const ir_val *v)
+{
+	for (size_t i = 0; i < L->open_loops.len; i++)
+		if (val_uses_loop(v, L->open_loops.items[i]))
+			return true;
+	return false;
+}
+
+/* A statement `kind` into a new temp of shape sh: free loops over sh, then
+ * `nred` reduction loops; the value's placeholders become the free loops. */
+static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loop **red, int nred, const char *name, span where)
+{
+	if (uses_open_loop(L, v)) {
+		not_supported(L, where, "a reduction, product or let inside a sum whose body depends on the summation index");
+		return (tval){.v = ir_const(L->m, 0)};
+	}
+	int64_t dims[IR_MAX_RANK] = {sh.dims[0], sh.dims[1], 0};
+	ir_buf *b = ir_buf_new(L->m, name, BUF_TEMP, sh.rank, dims);
+	ir_loop *loops[IR_MAX_RANK + 4];
+	ir_idx *idx[IR_MAX_RANK] = {0};
+	int n = buf_loops(L->m, b, loops, idx);
+	ir_val *body = subst_val(L->m, v, L->ph, idx, sh.rank);
+	for (int k = 0; k < nred; k++)
+		loops[n + k] = red[k];
+	int st = val_stage(L, body);
+	set_stage(L, b, st);
+	ir_block_push(L->m, stage_block(L, st), ir_assign_stmt(L->m, kind, loops, n + nred, n, b, idx, body));
+	return read_whole(L, b);
+}
+
+static tval materialize(lowerer *L, tval t, const char *name, span where)
+{
+	if (t.sh.rank == 0 && (t.v->kind == V_CONST || t.v->kind == V_READ))
+		return t;
+	return emit_temp(L, S_SET, t.sh, t.v, NULL, 0, name, where);
+}
+
+/* Reduces every dimension of t (sum or max) into a scalar temp. */
+static tval reduce_all(lowerer *L, ir_stmt_kind kind, tval t, const char *name, span where)
+{
+	if (t.sh.rank == 0)
+		return t;
+	ir_loop *red[SHAPE_MAX_RANK];
+	ir_idx *idx[SHAPE_MAX_RANK];
+	for (int k = 0; k < t.sh.rank; k++) {
+		red[k] = ir_loop_new(L->m, "m", ir_idx_const(L->m, 0), ir_idx_const(L->m, t.sh.dims[k]));
+		idx[k] = ir_idx_loop(L->m, red[k]);
+	}
+	ir_val *v = subst_val(L->m, t.v, L->ph, idx, t.sh.rank);
+	return emit_temp(L, kind, (shape){0}, v, red, t.sh.rank, name, where);
+}
+
+/* ----------------------------------------------------------- bindings */
+
+static binding *lookup(lowerer *L, const char *name)
+{
+	for (binding *b = L->env; b; b = b->next)
+		if (strcmp(b->name, name) == 0)
+			return b;
+	return NULL;
+}
+
+static void bind_idx(lowerer *L, const char *name, ir_idx *idx)
+{
+	binding *b = arena_alloc(L->a, sizeof *b);
+	b->name = name;
+	b->idx = idx;
+	b->next = L->env;
+	L->env = b;
+}
+
+static void bind_val(lowerer *L, const char *name, tval v)
+{
+	binding *b = arena_alloc(L->a, sizeof *b);
+	b->name = name;
+	b->val = v;
+	b->is_val = true;
+	b->next = L->env;
+	L->env = b;
+}
+
+static ir_buf *buf_of(lowerer *L, const sym *y)
+{
+	for (size_t i = 0; i < L->all_syms.len; i++)
+		if (L->all_syms.items[i] == y)
+			return L->var_buf[i];
+	return NULL;
+}
+
+/* The element index at position `k` (an index expression) of a segment. */
+static ir_idx *elem_at(lowerer *L, const segment *s, ir_idx *k)
+{
+	const sym *y = s->var;
+	if (s->perm)
+		return ir_idx_load(L->m, s->perm, (ir_idx *[]){k, NULL, NULL});
+	if (y->shape.rank && y->perm[0] == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
+		return ir_idx_bin(L->m, IX_SUB, ir_idx_const(L->m, y->shape.dims[0] - 1), k);
+	return k;
+}
+
+/* ------------------------------------------------------------ lowering */
+
+static tval lower_expr(lowerer *L, const expr *e);
+
+static tval scalar(ir_val *v)
+{
+	return (tval){.v = v};
+}
+
+static ir_idx *lower_idx(lowerer *L, const expr *e)
+{
+	switch (e->kind) {
+	case E_NUM:
+		return ir_idx_const(L->m, (int64_t)e->u.num);
+	case E_NAME: {
+		binding *b = lookup(L, e->u.name);
+		if (b && !b->is_val)
+			return b->idx;
+		if (b && b->is_val && b->val.sh.rank == 0 && b->val.v->kind == V_READ)
+			return ir_idx_load(L->m, b->val.v->u.read.buf, b->val.v->u.read.idx);
+		if (b && b->is_val && b->val.v->kind == V_CONST)
+			return ir_idx_const(L->m, (int64_t)b->val.v->u.c);
+		if (e->sym && e->sym->kind == SYM_DIM)
+			return ir_idx_const(L->m, e->sym->dim_value);
+		break;
+	}
+	case E_BINARY:
+		if (e->u.binary.op == OP_ADD || e->u.binary.op == OP_SUB || e->u.binary.op == OP_MUL)
+			return ir_idx_bin(L->m, e->u.binary.op == OP_ADD ? IX_ADD : e->u.binary.op == OP_SUB ? IX_SUB : IX_MUL,
+			                  lower_idx(L, e->u.binary.lhs), lower_idx(L, e->u.binary.rhs));
+		break;
+	case E_UNARY:
+		return ir_idx_bin(L->m, IX_SUB, ir_idx_const(L->m, 0), lower_idx(L, e->u.unary.operand));
+	default:
+		break;
+	}
+	not_supported(L, e->where, "this index expression");
+	return ir_idx_const(L->m, 0);
+}
+
+/* The value of a let, lowered once per segment (per position lets) or once
+ * per model. */
+static tval let_value(lowerer *L, const sym *y)
+{
+	const segment *seg = y->let_indexed ? L->seg : NULL;
+	for (size_t i = 0; i < L->lets.len; i++) {
+		let_entry *le = L->lets.items[i];
+		if (le->let == y && le->seg == seg)
+			return le->val;
+	}
+	binding *saved = L->env;
+	bool fam = L->in_family;
+	L->in_family = false;
+	if (y->let_indexed) {
+		if (!L->seg) {
+			not_supported(L, y->where, "a per-position let outside a conditional");
+			return scalar(ir_const(L->m, 0));
+		}
+		bind_idx(L, y->decl->u.let.index, L->seg->elem);
+	}
+	tval v = materialize(L, lower_expr(L, y->decl->u.let.value), y->name, y->where);
+	L->env = saved;
+	L->in_family = fam;
+	let_entry *le = arena_alloc(L->a, sizeof *le);
+	le->let = y;
+	le->seg = seg;
+	le->val = v;
+	ptrvec_push(L->a, &L->lets, le);
+	return v;
+}
+
+static tval lower_name(lowerer *L, const expr *e)
+{
+	binding *b = lookup(L, e->u.name);
+	const sym *y = e->sym;
+	if (b && (L->in_family || !y || y->kind == SYM_INDEX || y->kind == SYM_FAMILY_ARG)) {
+		if (b->is_val)
+			return b->val;
+		return scalar(ir_int(L->m, b->idx));
+	}
+	if (!y) {
+		not_supported(L, e->where, "this name here");
+		return scalar(ir_const(L->m, 0));
+	}
+	switch (y->kind) {
+	case SYM_DIM:
+		return scalar(ir_const(L->m, (double)y->dim_value));
+	case SYM_PARAM: case SYM_CONST: case SYM_DATA: case SYM_INPUT:
+		return read_whole(L, buf_of(L, y));
+	case SYM_LET:
+		return let_value(L, y);
+	default:
+		not_supported(L, e->where, "this name here");
+		return scalar(ir_const(L->m, 0));
+	}
+}
+
+static tval lower_index(lowerer *L, const expr *e)
+{
+	const sym *y = e->sym;
+	if (y && y->kind == SYM_LET)
+		return let_value(L, y);
+	if (!y || !(y->kind == SYM_PARAM || y->kind == SYM_CONST || y->kind == SYM_DATA || y->kind == SYM_INPUT)) {
+		binding *b = lookup(L, e->u.index.base->u.name);
+		if (b && b->is_val && b->val.sh.rank == 1 && e->u.index.args.len == 1) {
+			/* a family argument indexed: l[v] */
+			ir_idx *i = lower_idx(L, e->u.index.args.items[0]);
+			return scalar(subst_val(L->m, b->val.v, L->ph, &i, 1));
+		}
+		not_supported(L, e->where, "indexing this");
+		return scalar(ir_const(L->m, 0));
+	}
+	ir_buf *buf = buf_of(L, y);
+	ir_idx *idx[IR_MAX_RANK] = {0};
+	tval t = {0};
+	for (int k = 0; k < buf->rank; k++) {
+		const expr *a = k < (int)e->u.index.args.len ? e->u.index.args.items[k] : NULL;
+		if (!a || a->kind == E_SLICE) {
+			t.sh.dims[t.sh.rank] = buf->dims[k];
+			idx[k] = ir_idx_loop(L->m, L->ph[t.sh.rank++]);
+		} else {
+			idx[k] = lower_idx(L, a);
+		}
+	}
+	t.v = ir_read(L->m, buf, idx);
+	return t;
+}
+
+static ir_opcode fn_op(int fn)
+{
+	switch (fn) {
+	case FN_EXP: return IR_EXP;
+	case FN_LOG: return IR_LOG;
+	case FN_LOG1P: return IR_LOG1P;
+	case FN_SQRT: return IR_SQRT;
+	case FN_ABS: return IR_ABS;
+	case FN_SQUARE: return IR_SQUARE;
+	case FN_SIGMOID: return IR_SIGMOID;
+	case FN_TANH: return IR_TANH;
+	case FN_RELU: return IR_RELU;
+	case FN_SOFTPLUS: return IR_SOFTPLUS;
+	default: return IR_LOG_SIGMOID;
+	}
+}
+
+/* Position of the current element in the whole chain (for draws). */
+static ir_idx *global_pos(lowerer *L)
+{
+	return ir_idx_bin(L->m, IX_ADD, ir_idx_const(L->m, L->seg->first_pos), ir_idx_loop(L->m, L->seg->k));
+}
+
+static tval lower_call(lowerer *L, const expr *e)
+{
+	const sym *f = e->sym;
+	const exprvec *args = &e->u.call.args;
+	if (!f || f->kind != SYM_BUILTIN) {
+		not_supported(L, e->where, "calling this");
+		return scalar(ir_const(L->m, 0));
+	}
+	int fn = f->builtin;
+	if (fn == FN_UNIFORM || fn == FN_NORMAL || fn == FN_GUMBEL) {
+		if (!L->seg)
+			return scalar(ir_const(L->m, 0));
+		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
+		return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), L->draws++));
+	}
+	tval a = lower_expr(L, args->items[0]);
+	if (fn <= FN_LOG_SIGMOID) {
+		a.v = ir_op(L->m, fn_op(fn), a.v, NULL, NULL);
+		return a;
+	}
+	switch (fn) {
+	case FN_SUM:
+		return reduce_all(L, S_SUM, a, "sum", e->where);
+	case FN_MEAN: {
+		double n = (double)shape_size(&a.sh);
+		tval s = reduce_all(L, S_SUM, a, "sum", e->where);
+		return scalar(ir_op(L->m, IR_DIV, s.v, ir_const(L->m, n), NULL));
+	}
+	case FN_L2:
+		a.v = ir_op(L->m, IR_SQUARE, a.v, NULL, NULL);
+		return reduce_all(L, S_SUM, a, "l2", e->where);
+	case FN_L1:
+		a.v = ir_op(L->m, IR_ABS, a.v, NULL, NULL);
+		return reduce_all(L, S_SUM, a, "l1", e->where);
+	case FN_MAX:
+		return reduce_all(L, S_MAX, a, "max", e->where);
+	case FN_LOGSUMEXP: {
+		/* max + log(sum(exp(v - max))): never overflows; the max is held
+		 * constant for differentiation (its derivative cancels exactly). */
+		ir_val *mx = ir_stop(L->m, reduce_all(L, S_MAX, a, "lse_max", e->where).v);
+		tval ex = {.sh = a.sh, .v = ir_op(L->m, IR_EXP, ir_op(L->m, IR_SUB, a.v, mx, NULL), NULL, NULL)};
+		tval s = reduce_all(L, S_SUM, ex, "lse_sum", e->where);
+		return scalar(ir_op(L->m, IR_ADD, mx, ir_op(L->m, IR_LOG, s.v, NULL, NULL), NULL));
+	}
+	case FN_DOT: {
+		tval b = lower_expr(L, args->items[1]);
+		tval p = {.sh = a.sh, .v = ir_op(L->m, IR_MUL, a.v, b.v, NULL)};
+		return reduce_all(L, S_SUM, p, "dot", e->where);
+	}
+	default:
+		not_supported(L, e->where, "this function here");
+		return scalar(ir_const(L->m, 0));
+	}
+}
+
+/* A @ B: [m, k] @ [k] -> [m]; [m, k] @ [k, p] -> [m, p]; [k] @ [k, p] -> [p]. */
+static tval lower_matmul(lowerer *L, const expr *e, tval a, tval b)
+{
+	ir_loop *red = ir_loop_new(L->m, "m", ir_idx_const(L->m, 0), ir_idx_const(L->m, b.sh.dims[0]));
+	ir_idx *r = ir_idx_loop(L->m, red);
+	ir_idx *p0 = ir_idx_loop(L->m, L->ph[0]), *p1 = ir_idx_loop(L->m, L->ph[1]);
+	ir_val *av, *bv;
+	shape sh = {0};
+	if (a.sh.rank == 2) {
+		av = subst_val(L->m, a.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){p0, r}, 2);
+		sh.dims[sh.rank++] = a.sh.dims[0];
+		if (b.sh.rank == 2) {
+			bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p1}, 2);
+			sh.dims[sh.rank++] = b.sh.dims[1];
+		} else {
+			bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
+		}
+	} else {
+		av = subst_val(L->m, a.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
+		bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p0}, 2);
+		sh.dims[sh.rank++] = b.sh.dims[1];
+	}
+	return emit_temp(L, S_SUM, sh, ir_op(L->m, IR_MUL, av, bv, NULL), &red, 1, "matmul", e->where);
+}
+
+static tval lower_binary(lowerer *L, const expr *e)
+{
+	tval a = lower_expr(L, e->u.binary.lhs), b = lower_expr(L, e->u.binary.rhs);
+	static const ir_opcode ops[] = {
+		[OP_ADD] = IR_ADD, [OP_SUB] = IR_SUB, [OP_MUL] = IR_MUL, [OP_DIV] = IR_DIV, [OP_POW] = IR_POW,
+		[OP_LT] = IR_LT, [OP_LE] = IR_LE, [OP_GT] = IR_GT, [OP_GE] = IR_GE, [OP_EQ] = IR_EQ, [OP_NE] = IR_NE,
+		[OP_AND] = IR_AND, [OP_OR] = IR_OR,
+	};
+	if (e->u.binary.op == OP_MATMUL)
+		return lower_matmul(L, e, a, b);
+	tval t = {.sh = a.sh.rank ? a.sh : b.sh};
+	t.v = ir_op(L->m, ops[e->u.binary.op], a.v, b.v, NULL);
+	return t;
+}
+
+/* sum(j before i) body: a prefix scan when the body does not depend on the
+ * position, else a triangular sum over the earlier positions. */
+static tval lower_sum_before(lowerer *L, const expr *e)
+{
+	segment *s = L->seg;
+	if (!s) {
+		not_supported(L, e->where, "sum(j before i) outside a conditional");
+		return scalar(ir_const(L->m, 0));
+	}
+	ir_loop *j = ir_loop_new(L->m, e->u.sum.var, ir_idx_const(L->m, 0), ir_idx_const(L->m, s->npos));
+	binding *saved = L->env;
+	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, j));
+	ptrvec_push(L->a, &L->open_loops, j);
+	tval body = lower_expr(L, e->u.sum.body);
+	L->open_loops.len--;
+	L->env = saved;
+	bool per_position = val_stage(L, body.v) == ST_POS;
+	int64_t dims[IR_MAX_RANK] = {body.sh.dims[0], body.sh.dims[1], 0};
+	if (!per_position) {
+		/* prefix scan: acc holds the sum over the positions before k */
+		ir_buf *acc = ir_buf_new(L->m, "scan", BUF_TEMP, body.sh.rank, dims);
+		set_stage(L, acc, ST_POS);
+		ptrvec_push(L->a, &s->accs, acc);
+		ir_block_push(L->m, &s->pre, stmt_fill(L->m, acc, ir_const(L->m, 0)));
+		ir_loop *loops[IR_MAX_RANK];
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		int n = buf_loops(L->m, acc, loops, idx);
+		ir_loop *from[3] = {L->ph[0], L->ph[1], j};
+		ir_idx *to[3] = {idx[0], idx[1], s->elem};
+		ir_val *v = subst_val(L->m, body.v, from, to, 3);
+		ir_block_push(L->m, &s->update, ir_assign_stmt(L->m, S_ADD, loops, n, n, acc, idx, v));
+		return read_whole(L, acc);
+	}
+	/* triangular: sum over the positions kk < k */
+	ir_loop *kk = ir_loop_new(L->m, "kk", ir_idx_const(L->m, 0), ir_idx_loop(L->m, s->k));
+	ir_val *v = subst_val(L->m, body.v, &j, (ir_idx *[]){elem_at(L, s, ir_idx_loop(L->m, kk))}, 1);
+	return emit_temp(L, S_SUM, body.sh, v, &kk, 1, "tri", e->where);
+}
+
+/* sum(k in lo..hi) body, bounds inclusive. */
+static tval lower_sum_range(lowerer *L, const expr *e)
+{
+	int64_t lo = 0, hi = -1;
+	if (e->u.sum.lo->kind == E_NUM)
+		lo = (int64_t)e->u.sum.lo->u.num;
+	else if (e->u.sum.lo->sym && e->u.sum.lo->sym->kind == SYM_DIM)
+		lo = e->u.sum.lo->sym->dim_value;
+	ir_idx *loi = lower_idx(L, e->u.sum.lo), *hii = lower_idx(L, e->u.sum.hi);
+	(void)lo;
+	(void)hi;
+	ir_loop *k = ir_loop_new(L->m, e->u.sum.var, loi, ir_idx_bin(L->m, IX_ADD, hii, ir_idx_const(L->m, 1)));
+	binding *saved = L->env;
+	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, k));
+	ptrvec_push(L->a, &L->open_loops, k);
+	tval body = lower_expr(L, e->u.sum.body);
+	L->open_loops.len--;
+	L->env = saved;
+	return emit_temp(L, S_SUM, body.sh, body.v, &k, 1, "sum", e->where);
+}
+
+static tval lower_expr(lowerer *L, const expr *e)
+{
+	switch (e->kind) {
+	case E_NUM:
+		return scalar(ir_const(L->m, e->u.num));
+	case E_NAME:
+		return lower_name(L, e);
+	case E_INDEX:
+		return lower_index(L, e);
+	case E_CALL:
+		return lower_call(L, e);
+	case E_UNARY: {
+		tval a = lower_expr(L, e->u.unary.operand);
+		a.v = ir_op(L->m, IR_NEG, a.v, NULL, NULL);
+		return a;
+	}
+	case E_BINARY:
+		return lower_binary(L, e);
+	case E_SUM_BEFORE:
+		return lower_sum_before(L, e);
+	case E_SUM_RANGE:
+		return lower_sum_range(L, e);
+	case E_IF: {
+		tval c = lower_expr(L, e->u.cond.c), a = lower_expr(L, e->u.cond.a), b = lower_expr(L, e->u.cond.b);
+		tval t = {.sh = a.sh.rank ? a.sh : b.sh};
+		t.v = ir_op(L->m, IR_SELECT, c.v, a.v, b.v);
+		return t;
+	}
+	default:
+		not_supported(L, e->where, "this expression");
+		return scalar(ir_const(L->m, 0));
+	}
+}
+
+/* ------------------------------------------------------------ segments */
+
+/* Lowers the conditional of one data variable: its family arguments at
+ * position k, their log-density at the observed value and their sampler. */
+static void lower_segment(lowerer *L, segment *s)
+{
+	const sym *y = s->var;
+	decl *cd = y->cond;
+	expr *call = cd->u.cond.family;
+	decl *fd = call->sym->decl;
+	L->seg = s;
+	L->env = NULL;
+	if (cd->u.cond.index)
+		bind_idx(L, cd->u.cond.index, s->elem);
+	tval args[16];
+	size_t nargs = call->u.call.args.len;
+	if (nargs > 16) {
+		not_supported(L, call->where, "a family with more than 16 arguments");
+		return;
+	}
+	s->cond_size = 0;
+	for (size_t i = 0; i < nargs; i++) {
+		args[i] = materialize(L, lower_expr(L, call->u.call.args.items[i]), fd->u.family.params[i].name, call->where);
+		ptrvec_push(L->a, &s->args, args[i].v);
+		s->cond_size += shape_size(&args[i].sh);
+	}
+	/* the family body sees only its arguments, sizes and value */
+	L->env = NULL;
+	L->in_family = true;
+	for (size_t i = 0; i < nargs; i++) {
+		family_param *p = &fd->u.family.params[i];
+		bind_val(L, p->name, args[i]);
+		for (size_t d = 0; d < p->type.dims.len; d++)
+			if (p->type.dims.items[d]->kind == E_NAME)
+				bind_val(L, p->type.dims.items[d]->u.name, scalar(ir_const(L->m, (double)args[i].sh.dims[d])));
+	}
+	ir_idx *vi[IR_MAX_RANK] = {y->shape.rank ? s->elem : NULL};
+	bind_val(L, fd->u.family.logp_var, scalar(ir_read(L->m, s->obs, vi)));
+	s->logp = lower_expr(L, fd->u.family.logp).v;
+	L->draws = 0;
+	for (size_t i = 0; i < fd->u.family.nlets; i++)
+		bind_val(L, fd->u.family.lets[i].name, lower_expr(L, fd->u.family.lets[i].value));
+	s->sample = lower_expr(L, fd->u.family.sample).v;
+	L->in_family = false;
+	L->env = NULL;
+	L->seg = NULL;
+}
+
+/* ------------------------------------------------------------- kernels */
+
+static void push_block(ir_module *m, ir_block *dst, const ir_block *src);
+static void push_block(ir_module *m, ir_block *dst, const ir_block *src)
+{
+	for (size_t i = 0; i < src->stmts.len; i++)
+		ir_block_push(m, dst, src->stmts.items[i]);
+}
+
+static ir_stmt *for_stmt(ir_module *m, ir_loop *l)
+{
+	ir_stmt *s = ir_stmt_new(m, S_FOR);
+	s->loop = l;
+	return s;
+}
+
+static ir_stmt *rows_loop(ir_module *m)
+{
+	ir_loop *r = ir_loop_new(m, "row", ir_idx_const(m, 0), ir_idx_const(m, 0));
+	r->is_rows = true;
+	return for_stmt(m, r);
+}
+
+static ir_stmt *add_scalar(ir_module *m, ir_buf *acc, ir_val *v)
+{
+	return ir_assign_stmt(m, S_ADD, NULL, 0, 0, acc, (ir_idx *[]){NULL}, v);
+}
+
+/* What each kernel does at position k of a segment, after `pos`. */
+typedef enum tail_kind { TAIL_LOGP, TAIL_SAMPLE, TAIL_COMPLETE, TAIL_CONDITIONALS } tail_kind;
+
+/* One pass over all segments of a row: per segment the accumulators are
+ * reset, then for each position the arguments are computed, the tail runs
+ * (add log p, draw the value, write the arguments), and the scans advance. */
+static void emit_segments(lowerer *L, ir_block *dst, tail_kind tail, ir_buf *lp, ir_buf *out)
+{
+	ir_module *m = L->m;
+	for (int i = 0; i < L->low->nsegs; i++) {
+		segment *s = &L->low->segs[i];
+		push_block(m, dst, &s->pre);
+		ir_stmt *f = for_stmt(m, s->k);
+		push_block(m, &f->body, &s->pos);
+		ir_idx *vi[IR_MAX_RANK] = {s->var->shape.rank ? s->elem : NULL};
+		switch (tail) {
+		case TAIL_LOGP:
+			ir_block_push(m, &f->body, add_scalar(m, lp, s->logp));
+			break;
+		case TAIL_SAMPLE:
+			ir_block_push(m, &f->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
+			break;
+		case TAIL_COMPLETE: {
+			ir_stmt *c = ir_stmt_new(m, S_IF_GE);
+			c->a = global_pos(&(lowerer){.m = m, .seg = s});
+			c->b = ir_idx_leaf(m, IX_PREFIX);
+			ir_block_push(m, &c->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
+			ir_block_push(m, &f->body, c);
+			break;
+		}
+		case TAIL_CONDITIONALS: {
+			/* out[cond_base + k * cond_size + (offset of the argument) + element] */
+			int64_t off = 0;
+			for (size_t a = 0; a < s->args.len; a++) {
+				ir_val *v = s->args.items[a];
+				const ir_buf *src = v->kind == V_READ ? v->u.read.buf : NULL;
+				int rank = src ? src->rank : 0;
+				int64_t size = src ? src->size : 1;
+				ir_loop *loops[IR_MAX_RANK];
+				ir_idx *idx[IR_MAX_RANK] = {0};
+				ir_idx *flat = ir_idx_const(m, 0);
+				if (src && rank) {
+					buf_loops(m, src, loops, idx);
+					for (int d = 0; d < rank; d++)
+						flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, src->dims[d])), idx[d]);
+				}
+				ir_idx *o = ir_idx_bin(m, IX_ADD,
+				                       ir_idx_bin(m, IX_MUL, ir_idx_loop(m, s->k), ir_idx_const(m, s->cond_size)),
+				                       ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->cond_base + off), flat));
+				ir_val *val = rank ? subst_val(m, v, L->ph, idx, rank) : v;
+				ir_block_push(m, &f->body, ir_assign_stmt(m, S_SET, loops, rank, rank, out, (ir_idx *[]){o}, val));
+				off += size;
+			}
+			break;
+		}
+		}
+		ir_block_push(m, &f->body, segment_updates(m, s, &s->update));
+		ir_block_push(m, dst, f);
+	}
+}
+
+ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update)
+{
+	ir_stmt *c = ir_stmt_new(m, S_IF_GE);
+	c->a = ir_idx_const(m, s->npos - 2);
+	c->b = ir_idx_loop(m, s->k);
+	push_block(m, &c->body, update);
+	return c;
+}
+
+static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v);
+
+static void add_temp(ir_module *m, ir_kernel *k, ir_buf *b)
+{
+	if (b->cls != BUF_TEMP)
+		return;
+	for (size_t i = 0; i < k->temps.len; i++)
+		if (k->temps.items[i] == b)
+			return;
+	ptrvec_push(m->arena, &k->temps, b);
+}
+
+static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v)
+{
+	switch (v->kind) {
+	case V_READ: add_temp(m, k, v->u.read.buf); return;
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			temps_in_val(m, k, v->u.op.a[i]);
+		return;
+	case V_STOP: temps_in_val(m, k, v->u.stop); return;
+	default: return;
+	}
+}
+
+static void temps_in_block(ir_module *m, ir_kernel *k, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			temps_in_block(m, k, &s->body);
+			continue;
+		}
+		for (int a = 0; a < s->nassigns; a++) {
+			add_temp(m, k, s->assigns[a].buf);
+			temps_in_val(m, k, s->assigns[a].val);
+		}
+	}
+}
+
+void kernel_collect_temps(ir_module *m, ir_kernel *k)
+{
+	if (k->result)
+		add_temp(m, k, k->result);
+	if (k->nograd_result)
+		add_temp(m, k, k->nograd_result);
+	temps_in_block(m, k, &k->body);
+	temps_in_block(m, k, &k->nograd_body);
+}
+
+static ir_buf *out_buf(ir_module *m)
+{
+	return ir_buf_new(m, "out", BUF_OUT, 1, (int64_t[]){1, 0, 0});
+}
+
+static void build_kernels(lowerer *L)
+{
+	ir_module *m = L->m;
+	const model *mod = L->mod;
+	if (mod->objective_has_loglik) {
+		/* logp: one observation */
+		ir_kernel *k = ir_kernel_new(m, KER_LOGP, "logp");
+		k->result = temp_scalar(m, "lp");
+		ir_block_push(m, &k->body, stmt_fill(m, k->result, ir_const(m, 0)));
+		push_block(m, &k->body, &L->low->theta);
+		push_block(m, &k->body, &L->low->row);
+		emit_segments(L, &k->body, TAIL_LOGP, k->result, NULL);
+		m->kernels[KER_LOGP] = k;
+
+		/* logp_batch: out[r] = log p(row r) */
+		k = ir_kernel_new(m, KER_LOGP_BATCH, "logp_batch");
+		ir_buf *lp = temp_scalar(m, "lp"), *out = out_buf(m);
+		push_block(m, &k->body, &L->low->theta);
+		ir_stmt *rows = rows_loop(m);
+		ir_block_push(m, &rows->body, stmt_fill(m, lp, ir_const(m, 0)));
+		push_block(m, &rows->body, &L->low->row);
+		emit_segments(L, &rows->body, TAIL_LOGP, lp, NULL);
+		ir_block_push(m, &rows->body,
+		              ir_assign_stmt(m, S_SET, NULL, 0, 0, out, (ir_idx *[]){ir_idx_leaf(m, IX_ROW)}, ir_read(m, lp, NULL)));
+		ir_block_push(m, &k->body, rows);
+		m->kernels[KER_LOGP_BATCH] = k;
+
+		/* sample and complete */
+		for (int c = 0; c < 2; c++) {
+			k = ir_kernel_new(m, c ? KER_COMPLETE : KER_SAMPLE, c ? "complete" : "sample");
+			push_block(m, &k->body, &L->low->theta);
+			rows = rows_loop(m);
+			push_block(m, &rows->body, &L->low->row);
+			emit_segments(L, &rows->body, c ? TAIL_COMPLETE : TAIL_SAMPLE, NULL, NULL);
+			ir_block_push(m, &k->body, rows);
+			m->kernels[c ? KER_COMPLETE : KER_SAMPLE] = k;
+		}
+
+		/* conditionals: one observation */
+		k = ir_kernel_new(m, KER_CONDITIONALS, "conditionals");
+		push_block(m, &k->body, &L->low->theta);
+		push_block(m, &k->body, &L->low->row);
+		emit_segments(L, &k->body, TAIL_CONDITIONALS, NULL, out_buf(m));
+		m->kernels[KER_CONDITIONALS] = k;
+	}
+	for (int i = 0; i < KER__COUNT; i++)
+		if (m->kernels[i])
+			kernel_collect_temps(m, m->kernels[i]);
+}
+
+/* ---------------------------------------------------------- init kernel */
+
+static bool init_args(const expr *e, double *a, double *b, int *kind)
+{
+	/* kind: 0 constant a, 1 normal(a, b), 2 uniform(a, b) */
+	if (!e) {
+		*kind = 0;
+		*a = 0;
+		return true;
+	}
+	if (e->kind == E_CALL && e->u.call.args.len == 2) {
+		*kind = e->u.call.name[0] == 'n' ? 1 : 2;
+		*a = e->u.call.args.items[0]->kind == E_NUM ? e->u.call.args.items[0]->u.num : NAN;
+		*b = e->u.call.args.items[1]->kind == E_NUM ? e->u.call.args.items[1]->u.num : NAN;
+		return true;
+	}
+	*kind = 0;
+	*a = e->kind == E_NUM ? e->u.num : NAN;
+	return true;
+}
+
+/* Folds an init argument that may name dims (checked to be constant). */
+static double init_num(const expr *e)
+{
+	if (e->kind == E_NUM)
+		return e->u.num;
+	if (e->kind == E_NAME && e->sym && e->sym->kind == SYM_DIM)
+		return (double)e->sym->dim_value;
+	if (e->kind == E_UNARY)
+		return -init_num(e->u.unary.operand);
+	if (e->kind == E_BINARY) {
+		double a = init_num(e->u.binary.lhs), b = init_num(e->u.binary.rhs);
+		switch (e->u.binary.op) {
+		case OP_ADD: return a + b;
+		case OP_SUB: return a - b;
+		case OP_MUL: return a * b;
+		case OP_DIV: return a / b;
+		case OP_POW: return pow(a, b);
+		default: break;
+		}
+	}
+	return NAN;
+}
+
+static void build_init(lowerer *L)
+{
+	ir_module *m = L->m;
+	ir_kernel *k = ir_kernel_new(m, KER_INIT, "init");
+	for (size_t p = 0; p < L->mod->params.len; p++) {
+		sym *y = L->mod->params.items[p];
+		ir_buf *b = buf_of(L, y);
+		const expr *e = y->decl->u.var.init;
+		double a = 0, c = 0;
+		int kind;
+		init_args(e, &a, &c, &kind);
+		if (e && e->kind == E_CALL) {
+			a = init_num(e->u.call.args.items[0]);
+			c = init_num(e->u.call.args.items[1]);
+		} else if (e) {
+			a = init_num(e);
+		}
+		ir_loop *loops[IR_MAX_RANK];
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		int n = buf_loops(m, b, loops, idx);
+		ir_idx *flat = ir_idx_const(m, b->offset);
+		ir_idx *local = ir_idx_const(m, 0);
+		for (int d = 0; d < n; d++)
+			local = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, local, ir_idx_const(m, b->dims[d])), idx[d]);
+		flat = ir_idx_bin(m, IX_ADD, flat, local);
+		ir_val *v;
+		if (kind == 1)
+			v = ir_op(m, IR_ADD, ir_const(m, a),
+			          ir_op(m, IR_MUL, ir_const(m, c), ir_draw(m, DRAW_NORMAL, CHAIN_STREAM_INIT, flat, ir_idx_const(m, 0), 0), NULL),
+			          NULL);
+		else if (kind == 2)
+			v = ir_op(m, IR_ADD, ir_const(m, a),
+			          ir_op(m, IR_MUL, ir_const(m, c - a), ir_draw(m, DRAW_UNIFORM, CHAIN_STREAM_INIT, flat, ir_idx_const(m, 0), 0), NULL),
+			          NULL);
+		else
+			v = ir_const(m, a);
+		if (m->param_used[p]) {
+			ir_buf *mask = ir_buf_new(m, arena_printf(m->arena, "%s_used", y->name), BUF_CONST, 1, (int64_t[]){b->size, 0, 0});
+			mask->values = arena_alloc(m->arena, (size_t)b->size * sizeof(double));
+			for (int64_t t = 0; t < b->size; t++)
+				mask->values[t] = m->param_used[p][t];
+			v = ir_op(m, IR_SELECT, ir_read(m, mask, (ir_idx *[]){local}), v, ir_const(m, 0));
+		}
+		ir_block_push(m, &k->body, ir_assign_stmt(m, S_SET, loops, n, n, b, idx, v));
+	}
+	m->kernels[KER_INIT] = k;
+	kernel_collect_temps(m, k);
+}
+
+/* --------------------------------------------- structurally unused params */
+
+typedef struct marker {
+	ir_module *m;
+	int64_t *loopval;   /* by loop id */
+	int nloops;
+	int64_t budget;
+	bool exhausted;
+	const lowerer *L;
+} marker;
+
+static bool eval_idx(marker *k, const ir_idx *i, int64_t *out)
+{
+	int64_t a, b;
+	switch (i->kind) {
+	case IX_CONST: *out = i->u.c; return true;
+	case IX_LOOP: *out = i->u.loop->id < k->nloops ? k->loopval[i->u.loop->id] : 0; return true;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		if (!eval_idx(k, i->u.bin.a, &a) || !eval_idx(k, i->u.bin.b, &b))
+			return false;
+		*out = i->kind == IX_ADD ? a + b : i->kind == IX_SUB ? a - b : a * b;
+		return true;
+	case IX_LOAD:
+		if (i->u.load.buf->cls == BUF_CONST && i->u.load.buf->is_int) {
+			int64_t flat = 0;
+			for (int d = 0; d < i->u.load.buf->rank; d++) {
+				if (!eval_idx(k, i->u.load.idx[d], &a))
+					return false;
+				flat = flat * i->u.load.buf->dims[d] + a;
+			}
+			if (flat < 0 || flat >= i->u.load.buf->size)
+				return false;
+			*out = i->u.load.buf->ivalues[flat];
+			return true;
+		}
+		return false; /* data-dependent */
+	case IX_ROW: *out = 0; return true;
+	case IX_PREFIX: *out = 0; return true;
+	}
+	return false;
+}
+
+static void collect_theta_reads(const ir_val *v, ptrvec *out, arena *a)
+{
+	switch (v->kind) {
+	case V_READ:
+		if (v->u.read.buf->cls == BUF_THETA)
+			ptrvec_push(a, out, (void *)v);
+		return;
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			collect_theta_reads(v->u.op.a[i], out, a);
+		return;
+	case V_STOP:
+		collect_theta_reads(v->u.stop, out, a);
+		return;
+	default:
+		return;
+	}
+}
+
+static int param_index(const lowerer *L, const ir_buf *b)
+{
+	for (size_t p = 0; p < L->mod->params.len; p++)
+		if (buf_of((lowerer *)L, L->mod->params.items[p]) == b)
+			return (int)p;
+	return -1;
+}
+
+static void mark_reads(marker *k, ptrvec *reads)
+{
+	for (size_t r = 0; r < reads->len; r++) {
+		const ir_val *v = reads->items[r];
+		const ir_buf *b = v->u.read.buf;
+		int p = param_index(k->L, b);
+		if (p < 0 || !k->m->param_used[p])
+			continue;
+		int64_t flat = 0, x;
+		bool known = true;
+		for (int d = 0; d < b->rank; d++) {
+			if (!eval_idx(k, v->u.read.idx[d], &x) || x < 0 || x >= b->dims[d]) {
+				known = false;
+				break;
+			}
+			flat = flat * b->dims[d] + x;
+		}
+		if (!known) {
+			k->m->param_used[p] = NULL; /* cannot tell: all used */
+			continue;
+		}
+		k->m->param_used[p][flat] = 1;
+	}
+}
+
+static void mark_loops(marker *k, const ir_stmt *s, int depth, ptrvec *reads)
+{
+	if (k->exhausted)
+		return;
+	if (depth == s->nloops) {
+		if (--k->budget < 0)
+			k->exhausted = true;
+		mark_reads(k, reads);
+		return;
+	}
+	ir_loop *l = s->loops[depth];
+	int64_t lo, hi;
+	if (!eval_idx(k, l->lo, &lo) || !eval_idx(k, l->hi, &hi)) {
+		k->exhausted = true;
+		return;
+	}
+	for (int64_t v = lo; v < hi && !k->exhausted; v++) {
+		k->loopval[l->id] = v;
+		mark_loops(k, s, depth + 1, reads);
+	}
+}
+
+static void mark_block(marker *k, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len && !k->exhausted; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR) {
+			int64_t lo, hi;
+			if (s->loop->is_rows) {
+				lo = 0;
+				hi = 1;
+			} else if (!eval_idx(k, s->loop->lo, &lo) || !eval_idx(k, s->loop->hi, &hi)) {
+				k->exhausted = true;
+				return;
+			}
+			for (int64_t v = lo; v < hi && !k->exhausted; v++) {
+				k->loopval[s->loop->id] = v;
+				mark_block(k, &s->body);
+			}
+		} else if (s->kind == S_IF_GE) {
+			int64_t a, b;
+			if (!eval_idx(k, s->a, &a) || !eval_idx(k, s->b, &b) || a >= b)
+				mark_block(k, &s->body);
+		} else {
+			ptrvec reads = {0};
+			for (int a = 0; a < s->nassigns; a++)
+				collect_theta_reads(s->assigns[a].val, &reads, k->m->arena);
+			if (reads.len)
+				mark_loops(k, s, 0, &reads);
+		}
+	}
+}
+
+/* Which entries of each param the logp kernel can ever read: the others
+ * are structurally unused (stay 0, get gradient 0, counted apart). */
+static void find_unused(lowerer *L)
+{
+	ir_module *m = L->m;
+	size_t np = L->mod->params.len;
+	m->param_used = arena_alloc(m->arena, (np + 1) * sizeof(uint8_t *));
+	m->param_unused = arena_alloc(m->arena, (np + 1) * sizeof(int64_t));
+	const ir_kernel *lk = m->kernels[KER_LOGP];
+	if (!lk)
+		return;
+	for (size_t p = 0; p < np; p++) {
+		const sym *y = L->mod->params.items[p];
+		m->param_used[p] = arena_alloc(m->arena, (size_t)shape_size(&y->shape));
+	}
+	marker k = {.m = m, .nloops = m->next_id + 1, .budget = 200000000, .L = L};
+	k.loopval = calloc((size_t)k.nloops, sizeof(int64_t));
+	mark_block(&k, &lk->body);
+	free(k.loopval);
+	for (size_t p = 0; p < np; p++) {
+		const sym *y = L->mod->params.items[p];
+		int64_t n = shape_size(&y->shape), unused = 0;
+		if (k.exhausted)
+			m->param_used[p] = NULL;
+		if (m->param_used[p])
+			for (int64_t t = 0; t < n; t++)
+				unused += !m->param_used[p][t];
+		if (!unused)
+			m->param_used[p] = NULL;
+		m->param_unused[p] = unused;
+		m->num_unused += unused;
+	}
+}
+
+/* ---------------------------------------------------------------- main */
+
+ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
+{
+	ir_module *m = ir_module_new(a, mod);
+	lowerer LL = {.d = d, .m = m, .a = a, .mod = mod}, *L = &LL;
+	L->low = arena_alloc(a, sizeof *L->low);
+	m->low = L->low;
+	L->ph[0] = ir_loop_new(m, "p0", ir_idx_const(m, 0), ir_idx_const(m, 0));
+	L->ph[1] = ir_loop_new(m, "p1", ir_idx_const(m, 0), ir_idx_const(m, 0));
+
+	/* buffers of the declared tensors */
+	const ptrvec *groups[] = {&mod->params, &mod->consts, &mod->inputs, &mod->data};
+	size_t total = 0;
+	for (int g = 0; g < 4; g++)
+		total += groups[g]->len;
+	L->var_buf = arena_alloc(a, (total + 1) * sizeof(ir_buf *));
+	for (int g = 0; g < 4; g++)
+		for (size_t i = 0; i < groups[g]->len; i++) {
+			sym *y = groups[g]->items[i];
+			ir_buf_class cls = g == 0 ? BUF_THETA : g == 1 ? BUF_CONST : BUF_OBS;
+			int64_t dims[IR_MAX_RANK] = {y->shape.dims[0], y->shape.dims[1], 0};
+			ir_buf *b = ir_buf_new(m, y->name, cls, y->shape.rank, dims);
+			b->offset = (int64_t)y->offset;
+			if (cls == BUF_CONST) {
+				b->values = y->values;
+				b->is_int = false;
+			}
+			L->var_buf[L->all_syms.len] = b;
+			ptrvec_push(a, &L->all_syms, y);
+		}
+
+	/* segments, in the order */
+	L->low->nsegs = (int)mod->order.len;
+	L->low->segs = arena_alloc(a, (mod->order.len + 1) * sizeof(segment));
+	int64_t cond_base = 0;
+	for (int i = 0; i < L->low->nsegs; i++) {
+		segment *s = &L->low->segs[i];
+		s->var = mod->order.items[i];
+		s->obs = buf_of(L, s->var);
+		s->npos = shape_size(&s->var->shape);
+		s->first_pos = s->var->first_pos;
+		s->k = ir_loop_new(m, "k", ir_idx_const(m, 0), ir_idx_const(m, s->npos));
+		bool natural = true, reverse = s->npos > 1;
+		for (int64_t k = 0; k < s->npos; k++) {
+			natural &= s->var->perm[k] == k;
+			reverse &= s->var->perm[k] == s->npos - 1 - k;
+		}
+		if (!natural && !reverse) {
+			s->perm = ir_buf_new(m, arena_printf(a, "%s_order", s->var->name), BUF_CONST, 1, (int64_t[]){s->npos, 0, 0});
+			s->perm->is_int = true;
+			s->perm->ivalues = s->var->perm;
+		}
+		s->elem = elem_at(L, s, ir_idx_loop(m, s->k));
+		(void)cond_base;
+	}
+	for (int i = 0; i < L->low->nsegs && !L->failed; i++) {
+		segment *s = &L->low->segs[i];
+		lower_segment(L, s);
+		s->cond_base = cond_base;
+		cond_base += s->cond_size * s->npos;
+	}
+	/* the penalty or free objective: params only */
+	if (mod->penalty && !L->failed) {
+		L->seg = NULL;
+		L->env = NULL;
+		ir_block saved_theta = L->low->theta;
+		L->low->theta = (ir_block){0};
+		tval p = lower_expr(L, mod->penalty);
+		L->low->penalty = L->low->theta;
+		L->low->theta = saved_theta;
+		L->low->penalty_val = p.v;
+		L->low->penalty_sign = mod->penalty_sign;
+	}
+	/* descriptor tables */
+	m->order_offsets = arena_alloc(a, (size_t)(mod->num_positions + 1) * sizeof(int64_t));
+	m->cond_offset = arena_alloc(a, (size_t)(mod->num_positions + 2) * sizeof(int64_t));
+	for (int i = 0; i < L->low->nsegs; i++) {
+		segment *s = &L->low->segs[i];
+		for (int64_t k = 0; k < s->npos; k++) {
+			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + s->var->perm[k];
+			m->cond_offset[s->first_pos + k] = s->cond_base + k * s->cond_size;
+		}
+	}
+	m->cond_offset[mod->num_positions] = cond_base;
+	if (!L->failed) {
+		build_kernels(L);
+		find_unused(L);
+		build_init(L);
+	}
+	free(L->stage);
+	return L->failed ? NULL : m;
+}

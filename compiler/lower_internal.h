@@ -1,0 +1,59 @@
+/* lower_internal.h -- the lowered model, shared by lower.c (which builds
+ * it and the forward kernels) and ad.c (which differentiates it).
+ *
+ * The statements of a model fall into stages by what they depend on:
+ *   theta   params and consts only: once per kernel call;
+ *   row     the current observation as a whole: once per row;
+ *   segment per position of one data variable of the order (a segment):
+ *           `pos` computes the family arguments at position k, `update`
+ *           advances the prefix-scan accumulators after it.
+ */
+#ifndef LOWER_INTERNAL_H
+#define LOWER_INTERNAL_H
+
+#include "chainc.h"
+
+typedef struct segment {
+	sym *var;              /* the data variable */
+	ir_buf *obs;           /* its BUF_OBS buffer */
+	int64_t npos;
+	int64_t first_pos;     /* global position of its first element */
+	ir_loop *k;            /* the position loop: k in [0, npos) */
+	ir_idx *elem;          /* the element index i at position k */
+	ir_buf *perm;          /* int const perm table, or NULL (natural/reverse) */
+	ir_block pre;          /* before the position loop (zeroing accumulators) */
+	ir_block pos;          /* per position: up to the family arguments */
+	ir_block update;       /* per position, after the value is known */
+	ptrvec accs;           /* ir_buf*: the prefix-scan accumulators */
+	ir_val *logp;          /* log p(x_i | args) at position k */
+	ir_val *sample;        /* the family's draw at position k */
+	ptrvec args;           /* ir_buf*: each family argument, materialized */
+	int64_t cond_size;     /* reals of family arguments per position */
+	int64_t cond_base;     /* offset of its first position in M_conditionals' out */
+} segment;
+
+typedef struct lowered {
+	ir_block theta;        /* stage theta statements */
+	ir_block row;          /* stage row statements */
+	segment *segs;
+	int nsegs;
+	ir_block penalty;      /* theta-stage statements of the penalty/free objective */
+	ir_val *penalty_val;   /* its value (NULL: none) */
+	double penalty_sign;
+} lowered;
+
+/* Replaces loop variables by index expressions in an expression. */
+ir_val *subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);
+ir_idx *subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
+/* A scalar temp, registered in no kernel yet. */
+ir_buf *temp_scalar(ir_module *m, const char *name);
+/* S_SET buf[...] = value over the whole buffer (value may be a constant). */
+ir_stmt *stmt_fill(ir_module *m, ir_buf *b, ir_val *value);
+/* The update block of a segment, skipped at its last position (where it
+ * would only prepare a position that does not exist: the entries it reads
+ * are structurally unused). */
+ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update);
+/* Registers in k->temps every TEMP buffer its statements touch. */
+void kernel_collect_temps(ir_module *m, ir_kernel *k);
+
+#endif

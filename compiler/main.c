@@ -1,0 +1,615 @@
+/* main.c -- the chain command line: parses flags, calls the compiler
+ * library, then the runtime.  Thin on purpose: each command is a few calls.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chain/model.h"
+#include "chain/rng.h"
+#include "chainc.h"
+#include "cmd.h"
+
+static const char usage[] =
+	"usage: chain COMMAND MODEL.chain [options]\n"
+	"\n"
+	"commands:\n"
+	"  build MODEL [-o OUT] [--emit obj|asm|llvm|bc|header] [-O0..3] [-D N=V]\n"
+	"              [--precision f64|f32] [--target TRIPLE] [--cpu CPU]\n"
+	"  check MODEL [-D N=V]           diagnostics, or a summary of the model\n"
+	"  train MODEL --data F [--valid F] [--epochs E] [--batch B] [--lr R] ... -o P.safetensors\n"
+	"  eval MODEL --params P --data F  mean NLL in nats and bits per dimension\n"
+	"  sample MODEL --params P [-n N] [--given F --prefix K] [-o OUT.png|.amat|.npy]\n"
+	"  gradcheck MODEL [--data F] [--seed S] [--rows R] [--tol T]\n"
+	"                              generated gradient against finite differences\n"
+	"\n"
+	"Every command takes -D NAME=VALUE (override a dim), --precision and -O.\n"
+	"`chain COMMAND --help` shows a command's own options.  Docs: docs/cli.md\n";
+
+/* What every command needs to compile a model. */
+typedef struct compile_opts {
+	const char *path;
+	dim_override ov[64];
+	size_t nov;
+	cg_options cg;
+} compile_opts;
+
+typedef struct compiled {
+	arena *arena;
+	diag_ctx diag;
+	model *model;
+	ir_module *ir;
+} compiled;
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("chain: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+/* Parses one model-related flag at argv[*i]; returns 1 if taken, 0 if not
+ * one of them, -1 on a bad value (message printed). */
+static int model_flag(compile_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "-D") == 0 || strncmp(a, "-D", 2) == 0) {
+		const char *spec = a[2] ? a + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
+		const char *eq = spec ? strchr(spec, '=') : NULL;
+		if (!spec || !eq || eq == spec) {
+			fail("-D: expected NAME=VALUE, e.g. -D H=100");
+			return -1;
+		}
+		char *end;
+		errno = 0;
+		long long v = strtoll(eq + 1, &end, 10);
+		if (*end || end == eq + 1 || errno || v < 1) {
+			fail("-D %s: the value must be a positive integer", spec);
+			return -1;
+		}
+		if (o->nov == sizeof o->ov / sizeof o->ov[0]) {
+			fail("-D: too many overrides");
+			return -1;
+		}
+		o->ov[o->nov].name = strndup(spec, (size_t)(eq - spec));
+		o->ov[o->nov].value = v;
+		o->nov++;
+		return 1;
+	}
+	if (strncmp(a, "-O", 2) == 0 && strlen(a) == 3 && a[2] >= '0' && a[2] <= '3') {
+		o->cg.opt_level = a[2] - '0';
+		return 1;
+	}
+	if (strcmp(a, "--precision") == 0) {
+		const char *v = *i + 1 < argc ? argv[++*i] : "";
+		if (strcmp(v, "f64") == 0)
+			o->cg.f32 = false;
+		else if (strcmp(v, "f32") == 0)
+			o->cg.f32 = true;
+		else {
+			fail("--precision: expected f64 or f32, got '%s'", v);
+			return -1;
+		}
+		return 1;
+	}
+	if (strcmp(a, "--target") == 0 || strcmp(a, "--cpu") == 0) {
+		if (*i + 1 >= argc) {
+			fail("%s: expected a value", a);
+			return -1;
+		}
+		if (a[2] == 't')
+			o->cg.target = argv[++*i];
+		else
+			o->cg.cpu = argv[++*i];
+		return 1;
+	}
+	return 0;
+}
+
+/* parse -> check -> lower -> ad -> opt.  Diagnostics are printed; returns
+ * false when the model has errors. */
+static bool compile_model(const compile_opts *o, compiled *c)
+{
+	c->arena = arena_new();
+	diag_init(&c->diag, c->arena);
+	program prog = {0};
+	parse_stdlib(&c->diag, &prog);
+	parse_path(&c->diag, o->path, &prog);
+	if (c->diag.errors == 0) {
+		dim_override ov[64];
+		memcpy(ov, o->ov, sizeof ov);
+		c->model = check_program(&c->diag, &prog, ov, o->nov);
+	}
+	if (c->model && c->diag.errors == 0)
+		c->ir = lower_model(&c->diag, c->model, c->arena);
+	if (c->ir && c->diag.errors == 0) {
+		ad_module(&c->diag, c->ir);
+		opt_module(c->ir);
+	}
+	diag_print(&c->diag, stderr, isatty(2));
+	return c->diag.errors == 0 && c->ir;
+}
+
+static void compiled_free(compiled *c)
+{
+	arena_free(c->arena);
+}
+
+/* Removes the directory and the extension: "examples/nade.chain" -> "nade". */
+static char *basename_noext(const char *path, const char *ext)
+{
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	size_t n = strcspn(b, ".");
+	char *s = malloc(n + strlen(ext) + 1);
+	memcpy(s, b, n);
+	strcpy(s + n, ext);
+	return s;
+}
+
+static int cmd_build(compile_opts *o, int argc, char **argv)
+{
+	const char *out = NULL, *emit = "obj";
+	for (int i = 1; i < argc; i++) {
+		int r = model_flag(o, argc, argv, &i);
+		if (r < 0)
+			return 1;
+		if (r)
+			continue;
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (strcmp(argv[i], "--emit") == 0 && i + 1 < argc)
+			emit = argv[++i];
+		else if (strncmp(argv[i], "--emit=", 7) == 0)
+			emit = argv[i] + 7;
+		else if (argv[i][0] == '-')
+			return fail("build: unknown option '%s' (see chain --help)", argv[i]);
+		else if (!o->path)
+			o->path = argv[i];
+		else
+			return fail("build: more than one model file ('%s' and '%s')", o->path, argv[i]);
+	}
+	static const struct { const char *name, *ext; cg_emit_kind kind; } kinds[] = {
+		{"obj", ".o", EMIT_OBJ}, {"asm", ".s", EMIT_ASM}, {"llvm", ".ll", EMIT_LLVM},
+		{"bc", ".bc", EMIT_BC}, {"header", ".h", EMIT_HEADER},
+	};
+	int k = -1;
+	for (int i = 0; i < 5; i++)
+		if (strcmp(emit, kinds[i].name) == 0)
+			k = i;
+	if (k < 0)
+		return fail("--emit: expected obj, asm, llvm, bc or header, got '%s'", emit);
+	if (!o->path)
+		return fail("build: no model file given");
+	compiled c = {0};
+	if (!compile_model(o, &c)) {
+		compiled_free(&c);
+		return 1;
+	}
+	char *def = NULL;
+	if (!out)
+		out = def = basename_noext(o->path, kinds[k].ext);
+	char *err = NULL;
+	int rc = 0;
+	if (kinds[k].kind == EMIT_HEADER) {
+		rc = cg_emit_header(c.ir, &o->cg, out, &err);
+	} else {
+		cg_unit *u = cg_generate(c.ir, &o->cg, &err);
+		rc = u ? cg_emit(u, kinds[k].kind, out, &err) : -1;
+		if (u)
+			cg_unit_free(u);
+	}
+	if (rc || err) {
+		fail("%s", err ? err : "code generation failed");
+		rc = 1;
+	}
+	free(err);
+	free(def);
+	compiled_free(&c);
+	return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------- check */
+
+/* Iterations of the innermost statements of a block, per observation:
+ * each loop variable taken at the middle of its range when it bounds an
+ * inner loop (so a triangular loop counts n^2/2). */
+typedef struct cost_ctx {
+	int64_t *mid;
+	int n;
+} cost_ctx;
+
+static double cost_idx(cost_ctx *c, const ir_idx *i)
+{
+	switch (i->kind) {
+	case IX_CONST: return (double)i->u.c;
+	case IX_LOOP: return i->u.loop->id < c->n ? (double)c->mid[i->u.loop->id] : 0;
+	case IX_ADD: return cost_idx(c, i->u.bin.a) + cost_idx(c, i->u.bin.b);
+	case IX_SUB: return cost_idx(c, i->u.bin.a) - cost_idx(c, i->u.bin.b);
+	case IX_MUL: return cost_idx(c, i->u.bin.a) * cost_idx(c, i->u.bin.b);
+	default: return 0;
+	}
+}
+
+static double cost_loop(cost_ctx *c, const ir_loop *l)
+{
+	if (l->is_rows)
+		return 1;
+	double lo = cost_idx(c, l->lo), hi = cost_idx(c, l->hi);
+	if (l->id < c->n)
+		c->mid[l->id] = (int64_t)((lo + hi) / 2);
+	return hi > lo ? hi - lo : 0;
+}
+
+static double cost_block(cost_ctx *c, const ir_block *b)
+{
+	double total = 0;
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR) {
+			double n = cost_loop(c, s->loop);
+			total += n * cost_block(c, &s->body);
+		} else if (s->kind == S_IF_GE) {
+			total += cost_block(c, &s->body);
+		} else {
+			double n = 1;
+			for (int l = 0; l < s->nloops; l++)
+				n *= cost_loop(c, s->loops[l]);
+			total += n;
+		}
+	}
+	return total;
+}
+
+static const char *kind_str(val_kind k)
+{
+	return k == K_BIN ? "bin" : k == K_CAT ? "cat" : k == K_INT ? "int" : "real";
+}
+
+static void print_var(const sym *y)
+{
+	printf("  %-10s %s", y->name, kind_str(y->vkind));
+	if (y->vkind == K_CAT)
+		printf("(%lld)", (long long)y->cat_k);
+	if (y->shape.rank) {
+		printf("[");
+		for (int d = 0; d < y->shape.rank; d++)
+			printf("%s%lld", d ? ", " : "", (long long)y->shape.dims[d]);
+		printf("]");
+	}
+}
+
+static int cmd_check(compile_opts *o, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int r = model_flag(o, argc, argv, &i);
+		if (r < 0)
+			return 1;
+		if (r)
+			continue;
+		if (argv[i][0] == '-')
+			return fail("check: unknown option '%s'", argv[i]);
+		if (o->path)
+			return fail("check: more than one model file ('%s' and '%s')", o->path, argv[i]);
+		o->path = argv[i];
+	}
+	if (!o->path)
+		return fail("check: no model file given");
+	compiled c = {0};
+	if (!compile_model(o, &c)) {
+		compiled_free(&c);
+		return 1;
+	}
+	const model *m = c.model;
+	const ir_module *ir = c.ir;
+	printf("model %s: ok\n", m->name);
+	printf("data (%lld reals per observation):\n", (long long)m->obs_size);
+	for (size_t i = 0; i < m->inputs.len; i++) {
+		print_var(m->inputs.items[i]);
+		printf("   (input)\n");
+	}
+	for (size_t i = 0; i < m->data.len; i++) {
+		const sym *y = m->data.items[i];
+		print_var(y);
+		printf("   ~ %s\n", y->cond->u.cond.family->u.call.name);
+	}
+	printf("order: ");
+	for (size_t i = 0; i < m->order.len; i++) {
+		const sym *y = m->order.items[i];
+		int64_t n = y->shape.rank ? y->shape.dims[0] : 1;
+		printf("%s%s", i ? ", " : "", y->name);
+		if (y->shape.rank) {
+			printf(" [");
+			for (int64_t k = 0; k < n && k < 4; k++)
+				printf("%s%lld", k ? ", " : "", (long long)y->perm[k]);
+			printf("%s]", n > 4 ? ", ..." : "");
+		}
+	}
+	printf("  (%lld positions)\n", (long long)m->num_positions);
+	printf("params: %lld", (long long)m->num_params);
+	if (ir->num_unused)
+		printf(" (%lld used, %lld structurally unused)", (long long)(m->num_params - ir->num_unused), (long long)ir->num_unused);
+	printf("\n");
+	for (size_t i = 0; i < m->params.len; i++) {
+		print_var(m->params.items[i]);
+		if (ir->param_unused && ir->param_unused[i])
+			printf("   %lld unused", (long long)ir->param_unused[i]);
+		printf("\n");
+	}
+	printf("objective: %s", m->maximize ? "maximize" : "minimize");
+	printf(m->objective_has_loglik ? " mean loglik%s\n" : " a function of the params%s\n",
+	       m->objective_has_loglik && m->penalty ? " with a penalty" : "");
+	printf("kernel cost (innermost loop iterations per observation):\n");
+	cost_ctx cc = {.n = ir->next_id + 1};
+	cc.mid = calloc((size_t)cc.n, sizeof(int64_t));
+	for (int k = 0; k < KER__COUNT; k++)
+		if (ir->kernels[k] && k != KER_INIT)
+			printf("  %-14s %.3g\n", ir->kernels[k]->name, cost_block(&cc, &ir->kernels[k]->body));
+	free(cc.mid);
+	compiled_free(&c);
+	return 0;
+}
+
+/* ------------------------------------------------------- jit commands */
+
+/* Compiles and loads the model in-process; *s must be freed with jit_free. */
+static const chain_model *load_model(compile_opts *o, compiled *c, jit_session **s)
+{
+	if (!o->path) {
+		fail("no model file given");
+		return NULL;
+	}
+	if (!compile_model(o, c))
+		return NULL;
+	char *err = NULL;
+	cg_unit *u = cg_generate(c->ir, &o->cg, &err);
+	const chain_model *m = NULL;
+	if (u)
+		*s = jit_load(u, &m, &err);
+	if (!m) {
+		fail("%s", err ? err : "could not compile the model");
+		free(err);
+		return NULL;
+	}
+	return m;
+}
+
+/* Separates the model flags (and the model file) from the command's own. */
+static int split_args(compile_opts *o, int argc, char **argv, int *rargc, char **rargv)
+{
+	*rargc = 0;
+	rargv[(*rargc)++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		int r = model_flag(o, argc, argv, &i);
+		if (r < 0)
+			return -1;
+		if (r)
+			continue;
+		if (!o->path && argv[i][0] != '-' && (i == 1 || argv[i - 1][0] != '-' || strchr(argv[i], '.'))) {
+			const char *dot = strrchr(argv[i], '.');
+			if (dot && strcmp(dot, ".chain") == 0) {
+				o->path = argv[i];
+				continue;
+			}
+		}
+		rargv[(*rargc)++] = argv[i];
+	}
+	rargv[*rargc] = NULL;
+	return 0;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+static int run_jit_command(compile_opts *o, int argc, char **argv, int (*fn)(const chain_model *, int, char **))
+{
+	char **rargv = calloc((size_t)argc + 1, sizeof(char *));
+	int rargc, rc = 1;
+	if (split_args(o, argc, argv, &rargc, rargv) == 0) {
+		if (wants_help(rargc, rargv)) {
+			rc = fn(NULL, rargc, rargv);
+		} else {
+			compiled c = {0};
+			jit_session *s = NULL;
+			const chain_model *m = load_model(o, &c, &s);
+			if (m)
+				rc = fn(m, rargc, rargv);
+			if (s)
+				jit_free(s);
+			if (c.arena)
+				compiled_free(&c);
+		}
+	}
+	free(rargv);
+	return rc;
+}
+
+/* ----------------------------------------------------------- gradcheck */
+
+typedef struct gc_opts {
+	const char *data;
+	uint64_t seed;
+	size_t rows;
+	double tol;
+	size_t samples;
+} gc_opts;
+
+static int gradcheck_run(const chain_model *m, const gc_opts *g);
+
+static int gc_args(const chain_model *m, int argc, char **argv)
+{
+	gc_opts g = {.seed = 1, .rows = 3, .tol = 1e-6, .samples = 40};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end = NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			printf("usage: chain gradcheck MODEL.chain [--data F] [--seed S] [--rows R] [--tol T] [--samples K] [-D N=V]\n"
+			       "Compares the generated gradient of the objective with central finite differences\n"
+			       "at random params (seeded) on R rows of F (or random data); checks K entries per\n"
+			       "param (all of a small one).  Exit 1 if the worst relative error exceeds T (1e-6).\n");
+			return 0;
+		}
+		if (!v)
+			return fail("gradcheck: %s needs a value", a);
+		i++;
+		if (strcmp(a, "--data") == 0)
+			g.data = v;
+		else if (strcmp(a, "--seed") == 0 && (g.seed = strtoull(v, &end, 10), *end == 0 && *v))
+			;
+		else if (strcmp(a, "--rows") == 0 && (g.rows = strtoull(v, &end, 10), *end == 0 && g.rows > 0))
+			;
+		else if (strcmp(a, "--samples") == 0 && (g.samples = strtoull(v, &end, 10), *end == 0 && g.samples > 0))
+			;
+		else if (strcmp(a, "--tol") == 0 && (g.tol = strtod(v, &end), *end == 0 && g.tol > 0))
+			;
+		else
+			return fail("gradcheck: bad option or value: %s %s", a, v);
+	}
+	return gradcheck_run(m, &g);
+}
+
+#include "chain/data.h"
+
+static int gradcheck_run(const chain_model *m, const gc_opts *g)
+{
+	if (!m->f64)
+		return fail("gradcheck runs in f64: drop --precision f32");
+	size_t np = m->num_params, ob = m->obs_size, rows = g->rows;
+	double *theta = calloc(np + 1, sizeof(double)), *grad = calloc(np + 1, sizeof(double));
+	double *obs = NULL;
+	if (g->data) {
+		chain_dataset d = {0};
+		chain_error err;
+		if (chain_data_load(g->data, NULL, &d, &err) || chain_data_check(&d, m, g->data, &err)) {
+			free(theta);
+			free(grad);
+			chain_dataset_free(&d);
+			return fail("%s", err.msg);
+		}
+		if (rows > d.rows)
+			rows = d.rows;
+		obs = calloc(rows * ob + 1, sizeof(double));
+		memcpy(obs, d.values, rows * ob * sizeof(double));
+		chain_dataset_free(&d);
+	} else {
+		/* random data of the declared kinds */
+		obs = calloc(rows * ob + 1, sizeof(double));
+		const chain_var *groups[2] = {m->inputs, m->data};
+		size_t counts[2] = {m->num_inputs, m->num_data};
+		for (size_t r = 0; r < rows; r++)
+			for (int gi = 0; gi < 2; gi++)
+				for (size_t v = 0; v < counts[gi]; v++) {
+					const chain_var *cv = &groups[gi][v];
+					for (size_t e = 0; e < cv->size; e++) {
+						double u = chain_rng_uniform(g->seed, CHAIN_STREAM_DATA, r, (uint32_t)(cv->offset + e), 1);
+						double x = cv->kind == CHAIN_BIN ? (u < 0.5) : cv->kind == CHAIN_CAT ? floor(u * cv->cat_k)
+						         : cv->kind == CHAIN_INT ? floor(u * 5) : chain_rng_normal(g->seed, CHAIN_STREAM_DATA, r, (uint32_t)(cv->offset + e), 2);
+						obs[r * ob + cv->offset + e] = x;
+					}
+				}
+	}
+	/* random params: the init, plus noise on the used entries */
+	m->f64->init(theta, g->seed);
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		for (size_t e = 0; e < v->size; e++)
+			if (!v->used || v->used[e])
+				theta[v->offset + e] += 0.5 * chain_rng_normal(g->seed, CHAIN_STREAM_DATA, v->offset + e, 7, 0);
+	}
+	m->f64->objective(theta, obs, rows, grad);
+	double worst_all = 0;
+	printf("gradcheck %s: %zu rows, seed %llu\n", m->name, rows, (unsigned long long)g->seed);
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		double worst = 0;
+		size_t worst_at = 0, n = v->size <= g->samples ? v->size : g->samples;
+		for (size_t s = 0; s < n; s++) {
+			size_t e = v->size <= g->samples ? s : chain_rng_bits(g->seed, CHAIN_STREAM_DATA, p, 9, (uint32_t)s) % v->size;
+			size_t t = v->offset + e;
+			double x = theta[t], h = 1e-5 * fmax(1, fabs(x));
+			theta[t] = x + h;
+			double fp = m->f64->objective(theta, obs, rows, NULL);
+			theta[t] = x - h;
+			double fm = m->f64->objective(theta, obs, rows, NULL);
+			theta[t] = x;
+			double fd = (fp - fm) / (2 * h);
+			double rel = fabs(grad[t] - fd) / fmax(fmax(fabs(grad[t]), fabs(fd)), 1e-3);
+			if (!(rel <= worst)) {
+				worst = rel;
+				worst_at = e;
+			}
+		}
+		printf("  %-10s worst relative error %.2e (entry %zu of %zu, %zu checked)\n", v->name, worst, worst_at, v->size, n);
+		if (!(worst <= worst_all))
+			worst_all = worst;
+	}
+	free(theta);
+	free(grad);
+	free(obs);
+	if (!(worst_all <= g->tol)) {
+		printf("FAILED: worst relative error %.2e > tolerance %.1e\n", worst_all, g->tol);
+		return 1;
+	}
+	printf("ok: worst relative error %.2e <= %.1e\n", worst_all, g->tol);
+	return 0;
+}
+
+static int cmd_gradcheck(compile_opts *o, int argc, char **argv)
+{
+	o->cg.f32 = false;
+	return run_jit_command(o, argc, argv, gc_args);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 1 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("chain %s (LLVM 19)\n", CHAIN_VERSION);
+		return 0;
+	}
+	compile_opts o = {.cg = {.opt_level = 2}};
+	const char *cmd = argv[1];
+	int sub_argc = argc - 1;
+	char **sub_argv = argv + 1;
+	if (wants_help(sub_argc, sub_argv) && (strcmp(cmd, "build") == 0 || strcmp(cmd, "check") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	int rc;
+	if (strcmp(cmd, "build") == 0)
+		rc = cmd_build(&o, sub_argc, sub_argv);
+	else if (strcmp(cmd, "check") == 0)
+		rc = cmd_check(&o, sub_argc, sub_argv);
+	else if (strcmp(cmd, "train") == 0)
+		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_train);
+	else if (strcmp(cmd, "eval") == 0)
+		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_eval);
+	else if (strcmp(cmd, "sample") == 0)
+		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_sample);
+	else if (strcmp(cmd, "gradcheck") == 0)
+		rc = cmd_gradcheck(&o, sub_argc, sub_argv);
+	else
+		rc = fail("unknown command '%s' (commands: build check train eval sample gradcheck; see chain --help)", cmd);
+	for (size_t i = 0; i < o.nov; i++)
+		free((char *)o.ov[i].name);
+	return rc;
+}

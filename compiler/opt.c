@@ -1,0 +1,128 @@
+/* opt.c -- clean-ups on the IR after lowering and differentiation.
+ *
+ * Kernels are assembled from shared pieces (the stages of lower_internal.h),
+ * so a kernel often contains statements whose results it never reads: the
+ * log-density temps in the sample kernel, the sampler's in logp.  Dead
+ * statement elimination drops them, to a fixed point.
+ */
+#include "chainc.h"
+
+static bool in_list(const ptrvec *v, const void *p)
+{
+	for (size_t i = 0; i < v->len; i++)
+		if (v->items[i] == p)
+			return true;
+	return false;
+}
+
+static void reads_idx(arena *a, ptrvec *out, const ir_idx *i);
+
+static void reads_val(arena *a, ptrvec *out, const ir_val *v)
+{
+	switch (v->kind) {
+	case V_READ:
+		if (!in_list(out, v->u.read.buf))
+			ptrvec_push(a, out, v->u.read.buf);
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			reads_idx(a, out, v->u.read.idx[k]);
+		return;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			reads_val(a, out, v->u.op.a[k]);
+		return;
+	case V_STOP: reads_val(a, out, v->u.stop); return;
+	case V_INT: reads_idx(a, out, v->u.idx); return;
+	default: return;
+	}
+}
+
+static void reads_idx(arena *a, ptrvec *out, const ir_idx *i)
+{
+	if (!i)
+		return;
+	switch (i->kind) {
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		reads_idx(a, out, i->u.bin.a);
+		reads_idx(a, out, i->u.bin.b);
+		return;
+	case IX_LOAD:
+		if (!in_list(out, i->u.load.buf))
+			ptrvec_push(a, out, i->u.load.buf);
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			reads_idx(a, out, i->u.load.idx[k]);
+		return;
+	default: return;
+	}
+}
+
+static void reads_block(arena *a, ptrvec *out, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			reads_block(a, out, &s->body);
+			continue;
+		}
+		for (int l = 0; l < s->nloops; l++) {
+			reads_idx(a, out, s->loops[l]->lo);
+			reads_idx(a, out, s->loops[l]->hi);
+		}
+		for (int k = 0; k < s->nassigns; k++) {
+			reads_val(a, out, s->assigns[k].val);
+			for (int d = 0; d < IR_MAX_RANK; d++)
+				reads_idx(a, out, s->assigns[k].idx[d]);
+			/* += reads its target */
+			if (s->kind == S_ADD && !in_list(out, s->assigns[k].buf))
+				ptrvec_push(a, out, s->assigns[k].buf);
+		}
+	}
+}
+
+/* Drops statements that only write temps nobody reads; true if any. */
+static bool drop_dead(const ptrvec *live, ir_block *b, const ir_buf *keep)
+{
+	bool changed = false;
+	size_t w = 0;
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		ir_stmt *s = b->stmts.items[i];
+		bool dead = false;
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			changed |= drop_dead(live, &s->body, keep);
+			dead = s->body.stmts.len == 0;
+		} else {
+			dead = true;
+			for (int k = 0; k < s->nassigns; k++) {
+				const ir_buf *t = s->assigns[k].buf;
+				if (t->cls != BUF_TEMP || t == keep || in_list(live, t))
+					dead = false;
+			}
+		}
+		if (dead)
+			changed = true;
+		else
+			b->stmts.items[w++] = s;
+	}
+	b->stmts.len = w;
+	return changed;
+}
+
+static void dce(arena *a, ir_block *b, const ir_buf *result)
+{
+	bool changed = true;
+	while (changed) {
+		ptrvec live = {0};
+		reads_block(a, &live, b);
+		changed = drop_dead(&live, b, result);
+	}
+}
+
+void opt_module(ir_module *m)
+{
+	for (int k = 0; k < KER__COUNT; k++) {
+		ir_kernel *kr = m->kernels[k];
+		if (!kr)
+			continue;
+		dce(m->arena, &kr->body, kr->result);
+		dce(m->arena, &kr->nograd_body, kr->nograd_result);
+	}
+}
