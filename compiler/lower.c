@@ -1205,8 +1205,8 @@ static void mark_block(marker *k, const ir_block *b)
 				mark_block(k, &s->body);
 			}
 		} else if (s->kind == S_IF_GE) {
-			int64_t a, b;
-			if (!eval_idx(k, s->a, &a) || !eval_idx(k, s->b, &b) || a >= b)
+			int64_t ca, cb;
+			if (!eval_idx(k, s->a, &ca) || !eval_idx(k, s->b, &cb) || ca >= cb)
 				mark_block(k, &s->body);
 		} else {
 			ptrvec reads = {0};

@@ -85,6 +85,7 @@ typedef struct lex_state {
 	span nl_where;          /* ... the first such newline */
 	bool need_nl;           /* emit a NEWLINE before the next token */
 	bool deep_reported;     /* "nesting too deep" reported for this line */
+	bool skip_block;        /* drop tokens up to the end of the open { } block */
 	span last_where;        /* span of the last token returned */
 } lex_state;
 
@@ -189,7 +190,7 @@ static void check_typed(parse_ctx *pc, const char *what, const ptrvec *params);
 %type <vec> fparams fparams_opt order_items fam_body
 %type <fparam> fparam
 %type <oitem> order_item
-%type <fline> fam_line fam_line_opt
+%type <fline> fam_line fam_last
 %type <dcl> decl
 %type <flag> objective fam_close
 
@@ -210,20 +211,29 @@ static void check_typed(parse_ctx *pc, const char *what, const ptrvec *params);
 
 %%
 
-/* file -> decl? (NEWLINE decl?)*
- * Declarations are separated by NEWLINE; an empty file, blank lines and a
- * missing final newline are all fine. */
+/* file -> line*  ;  line -> NEWLINE | decl NEWLINE | error NEWLINE
+ * Every declaration ends with a NEWLINE (the lexer sends one at the end of
+ * a file that lacks it).  A declaration is added to the program only once
+ * its NEWLINE is seen, so a line like `x ~ f(a) + 1` is one D_ERROR, not a
+ * declaration followed by an error.  `error NEWLINE` is the recovery: the
+ * parser skips to the end of the broken line and goes on with the next. */
 file
-	: decl_opt
-	| file NEWLINE decl_opt
+	: %empty
+	| file line
 	;
 
-/* A declaration, nothing, or a broken declaration: `error` swallows the
- * rest of the line and leaves a D_ERROR, so the next line parses afresh. */
-decl_opt
-	: %empty
-	| decl    { ptrvec_push(pc->a, &pc->prog->decls, $1); }
-	| error   { ptrvec_push(pc->a, &pc->prog->decls, decl_new(pc, D_ERROR, @1)); }
+line
+	: NEWLINE
+	| decl NEWLINE   { ptrvec_push(pc->a, &pc->prog->decls, $1); }
+	| error NEWLINE {
+		ptrvec_push(pc->a, &pc->prog->decls, decl_new(pc, D_ERROR, @1));
+		/* the next line is a fresh start: report its errors too */
+		yyerrok;
+		/* a broken family header leaves its block open: skip the block */
+		lex_state *st = chain_yyget_extra(scanner);
+		if (st->braces > 0)
+			st->skip_block = true;
+	}
 	;
 
 decl
@@ -272,16 +282,18 @@ decl
 		$$->u.ext.ret = $7;
 	}
 	/* family NAME(p : type, ...) on KIND { lines } */
-	| FAMILY NAME '(' fparams_opt ')' ON type '{' fam_body fam_close {
+	| FAMILY NAME '(' fparams_opt ')' ON type '{' fam_body fam_last fam_close {
 		$$ = decl_new(pc, D_FAMILY, @$);
 		$$->name = $2; $$->name_where = @2;
 		check_typed(pc, "family", &$4);
 		$$->u.family.params = params_array(pc, &$4, &$$->u.family.nparams);
 		$$->u.family.on = $7;
-		if (!$10) {
-			diag_error(pc->d, @10, "family '%s' is missing its closing '}'", $2);
+		if (!$11) {
+			diag_error(pc->d, @11, "family '%s' is missing its closing '}'", $2);
 			diag_note(pc->d, @8, "the family block opens here");
 		}
+		if ($10)
+			ptrvec_push(pc->a, &$9, $10);
 		family_finish(pc, $$, &$9);
 	}
 	| ORDER order_items {
@@ -384,22 +396,21 @@ fparam
 	}
 	;
 
-/* The lines of a family block, separated by NEWLINE, in any order; a broken
- * line is skipped (error) and the next one parsed. */
+/* The lines of a family block, in any order, each ended by NEWLINE except
+ * perhaps the last (`{ logp(v) = e; sample = e }` fits on one line).  A
+ * broken line is skipped (error NEWLINE) and the next one parsed; a broken
+ * last line ends at the '}'. */
 fam_body
-	: fam_line_opt {
-		$$ = (ptrvec){0};
-		if ($1)
-			ptrvec_push(pc->a, &$$, $1);
-	}
-	| fam_body NEWLINE fam_line_opt {
+	: %empty                  { $$ = (ptrvec){0}; }
+	| fam_body NEWLINE        { $$ = $1; }
+	| fam_body fam_line NEWLINE {
 		$$ = $1;
-		if ($3)
-			ptrvec_push(pc->a, &$$, $3);
+		ptrvec_push(pc->a, &$$, $2);
 	}
+	| fam_body error NEWLINE  { $$ = $1; yyerrok; }
 	;
 
-fam_line_opt
+fam_last
 	: %empty    { $$ = NULL; }
 	| fam_line
 	| error     { $$ = NULL; }
@@ -717,7 +728,8 @@ static void family_finish(parse_ctx *pc, decl *d, ptrvec *lines)
 		d->u.family.sample = sample->value;
 }
 
-/* The token source of the parser (see yylex above): refuses to let the
+/* The token source of the parser (see yylex above).  It drops the block of
+ * a family whose header was broken (skip_block), and it refuses to let the
  * parser's stack grow past PARSE_STACK_LIMIT.  Past it, the input is
  * nesting prefix operators (- - - ... or if ... then if ...) deeper than
  * any tree we accept; report once per line and hand the parser an error
@@ -734,7 +746,18 @@ static int parse_lex(CHAIN_YYSTYPE *lval, CHAIN_YYLTYPE *lloc, yyscan_t scanner,
 		}
 		return T_CHAIN_YYerror;
 	}
-	return chain_yylex(lval, lloc, scanner);
+	for (;;) {
+		int tok = chain_yylex(lval, lloc, scanner);
+		if (!st->skip_block)
+			return tok;
+		/* after a broken family header: drop its block, up to and
+		 * including the '}' that closes it (or up to the declaration
+		 * keyword that the lexer found closing it, or the end) */
+		if ((tok == '}' && st->braces == 0) || tok == T_MISSING_RBRACE)
+			st->skip_block = false;
+		else if (tok == T_YYEOF)
+			return tok;
+	}
 }
 
 /* Only called by bison when its stack is exhausted (syntax errors go to
@@ -804,6 +827,9 @@ static void msg_add_unexpected(msgbuf *m, parse_ctx *pc, yysymbol_kind_t sym, sp
 		msg_add_text(m, pc, w);
 	} else if (sym == YYSYMBOL_NEWLINE && w.begin < f->len && f->text[w.begin] == ';') {
 		msg_add(m, "';'");
+	} else if (sym == YYSYMBOL_NEWLINE && w.begin == w.end) {
+		/* the NEWLINE the lexer adds at the end of the file */
+		msg_add(m, "end of file");
 	} else if (sym == YYSYMBOL_MISSING_RBRACE) {
 		/* the implicit token stands before a keyword, or at the end of the file */
 		size_t e = w.begin;
@@ -912,7 +938,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, pars
 	for (int i = 0; i < n; i++) {
 		yysymbol_kind_t s = exp[i];
 		if ((expr_ok && starts_expr(s)) || (decl_ok && starts_decl(s)) ||
-		    (kind_ok && is_kind(s)))
+		    (kind_ok && is_kind(s)) || s == YYSYMBOL_MISSING_RBRACE)
+			continue;
+		if ((s == YYSYMBOL_YYEOF && has(exp, n, YYSYMBOL_NEWLINE)) ||
+		    (s == YYSYMBOL_NEWLINE && decl_ok))
 			continue;
 		if (is_operator(s) && (others || k > 0))
 			continue;

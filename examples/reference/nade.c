@@ -277,6 +277,10 @@ void nade_init(real *theta, uint64_t seed)
 		theta[t] = (real)(0.0 + 0.01 * chain_rng_normal(seed, CHAIN_STREAM_INIT, t, 0, 0));
 	for (size_t t = V_OFF; t < V_OFF + (size_t)N * H; t++)
 		theta[t] = (real)(0.0 + 0.01 * chain_rng_normal(seed, CHAIN_STREAM_INIT, t, 0, 0));
+	/* W[:, last element of the order] feeds no conditional: structurally
+	 * unused, so it stays 0 (ARCHITECTURE.md) */
+	for (size_t u = 0; u < H; u++)
+		theta[W_OFF + u * N + ref_order[N - 1]] = 0;
 }
 
 real nade_logp(const real *theta, const real *obs)

@@ -445,7 +445,7 @@ static void test_init__seed__follows_rng_formula(void **state)
 			size_t i = t / n, j = t % n;
 			want = t < n * n && pos[j] < pos[i] ? drawn : 0;
 		} else {
-			int is_w = t < hd * n, is_v = t >= hd * n + hd && t < hd * n + hd + n * hd;
+			int is_w = t < hd * n && pos[t % n] != n - 1, is_v = t >= hd * n + hd && t < hd * n + hd + n * hd;
 			want = is_w || is_v ? drawn : 0;
 		}
 		if (theta[t] != want)

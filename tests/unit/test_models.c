@@ -1,0 +1,411 @@
+/* test_models.c -- the compiled example models against the hand-written
+ * references (examples/reference/), kernel by kernel: the same log p on
+ * real digits, the same gradients, init, samples, completions and
+ * conditionals, under every order form; and exactness (probabilities sum
+ * to 1 over all states).
+ *
+ * Each model is compiled in-process by the compiler library (JIT); each
+ * reference is compiled with cc into a .so and dlopen()ed.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chain/data.h"
+#include "chain/model.h"
+#include "chain/rng.h"
+#include "chainc.h"
+
+static char tmpdir[64];
+
+/* ----------------------------------------------------------- compiling */
+
+typedef struct gen {
+	arena *arena;
+	jit_session *jit;
+	const chain_model *m;
+} gen;
+
+/* Compiles model source text with -D overrides "n=10,H=5". */
+static const chain_model *gen_compile(gen *g, const char *src, int64_t n, int64_t h, bool f32)
+{
+	g->arena = arena_new();
+	diag_ctx d;
+	diag_init(&d, g->arena);
+	program prog = {0};
+	parse_stdlib(&d, &prog);
+	uint32_t f = diag_add_file(&d, "test.chain", src, strlen(src));
+	parse_file(&d, f, &prog);
+	dim_override ov[2] = {{"n", n, false}, {"H", h, false}};
+	model *mod = d.errors ? NULL : check_program(&d, &prog, ov, h ? 2 : 1);
+	ir_module *ir = mod ? lower_model(&d, mod, g->arena) : NULL;
+	if (!ir) {
+		diag_print(&d, stderr, false);
+		return NULL;
+	}
+	ad_module(&d, ir);
+	opt_module(ir);
+	cg_options o = {.opt_level = 2, .f32 = f32};
+	char *err = NULL;
+	cg_unit *u = cg_generate(ir, &o, &err);
+	if (u)
+		g->jit = jit_load(u, &g->m, &err);
+	if (err)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	return g->m;
+}
+
+static void gen_free(gen *g)
+{
+	if (g->jit)
+		jit_free(g->jit);
+	arena_free(g->arena);
+}
+
+static const char *fvsbn_src =
+	"model fvsbn\ndim n = 784\ndata x : bin[n]\nparam W : real[n, n] ~ normal(0, 0.01)\nparam b : real[n]\n"
+	"%s\norder x%s\nx[i] ~ bernoulli_logit(b[i] + sum(j before i) W[i, j] * x[j])\nmaximize loglik\n";
+static const char *nade_src =
+	"model nade\ndim n = 784\ndim H = 500\ndata x : bin[n]\nparam W : real[H, n] ~ normal(0, 0.01)\nparam c : real[H]\n"
+	"param V : real[n, H] ~ normal(0, 0.01)\nparam b : real[n]\n%s\norder x%s\n"
+	"let h[i] = sigmoid(c + sum(j before i) W[:, j] * x[j])\nx[i] ~ bernoulli_logit(b[i] + dot(V[i, :], h[i]))\nmaximize loglik\n";
+
+enum order_form_t { NATURAL, REVERSE, BY_PERM, RANDOM, NFORMS };
+static const char *form_names[] = {"natural", "reverse", "by P", "random"};
+
+/* The model text with one of the order forms. */
+static char *model_text(const char *tmpl, int form, size_t n)
+{
+	static char buf[1 << 16];
+	char perm[8192] = "", suffix[64] = "";
+	if (form == REVERSE) {
+		snprintf(suffix, sizeof suffix, " ");
+		tmpl = tmpl == fvsbn_src ? fvsbn_src : nade_src;
+	}
+	if (form == BY_PERM) {
+		size_t at = (size_t)snprintf(perm, sizeof perm, "const P : int[n] = [");
+		for (size_t k = 0; k < n; k++) /* a fixed shuffle: 3k+1 mod n, n not a multiple of 3 */
+			at += (size_t)snprintf(perm + at, sizeof perm - at, "%s%zu", k ? ", " : "", (3 * k + 1) % n);
+		snprintf(perm + at, sizeof perm - at, "]");
+		snprintf(suffix, sizeof suffix, " by P");
+	}
+	if (form == RANDOM)
+		snprintf(suffix, sizeof suffix, " by random(7)");
+	snprintf(buf, sizeof buf, tmpl, perm, suffix);
+	if (form == REVERSE) {
+		char *o = strstr(buf, "order x");
+		memmove(o + 15, o + 7, strlen(o + 7) + 1);
+		memcpy(o, "order reverse(x)", 16);
+	}
+	return buf;
+}
+
+/* ---------------------------------------------------------- references */
+
+typedef struct ref {
+	void *so;
+	void (*init)(double *, uint64_t);
+	double (*logp)(const double *, const double *);
+	double (*loglik_grad)(const double *, const double *, size_t, double *);
+	void (*sample)(const double *, uint64_t, uint64_t, size_t, double *);
+	void (*complete)(const double *, uint64_t, uint64_t, size_t, size_t, double *);
+	void (*conditionals)(const double *, const double *, double *);
+	float (*logp32)(const float *, const float *);
+	void (*set_order)(const size_t *);
+} ref;
+
+static bool ref_open(ref *r, const char *mname, size_t n, size_t h, bool f32)
+{
+	char so[256], cmd[1024], fn[128];
+	const char *cc = getenv("CC") ? getenv("CC") : "cc";
+	snprintf(so, sizeof so, "%s/%s_%zu_%zu%s.so", tmpdir, mname, n, h, f32 ? "_f32" : "");
+	snprintf(cmd, sizeof cmd, "%s -O2 -shared -fPIC -Iruntime/include -DN=%zu -DH=%zu %s -o %s examples/reference/%s.c", cc,
+	         n, h, f32 ? "-DCHAIN_F32" : "", so, mname);
+	if (system(cmd) != 0)
+		return false;
+	r->so = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+	if (!r->so) {
+		fprintf(stderr, "%s\n", dlerror());
+		return false;
+	}
+#define LOAD(field, name) (snprintf(fn, sizeof fn, "%s_%s", mname, name), *(void **)&r->field = dlsym(r->so, fn))
+	if (f32) {
+		LOAD(logp32, "logp");
+	} else {
+		LOAD(init, "init");
+		LOAD(logp, "logp");
+		LOAD(loglik_grad, "loglik_grad");
+		LOAD(sample, "sample");
+		LOAD(complete, "complete");
+		LOAD(conditionals, "conditionals");
+	}
+	LOAD(set_order, "ref_set_order");
+#undef LOAD
+	return r->set_order != NULL;
+}
+
+/* The reference follows the compiled model's order (from its descriptor). */
+static void ref_follow(ref *r, const chain_model *m)
+{
+	size_t perm[4096];
+	for (size_t k = 0; k < m->num_positions; k++)
+		perm[k] = m->order[k] - m->data[0].offset;
+	r->set_order(perm);
+}
+
+/* ----------------------------------------------------------- fixtures */
+
+static chain_dataset digits;
+
+static int setup(void **state)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/chain-test-models-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	chain_error err;
+	if (chain_data_load("examples/data/binarized-test.amat.gz", NULL, &digits, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		return -1;
+	chain_dataset_free(&digits);
+	return 0;
+}
+
+/* Random but reasonable params: the model's init plus noise on used entries. */
+static void random_theta(const chain_model *m, double *theta, uint64_t seed, double sd)
+{
+	m->f64->init(theta, seed);
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		for (size_t e = 0; e < v->size; e++)
+			if (!v->used || v->used[e])
+				theta[v->offset + e] += sd * chain_rng_normal(seed, CHAIN_STREAM_DATA, v->offset + e, 3, 0);
+	}
+}
+
+static double max_abs(const double *a, size_t n)
+{
+	double m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (fabs(a[i]) > m)
+			m = fabs(a[i]);
+	return m;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* Full-size models on real digits: log p and its gradient equal the
+ * hand-written ones (relative 1e-12 and 1e-10). */
+static void full_size(const char *name, const char *tmpl, size_t h)
+{
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, model_text(tmpl, NATURAL, 784), 784, (int64_t)h, false);
+	assert_non_null(m);
+	ref r = {0};
+	assert_true(ref_open(&r, name, 784, h, false));
+	size_t np = m->num_params, rows = 20;
+	double *theta = malloc(np * sizeof(double)), *g1 = calloc(np, sizeof(double)), *g2 = calloc(np, sizeof(double));
+	double *init2 = malloc(np * sizeof(double));
+	m->f64->init(theta, 5);
+	r.init(init2, 5);
+	assert_memory_equal(theta, init2, np * sizeof(double));
+	random_theta(m, theta, 11, 0.05);
+	for (size_t i = 0; i < rows; i++) {
+		const double *x = digits.values + i * 784;
+		double a = m->f64->logp(theta, x), b = r.logp(theta, x);
+		if (!(fabs(a - b) <= 1e-12 * fabs(b)))
+			fail_msg("%s row %zu: generated logp %.17g, reference %.17g", name, i, a, b);
+	}
+	double la = m->f64->loglik_grad(theta, digits.values, rows, g1);
+	double lb = r.loglik_grad(theta, digits.values, rows, g2);
+	assert_true(fabs(la - lb) <= 1e-12 * fabs(lb));
+	double scale = max_abs(g2, np), worst = 0;
+	for (size_t t = 0; t < np; t++)
+		worst = fmax(worst, fabs(g1[t] - g2[t]));
+	if (!(worst <= 1e-10 * scale))
+		fail_msg("%s: gradient differs by %.3g (scale %.3g)", name, worst, scale);
+	free(theta);
+	free(g1);
+	free(g2);
+	free(init2);
+	dlclose(r.so);
+	gen_free(&g);
+}
+
+static void test_fvsbn__full_size_digits__logp_and_gradient_match_reference(void **state)
+{
+	full_size("fvsbn", fvsbn_src, 0);
+}
+
+static void test_nade__full_size_digits__logp_and_gradient_match_reference(void **state)
+{
+	full_size("nade", nade_src, 100);
+}
+
+/* f32 builds agree with the f32 reference to 1e-5. */
+static void test_nade__f32__logp_matches_reference(void **state)
+{
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, model_text(nade_src, NATURAL, 784), 784, 50, true);
+	assert_non_null(m);
+	assert_non_null(m->f32);
+	ref r = {0};
+	assert_true(ref_open(&r, "nade", 784, 50, true));
+	size_t np = m->num_params;
+	float *theta = malloc(np * sizeof(float)), *x = malloc(784 * sizeof(float));
+	m->f32->init(theta, 3);
+	for (size_t t = 0; t < np; t++)
+		theta[t] += (float)(0.05 * chain_rng_normal(3, CHAIN_STREAM_DATA, t, 3, 0));
+	for (size_t i = 0; i < 10; i++) {
+		for (size_t j = 0; j < 784; j++)
+			x[j] = (float)digits.values[i * 784 + j];
+		float a = m->f32->logp(theta, x), b = r.logp32(theta, x);
+		if (!(fabsf(a - b) <= 1e-5f * fabsf(b)))
+			fail_msg("row %zu: f32 generated %.9g, reference %.9g", i, (double)a, (double)b);
+	}
+	free(theta);
+	free(x);
+	dlclose(r.so);
+	gen_free(&g);
+}
+
+/* Small models under every order form: all 2^n probabilities sum to 1; log p,
+ * gradient, conditionals, samples and completions equal the reference's for
+ * that order. */
+static void every_order(const char *name, const char *tmpl, size_t h)
+{
+	const size_t n = 10;
+	ref r = {0};
+	assert_true(ref_open(&r, name, n, h, false));
+	for (int form = 0; form < NFORMS; form++) {
+		gen g = {0};
+		const chain_model *m = gen_compile(&g, model_text(tmpl, form, n), (int64_t)n, (int64_t)h, false);
+		if (!m)
+			fail_msg("%s, order %s: does not compile", name, form_names[form]);
+		ref_follow(&r, m);
+		size_t np = m->num_params;
+		double *theta = malloc(np * sizeof(double)), *g1 = calloc(np, sizeof(double)), *g2 = calloc(np, sizeof(double));
+		random_theta(m, theta, 17 + (uint64_t)form, 1.0);
+		double x[16], total = 0;
+		for (unsigned s = 0; s < (1u << n); s++) {
+			for (size_t j = 0; j < n; j++)
+				x[j] = (s >> j) & 1;
+			double a = m->f64->logp(theta, x), b = r.logp(theta, x);
+			if (!(fabs(a - b) <= 1e-12 * fmax(1, fabs(b))))
+				fail_msg("%s, order %s, state %u: logp %.17g vs reference %.17g", name, form_names[form], s, a, b);
+			total += exp(a);
+		}
+		if (!(fabs(total - 1) <= 1e-12))
+			fail_msg("%s, order %s: probabilities sum to %.17g", name, form_names[form], total);
+		double rows[5 * 16];
+		m->f64->sample(theta, 99, 0, 5, rows);
+		double rows2[5 * 16];
+		r.sample(theta, 99, 0, 5, rows2);
+		assert_memory_equal(rows, rows2, 5 * n * sizeof(double));
+		m->f64->loglik_grad(theta, rows, 5, g1);
+		r.loglik_grad(theta, rows, 5, g2);
+		double scale = max_abs(g2, np);
+		for (size_t t = 0; t < np; t++)
+			if (!(fabs(g1[t] - g2[t]) <= 1e-10 * fmax(scale, 1e-300)))
+				fail_msg("%s, order %s: gradient[%zu] %.17g vs reference %.17g", name, form_names[form], t, g1[t], g2[t]);
+		double c1[16], c2[16];
+		m->f64->conditionals(theta, rows, c1);
+		r.conditionals(theta, rows, c2);
+		for (size_t k = 0; k < n; k++)
+			assert_true(fabs(c1[k] - c2[k]) <= 1e-12 * fmax(1, fabs(c2[k])));
+		/* completion: keep 4 positions of given rows, redraw the rest */
+		double given[5 * 16], done1[5 * 16], done2[5 * 16];
+		m->f64->sample(theta, 123, 0, 5, given);
+		memcpy(done1, given, sizeof given);
+		memcpy(done2, given, sizeof given);
+		m->f64->complete(theta, 7, 0, 4, 5, done1);
+		r.complete(theta, 7, 0, 4, 5, done2);
+		assert_memory_equal(done1, done2, 5 * n * sizeof(double));
+		for (size_t row = 0; row < 5; row++)
+			for (size_t k = 0; k < 4; k++) {
+				size_t off = m->order[k];
+				assert_true(done1[row * n + off] == given[row * n + off]);
+			}
+		free(theta);
+		free(g1);
+		free(g2);
+		gen_free(&g);
+	}
+	dlclose(r.so);
+}
+
+static void test_fvsbn__every_order_form__exact_and_matches_reference(void **state)
+{
+	every_order("fvsbn", fvsbn_src, 0);
+}
+
+static void test_nade__every_order_form__exact_and_matches_reference(void **state)
+{
+	every_order("nade", nade_src, 4);
+}
+
+/* Sampled frequencies match p(x): chi-square over the 2^n states, n = 4..6. */
+static void test_sample__frequencies__pass_chi_square(void **state)
+{
+	for (size_t n = 4; n <= 6; n++) {
+		gen g = {0};
+		const chain_model *m = gen_compile(&g, model_text(nade_src, RANDOM, n), (int64_t)n, 3, false);
+		assert_non_null(m);
+		double theta[256];
+		random_theta(m, theta, 5, 1.0);
+		size_t rows = 40000, states = 1u << n;
+		double *obs = malloc(rows * n * sizeof(double));
+		m->f64->sample(theta, 2024, 0, rows, obs);
+		double count[64] = {0}, chi = 0, x[8];
+		for (size_t r = 0; r < rows; r++) {
+			unsigned s = 0;
+			for (size_t j = 0; j < n; j++)
+				s |= (unsigned)obs[r * n + j] << j;
+			count[s]++;
+		}
+		for (unsigned s = 0; s < states; s++) {
+			for (size_t j = 0; j < n; j++)
+				x[j] = (s >> j) & 1;
+			double e = rows * exp(m->f64->logp(theta, x));
+			chi += (count[s] - e) * (count[s] - e) / e;
+		}
+		/* df = 2^n - 1; the 99.9% quantile is below df + 4.5 sqrt(df) + 10 */
+		double df = states - 1;
+		if (!(chi < df + 4.5 * sqrt(2 * df) + 10))
+			fail_msg("n = %zu: chi-square %.1f with %g degrees of freedom", n, chi, df);
+		free(obs);
+		gen_free(&g);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fvsbn__full_size_digits__logp_and_gradient_match_reference),
+		cmocka_unit_test(test_nade__full_size_digits__logp_and_gradient_match_reference),
+		cmocka_unit_test(test_nade__f32__logp_matches_reference),
+		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
+		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
+		cmocka_unit_test(test_sample__frequencies__pass_chi_square),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
