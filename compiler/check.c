@@ -525,15 +525,8 @@ model *check_program(diag_ctx *d, program *prog, dim_override *ov, size_t nov)
 	c->d = d;
 	c->a = d->arena;
 	c->m = arena_alloc(c->a, sizeof *c->m);
-	c->model_file = UINT32_MAX;
-	for (size_t i = 0; i < prog->decls.len; i++) {
-		decl *dc = prog->decls.items[i];
-		/* the model file is the last file parsed: stdlib files come first */
-		if (c->model_file == UINT32_MAX || dc->where.file > c->model_file)
-			c->model_file = dc->where.file;
-	}
-	if (c->model_file == UINT32_MAX)
-		c->model_file = d->files.len ? (uint32_t)d->files.len - 1 : 0;
+	/* the model file is the last file parsed: the stdlib files come first */
+	c->model_file = d->files.len ? (uint32_t)d->files.len - 1 : 0;
 	c->lets_visible = SIZE_MAX;
 	add_builtins(c);
 	declare_all(c, prog, ov, nov);

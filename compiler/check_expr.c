@@ -90,8 +90,8 @@ static bool check_name(checker *c, ctx *x, expr *e)
 			break;
 		break;
 	default:
-		diag_error(c->d, e->where, "'%s' is a %s, not a value", y->name,
-		           y->kind == SYM_FAMILY ? "family" : y->kind == SYM_EXTERN ? "extern function" : "function");
+		diag_error(c->d, e->where, "'%s' is %s, not a value", y->name,
+		           y->kind == SYM_FAMILY ? "a family" : y->kind == SYM_EXTERN ? "an extern function" : "a function");
 		return false;
 	}
 	if ((y->kind == SYM_PARAM || y->kind == SYM_DATA || y->kind == SYM_INPUT) && (x->where == CTX_FAMILY_LOGP || x->where == CTX_FAMILY_SAMPLE)) {
@@ -252,6 +252,13 @@ static bool check_call(checker *c, ctx *x, expr *e)
 		return false;
 	}
 	int fn = y->builtin;
+	if (fn == FN_EXPECTED || fn == FN_KL) {
+		if (x->where != CTX_OBJECTIVE)
+			diag_error(c->d, e->where, "%s() belongs in an objective", y->name);
+		else
+			diag_error(c->d, e->where, "not supported yet: %s() objectives (policy gradients)", y->name);
+		return false;
+	}
 	if ((int64_t)args->len != y->cat_k) {
 		diag_error(c->d, e->where, "%s() takes %lld argument%s, not %zu", y->name, (long long)y->cat_k,
 		           y->cat_k == 1 ? "" : "s", args->len);
