@@ -713,8 +713,14 @@ static long file_size(const char *p)
 	return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* Removes a test's directory, unless CHAIN_TEST_KEEP is set (to look at
+ * the emitted files). */
 static void rm_rf(const char *dir)
 {
+	if (getenv("CHAIN_TEST_KEEP")) {
+		fprintf(stderr, "kept %s\n", dir);
+		return;
+	}
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

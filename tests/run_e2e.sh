@@ -1,0 +1,91 @@
+#!/bin/sh
+# run_e2e.sh BUILD -- end-to-end tests of the chain binary as a user runs it:
+# build a model into an object and a header, link it into a C program with
+# libchain; train -> eval -> sample -> resume on small data; every data
+# loader and bad-file case with its message; checkpoint atomicity.
+BUILD=${1:-build}
+CHAIN=$(cd "$BUILD" && pwd)/chain
+CC=${CC:-cc}
+T=$(mktemp -d /tmp/chain-e2e-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+
+ok()   { pass=$((pass + 1)); }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect_fail NAME PATTERN CMD...: exit status 1 and PATTERN in the output
+expect_fail() {
+	name=$1; pattern=$2; shift 2
+	"$@" > "$T/out" 2>&1; rc=$?
+	if [ $rc -ne 1 ]; then bad "$name: exit status $rc, want 1"; cat "$T/out"; return; fi
+	if ! grep -q -- "$pattern" "$T/out"; then bad "$name: output lacks '$pattern'"; cat "$T/out"; return; fi
+	ok
+}
+# expect_ok NAME CMD...
+expect_ok() {
+	name=$1; shift
+	if "$@" > "$T/out" 2>&1; then ok; else bad "$name: exit status $?"; cat "$T/out"; fi
+}
+
+# ---- chain build: object + header, linked into a user's program
+expect_ok "build nade.o" "$CHAIN" build examples/nade.chain -D H=20 -o "$T/nade.o"
+expect_ok "build nade.h" "$CHAIN" build examples/nade.chain -D H=20 --emit header -o "$T/nade.h"
+for e in asm llvm bc; do
+	expect_ok "build --emit $e" "$CHAIN" build examples/fvsbn.chain --emit $e -o "$T/fvsbn.$e"
+done
+grep -q "define.*fvsbn_logp" "$T/fvsbn.llvm" && ok || bad "--emit llvm has no fvsbn_logp"
+expect_ok "build -O0 f32" "$CHAIN" build examples/nade.chain -O0 --precision f32 -o "$T/nade32.o"
+if $CC -std=c11 -Wall -Wextra -Werror -I"$T" -Iruntime/include tests/e2e/embed.c "$T/nade.o" "$BUILD/libchain.a" -lz -lpng -lm -lpthread -o "$T/embed" 2> "$T/out"; then
+	expect_ok "embedded program runs" "$T/embed"
+else
+	bad "embedded program does not link"; cat "$T/out"
+fi
+expect_fail "unknown --emit" "expected obj, asm" "$CHAIN" build examples/nade.chain --emit exe
+expect_fail "bad -D" "positive integer" "$CHAIN" build examples/nade.chain -D H=abc
+expect_fail "unknown dim" "no dim named 'Q'" "$CHAIN" build examples/nade.chain -D Q=3
+expect_fail "missing model file" "cannot open" "$CHAIN" check "$T/nope.chain"
+expect_fail "unknown command" "unknown command" "$CHAIN" frobnicate
+expect_fail "bad target" "target" "$CHAIN" build examples/fvsbn.chain --target nonsense-triple -o "$T/x.o"
+[ ! -e "$T/x.o" ] && ok || bad "a failed build left an output file"
+expect_ok "check summary" "$CHAIN" check examples/fvsbn.chain
+grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused params"
+expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
+expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
+expect_ok "--version" "$CHAIN" --version
+
+# ---- the main job on small data: train -> eval -> sample -> resume
+if [ -f compiler/cmd_run.c ]; then
+	zcat examples/data/binarized-train.amat.gz | head -300 > "$T/train.amat"
+	zcat examples/data/binarized-valid.amat.gz | head -100 > "$T/valid.amat"
+	M="examples/nade.chain -D H=20"
+	expect_ok "train" "$CHAIN" train $M --data "$T/train.amat" --valid "$T/valid.amat" --epochs 2 --batch 50 --seed 3 --threads 2 -o "$T/p.safetensors" --log "$T/log.csv" --quiet
+	expect_ok "train again, same seed" "$CHAIN" train $M --data "$T/train.amat" --valid "$T/valid.amat" --epochs 2 --batch 50 --seed 3 --threads 2 -o "$T/p2.safetensors" --quiet
+	cmp -s "$T/p.safetensors" "$T/p2.safetensors" && ok || bad "same seed, different checkpoints"
+	[ "$(wc -l < "$T/log.csv")" -ge 3 ] && ok || bad "CSV log has no epochs"
+	expect_ok "eval" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat"
+	grep -q "nats" "$T/out" && ok || bad "eval prints no NLL"
+	expect_ok "sample png" "$CHAIN" sample $M --params "$T/p.safetensors" -n 16 -o "$T/s.png"
+	head -c 8 "$T/s.png" | od -An -tx1 | grep -q "89 50 4e 47" && ok || bad "samples.png is not a PNG"
+	expect_ok "sample amat" "$CHAIN" sample $M --params "$T/p.safetensors" -n 5 -o "$T/s.amat"
+	[ "$(wc -l < "$T/s.amat")" -eq 5 ] && ok || bad "sample -n 5 wrote $(wc -l < "$T/s.amat") rows"
+	expect_ok "inpaint" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix 392 -n 4 -o "$T/in.png"
+	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
+	expect_fail "params of another shape" "shape" "$CHAIN" eval examples/nade.chain -D H=21 --params "$T/p.safetensors" --data "$T/valid.amat"
+	# bad data files: each named with its row and what was expected
+	printf '0 1 2\n' > "$T/bad.amat"
+	expect_fail "ragged/short rows" "bad.amat" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/bad.amat"
+	(head -1 "$T/valid.amat" | sed 's/^0/2/') > "$T/two.amat"
+	expect_fail "value 2 in a bin column" "two.amat:1" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/two.amat"
+	printf 'garbage' > "$T/bad.npy"
+	expect_fail "not a data file" "bad.npy" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/bad.npy"
+	expect_fail "missing data file" "nope.amat" "$CHAIN" train $M --data "$T/nope.amat" -o "$T/q.safetensors"
+	expect_fail "bad --lr" "--lr" "$CHAIN" train $M --data "$T/train.amat" --lr abc -o "$T/q.safetensors"
+	# atomicity: a training run killed mid-way leaves a loadable checkpoint
+	"$CHAIN" train $M --data "$T/train.amat" --epochs 1000 --batch 10 -o "$T/k.safetensors" --quiet > /dev/null 2>&1 &
+	pid=$!
+	i=0; while [ ! -s "$T/k.safetensors" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	sleep 0.3; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+	expect_ok "killed run left a loadable checkpoint" "$CHAIN" eval $M --params "$T/k.safetensors" --data "$T/valid.amat"
+fi
+
+echo "e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ]
