@@ -1,0 +1,989 @@
+/* train.c -- the training loop and NLL evaluation, data-parallel over
+ * pthreads with results that do not depend on timing.
+ *
+ * Layout: a tiny thread pool (the caller is thread 0, so one thread means
+ * no pthreads at all); evaluation (logp_batch over contiguous chunks, sums in
+ * row order); the trainer (one step = three pool phases: gradients per
+ * chunk, a reduction in fixed thread order, the optimizer update), the epoch
+ * loop with validation, early stopping, checkpoints and the CSV log; and a
+ * ready-made progress printer.
+ *
+ * Everything the optimizer sees is double, whatever the model's precision:
+ * an f32 model is trained on a double master copy of theta that is rounded
+ * to float for the kernels after each step, and its float gradients are
+ * summed in double.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chain/checkpoint.h"
+#include "chain/rng.h"
+#include "chain/train.h"
+
+#define MAX_THREADS 1024u
+#define EVAL_BLOCK_ROWS 256u        /* rows per logp_batch call at most */
+#define EVAL_BLOCK_REALS (1u << 20) /* ... and at most this many reals of rows */
+
+/* Seconds on a clock that never jumps, for throughput and ETA. */
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The t-th of T contiguous chunks of n items: the first n % T chunks get one
+ * item more.  Written without n * t, which could overflow. */
+static void chunk_of(size_t n, unsigned T, unsigned t, size_t *lo, size_t *hi)
+{
+	size_t base = n / T, rem = n % T;
+	*lo = base * t + (t < rem ? t : rem);
+	*hi = *lo + base + (t < rem ? 1 : 0);
+}
+
+unsigned chain_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > (long)MAX_THREADS ? MAX_THREADS : (unsigned)n;
+}
+
+/* ------------------------------------------------------------------------
+ * Thread pool: run one function on T threads and wait for all of them.
+ * The caller runs tid 0 itself; workers sleep on a condition variable
+ * between jobs and are woken by a generation counter, so a job costs two
+ * lock round trips rather than T thread creations.
+ * ------------------------------------------------------------------------ */
+
+typedef void (*job_fn)(void *arg, unsigned tid, unsigned nthreads);
+
+typedef struct pool pool;
+typedef struct pool_worker {
+	pool *p;
+	unsigned tid;
+} pool_worker;
+
+struct pool {
+	unsigned n;            /* threads, the caller included */
+	unsigned started;      /* workers running (n - 1 once set up) */
+	pthread_t *th;
+	pool_worker *w;
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	int sync_ready;
+	uint64_t gen;          /* incremented for every job */
+	unsigned pending;      /* workers still running the current job */
+	int quit;
+	job_fn fn;
+	void *arg;
+};
+
+/* A worker: wait for a new generation, run the job, report, repeat. */
+static void *pool_worker_main(void *a)
+{
+	pool_worker *w = a;
+	pool *p = w->p;
+	uint64_t seen = 0;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->quit && p->gen == seen)
+			pthread_cond_wait(&p->go, &p->mu);
+		if (p->quit)
+			break;
+		seen = p->gen;
+		job_fn fn = p->fn;
+		void *arg = p->arg;
+		pthread_mutex_unlock(&p->mu);
+		fn(arg, w->tid, p->n);
+		pthread_mutex_lock(&p->mu);
+		if (--p->pending == 0)
+			pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void pool_stop(pool *p)
+{
+	if (p->sync_ready) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = 1;
+		pthread_cond_broadcast(&p->go);
+		pthread_mutex_unlock(&p->mu);
+		for (unsigned i = 0; i < p->started; i++)
+			pthread_join(p->th[i], NULL);
+		pthread_cond_destroy(&p->go);
+		pthread_cond_destroy(&p->done);
+		pthread_mutex_destroy(&p->mu);
+	}
+	free(p->th);
+	free(p->w);
+	memset(p, 0, sizeof *p);
+}
+
+/* Starts n - 1 workers.  A thread that cannot be started is an error rather
+ * than a silent fallback: the thread count decides the summation order, so
+ * it must be what the user asked for. */
+static int pool_start(pool *p, unsigned n, chain_error *err)
+{
+	memset(p, 0, sizeof *p);
+	p->n = n;
+	if (n <= 1)
+		return 0;
+	p->th = calloc(n - 1, sizeof *p->th);
+	p->w = calloc(n - 1, sizeof *p->w);
+	if (!p->th || !p->w) {
+		pool_stop(p);
+		return chain_error_set(err, "out of memory starting %u threads", n);
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->sync_ready = 1;
+	for (unsigned i = 0; i + 1 < n; i++) {
+		p->w[i].p = p;
+		p->w[i].tid = i + 1;
+		int rc = pthread_create(&p->th[i], NULL, pool_worker_main, &p->w[i]);
+		if (rc != 0) {
+			pool_stop(p);
+			return chain_error_set(err, "cannot start thread %u of %u: %s (try a smaller --threads)",
+			                       i + 2, n, strerror(rc));
+		}
+		p->started++;
+	}
+	return 0;
+}
+
+/* Runs fn(arg, tid, n) for tid = 0..n-1 and returns when all are done. */
+static void pool_run(pool *p, job_fn fn, void *arg)
+{
+	if (p->n <= 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->fn = fn;
+	p->arg = arg;
+	p->pending = p->n - 1;
+	p->gen++;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	fn(arg, 0, p->n);
+	pthread_mutex_lock(&p->mu);
+	while (p->pending)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------------------
+ * Model checks and the mask of used parameters
+ * ------------------------------------------------------------------------ */
+
+int chain_model_check(const chain_model *m, const char *what, chain_error *err)
+{
+	if (!what)
+		what = "chain";
+	if (!m)
+		return chain_error_set(err, "%s: no model given", what);
+	const char *name = m->name ? m->name : "?";
+	if (m->abi_version != CHAIN_ABI_VERSION)
+		return chain_error_set(err, "%s: model %s was built for ABI version %u, this runtime has %u: rebuild it",
+		                       what, name, (unsigned)m->abi_version, (unsigned)CHAIN_ABI_VERSION);
+	if (m->precision == CHAIN_F64 ? !m->f64 : m->precision == CHAIN_F32 ? !m->f32 : 1)
+		return chain_error_set(err, "%s: model %s has no kernels for its precision", what, name);
+	if (m->num_param_vars && !m->params)
+		return chain_error_set(err, "%s: model %s lists %zu params but no descriptions", what, name,
+		                       m->num_param_vars);
+	for (size_t i = 0; i < m->num_param_vars; i++) {
+		const chain_var *v = &m->params[i];
+		if (v->offset > m->num_params || v->size > m->num_params - v->offset)
+			return chain_error_set(err, "%s: model %s: param %s (offset %zu, size %zu) lies outside theta of %zu reals",
+			                       what, name, v->name ? v->name : "?", v->offset, v->size, m->num_params);
+	}
+	return 0;
+}
+
+int chain_param_mask(const chain_model *m, uint8_t **mask, chain_error *err)
+{
+	*mask = NULL;
+	int any = 0;
+	for (size_t i = 0; i < m->num_param_vars; i++)
+		any |= m->params[i].used != NULL;
+	if (!any)
+		return 0;
+	uint8_t *k = malloc(m->num_params ? m->num_params : 1);
+	if (!k)
+		return chain_error_set(err, "out of memory for the mask of %zu params", m->num_params);
+	memset(k, 1, m->num_params);
+	for (size_t i = 0; i < m->num_param_vars; i++) {
+		const chain_var *v = &m->params[i];
+		if (v->used)
+			for (size_t e = 0; e < v->size; e++)
+				k[v->offset + e] = v->used[e] != 0;
+	}
+	*mask = k;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Evaluation: per-row NLL by logp_batch over contiguous chunks
+ * ------------------------------------------------------------------------ */
+
+typedef struct eval_job {
+	const chain_model *m;
+	const void *theta;          /* model precision */
+	const chain_dataset *d;
+	double *nll;                /* d->rows: -log p of each row */
+	size_t block;               /* rows per logp_batch call */
+	float **obs32, **out32;     /* f32 models: per-thread row and result blocks */
+} eval_job;
+
+/* Thread tid's chunk of rows, a block at a time: f64 models read the data
+ * in place; f32 models get float copies of the block. */
+static void eval_chunk(void *arg, unsigned tid, unsigned T)
+{
+	eval_job *j = arg;
+	size_t lo, hi, D = j->d->cols;
+	chunk_of(j->d->rows, T, tid, &lo, &hi);
+	for (size_t r = lo; r < hi; r += j->block) {
+		size_t n = hi - r < j->block ? hi - r : j->block;
+		if (j->m->precision == CHAIN_F64) {
+			j->m->f64->logp_batch(j->theta, j->d->values + r * D, n, j->nll + r);
+			for (size_t i = 0; i < n; i++)
+				j->nll[r + i] = -j->nll[r + i];
+		} else {
+			float *obs = j->obs32[tid], *out = j->out32[tid];
+			for (size_t i = 0; i < n * D; i++)
+				obs[i] = (float)j->d->values[r * D + i];
+			j->m->f32->logp_batch(j->theta, obs, n, out);
+			for (size_t i = 0; i < n; i++)
+				j->nll[r + i] = -(double)out[i];
+		}
+	}
+}
+
+/* Evaluates on an existing pool; the mean and the spread are summed in row
+ * order on the calling thread, so they do not depend on the pool size. */
+static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const chain_dataset *d,
+                        chain_eval_result *r, chain_error *err)
+{
+	memset(r, 0, sizeof *r);
+	r->rows = d->rows;
+	eval_job j = { .m = m, .theta = theta, .d = d };
+	size_t D = d->cols ? d->cols : 1;
+	j.block = EVAL_BLOCK_REALS / D;
+	if (j.block > EVAL_BLOCK_ROWS)
+		j.block = EVAL_BLOCK_ROWS;
+	if (j.block == 0)
+		j.block = 1;
+	int rc = -1;
+	j.nll = malloc((d->rows ? d->rows : 1) * sizeof *j.nll);
+	if (!j.nll)
+		goto oom;
+	if (m->precision == CHAIN_F32) {
+		j.obs32 = calloc(p->n ? p->n : 1, sizeof *j.obs32);
+		j.out32 = calloc(p->n ? p->n : 1, sizeof *j.out32);
+		if (!j.obs32 || !j.out32)
+			goto oom;
+		for (unsigned t = 0; t < (p->n ? p->n : 1); t++) {
+			j.obs32[t] = malloc(j.block * D * sizeof(float));
+			j.out32[t] = malloc(j.block * sizeof(float));
+			if (!j.obs32[t] || !j.out32[t])
+				goto oom;
+		}
+	}
+	pool_run(p, eval_chunk, &j);
+
+	double sum = 0;
+	for (size_t i = 0; i < d->rows; i++)
+		sum += j.nll[i];
+	double mean = sum / (double)d->rows, ss = 0;
+	for (size_t i = 0; i < d->rows; i++)
+		ss += (j.nll[i] - mean) * (j.nll[i] - mean);
+	r->mean_nll = mean;
+	r->std_err = d->rows > 1 ? sqrt(ss / (double)(d->rows - 1) / (double)d->rows) : 0.0;
+	if (!isfinite(mean))
+		r->std_err = NAN;
+	r->bits_per_dim = m->num_positions ? mean / ((double)m->num_positions * log(2.0)) : NAN;
+	rc = 0;
+	goto done;
+oom:
+	chain_error_set(err, "out of memory evaluating %zu rows", d->rows);
+done:
+	if (j.obs32)
+		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
+			free(j.obs32[t]);
+	if (j.out32)
+		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
+			free(j.out32[t]);
+	free(j.obs32);
+	free(j.out32);
+	free(j.nll);
+	return rc;
+}
+
+/* Checks that a data set can be fed to the model's kernels. */
+static int check_dataset(const chain_model *m, const chain_dataset *d, const char *what,
+                         chain_error *err)
+{
+	if (!d)
+		return chain_error_set(err, "%s: no data given", what);
+	if (d->cols != m->obs_size)
+		return chain_error_set(err, "%s: rows have %zu values but model %s expects %zu per observation",
+		                       what, d->cols, m->name ? m->name : "?", m->obs_size);
+	if (d->rows == 0)
+		return chain_error_set(err, "%s: no rows", what);
+	if (!d->values)
+		return chain_error_set(err, "%s: no values", what);
+	return 0;
+}
+
+int chain_eval_nll(const chain_model *m, const void *theta, const chain_dataset *d,
+                   unsigned threads, chain_eval_result *r, chain_error *err)
+{
+	if (chain_model_check(m, "eval", err) != 0)
+		return -1;
+	if ((m->precision == CHAIN_F64 && !m->f64->logp_batch) ||
+	    (m->precision == CHAIN_F32 && !m->f32->logp_batch))
+		return chain_error_set(err, "eval: model %s has no logp_batch kernel", m->name ? m->name : "?");
+	if (!theta)
+		return chain_error_set(err, "eval: no parameters given");
+	if (check_dataset(m, d, "eval", err) != 0)
+		return -1;
+	if (threads == 0)
+		threads = chain_default_threads();
+	if (threads > MAX_THREADS)
+		return chain_error_set(err, "eval: %u threads asked for, at most %u", threads, MAX_THREADS);
+	if (threads > d->rows)
+		threads = (unsigned)d->rows;
+	pool p;
+	if (pool_start(&p, threads, err) != 0)
+		return -1;
+	chain_eval_result tmp;
+	int rc = eval_on_pool(&p, m, theta, d, r ? r : &tmp, err);
+	pool_stop(&p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The trainer: one step as three pool phases
+ * ------------------------------------------------------------------------ */
+
+typedef struct trainer {
+	const chain_model *m;
+	int f32;
+	size_t P, D;
+	pool pool;
+	unsigned TG;            /* threads that compute gradients: min(pool size, batch) */
+	double sign;            /* -1 when the model maximizes: we minimize sign * objective */
+	chain_optim opt;
+	const uint8_t *mask;    /* NULL = every param used */
+
+	double *theta64;        /* the master copy the optimizer updates */
+	float *theta32;         /* f32 models: what the kernels read */
+	const void *theta_k;    /* theta64 or theta32 */
+
+	/* the current step */
+	const chain_dataset *data;
+	const size_t *rows;     /* indices of this batch's rows in data */
+	size_t B;
+	void **obs;             /* TG blocks of ceil(batch / TG) rows, model precision */
+	void **grad;            /* TG gradients of P reals, model precision */
+	double *loglik;         /* TG sums of log p over the chunk */
+	void *pen_grad;         /* P reals: gradient of the penalty part of the objective */
+	double pen_value;       /* the objective on 0 rows (= -penalty for a maximized loglik) */
+	double *g;              /* P: the reduced gradient of the loss */
+	int *bad;               /* per pool thread: a non-finite gradient entry in its slice */
+} trainer;
+
+/* Phase 1: thread t copies its chunk of the batch (converted to float for
+ * f32 models) and adds its loglik gradient into its own zeroed buffer;
+ * thread 0 then evaluates the objective on 0 rows, which is the penalty
+ * part alone (the mean loglik of no rows is 0) with its gradient. */
+static void phase_gradients(void *arg, unsigned tid, unsigned T)
+{
+	trainer *tr = arg;
+	if (tid < tr->TG) {
+		size_t lo, hi, D = tr->D;
+		chunk_of(tr->B, tr->TG, tid, &lo, &hi);
+		size_t n = hi - lo;
+		if (tr->f32) {
+			float *obs = tr->obs[tid], *grad = tr->grad[tid];
+			for (size_t i = 0; i < n; i++) {
+				const double *src = tr->data->values + tr->rows[lo + i] * D;
+				for (size_t c = 0; c < D; c++)
+					obs[i * D + c] = (float)src[c];
+			}
+			memset(grad, 0, tr->P * sizeof *grad);
+			tr->loglik[tid] = n ? (double)tr->m->f32->loglik_grad(tr->theta32, obs, n, grad) : 0.0;
+		} else {
+			double *obs = tr->obs[tid], *grad = tr->grad[tid];
+			for (size_t i = 0; i < n; i++)
+				memcpy(obs + i * D, tr->data->values + tr->rows[lo + i] * D, D * sizeof *obs);
+			memset(grad, 0, tr->P * sizeof *grad);
+			tr->loglik[tid] = n ? tr->m->f64->loglik_grad(tr->theta64, obs, n, grad) : 0.0;
+		}
+	}
+	if (tid == 0) {
+		if (tr->f32)
+			tr->pen_value = (double)tr->m->f32->objective(tr->theta32, tr->obs[0], 0, tr->pen_grad);
+		else
+			tr->pen_value = tr->m->f64->objective(tr->theta64, tr->obs[0], 0, tr->pen_grad);
+	}
+}
+
+/* Phase 2: thread t owns a slice of theta and, for each entry there, sums
+ * the TG gradient buffers in the order 0, 1, ..., TG-1 (the same order
+ * whatever the slices), divides by B, adds the penalty gradient and turns
+ * the result into the gradient of the loss to minimize.  Unused entries get
+ * exactly 0. */
+static void phase_reduce(void *arg, unsigned tid, unsigned T)
+{
+	trainer *tr = arg;
+	size_t lo, hi;
+	chunk_of(tr->P, T, tid, &lo, &hi);
+	const double B = (double)tr->B, sign = tr->sign;
+	int bad = 0;
+	for (size_t j = lo; j < hi; j++) {
+		double acc, pen;
+		if (tr->f32) {
+			acc = ((const float *)tr->grad[0])[j];
+			for (unsigned s = 1; s < tr->TG; s++)
+				acc += ((const float *)tr->grad[s])[j];
+			pen = ((const float *)tr->pen_grad)[j];
+		} else {
+			acc = ((const double *)tr->grad[0])[j];
+			for (unsigned s = 1; s < tr->TG; s++)
+				acc += ((const double *)tr->grad[s])[j];
+			pen = ((const double *)tr->pen_grad)[j];
+		}
+		double v = sign * (acc / B + pen);
+		if (tr->mask && !tr->mask[j])
+			v = 0;
+		if (!isfinite(v))
+			bad = 1;
+		tr->g[j] = v;
+	}
+	tr->bad[tid] = bad;
+}
+
+/* Phase 3: the optimizer on each thread's slice, then the float copy. */
+static void phase_update(void *arg, unsigned tid, unsigned T)
+{
+	trainer *tr = arg;
+	size_t lo, hi;
+	chunk_of(tr->P, T, tid, &lo, &hi);
+	chain_optim_update(&tr->opt, tr->theta64, tr->g, lo, hi);
+	if (tr->f32)
+		for (size_t j = lo; j < hi; j++)
+			tr->theta32[j] = (float)tr->theta64[j];
+}
+
+static void trainer_free(trainer *tr)
+{
+	pool_stop(&tr->pool);
+	if (tr->obs)
+		for (unsigned t = 0; t < tr->TG; t++)
+			free(tr->obs[t]);
+	if (tr->grad)
+		for (unsigned t = 0; t < tr->TG; t++)
+			free(tr->grad[t]);
+	free(tr->obs);
+	free(tr->grad);
+	free(tr->loglik);
+	free(tr->pen_grad);
+	free(tr->g);
+	free(tr->bad);
+	free(tr->theta64);
+	free(tr->theta32);
+	chain_optim_free(&tr->opt);
+}
+
+/* Allocates the buffers of a trainer with T pool threads for batches of at
+ * most `batch` rows. */
+static int trainer_init(trainer *tr, const chain_model *m, unsigned T, size_t batch,
+                        const chain_optim_options *oo, const uint8_t *mask, chain_error *err)
+{
+	memset(tr, 0, sizeof *tr);
+	tr->m = m;
+	tr->f32 = m->precision == CHAIN_F32;
+	tr->P = m->num_params;
+	tr->D = m->obs_size;
+	tr->sign = m->maximize ? -1.0 : 1.0;
+	tr->mask = mask;
+	tr->TG = T < batch ? T : (unsigned)batch;
+	if (chain_optim_init(&tr->opt, oo, tr->P, mask, err) != 0)
+		return -1;
+	if (pool_start(&tr->pool, T, err) != 0) {
+		chain_optim_free(&tr->opt);
+		return -1;
+	}
+	size_t rs = tr->f32 ? sizeof(float) : sizeof(double);
+	size_t P1 = tr->P ? tr->P : 1, D1 = tr->D ? tr->D : 1;
+	size_t chunk_rows = (batch + tr->TG - 1) / tr->TG;
+	tr->obs = calloc(tr->TG, sizeof *tr->obs);
+	tr->grad = calloc(tr->TG, sizeof *tr->grad);
+	tr->loglik = calloc(tr->TG, sizeof *tr->loglik);
+	tr->bad = calloc(T, sizeof *tr->bad);
+	tr->pen_grad = calloc(P1, rs);
+	tr->g = calloc(P1, sizeof *tr->g);
+	tr->theta64 = calloc(P1, sizeof *tr->theta64);
+	if (tr->f32)
+		tr->theta32 = calloc(P1, sizeof *tr->theta32);
+	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->pen_grad && tr->g && tr->theta64 &&
+	         (!tr->f32 || tr->theta32);
+	for (unsigned t = 0; ok && t < tr->TG; t++) {
+		tr->obs[t] = malloc(chunk_rows * D1 * rs);
+		tr->grad[t] = malloc(P1 * rs);
+		ok = tr->obs[t] && tr->grad[t];
+	}
+	if (!ok) {
+		trainer_free(tr);
+		return chain_error_set(err, "out of memory for training with %u threads (%zu params, batch %zu)",
+		                       T, tr->P, batch);
+	}
+	tr->theta_k = tr->f32 ? (const void *)tr->theta32 : (const void *)tr->theta64;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The epoch loop
+ * ------------------------------------------------------------------------ */
+
+void chain_train_defaults(chain_train_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->epochs = 10;
+	o->start_epoch = 1;
+	o->batch = 100;
+	chain_optim_defaults(&o->optim, CHAIN_OPTIM_ADAM);
+	o->seed = 1;
+	o->threads = 0;
+	o->patience = 5;
+}
+
+/* The permutation of epoch `epoch`: Fisher-Yates from the identity, step k
+ * swapping position n-1-k with a uniform position <= n-1-k.  A pure function
+ * of (seed, epoch), so a resumed run sees the same order as an uninterrupted
+ * one.  (The modulo bias is below 2^-40 for any data set that fits in
+ * memory.) */
+static void shuffle(size_t *perm, size_t n, uint64_t seed, size_t epoch)
+{
+	for (size_t i = 0; i < n; i++)
+		perm[i] = i;
+	for (size_t k = 0; k + 1 < n; k++) {
+		size_t i = n - 1 - k;
+		uint64_t r = chain_rng_bits(seed, CHAIN_STREAM_SHUFFLE, (uint64_t)epoch, (uint32_t)k, 0);
+		size_t j = (size_t)(r % ((uint64_t)i + 1));
+		size_t tmp = perm[i];
+		perm[i] = perm[j];
+		perm[j] = tmp;
+	}
+}
+
+/* Model-precision params from the double master copy. */
+static void store_theta(const chain_model *m, const double *src, void *dst)
+{
+	if (m->precision == CHAIN_F32)
+		for (size_t j = 0; j < m->num_params; j++)
+			((float *)dst)[j] = (float)src[j];
+	else
+		memcpy(dst, src, m->num_params * sizeof(double));
+}
+
+/* Writes the kept params with the metadata that lets a run be resumed and
+ * inspected: epoch (last completed), best_epoch, seed, best_valid. */
+static int save_checkpoint(const char *path, const chain_model *m, const double *best,
+                           void *scratch, size_t epoch, size_t best_epoch, uint64_t seed,
+                           double best_valid, chain_error *err)
+{
+	char s_epoch[32], s_best_epoch[32], s_seed[32], s_valid[40];
+	snprintf(s_epoch, sizeof s_epoch, "%zu", epoch);
+	snprintf(s_best_epoch, sizeof s_best_epoch, "%zu", best_epoch);
+	snprintf(s_seed, sizeof s_seed, "%" PRIu64, seed);
+	if (isnan(best_valid))
+		snprintf(s_valid, sizeof s_valid, "none");
+	else
+		snprintf(s_valid, sizeof s_valid, "%.17g", best_valid);
+	chain_metadata meta[] = {
+		{ "epoch", s_epoch },
+		{ "best_epoch", s_best_epoch },
+		{ "seed", s_seed },
+		{ "best_valid", s_valid },
+	};
+	const void *theta = best;
+	if (m->precision == CHAIN_F32) {
+		store_theta(m, best, scratch);
+		theta = scratch;
+	}
+	return chain_checkpoint_save(path, m, theta, meta, sizeof meta / sizeof meta[0], err);
+}
+
+/* Opens the CSV log: a new file with its header, or (log_append) the end of
+ * an existing one, with the header only if it was empty. */
+static FILE *open_log(const char *path, int append, chain_error *err)
+{
+	FILE *f = fopen(path, append ? "a" : "w");
+	if (!f) {
+		chain_error_set(err, "%s: cannot open the log for writing: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!append || ftell(f) == 0) {
+		fprintf(f, "epoch,train_nll,valid_nll,seconds\n");
+		fflush(f);
+	}
+	return f;
+}
+
+/* "NaN", "Inf" or "-Inf", for messages. */
+static const char *nonfinite_name(double v)
+{
+	return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
+}
+
+/* The message of a NaN/Inf stop: where it happened, where the last good
+ * params are, what to try. */
+static void nonfinite_message(chain_error *err, const char *what, double v, size_t epoch,
+                              size_t batch, const char *ckpt)
+{
+	char where[64], keep[600] = "";
+	if (batch)
+		snprintf(where, sizeof where, "epoch %zu, batch %zu", epoch, batch);
+	else
+		snprintf(where, sizeof where, "epoch %zu", epoch);
+	if (ckpt)
+		snprintf(keep, sizeof keep, "; the last good checkpoint is in %s", ckpt);
+	chain_error_set(err, "%s became %s at %s%s; try a smaller --lr", what, nonfinite_name(v), where, keep);
+}
+
+static int check_train_options(const chain_train_options *o, chain_error *err)
+{
+	if (o->epochs == 0)
+		return chain_error_set(err, "train: epochs must be at least 1");
+	if (o->start_epoch == 0)
+		return chain_error_set(err, "train: epochs are numbered from 1 (start_epoch is 0)");
+	if (o->start_epoch > o->epochs)
+		return chain_error_set(err, "train: starting at epoch %zu, past the last epoch %zu: nothing to train",
+		                       o->start_epoch, o->epochs);
+	if (o->batch == 0)
+		return chain_error_set(err, "train: batch size must be at least 1");
+	if (o->threads > MAX_THREADS)
+		return chain_error_set(err, "train: %u threads asked for, at most %u", o->threads, MAX_THREADS);
+	return 0;
+}
+
+/* What the progress reports carry between calls. */
+typedef struct run_state {
+	const chain_train_options *o;
+	chain_train_progress p;
+	double t0;               /* start of chain_train */
+	double rows_done;        /* rows trained in this call, for the ETA */
+	double rows_total;       /* rows to train until the last epoch */
+} run_state;
+
+static void report(run_state *s, chain_train_event ev)
+{
+	if (!s->o->progress)
+		return;
+	s->p.event = ev;
+	s->p.elapsed = now_seconds() - s->t0;
+	double rate = s->p.elapsed > 0 ? s->rows_done / s->p.elapsed : 0;
+	s->p.eta_seconds = rate > 0 ? (s->rows_total - s->rows_done) / rate : NAN;
+	s->o->progress(&s->p, s->o->progress_user);
+}
+
+int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
+                const chain_dataset *valid, const chain_train_options *o,
+                chain_train_result *r, chain_error *err)
+{
+	chain_train_result rtmp;
+	if (!r)
+		r = &rtmp;
+	memset(r, 0, sizeof *r);
+	r->stop = CHAIN_STOP_ERROR;
+	r->best_valid = NAN;
+	r->last_train_nll = NAN;
+	if (chain_model_check(m, "train", err) != 0)
+		return -1;
+	const char *name = m->name ? m->name : "?";
+	if (m->objective == CHAIN_OBJ_FREE)
+		return chain_error_set(err, "train: model %s has a free objective (no data to train on): use chain optimize", name);
+	if (m->objective != CHAIN_OBJ_LOGLIK)
+		return chain_error_set(err, "train: model %s: only log-likelihood objectives can be trained", name);
+	if (m->precision == CHAIN_F64 ? !m->f64->loglik_grad || !m->f64->objective || !m->f64->logp_batch
+	                              : !m->f32->loglik_grad || !m->f32->objective || !m->f32->logp_batch)
+		return chain_error_set(err, "train: model %s lacks a loglik_grad, objective or logp_batch kernel", name);
+	if (!theta)
+		return chain_error_set(err, "train: no parameters given");
+	if (!o)
+		return chain_error_set(err, "train: no options given");
+	if (check_train_options(o, err) != 0 || check_dataset(m, train, "training data", err) != 0 ||
+	    (valid && check_dataset(m, valid, "validation data", err) != 0))
+		return -1;
+
+	const size_t P = m->num_params, N = train->rows;
+	const size_t batch = o->batch < N ? o->batch : N;
+	unsigned T = o->threads ? o->threads : chain_default_threads();
+	uint8_t *mask = NULL;
+	size_t *perm = NULL;
+	double *best = NULL;
+	void *scratch = NULL;
+	FILE *log = NULL;
+	trainer tr;
+	run_state s = { .o = o, .t0 = now_seconds() };
+	int rc = -1;
+	if (chain_param_mask(m, &mask, err) != 0)
+		return -1;
+	if (trainer_init(&tr, m, T, batch, &o->optim, mask, err) != 0) {
+		free(mask);
+		return -1;
+	}
+	r->threads = T;
+	const size_t batches = (N + batch - 1) / batch;
+	s.rows_total = (double)N * (double)(o->epochs - o->start_epoch + 1);
+	s.p = (chain_train_progress){
+		.epoch = o->start_epoch, .epochs = o->epochs, .batches = batches,
+		.train_nll = NAN, .valid_nll = NAN, .best_valid = NAN,
+		.best_epoch = o->start_epoch - 1, .threads = T, .seed = o->seed,
+		.checkpoint = o->checkpoint_path,
+	};
+
+	perm = malloc(N * sizeof *perm);
+	best = malloc((P ? P : 1) * sizeof *best);
+	scratch = malloc((P ? P : 1) * sizeof(double));
+	if (!perm || !best || !scratch) {
+		chain_error_set(err, "train: out of memory for %zu rows and %zu params", N, P);
+		goto out;
+	}
+
+	/* The starting point, in double, with unused entries forced to 0. */
+	for (size_t j = 0; j < P; j++) {
+		double v = m->precision == CHAIN_F32 ? (double)((const float *)theta)[j] : ((const double *)theta)[j];
+		tr.theta64[j] = mask && !mask[j] ? 0.0 : v;
+		if (tr.f32)
+			tr.theta32[j] = (float)tr.theta64[j];
+	}
+	memcpy(best, tr.theta64, P * sizeof *best);
+
+	/* The starting point is a candidate too: a resumed run never replaces
+	 * its checkpoint by something worse. */
+	if (valid) {
+		chain_eval_result ev;
+		if (eval_on_pool(&tr.pool, m, tr.theta_k, valid, &ev, err) != 0)
+			goto out;
+		s.p.valid_nll = s.p.best_valid = ev.mean_nll;
+	}
+	if (o->log_path && !(log = open_log(o->log_path, o->log_append, err)))
+		goto out;
+	if (o->checkpoint_path &&
+	    save_checkpoint(o->checkpoint_path, m, best, scratch, o->start_epoch - 1, s.p.best_epoch,
+	                    o->seed, s.p.best_valid, err) != 0)
+		goto out;
+	r->last_epoch = r->best_epoch = o->start_epoch - 1;
+	r->best_valid = s.p.best_valid;
+	report(&s, CHAIN_TRAIN_START);
+
+	r->stop = CHAIN_STOP_EPOCHS;
+	for (size_t epoch = o->start_epoch; epoch <= o->epochs; epoch++) {
+		double te = now_seconds(), nll_sum = 0;
+		shuffle(perm, N, o->seed, epoch);
+		s.p.epoch = epoch;
+		s.p.valid_nll = NAN;
+		s.p.improved = 0;
+		for (size_t b = 0; b < batches; b++) {
+			tr.data = train;
+			tr.rows = perm + b * batch;
+			tr.B = b + 1 < batches ? batch : N - b * batch;
+			pool_run(&tr.pool, phase_gradients, &tr);
+			double ll = 0;
+			for (unsigned t = 0; t < tr.TG; t++)
+				ll += tr.loglik[t];
+			double loss = tr.sign * (ll / (double)tr.B + tr.pen_value);
+			if (!isfinite(loss)) {
+				nonfinite_message(err, "loss", loss, epoch, b + 1, o->checkpoint_path);
+				r->stop = CHAIN_STOP_NONFINITE;
+				goto out;
+			}
+			pool_run(&tr.pool, phase_reduce, &tr);
+			for (unsigned t = 0; t < T; t++)
+				if (tr.bad[t]) {
+					double gv = NAN;
+					for (size_t j = 0; j < P; j++)
+						if (!isfinite(tr.g[j])) {
+							gv = tr.g[j];
+							break;
+						}
+					nonfinite_message(err, "gradient", gv, epoch, b + 1, o->checkpoint_path);
+					r->stop = CHAIN_STOP_NONFINITE;
+					goto out;
+				}
+			chain_optim_begin_step(&tr.opt);
+			pool_run(&tr.pool, phase_update, &tr);
+
+			nll_sum -= ll;
+			s.rows_done += (double)tr.B;
+			s.p.batch = b + 1;
+			size_t seen = b + 1 < batches ? (b + 1) * batch : N;
+			s.p.train_nll = nll_sum / (double)seen;
+			double dt = now_seconds() - te;
+			s.p.rows_per_second = dt > 0 ? (double)seen / dt : 0;
+			report(&s, CHAIN_TRAIN_BATCH);
+		}
+		double train_nll = nll_sum / (double)N;
+
+		/* Validation, early-stopping bookkeeping, then the checkpoint of
+		 * the params kept so far. */
+		if (valid) {
+			chain_eval_result ev;
+			if (eval_on_pool(&tr.pool, m, tr.theta_k, valid, &ev, err) != 0)
+				goto out;
+			s.p.valid_nll = ev.mean_nll;
+			s.p.improved = !isnan(ev.mean_nll) && (isnan(s.p.best_valid) || ev.mean_nll < s.p.best_valid);
+		} else {
+			s.p.improved = 1;
+		}
+		if (s.p.improved) {
+			memcpy(best, tr.theta64, P * sizeof *best);
+			s.p.best_epoch = epoch;
+			s.p.best_valid = s.p.valid_nll;
+		}
+		s.p.since_best = epoch - s.p.best_epoch;
+		if (o->checkpoint_path &&
+		    save_checkpoint(o->checkpoint_path, m, best, scratch, epoch, s.p.best_epoch, o->seed,
+		                    s.p.best_valid, err) != 0) {
+			r->stop = CHAIN_STOP_ERROR;
+			goto out;
+		}
+		s.p.epoch_seconds = now_seconds() - te;
+		if (log) {
+			if (valid)
+				fprintf(log, "%zu,%.10g,%.10g,%.3f\n", epoch, train_nll, s.p.valid_nll, s.p.epoch_seconds);
+			else
+				fprintf(log, "%zu,%.10g,,%.3f\n", epoch, train_nll, s.p.epoch_seconds);
+			if (fflush(log) != 0 || ferror(log)) {
+				chain_error_set(err, "%s: cannot write the log: %s", o->log_path, strerror(errno));
+				r->stop = CHAIN_STOP_ERROR;
+				goto out;
+			}
+		}
+		s.p.train_nll = train_nll;
+		r->last_epoch = epoch;
+		r->last_train_nll = train_nll;
+		r->best_epoch = s.p.best_epoch;
+		r->best_valid = s.p.best_valid;
+		report(&s, CHAIN_TRAIN_EPOCH);
+		if (valid && o->patience && s.p.since_best >= o->patience && epoch < o->epochs) {
+			r->stop = CHAIN_STOP_EARLY;
+			break;
+		}
+	}
+	rc = 0;
+
+out:
+	/* Whatever happened, the caller gets the kept params: the last good
+	 * ones, those of the checkpoint. */
+	if (best && tr.theta64)
+		store_theta(m, best, theta);
+	if (log && fclose(log) != 0 && rc == 0) {
+		rc = chain_error_set(err, "%s: cannot write the log: %s", o->log_path, strerror(errno));
+		r->stop = CHAIN_STOP_ERROR;
+	}
+	if (rc != 0 && r->stop != CHAIN_STOP_NONFINITE)
+		r->stop = CHAIN_STOP_ERROR;
+	r->seconds = now_seconds() - s.t0;
+	s.p.stop = r->stop;
+	report(&s, CHAIN_TRAIN_END);
+	trainer_free(&tr);
+	free(mask);
+	free(perm);
+	free(best);
+	free(scratch);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The progress printer
+ * ------------------------------------------------------------------------ */
+
+void chain_progress_printer_init(chain_progress_printer *p, FILE *out)
+{
+	memset(p, 0, sizeof *p);
+	p->out = out ? out : stderr;
+	p->tty = isatty(fileno(p->out));
+	p->last_draw = -1;
+}
+
+/* A duration as 42s, 3m07s or 2h05m; "?" when unknown. */
+static void show_duration(double sec, char *out, size_t cap)
+{
+	if (!(sec >= 0) || sec > 1e9) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	unsigned long s = (unsigned long)(sec + 0.5);
+	if (s < 60)
+		snprintf(out, cap, "%lus", s);
+	else if (s < 3600)
+		snprintf(out, cap, "%lum%02lus", s / 60, s % 60);
+	else
+		snprintf(out, cap, "%luh%02lum", s / 3600, s / 60 % 60);
+}
+
+/* Clears the \r line if one is on screen, so a full line can follow. */
+static void clear_line(chain_progress_printer *pp)
+{
+	if (pp->line_open) {
+		fputs("\r\033[K", pp->out);
+		pp->line_open = 0;
+	}
+}
+
+/* START: the initial validation NLL; BATCH (terminals only): the redrawn
+ * status line; EPOCH: one permanent line; END: leaves the cursor on a fresh
+ * line.  Flushes after each write so the output follows the run live even
+ * through a pipe. */
+void chain_train_print_progress(const chain_train_progress *p, void *user)
+{
+	chain_progress_printer *pp = user;
+	char eta[32];
+	switch (p->event) {
+	case CHAIN_TRAIN_START:
+		if (!isnan(p->valid_nll))
+			fprintf(pp->out, "epoch %zu: valid NLL %.4f (%s params)\n", p->epoch - 1, p->valid_nll,
+			        p->epoch > 1 ? "resumed" : "initial");
+		break;
+	case CHAIN_TRAIN_BATCH:
+		if (!pp->tty || (p->elapsed - pp->last_draw < 0.1 && p->batch < p->batches))
+			return;
+		pp->last_draw = p->elapsed;
+		show_duration(p->eta_seconds, eta, sizeof eta);
+		fprintf(pp->out, "\repoch %zu/%zu  batch %zu/%zu  loss %.4f  %.0f img/s  ETA %s\033[K",
+		        p->epoch, p->epochs, p->batch, p->batches, p->train_nll, p->rows_per_second, eta);
+		pp->line_open = 1;
+		break;
+	case CHAIN_TRAIN_EPOCH:
+		clear_line(pp);
+		fprintf(pp->out, "epoch %zu/%zu  train NLL %.4f", p->epoch, p->epochs, p->train_nll);
+		if (!isnan(p->valid_nll) || !isnan(p->best_valid)) {
+			fprintf(pp->out, "  valid NLL %.4f", p->valid_nll);
+			if (p->improved)
+				fprintf(pp->out, " (best)");
+			else
+				fprintf(pp->out, " (best %.4f at epoch %zu)", p->best_valid, p->best_epoch);
+		}
+		fprintf(pp->out, "  %.1fs\n", p->epoch_seconds);
+		break;
+	case CHAIN_TRAIN_END:
+		clear_line(pp);
+		break;
+	}
+	fflush(pp->out);
+}
