@@ -156,6 +156,9 @@ static LLVMTargetMachineRef create_tm_checked(LLVMTargetRef t, const char *tripl
 		char *end = strchr(bad, '\n');
 		if (end)
 			*end = 0;
+		char *ign = strstr(bad, " (ignoring"); /* we do not ignore it */
+		if (ign)
+			*ign = 0;
 		set_err(err, cg_fmt("target %s: %s", triple, line));
 		if (tm)
 			LLVMDisposeTargetMachine(tm);

@@ -336,12 +336,15 @@ static bool check_sum(checker *c, ctx *x, expr *e)
 		}
 		v->shape = x->pos->shape; /* ranges over the same indices as the position */
 	} else {
-		int64_t lo, hi;
-		if (!eval_int(c, e->u.sum.lo, &lo, "a sum bound") || !eval_int(c, e->u.sum.hi, &hi, "a sum bound"))
-			return false;
-		if (hi - lo > CHECK_MAX_ELEMENTS) {
-			diag_error(c->d, e->where, "sum over more than %lld values", (long long)CHECK_MAX_ELEMENTS);
-			return false;
+		/* bounds: integer expressions of dims, numbers and index variables */
+		for (int b = 0; b < 2; b++) {
+			expr *bound = b ? e->u.sum.hi : e->u.sum.lo;
+			if (!check_expr(c, x, bound))
+				return false;
+			if (!bound->is_int || bound->shape.rank) {
+				diag_error(c->d, bound->where, "a sum bound must be an integer expression");
+				return false;
+			}
 		}
 		v->shape.rank = 1;
 		v->shape.dims[0] = 0; /* not tied to an array dimension */

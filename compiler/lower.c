@@ -299,7 +299,11 @@ static bool uses_open_loop(lowerer *L, const ir_val *v)
  * `nred` reduction loops; the value's placeholders become the free loops. */
 static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loop **red, int nred, const char *name, span where)
 {
-	if (uses_open_loop(L, v)) {
+	bool bounds_open = false;
+	for (int k = 0; k < nred; k++)
+		for (size_t i = 0; i < L->open_loops.len; i++)
+			bounds_open |= idx_uses_loop(red[k]->lo, L->open_loops.items[i]) || idx_uses_loop(red[k]->hi, L->open_loops.items[i]);
+	if (bounds_open || uses_open_loop(L, v)) {
 		not_supported(L, where, "a reduction, product or let inside a sum whose body depends on the summation index");
 		return (tval){.v = ir_const(L->m, 0)};
 	}
@@ -770,6 +774,8 @@ static void lower_segment(lowerer *L, segment *s)
 	for (size_t i = 0; i < fd->u.family.nlets; i++)
 		bind_val(L, fd->u.family.lets[i].name, lower_expr(L, fd->u.family.lets[i].value));
 	s->sample = lower_expr(L, fd->u.family.sample).v;
+	if (L->failed)
+		diag_note(L->d, cd->where, "in family %s, used by this conditional", fd->name);
 	L->in_family = false;
 	L->env = NULL;
 	L->seg = NULL;
