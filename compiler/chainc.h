@@ -366,7 +366,7 @@ typedef enum ir_buf_class {
 	               S_FOR with is_rows, else obs itself */
 	BUF_OUT,    /* the kernel's `out` argument: out + offset (flat) */
 	BUF_CONST,  /* constant values (real, or int when is_int), emitted as a global */
-	BUF_TEMP,   /* scratch, private to one call of the kernel */
+	BUF_TEMP,   /* scratch, private to one call of the kernel, zeroed at its entry */
 } ir_buf_class;
 
 struct ir_buf {
@@ -409,7 +409,7 @@ struct ir_loop {
 	const char *name;
 	ir_idx *lo, *hi;        /* the variable runs over [lo, hi) */
 	bool reverse;           /* S_FOR only: hi-1 down to lo */
-	bool is_rows;           /* S_FOR only: the loop over observation rows [0, n) */
+	bool is_rows;           /* S_FOR only: the loop over observation rows [0, n) (n = 1 in kernels without n) */
 };
 
 /* Scalar operations, with their arity.  X(name, arity) */
@@ -555,7 +555,7 @@ ir_stmt *ir_stmt_new(ir_module *m, ir_stmt_kind k);
 ir_stmt *ir_assign_stmt(ir_module *m, ir_stmt_kind k, ir_loop **loops, int nloops, int nfree,
                         ir_buf *buf, ir_idx **idx, ir_val *val);
 void ir_block_push(ir_module *m, ir_block *b, ir_stmt *s);
-ir_kernel *ir_kernel_new(ir_module *m, ir_kernel_kind k, const char *name);
+ir_kernel *ir_kernel_new(ir_module *m, ir_kernel_kind k, const char *name); /* sets m->kernels[k] */
 void ir_print_kernel(FILE *out, const ir_kernel *k);
 
 /* ------------------------------------------------------------------ lower */

@@ -540,13 +540,16 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 		for (size_t s = 0; s < n; s++) {
 			size_t e = v->size <= g->samples ? s : chain_rng_bits(g->seed, CHAIN_STREAM_DATA, p, 9, (uint32_t)s) % v->size;
 			size_t t = v->offset + e;
-			double x = theta[t], h = 1e-5 * fmax(1, fabs(x));
-			theta[t] = x + h;
-			double fp = m->f64->objective(theta, obs, rows, NULL);
-			theta[t] = x - h;
-			double fm = m->f64->objective(theta, obs, rows, NULL);
+			/* fourth-order central differences: truncation O(h^4), so h can
+			 * be large enough that rounding in f stays small */
+			double x = theta[t], h = 1e-3 * fmax(1, fabs(x)), f[4];
+			const double steps[4] = {2, 1, -1, -2};
+			for (int q = 0; q < 4; q++) {
+				theta[t] = x + steps[q] * h;
+				f[q] = m->f64->objective(theta, obs, rows, NULL);
+			}
 			theta[t] = x;
-			double fd = (fp - fm) / (2 * h);
+			double fd = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
 			double rel = fabs(grad[t] - fd) / fmax(fmax(fabs(grad[t]), fabs(fd)), 1e-3);
 			if (!(rel <= worst)) {
 				worst = rel;

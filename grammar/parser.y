@@ -805,13 +805,13 @@ static void msg_add_text(msgbuf *m, parse_ctx *pc, span w)
 
 /* How a symbol is named in messages: keywords and punctuation quoted as
  * written ('model', '('), the others by what they are (identifier). */
-static void msg_add_symbol(msgbuf *m, yysymbol_kind_t sym)
+static void msg_add_symbol(msgbuf *m, yysymbol_kind_t kind)
 {
-	const char *name = yysymbol_name(sym);
-	if (sym == YYSYMBOL_YYEOF)
+	const char *name = yysymbol_name(kind);
+	if (kind == YYSYMBOL_YYEOF)
 		msg_add(m, "end of file");
-	else if (name[0] == '\'' || sym == YYSYMBOL_NAME || sym == YYSYMBOL_NUMBER ||
-	         sym == YYSYMBOL_NEWLINE || sym == YYSYMBOL_MISSING_RBRACE)
+	else if (name[0] == '\'' || kind == YYSYMBOL_NAME || kind == YYSYMBOL_NUMBER ||
+	         kind == YYSYMBOL_NEWLINE || kind == YYSYMBOL_MISSING_RBRACE)
 		msg_add(m, "%s", name);
 	else
 		msg_add(m, "'%s'", name);
@@ -819,18 +819,18 @@ static void msg_add_symbol(msgbuf *m, yysymbol_kind_t sym)
 
 /* The unexpected token, described from its text where that helps: an
  * identifier or number is quoted, a ';' is not called a newline. */
-static void msg_add_unexpected(msgbuf *m, parse_ctx *pc, yysymbol_kind_t sym, span w)
+static void msg_add_unexpected(msgbuf *m, parse_ctx *pc, yysymbol_kind_t kind, span w)
 {
 	const src_file *f = pc->d->files.items[pc->file];
-	if (sym == YYSYMBOL_NAME || sym == YYSYMBOL_NUMBER) {
-		msg_add(m, "%s ", yysymbol_name(sym));
+	if (kind == YYSYMBOL_NAME || kind == YYSYMBOL_NUMBER) {
+		msg_add(m, "%s ", yysymbol_name(kind));
 		msg_add_text(m, pc, w);
-	} else if (sym == YYSYMBOL_NEWLINE && w.begin < f->len && f->text[w.begin] == ';') {
+	} else if (kind == YYSYMBOL_NEWLINE && w.begin < f->len && f->text[w.begin] == ';') {
 		msg_add(m, "';'");
-	} else if (sym == YYSYMBOL_NEWLINE && w.begin == w.end) {
+	} else if (kind == YYSYMBOL_NEWLINE && w.begin == w.end) {
 		/* the NEWLINE the lexer adds at the end of the file */
 		msg_add(m, "end of file");
-	} else if (sym == YYSYMBOL_MISSING_RBRACE) {
+	} else if (kind == YYSYMBOL_MISSING_RBRACE) {
 		/* the implicit token stands before a keyword, or at the end of the file */
 		size_t e = w.begin;
 		while (e < f->len && f->text[e] >= 'a' && f->text[e] <= 'z')
@@ -840,14 +840,14 @@ static void msg_add_unexpected(msgbuf *m, parse_ctx *pc, yysymbol_kind_t sym, sp
 		else
 			msg_add_text(m, pc, (span){w.file, w.begin, (uint32_t)e});
 	} else {
-		msg_add_symbol(m, sym);
+		msg_add_symbol(m, kind);
 	}
 }
 
-static bool has(const yysymbol_kind_t *set, int n, yysymbol_kind_t sym)
+static bool has(const yysymbol_kind_t *set, int n, yysymbol_kind_t kind)
 {
 	for (int i = 0; i < n; i++)
-		if (set[i] == sym)
+		if (set[i] == kind)
 			return true;
 	return false;
 }
@@ -881,7 +881,9 @@ static bool starts_decl(yysymbol_kind_t s)
 
 static bool is_operator(yysymbol_kind_t s)
 {
-	static const char *const ops[] = {"+", "-", "*", "/", "@", "^", "<", ">", "["};
+	/* '(' too: after a name it could start a call, which is rarely what
+	 * the writer meant when something else is also possible */
+	static const char *const ops[] = {"+", "-", "*", "/", "@", "^", "<", ">", "[", "("};
 	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
 		if (sym_is(s, ops[i]))
 			return true;

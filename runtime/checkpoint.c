@@ -144,6 +144,26 @@ static void show_shape(const size_t *shape, size_t rank, char *out, size_t cap)
 		snprintf(out + o, cap - o, "]");
 }
 
+/* A string from the file as messages show it: printable ASCII as is, other
+ * bytes as \xNN, cut at 60 bytes, so that a hostile name cannot break the
+ * one-line message or flood it. */
+static void show_string(const char *s, char *out, size_t cap)
+{
+	size_t o = 0, i = 0;
+	for (; s[i] && i < 60 && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+	}
+	if (s[i] && o + 4 < cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
 /* Checks that the descriptor's params are usable as tensors: names set,
  * unique and not "__metadata__", ranks and sizes consistent, and every
  * param inside theta.  Both save and load rely on this. */
@@ -365,6 +385,7 @@ int chain_checkpoint_save(const char *path, const chain_model *m, const void *th
 /* One tensor as the header describes it. */
 typedef struct st_tensor {
 	char *name;                       /* decoded, malloc'd */
+	char shown[80];                   /* name escaped and cut, for messages */
 	size_t at;                        /* file offset of its key, for messages */
 	chain_precision dtype;
 	size_t rank;                      /* at most CHAIN_MAX_RANK */
@@ -655,7 +676,7 @@ static int json_shape(st_header *h, st_tensor *t)
 			return json_expected(h, "a dimension that fits in size_t");
 		if (t->rank == CHAIN_MAX_RANK)
 			return chain_error_set(h->err, "%s: byte %zu: tensor '%s': expected at most %d dimensions, found more",
-			                       h->path, at(h, d_at), t->name, CHAIN_MAX_RANK);
+			                       h->path, at(h, d_at), t->shown, CHAIN_MAX_RANK);
 		t->shape[t->rank++] = (size_t)d;
 		if (json_peek(h, ',')) {
 			h->pos++;
@@ -686,8 +707,10 @@ static int json_tensor(st_header *h, st_tensor *t)
 			          : strcmp(key, "shape") == 0 ? &have_shape
 			          : strcmp(key, "data_offsets") == 0 ? &have_offsets : NULL;
 			if (!seen || *seen) {
+				char shown[80];
+				show_string(key, shown, sizeof shown);
 				int rc = chain_error_set(h->err, "%s: byte %zu: header: tensor '%s': %s key \"%s\" (expected dtype, shape and data_offsets once each)",
-				                         h->path, at(h, key_at), t->name, seen ? "repeated" : "unexpected", key);
+				                         h->path, at(h, key_at), t->shown, seen ? "repeated" : "unexpected", shown);
 				free(key);
 				return rc;
 			}
@@ -705,8 +728,10 @@ static int json_tensor(st_header *h, st_tensor *t)
 				} else if (strcmp(dt, "F32") == 0) {
 					t->dtype = CHAIN_F32;
 				} else {
-					int rc = chain_error_set(h->err, "%s: byte %zu: tensor '%s': expected dtype \"F64\" or \"F32\", found \"%.32s\"",
-					                         h->path, at(h, dt_at), t->name, dt);
+					char shown[80];
+					show_string(dt, shown, sizeof shown);
+					int rc = chain_error_set(h->err, "%s: byte %zu: tensor '%s': expected dtype \"F64\" or \"F32\", found \"%s\"",
+					                         h->path, at(h, dt_at), t->shown, shown);
 					free(dt);
 					free(key);
 					return rc;
@@ -739,7 +764,7 @@ static int json_tensor(st_header *h, st_tensor *t)
 		return -1;
 	if (!have_dtype || !have_shape || !have_offsets)
 		return chain_error_set(h->err, "%s: byte %zu: header: tensor '%s' has no \"%s\"",
-		                       h->path, at(h, obj), t->name,
+		                       h->path, at(h, obj), t->shown,
 		                       !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
 	return 0;
 }
@@ -775,7 +800,7 @@ static int json_header(st_header *h)
 				for (size_t i = 0; i < h->nt; i++)
 					if (strcmp(h->t[i].name, name) == 0) {
 						int rc = chain_error_set(h->err, "%s: byte %zu: header: tensor '%s' appears twice (first at byte %zu)",
-						                         h->path, at(h, name_at), name, h->t[i].at);
+						                         h->path, at(h, name_at), h->t[i].shown, h->t[i].at);
 						free(name);
 						return rc;
 					}
@@ -792,6 +817,7 @@ static int json_header(st_header *h)
 				st_tensor *t = &h->t[h->nt++];
 				memset(t, 0, sizeof *t);
 				t->name = name;
+				show_string(name, t->shown, sizeof t->shown);
 				t->at = at(h, name_at);
 				if (json_tensor(h, t) != 0)
 					return -1;
@@ -843,16 +869,16 @@ static int check_offsets(st_header *h, uint64_t data_len)
 		for (size_t k = 0; k < t->rank; k++) {
 			if (t->shape[k] && bytes > UINT64_MAX / t->shape[k])
 				return chain_error_set(h->err, "%s: byte %zu: tensor '%s': its shape overflows 64 bits",
-				                       h->path, t->at, t->name);
+				                       h->path, t->at, t->shown);
 			bytes *= t->shape[k];
 		}
 		if (t->begin > t->end || t->end > data_len)
 			return chain_error_set(h->err, "%s: byte %zu: tensor '%s': data_offsets [%llu, %llu] out of range: the data block has %llu bytes",
-			                       h->path, t->at, t->name, (unsigned long long)t->begin,
+			                       h->path, t->at, t->shown, (unsigned long long)t->begin,
 			                       (unsigned long long)t->end, (unsigned long long)data_len);
 		if (t->end - t->begin != bytes)
 			return chain_error_set(h->err, "%s: byte %zu: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, expected %llu for its dtype and shape",
-			                       h->path, t->at, t->name, (unsigned long long)t->begin,
+			                       h->path, t->at, t->shown, (unsigned long long)t->begin,
 			                       (unsigned long long)t->end, (unsigned long long)(t->end - t->begin),
 			                       (unsigned long long)bytes);
 	}
@@ -869,15 +895,15 @@ static int check_offsets(st_header *h, uint64_t data_len)
 		const st_tensor *t = sorted[i];
 		if (t->begin < covered) {
 			int rc = chain_error_set(h->err, "%s: byte %zu: tensor '%s' (data [%llu, %llu)) overlaps tensor '%s' (data [%llu, %llu))",
-			                         h->path, t->at, t->name, (unsigned long long)t->begin,
-			                         (unsigned long long)t->end, prev->name,
+			                         h->path, t->at, t->shown, (unsigned long long)t->begin,
+			                         (unsigned long long)t->end, prev->shown,
 			                         (unsigned long long)prev->begin, (unsigned long long)prev->end);
 			free(sorted);
 			return rc;
 		}
 		if (t->begin > covered) {
 			int rc = chain_error_set(h->err, "%s: byte %zu: tensor '%s' starts at data byte %llu, expected %llu: bytes [%llu, %llu) of the data belong to no tensor",
-			                         h->path, t->at, t->name, (unsigned long long)t->begin,
+			                         h->path, t->at, t->shown, (unsigned long long)t->begin,
 			                         (unsigned long long)covered, (unsigned long long)covered,
 			                         (unsigned long long)t->begin);
 			free(sorted);
@@ -918,7 +944,7 @@ static int check_against_model(st_header *h, const chain_model *m)
 		if (!same) {
 			show_shape(t->shape, t->rank, got, sizeof got);
 			return chain_error_set(h->err, "%s: byte %zu: tensor '%s' has shape %s where model %s has %s",
-			                       h->path, t->at, t->name, got, mname, want);
+			                       h->path, t->at, t->shown, got, mname, want);
 		}
 	}
 	for (size_t j = 0; j < h->nt; j++) {
@@ -927,7 +953,7 @@ static int check_against_model(st_header *h, const chain_model *m)
 			known = strcmp(h->t[j].name, m->params[i].name) == 0;
 		if (!known)
 			return chain_error_set(h->err, "%s: byte %zu: unexpected tensor '%s': model %s has no param of that name",
-			                       h->path, h->t[j].at, h->t[j].name, mname);
+			                       h->path, h->t[j].at, h->t[j].shown, mname);
 	}
 	return 0;
 }
@@ -1062,9 +1088,12 @@ int chain_checkpoint_load(const char *path, const chain_model *m, void *theta,
 	int rc = read_exact(f, hbuf, h.n, path, 8, err);
 	if (rc == 0)
 		rc = json_header(&h);
-	if (rc == 0 && h.format && strcmp(h.format, CHECKPOINT_FORMAT) != 0)
-		rc = chain_error_set(err, "%s: __metadata__ says format \"%.64s\", expected \"" CHECKPOINT_FORMAT "\"",
-		                     path, h.format);
+	if (rc == 0 && h.format && strcmp(h.format, CHECKPOINT_FORMAT) != 0) {
+		char shown[80];
+		show_string(h.format, shown, sizeof shown);
+		rc = chain_error_set(err, "%s: __metadata__ says format \"%s\", expected \"" CHECKPOINT_FORMAT "\"",
+		                     path, shown);
+	}
 	uint64_t data_len = file_size - 8 - hlen;
 	if (rc == 0)
 		rc = check_offsets(&h, data_len);

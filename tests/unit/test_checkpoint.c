@@ -396,6 +396,11 @@ static void test_checkpoint__wrong_dtype__rejected(void **state)
 	msg = load_fails(fixture_st("numdt.safetensors",
 		"{\"W\":{\"dtype\":64,\"shape\":[2,3],\"data_offsets\":[0,48]}}", theta0, 48), &toy);
 	assert_msg(msg, "numdt.safetensors: byte 22:", "expected a dtype string, found '6'");
+	/* names from the file are shown escaped: a message stays on one line */
+	msg = load_fails(fixture_st("nl.safetensors",
+		"{\"a\\nb\":{\"dtype\":\"I\\u00078\",\"shape\":[],\"data_offsets\":[0,1]}}", theta0, 1), &toy);
+	assert_msg(msg, "nl.safetensors: byte 25:", "tensor 'a\\x0ab'", "found \"I\\x078\"");
+	assert_null(strchr(msg, '\n'));
 }
 
 /* Malformed JSON: each message points at the byte and says what was expected. */

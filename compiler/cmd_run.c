@@ -1,0 +1,770 @@
+/* cmd_run.c -- `chain train`, `chain eval` and `chain sample`: the commands
+ * that run a compiled model.
+ *
+ * main.c has already compiled the model (or, for --help, not: m is NULL
+ * then) and removed the model flags; what is left is parsed here against a
+ * table of flags per command, then handed to libchain (chain_train,
+ * chain_eval_nll, the model's sample/complete kernels, the loaders and
+ * writers).  Every bad flag or value is reported as
+ *     chain train: --lr: expected a positive number, got 'abc'
+ * and gives exit status 1; --help prints the usage and gives 0.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "chain/checkpoint.h"
+#include "chain/data.h"
+#include "chain/error.h"
+#include "chain/image.h"
+#include "chain/optim.h"
+#include "chain/train.h"
+#include "cmd.h"
+
+#define MAX_THREADS 1024
+
+/* Prints "chain CMD: message" on stderr; returns the exit status 1. */
+static int run_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run_fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "chain %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Flags: a table per command, one parser
+ * ------------------------------------------------------------------------ */
+
+typedef enum flag_type {
+	FLAG_STRING,    /* any non-empty text: const char * */
+	FLAG_COUNT,     /* integer >= 1: size_t */
+	FLAG_INDEX,     /* integer >= 0: size_t */
+	FLAG_SEED,      /* integer >= 0: uint64_t */
+	FLAG_THREADS,   /* integer 1..MAX_THREADS: unsigned */
+	FLAG_POSITIVE,  /* finite real > 0: double */
+	FLAG_FRACTION,  /* real in [0, 1): double */
+	FLAG_BINARIZE,  /* a threshold or 'stochastic': chain_load_options */
+	FLAG_OPTIMIZER, /* sgd | adam: chain_optim_kind */
+	FLAG_SWITCH,    /* no value: int set to 1 */
+} flag_type;
+
+typedef struct flag {
+	const char *name;   /* "--lr", "-o" */
+	flag_type type;
+	void *dst;
+	int given;          /* set by the parser */
+} flag;
+
+/* A whole-string unsigned decimal integer (no sign, no spaces, no
+ * overflow). */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end || errno == ERANGE)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A whole-string finite real. */
+static int parse_real(const char *s, double *out)
+{
+	if (!*s || isspace((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || errno == ERANGE || !isfinite(v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Converts one flag's value text into its destination, or explains what was
+ * expected. */
+static int set_flag(const char *cmd, flag *f, const char *v)
+{
+	uint64_t u;
+	double d;
+	switch (f->type) {
+	case FLAG_STRING:
+		if (!*v)
+			return run_fail(cmd, "%s: expected a file name, got ''", f->name);
+		*(const char **)f->dst = v;
+		return 0;
+	case FLAG_COUNT:
+		if (parse_u64(v, &u) != 0 || u == 0 || u > SIZE_MAX)
+			return run_fail(cmd, "%s: expected a positive integer, got '%s'", f->name, v);
+		*(size_t *)f->dst = (size_t)u;
+		return 0;
+	case FLAG_INDEX:
+		if (parse_u64(v, &u) != 0 || u > SIZE_MAX)
+			return run_fail(cmd, "%s: expected a non-negative integer, got '%s'", f->name, v);
+		*(size_t *)f->dst = (size_t)u;
+		return 0;
+	case FLAG_SEED:
+		if (parse_u64(v, &u) != 0)
+			return run_fail(cmd, "%s: expected a non-negative integer below 2^64, got '%s'", f->name, v);
+		*(uint64_t *)f->dst = u;
+		return 0;
+	case FLAG_THREADS:
+		if (parse_u64(v, &u) != 0 || u == 0 || u > MAX_THREADS)
+			return run_fail(cmd, "%s: expected a number of threads from 1 to %d, got '%s'", f->name,
+			                MAX_THREADS, v);
+		*(unsigned *)f->dst = (unsigned)u;
+		return 0;
+	case FLAG_POSITIVE:
+		if (parse_real(v, &d) != 0 || !(d > 0))
+			return run_fail(cmd, "%s: expected a positive number, got '%s'", f->name, v);
+		*(double *)f->dst = d;
+		return 0;
+	case FLAG_FRACTION:
+		if (parse_real(v, &d) != 0 || !(d >= 0 && d < 1))
+			return run_fail(cmd, "%s: expected a number in [0, 1), got '%s'", f->name, v);
+		*(double *)f->dst = d;
+		return 0;
+	case FLAG_BINARIZE: {
+		chain_load_options *lo = f->dst;
+		if (strcmp(v, "stochastic") == 0) {
+			lo->binarize = CHAIN_BINARIZE_STOCHASTIC;
+		} else if (parse_real(v, &d) == 0) {
+			lo->binarize = CHAIN_BINARIZE_THRESHOLD;
+			lo->threshold = d;
+		} else {
+			return run_fail(cmd, "%s: expected a threshold (a number such as 0.5) or 'stochastic', got '%s'",
+			                f->name, v);
+		}
+		return 0;
+	}
+	case FLAG_OPTIMIZER:
+		if (chain_optim_parse(v, f->dst) != 0)
+			return run_fail(cmd, "%s: expected sgd or adam, got '%s'", f->name, v);
+		return 0;
+	case FLAG_SWITCH:
+		*(int *)f->dst = 1;
+		return 0;
+	}
+	return run_fail(cmd, "%s: internal error: unknown flag type", f->name);
+}
+
+/* Parses argv[1..argc-1] against the table: "--flag value" and
+ * "--flag=value" (and "-o value", "-n value").  Returns 0 when all parsed,
+ * 1 after printing what is wrong, 2 when --help / -h was asked for (the
+ * caller prints the usage). */
+static int parse_flags(const char *cmd, flag *flags, size_t nflags, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 2;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || a[1] == '\0')
+			return run_fail(cmd, "unexpected argument '%s' (see chain %s --help)", a, cmd);
+		const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+		size_t len = eq ? (size_t)(eq - a) : strlen(a);
+		flag *f = NULL;
+		for (size_t k = 0; k < nflags; k++)
+			if (strlen(flags[k].name) == len && strncmp(flags[k].name, a, len) == 0)
+				f = &flags[k];
+		if (!f)
+			return run_fail(cmd, "unknown flag '%.*s' (see chain %s --help)", (int)len, a, cmd);
+		f->given = 1;
+		if (f->type == FLAG_SWITCH) {
+			if (eq)
+				return run_fail(cmd, "%s takes no value, got '%s'", f->name, eq + 1);
+			set_flag(cmd, f, "");
+			continue;
+		}
+		const char *v = eq ? eq + 1 : NULL;
+		if (!v) {
+			if (i + 1 >= argc)
+				return run_fail(cmd, "%s: expected a value after it", f->name);
+			v = argv[++i];
+		}
+		if (set_flag(cmd, f, v) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+static flag *find_flag(flag *flags, size_t n, const char *name)
+{
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(flags[k].name, name) == 0)
+			return &flags[k];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Shared steps: the model, data files, parameters
+ * ------------------------------------------------------------------------ */
+
+/* The model's name for messages. */
+static const char *model_name(const chain_model *m)
+{
+	return m->name ? m->name : "?";
+}
+
+/* Bytes of one real of the model's precision. */
+static size_t real_bytes(const chain_model *m)
+{
+	return m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double);
+}
+
+/* Loads a data file and checks it against the model; prints and returns 1 on
+ * failure. */
+static int load_data(const char *cmd, const chain_model *m, const char *path,
+                     const chain_load_options *lo, chain_dataset *d)
+{
+	chain_error err = { "" };
+	memset(d, 0, sizeof *d);
+	if (chain_data_load(path, lo, d, &err) != 0)
+		return run_fail(cmd, "%s", err.msg);
+	if (chain_data_check(d, m, path, &err) != 0) {
+		chain_dataset_free(d);
+		return run_fail(cmd, "%s", err.msg);
+	}
+	if (d->rows == 0) {
+		chain_dataset_free(d);
+		return run_fail(cmd, "%s: no rows", path);
+	}
+	return 0;
+}
+
+/* num_params reals of the model's precision, zeroed; NULL after a message. */
+static void *alloc_theta(const char *cmd, const chain_model *m)
+{
+	void *theta = calloc(m->num_params ? m->num_params : 1, real_bytes(m));
+	if (!theta)
+		run_fail(cmd, "out of memory for %zu params", m->num_params);
+	return theta;
+}
+
+/* Loads --params; prints and returns 1 on failure. */
+static int load_params(const char *cmd, const chain_model *m, const char *path, void *theta)
+{
+	chain_error err = { "" };
+	if (chain_checkpoint_load(path, m, theta, NULL, NULL, 0, &err) != 0)
+		return run_fail(cmd, "%s", err.msg);
+	return 0;
+}
+
+/* The checks every command makes of the model main.c compiled. */
+static int check_model(const char *cmd, const chain_model *m)
+{
+	chain_error err = { "" };
+	if (!m)
+		return run_fail(cmd, "no model given");
+	if (chain_model_check(m, cmd, &err) != 0) {
+		fprintf(stderr, "chain %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * chain train
+ * ------------------------------------------------------------------------ */
+
+static const char train_usage[] =
+	"usage: chain train MODEL.chain --data FILE -o PARAMS.safetensors [options]\n"
+	"\n"
+	"Fits the params of MODEL by minibatch gradient steps on the mean log-likelihood\n"
+	"(minus the model's penalties), validating after each epoch and keeping the best\n"
+	"params.  Model flags (-D N=V, --precision f32|f64, -O0..3) as for chain build.\n"
+	"\n"
+	"  --data FILE         training data (.amat/.txt, .npy, MNIST IDX; .gz too)   [required]\n"
+	"  -o PATH             where the params go (safetensors), rewritten each epoch [required]\n"
+	"  --valid FILE        validation data: early stopping, keep the best params\n"
+	"  --epochs E          number of the last epoch (default 10)\n"
+	"  --batch B           rows per step (default 100)\n"
+	"  --optimizer NAME    adam (default) or sgd\n"
+	"  --lr R              learning rate (default 0.001 for adam, 0.01 for sgd)\n"
+	"  --momentum M        sgd momentum in [0, 1) (default 0.9)\n"
+	"  --patience P        stop after P epochs without a better validation NLL\n"
+	"                      (default 5; 0 = never stop early)\n"
+	"  --seed S            initialisation, shuffling, stochastic binarization (default 1)\n"
+	"  --threads T         threads (default: one per core); a run is reproducible for\n"
+	"                      the same seed and T\n"
+	"  --binarize X        X = a threshold such as 0.5, or 'stochastic'\n"
+	"  --resume CKPT       start from a checkpoint instead of the initialisation\n"
+	"  --log FILE.csv      one line per epoch: epoch,train_nll,valid_nll,seconds\n"
+	"  --quiet             no progress output\n"
+	"  -h, --help          this text\n"
+	"\n"
+	"Exit status: 0 when trained, 1 on bad input or if the loss becomes NaN or Inf\n"
+	"(the last good checkpoint stays in PATH).\n";
+
+/* The number in metadata value `s`, if it is one. */
+static int meta_u64(const char *s, uint64_t *out)
+{
+	return *s && parse_u64(s, out) == 0 ? 0 : -1;
+}
+
+/* Reads the metadata of a resumed checkpoint: the epoch it reached and the
+ * seed it was trained with.  Files without them (written by other tools)
+ * count as epoch 0 and keep the seed of the command line. */
+static int resume_meta(const char *cmd, const chain_model *m, const char *path, void *theta,
+                       uint64_t *epoch, uint64_t *seed, int *have_seed)
+{
+	chain_error err = { "" };
+	char value[64];
+	*epoch = 0;
+	*have_seed = 0;
+	if (chain_checkpoint_load(path, m, theta, "seed", value, sizeof value, &err) != 0)
+		return run_fail(cmd, "--resume: %s", err.msg);
+	if (meta_u64(value, seed) == 0)
+		*have_seed = 1;
+	if (chain_checkpoint_load(path, m, theta, "epoch", value, sizeof value, &err) != 0)
+		return run_fail(cmd, "--resume: %s", err.msg);
+	if (meta_u64(value, epoch) != 0)
+		*epoch = 0;
+	return 0;
+}
+
+int cmd_train(const chain_model *m, int argc, char **argv)
+{
+	const char *cmd = "train";
+	const char *data_path = NULL, *valid_path = NULL, *out_path = NULL, *resume = NULL, *log_path = NULL;
+	chain_train_options o;
+	chain_train_defaults(&o);
+	chain_optim_kind kind = CHAIN_OPTIM_ADAM;
+	double lr = 0, momentum = 0.9;
+	chain_load_options lo = { 0 };
+	int quiet = 0;
+	flag flags[] = {
+		{ "--data", FLAG_STRING, &data_path, 0 },
+		{ "--valid", FLAG_STRING, &valid_path, 0 },
+		{ "-o", FLAG_STRING, &out_path, 0 },
+		{ "--epochs", FLAG_COUNT, &o.epochs, 0 },
+		{ "--batch", FLAG_COUNT, &o.batch, 0 },
+		{ "--optimizer", FLAG_OPTIMIZER, &kind, 0 },
+		{ "--lr", FLAG_POSITIVE, &lr, 0 },
+		{ "--momentum", FLAG_FRACTION, &momentum, 0 },
+		{ "--patience", FLAG_INDEX, &o.patience, 0 },
+		{ "--seed", FLAG_SEED, &o.seed, 0 },
+		{ "--threads", FLAG_THREADS, &o.threads, 0 },
+		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
+		{ "--resume", FLAG_STRING, &resume, 0 },
+		{ "--log", FLAG_STRING, &log_path, 0 },
+		{ "--quiet", FLAG_SWITCH, &quiet, 0 },
+	};
+	const size_t nflags = sizeof flags / sizeof flags[0];
+	int pr = parse_flags(cmd, flags, nflags, argc, argv);
+	if (pr == 2) {
+		fputs(train_usage, stdout);
+		return 0;
+	}
+	if (pr != 0)
+		return 1;
+	if (!data_path)
+		return run_fail(cmd, "missing --data FILE (the training data); see chain train --help");
+	if (!out_path)
+		return run_fail(cmd, "missing -o PATH (where the trained params go); see chain train --help");
+	if (find_flag(flags, nflags, "--momentum")->given && kind != CHAIN_OPTIM_SGD)
+		return run_fail(cmd, "--momentum applies to --optimizer sgd only");
+	if (check_model(cmd, m) != 0)
+		return 1;
+	if (m->objective == CHAIN_OBJ_FREE)
+		return run_fail(cmd, "model %s has a free objective (a function of the params alone, no data): use chain optimize",
+		                model_name(m));
+	if (m->objective != CHAIN_OBJ_LOGLIK)
+		return run_fail(cmd, "model %s: only log-likelihood objectives can be trained", model_name(m));
+
+	chain_optim_defaults(&o.optim, kind);
+	if (lr > 0)
+		o.optim.lr = lr;
+	o.optim.momentum = momentum;
+
+	/* Resume first: its seed (unless --seed is given) also drives the
+	 * stochastic binarization of the data. */
+	int rc = 1;
+	chain_dataset train = { 0 }, valid = { 0 };
+	void *theta = alloc_theta(cmd, m);
+	if (!theta)
+		return 1;
+	uint64_t start = 0;
+	if (resume) {
+		uint64_t seed;
+		int have_seed;
+		if (resume_meta(cmd, m, resume, theta, &start, &seed, &have_seed) != 0)
+			goto out;
+		if (have_seed && !find_flag(flags, nflags, "--seed")->given)
+			o.seed = seed;
+		if (start >= o.epochs) {
+			run_fail(cmd, "--resume %s: the checkpoint is already at epoch %" PRIu64 " and --epochs is %zu: nothing to train (raise --epochs)",
+			         resume, start, o.epochs);
+			goto out;
+		}
+		o.start_epoch = (size_t)start + 1;
+		o.log_append = 1;
+	} else {
+		if (m->precision == CHAIN_F32)
+			m->f32->init(theta, o.seed);
+		else
+			m->f64->init(theta, o.seed);
+	}
+	lo.seed = o.seed;
+	if (load_data(cmd, m, data_path, &lo, &train) != 0)
+		goto out;
+	if (valid_path && load_data(cmd, m, valid_path, &lo, &valid) != 0)
+		goto out;
+
+	unsigned threads = o.threads ? o.threads : chain_default_threads();
+	if (!quiet) {
+		fprintf(stderr, "train %s: %zu params", model_name(m), m->num_params);
+		if (m->num_params_unused)
+			fprintf(stderr, " (%zu unused)", m->num_params_unused);
+		fprintf(stderr, ", %zu rows", train.rows);
+		if (valid_path)
+			fprintf(stderr, " (+%zu valid)", valid.rows);
+		fprintf(stderr, ", %s lr %g", chain_optim_name(kind), o.optim.lr);
+		if (kind == CHAIN_OPTIM_SGD)
+			fprintf(stderr, " momentum %g", o.optim.momentum);
+		fprintf(stderr, ", batch %zu, epochs %zu..%zu, %u thread%s, seed %" PRIu64 "\n", o.batch,
+		        o.start_epoch, o.epochs, threads, threads == 1 ? "" : "s", o.seed);
+		if (resume)
+			fprintf(stderr, "resuming from %s after epoch %" PRIu64 "\n", resume, start);
+	}
+
+	chain_progress_printer printer;
+	chain_progress_printer_init(&printer, stderr);
+	o.checkpoint_path = out_path;
+	o.log_path = log_path;
+	o.threads = threads;
+	if (!quiet) {
+		o.progress = chain_train_print_progress;
+		o.progress_user = &printer;
+	}
+	chain_train_result r;
+	chain_error err = { "" };
+	if (chain_train(m, theta, &train, valid_path ? &valid : NULL, &o, &r, &err) != 0) {
+		run_fail(cmd, "%s", err.msg);
+		goto out;
+	}
+	if (!quiet) {
+		if (r.stop == CHAIN_STOP_EARLY)
+			fprintf(stderr, "stopped early after epoch %zu: no better validation NLL for %zu epochs\n",
+			        r.last_epoch, o.patience);
+		if (valid_path)
+			fprintf(stderr, "kept the params of epoch %zu (valid NLL %.4f); saved to %s\n", r.best_epoch,
+			        r.best_valid, out_path);
+		else
+			fprintf(stderr, "trained to epoch %zu (train NLL %.4f); saved to %s\n", r.last_epoch,
+			        r.last_train_nll, out_path);
+	}
+	rc = 0;
+out:
+	chain_dataset_free(&train);
+	chain_dataset_free(&valid);
+	free(theta);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * chain eval
+ * ------------------------------------------------------------------------ */
+
+static const char eval_usage[] =
+	"usage: chain eval MODEL.chain --params PARAMS.safetensors --data FILE [options]\n"
+	"\n"
+	"Prints the mean negative log-likelihood of the rows of FILE, in nats and in bits\n"
+	"per dimension, with its standard error:\n"
+	"    test NLL: 95.21 nats (0.1752 bits/dim) +- 0.38 over 2000 rows\n"
+	"\n"
+	"  --params FILE       trained params (safetensors)                           [required]\n"
+	"  --data FILE         the rows to evaluate                                   [required]\n"
+	"  --binarize X        X = a threshold such as 0.5, or 'stochastic'\n"
+	"  --seed S            for --binarize stochastic (default 1)\n"
+	"  --threads T         threads (default: one per core); the result does not depend on T\n"
+	"  -h, --help          this text\n";
+
+int cmd_eval(const chain_model *m, int argc, char **argv)
+{
+	const char *cmd = "eval";
+	const char *params = NULL, *data_path = NULL;
+	chain_load_options lo = { .seed = 1 };
+	unsigned threads = 0;
+	flag flags[] = {
+		{ "--params", FLAG_STRING, &params, 0 },
+		{ "--data", FLAG_STRING, &data_path, 0 },
+		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
+		{ "--seed", FLAG_SEED, &lo.seed, 0 },
+		{ "--threads", FLAG_THREADS, &threads, 0 },
+	};
+	int pr = parse_flags(cmd, flags, sizeof flags / sizeof flags[0], argc, argv);
+	if (pr == 2) {
+		fputs(eval_usage, stdout);
+		return 0;
+	}
+	if (pr != 0)
+		return 1;
+	if (!params)
+		return run_fail(cmd, "missing --params FILE (trained params); see chain eval --help");
+	if (!data_path)
+		return run_fail(cmd, "missing --data FILE (the rows to evaluate); see chain eval --help");
+	if (check_model(cmd, m) != 0)
+		return 1;
+	if (m->num_data == 0 || m->obs_size == 0)
+		return run_fail(cmd, "model %s has no data variables: nothing to evaluate", model_name(m));
+
+	int rc = 1;
+	chain_dataset d = { 0 };
+	void *theta = alloc_theta(cmd, m);
+	if (!theta)
+		return 1;
+	if (load_params(cmd, m, params, theta) != 0 || load_data(cmd, m, data_path, &lo, &d) != 0)
+		goto out;
+	chain_eval_result r;
+	chain_error err = { "" };
+	if (chain_eval_nll(m, theta, &d, threads, &r, &err) != 0) {
+		run_fail(cmd, "%s", err.msg);
+		goto out;
+	}
+	if (m->num_positions)
+		printf("test NLL: %.2f nats (%.4f bits/dim) +- %.2f over %zu rows\n", r.mean_nll, r.bits_per_dim,
+		       r.std_err, r.rows);
+	else
+		printf("test NLL: %.2f nats +- %.2f over %zu rows\n", r.mean_nll, r.std_err, r.rows);
+	rc = fflush(stdout) == 0 ? 0 : run_fail(cmd, "cannot write the result: %s", strerror(errno));
+out:
+	chain_dataset_free(&d);
+	free(theta);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * chain sample
+ * ------------------------------------------------------------------------ */
+
+static const char sample_usage[] =
+	"usage: chain sample MODEL.chain --params PARAMS.safetensors [options]\n"
+	"\n"
+	"Draws rows from the model (or completes given rows), and writes them by the\n"
+	"extension of -o: .png (a grid of images), .amat/.txt (text), .npy; without -o,\n"
+	"prints them as text on stdout, one row a line.\n"
+	"\n"
+	"  --params FILE       trained params (safetensors)                           [required]\n"
+	"  -n N                rows to draw (default 16)\n"
+	"  --seed S            the sample stream (default 1): the same S gives the same rows\n"
+	"  --given FILE        complete the first N rows of FILE instead of drawing from scratch\n"
+	"  --prefix K          with --given: keep the first K positions of the order, sample the rest\n"
+	"  --binarize X        for --given: a threshold such as 0.5, or 'stochastic'\n"
+	"  -o FILE             samples.png | samples.amat | samples.txt | samples.npy\n"
+	"  -h, --help          this text\n";
+
+/* Lower-case extension test: does path end with ext (".png")? */
+static int has_ext(const char *path, const char *ext)
+{
+	size_t n = strlen(path), k = strlen(ext);
+	return n > k && strcasecmp(path + n - k, ext) == 0;
+}
+
+/* A double as the shortest text that reads back to it (integers without a
+ * decimal point), as the .amat writer prints. */
+static void print_value(FILE *f, double v)
+{
+	char buf[40];
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	fputs(buf, f);
+}
+
+/* Writes the samples as a PNG grid: only for a model whose one data
+ * variable is a square image.  For --given, the pixels whose position in the
+ * order is < prefix are marked as given. */
+static int write_png(const char *cmd, const chain_model *m, const char *path, const chain_dataset *d,
+                     int given, size_t prefix)
+{
+	size_t side = 0;
+	if (m->num_data == 1 && m->data[0].size > 0) {
+		side = (size_t)llround(sqrt((double)m->data[0].size));
+		while (side * side > m->data[0].size)
+			side--;
+		while ((side + 1) * (side + 1) <= m->data[0].size)
+			side++;
+	}
+	if (m->num_data != 1 || side * side != m->data[0].size || side == 0)
+		return run_fail(cmd, "%s: PNG needs one square image variable; use .amat or .npy", path);
+	const chain_var *v = &m->data[0];
+	size_t npix = v->size, rows = d->rows;
+	double *pix = malloc(rows * npix * sizeof *pix);
+	unsigned char *mask = NULL;
+	size_t *pos = NULL;
+	int rc = 1;
+	if (!pix)
+		goto oom;
+	for (size_t r = 0; r < rows; r++)
+		memcpy(pix + r * npix, d->values + r * d->cols + v->offset, npix * sizeof *pix);
+	if (given) {
+		/* position in the order of each obs offset (SIZE_MAX = not in it) */
+		pos = malloc(m->obs_size * sizeof *pos);
+		mask = malloc(rows * npix);
+		if (!pos || !mask)
+			goto oom;
+		for (size_t j = 0; j < m->obs_size; j++)
+			pos[j] = SIZE_MAX;
+		for (size_t k = 0; k < m->num_positions; k++)
+			if (m->order[k] < m->obs_size)
+				pos[m->order[k]] = k;
+		for (size_t p = 0; p < npix; p++)
+			mask[p] = pos[v->offset + p] < prefix;
+		for (size_t r = 1; r < rows; r++)
+			memcpy(mask + r * npix, mask, npix);
+	}
+	chain_error err = { "" };
+	if (chain_png_grid(path, pix, mask, rows, side, 2, &err) != 0)
+		run_fail(cmd, "%s", err.msg);
+	else
+		rc = 0;
+	goto done;
+oom:
+	run_fail(cmd, "out of memory for %zu images", rows);
+done:
+	free(pix);
+	free(mask);
+	free(pos);
+	return rc;
+}
+
+int cmd_sample(const chain_model *m, int argc, char **argv)
+{
+	const char *cmd = "sample";
+	const char *params = NULL, *given_path = NULL, *out_path = NULL;
+	size_t n = 16, prefix = 0;
+	uint64_t seed = 1;
+	chain_load_options lo = { 0 };
+	flag flags[] = {
+		{ "--params", FLAG_STRING, &params, 0 },
+		{ "-n", FLAG_COUNT, &n, 0 },
+		{ "--seed", FLAG_SEED, &seed, 0 },
+		{ "--given", FLAG_STRING, &given_path, 0 },
+		{ "--prefix", FLAG_INDEX, &prefix, 0 },
+		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
+		{ "-o", FLAG_STRING, &out_path, 0 },
+	};
+	const size_t nflags = sizeof flags / sizeof flags[0];
+	int pr = parse_flags(cmd, flags, nflags, argc, argv);
+	if (pr == 2) {
+		fputs(sample_usage, stdout);
+		return 0;
+	}
+	if (pr != 0)
+		return 1;
+	if (!params)
+		return run_fail(cmd, "missing --params FILE (trained params); see chain sample --help");
+	int have_prefix = find_flag(flags, nflags, "--prefix")->given;
+	if (given_path && !have_prefix)
+		return run_fail(cmd, "--given needs --prefix K (how many positions of the order to keep)");
+	if (have_prefix && !given_path)
+		return run_fail(cmd, "--prefix needs --given FILE (the rows to complete)");
+	if (find_flag(flags, nflags, "--binarize")->given && !given_path)
+		return run_fail(cmd, "--binarize applies to --given FILE only");
+	int png = out_path && has_ext(out_path, ".png");
+	if (out_path && !png && !has_ext(out_path, ".amat") && !has_ext(out_path, ".txt") && !has_ext(out_path, ".npy"))
+		return run_fail(cmd, "-o %s: unknown extension: expected .png, .amat, .txt or .npy", out_path);
+	if (check_model(cmd, m) != 0)
+		return 1;
+	if (m->obs_size == 0)
+		return run_fail(cmd, "model %s has no data variables: nothing to sample", model_name(m));
+	int f32 = m->precision == CHAIN_F32;
+	int have_kernel = given_path ? (f32 ? m->f32->complete != NULL : m->f64->complete != NULL)
+	                             : (f32 ? m->f32->sample != NULL : m->f64->sample != NULL);
+	if (!have_kernel)
+		return run_fail(cmd, "model %s has no %s kernel", model_name(m), given_path ? "complete" : "sample");
+	if (have_prefix && prefix > m->num_positions)
+		return run_fail(cmd, "--prefix: %zu is more than the %zu positions of the order of model %s", prefix,
+		                m->num_positions, model_name(m));
+
+	int rc = 1;
+	chain_dataset given = { 0 }, out = { 0 };
+	void *obs = NULL;
+	void *theta = alloc_theta(cmd, m);
+	if (!theta)
+		return 1;
+	if (load_params(cmd, m, params, theta) != 0)
+		goto done;
+	lo.seed = seed;
+	if (given_path) {
+		if (load_data(cmd, m, given_path, &lo, &given) != 0)
+			goto done;
+		if (given.rows < n)
+			n = given.rows;
+	}
+	size_t D = m->obs_size;
+	if (n > SIZE_MAX / D / sizeof(double)) {
+		run_fail(cmd, "-n %zu: too many rows", n);
+		goto done;
+	}
+	obs = calloc(n * D, real_bytes(m));
+	out.values = malloc(n * D * sizeof *out.values);
+	if (!obs || !out.values) {
+		run_fail(cmd, "out of memory for %zu rows", n);
+		goto done;
+	}
+	out.rows = n;
+	out.cols = D;
+	if (given_path)
+		for (size_t i = 0; i < n * D; i++) {
+			if (f32)
+				((float *)obs)[i] = (float)given.values[i];
+			else
+				((double *)obs)[i] = given.values[i];
+		}
+	if (f32 && given_path)
+		m->f32->complete(theta, seed, 0, prefix, n, obs);
+	else if (f32)
+		m->f32->sample(theta, seed, 0, n, obs);
+	else if (given_path)
+		m->f64->complete(theta, seed, 0, prefix, n, obs);
+	else
+		m->f64->sample(theta, seed, 0, n, obs);
+	for (size_t i = 0; i < n * D; i++)
+		out.values[i] = f32 ? (double)((float *)obs)[i] : ((double *)obs)[i];
+
+	chain_error err = { "" };
+	if (png) {
+		rc = write_png(cmd, m, out_path, &out, given_path != NULL, prefix);
+	} else if (out_path) {
+		if (chain_data_save(out_path, &out, &err) != 0)
+			run_fail(cmd, "%s", err.msg);
+		else
+			rc = 0;
+	} else {
+		for (size_t r = 0; r < n; r++) {
+			for (size_t c = 0; c < D; c++) {
+				if (c)
+					putchar(' ');
+				print_value(stdout, out.values[r * D + c]);
+			}
+			putchar('\n');
+		}
+		rc = fflush(stdout) == 0 ? 0 : run_fail(cmd, "cannot write the samples: %s", strerror(errno));
+	}
+done:
+	chain_dataset_free(&given);
+	free(out.values);
+	free(obs);
+	free(theta);
+	return rc;
+}
