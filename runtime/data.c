@@ -28,6 +28,8 @@
 #include "chain/data.h"
 #include "chain/rng.h"
 
+#include "atomic_file.h"
+
 /* ------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------ */
@@ -1091,104 +1093,6 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 }
 
 /* ------------------------------------------------------------------------
- * Atomic output: a temp file beside the target, renamed over it at the end
- * ------------------------------------------------------------------------ */
-
-typedef struct atomic_file {
-	const char *path;
-	char *tmp; /* malloc'd temp name beside path */
-	FILE *f;
-} atomic_file;
-
-/* Creates "<path>.tmp-<pid>-<n>" exclusively (so two writers never share
- * it), with the mode a plain fopen would give (0666 minus the umask). */
-static int atomic_open(atomic_file *af, const char *path, chain_error *err)
-{
-	af->path = path;
-	af->f = NULL;
-	af->tmp = malloc(strlen(path) + 64);
-	if (!af->tmp)
-		return chain_error_set(err, "%s: out of memory", path);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	for (unsigned attempt = 0; attempt < 100; attempt++) {
-		sprintf(af->tmp, "%s.tmp-%ld-%lx", path, (long)getpid(),
-		        (unsigned long)ts.tv_nsec + attempt);
-		int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd < 0 && errno == EEXIST)
-			continue;
-		if (fd < 0) {
-			int e = errno;
-			free(af->tmp);
-			af->tmp = NULL;
-			return chain_error_set(err, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
-		}
-		af->f = fdopen(fd, "wb");
-		if (!af->f) {
-			close(fd);
-			unlink(af->tmp);
-			free(af->tmp);
-			af->tmp = NULL;
-			return chain_error_set(err, "%s: out of memory", path);
-		}
-		return 0;
-	}
-	free(af->tmp);
-	af->tmp = NULL;
-	return chain_error_set(err, "%s: cannot create a temporary file beside it", path);
-}
-
-/* Drops a half-written temp file; the target is untouched. */
-static void atomic_abort(atomic_file *af)
-{
-	if (af->f)
-		fclose(af->f);
-	if (af->tmp) {
-		unlink(af->tmp);
-		free(af->tmp);
-	}
-	af->f = NULL;
-	af->tmp = NULL;
-}
-
-/* Flushes and fsyncs the temp file, renames it over the target, then fsyncs
- * the directory so the rename itself survives a crash (best effort: some
- * file systems refuse to fsync a directory). */
-static int atomic_commit(atomic_file *af, chain_error *err)
-{
-	if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0) {
-		int e = errno;
-		atomic_abort(af);
-		return chain_error_set(err, "%s: cannot write: %s", af->path, strerror(e));
-	}
-	int rc = fclose(af->f);
-	af->f = NULL;
-	if (rc != 0) {
-		int e = errno;
-		atomic_abort(af);
-		return chain_error_set(err, "%s: cannot write: %s", af->path, strerror(e));
-	}
-	if (rename(af->tmp, af->path) != 0) {
-		int e = errno;
-		atomic_abort(af);
-		return chain_error_set(err, "%s: cannot replace: %s", af->path, strerror(e));
-	}
-	free(af->tmp);
-	af->tmp = NULL;
-	const char *slash = strrchr(af->path, '/');
-	char *dir = slash ? strndup(af->path, (size_t)(slash - af->path) + 1) : strdup(".");
-	if (dir) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dir);
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------------
  * Saving
  * ------------------------------------------------------------------------ */
 
@@ -1301,7 +1205,7 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 			return chain_error_set(err, "%s: row %zu, column %zu is not finite: refusing to write a file that cannot be read back",
 			                       path, i / d->cols + 1, i % d->cols + 1);
 	atomic_file af;
-	if (atomic_open(&af, path, err) != 0)
+	if (chain__atomic_open(&af, path, err) != 0)
 		return -1;
 	c_locale loc;
 	c_locale_enter(&loc);
@@ -1309,8 +1213,8 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 	c_locale_leave(&loc);
 	if (rc != 0) {
 		int e = errno;
-		atomic_abort(&af);
+		chain__atomic_abort(&af);
 		return chain_error_set(err, "%s: cannot write: %s", path, strerror(e));
 	}
-	return atomic_commit(&af, err);
+	return chain__atomic_commit(&af, err);
 }

@@ -1,0 +1,27 @@
+/* atomic_file.h -- libchain-private: files written atomically.
+ *
+ * Every file libchain writes (data, checkpoints, PNGs) goes to a temp file
+ * beside the target, is flushed and fsynced, then renamed over the target,
+ * so a reader (or a run killed half-way) never sees a partial file.
+ */
+#ifndef CHAIN_ATOMIC_FILE_H
+#define CHAIN_ATOMIC_FILE_H
+
+#include <stdio.h>
+
+#include "chain/error.h"
+
+typedef struct atomic_file {
+	const char *path;
+	char *tmp; /* malloc'd temp name beside path */
+	FILE *f;
+} atomic_file;
+
+/* Opens "<path>.tmp-<pid>-<n>" for writing, created exclusively. */
+int chain__atomic_open(atomic_file *af, const char *path, chain_error *err);
+/* Drops the temp file; the target is untouched. */
+void chain__atomic_abort(atomic_file *af);
+/* fsync, rename over the target, fsync the directory. */
+int chain__atomic_commit(atomic_file *af, chain_error *err);
+
+#endif
