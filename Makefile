@@ -106,7 +106,7 @@ check-unit: all $(UNIT_BIN)
 check-errors: all
 	@sh tests/run_errors.sh $(BUILD)/chain
 check-e2e: all
-	@sh tests/run_e2e.sh $(BUILD)
+	@LINK_FLAGS="$(LDSAN)" sh tests/run_e2e.sh $(BUILD)
 
 # One pass of every test in this build, then the same under the sanitizers.
 check: check-unit check-errors check-e2e

@@ -293,7 +293,7 @@ static const char train_usage[] =
 	"  --data FILE         training data (.amat/.txt, .npy, MNIST IDX; .gz too)   [required]\n"
 	"  -o PATH             where the params go (safetensors), rewritten each epoch [required]\n"
 	"  --valid FILE        validation data: early stopping, keep the best params\n"
-	"  --epochs E          number of the last epoch (default 10)\n"
+	"  --epochs E          epochs to train (default 10); after --resume, E more\n"
 	"  --batch B           rows per step (default 100)\n"
 	"  --optimizer NAME    adam (default) or sgd\n"
 	"  --lr R              learning rate (default 0.001 for adam, 0.01 for sgd)\n"
@@ -304,7 +304,8 @@ static const char train_usage[] =
 	"  --threads T         threads (default: one per core); a run is reproducible for\n"
 	"                      the same seed and T\n"
 	"  --binarize X        X = a threshold such as 0.5, or 'stochastic'\n"
-	"  --resume CKPT       start from a checkpoint instead of the initialisation\n"
+	"  --resume CKPT       start from a checkpoint (written by chain train) instead of\n"
+	"                      the initialisation; epochs are numbered on from its epoch\n"
 	"  --log FILE.csv      one line per epoch: epoch,train_nll,valid_nll,seconds\n"
 	"  --quiet             no progress output\n"
 	"  -h, --help          this text\n"
@@ -339,6 +340,8 @@ static int resume_meta(const char *cmd, const chain_model *m, const char *path, 
 	return 0;
 }
 
+/* Flags, then the starting params (the model's init with --seed, or
+ * --resume), the data, and chain_train with the progress printer. */
 int cmd_train(const chain_model *m, int argc, char **argv)
 {
 	const char *cmd = "train";
@@ -408,18 +411,22 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 			goto out;
 		if (have_seed && !find_flag(flags, nflags, "--seed")->given)
 			o.seed = seed;
-		if (start >= o.epochs) {
-			run_fail(cmd, "--resume %s: the checkpoint is already at epoch %" PRIu64 " and --epochs is %zu: nothing to train (raise --epochs)",
-			         resume, start, o.epochs);
+		if (start > SIZE_MAX - o.epochs) {
+			run_fail(cmd, "--resume %s: the checkpoint's epoch %" PRIu64 " is out of range", resume, start);
 			goto out;
 		}
+		/* --epochs more epochs, numbered on from the checkpoint's, so that
+		 * each shuffles as it would have in one uninterrupted run */
 		o.start_epoch = (size_t)start + 1;
+		o.epochs += (size_t)start;
 		o.log_append = 1;
+	} else if (m->precision == CHAIN_F32 ? !m->f32->init : !m->f64->init) {
+		run_fail(cmd, "model %s has no init kernel: give --resume CKPT", model_name(m));
+		goto out;
+	} else if (m->precision == CHAIN_F32) {
+		m->f32->init(theta, o.seed);
 	} else {
-		if (m->precision == CHAIN_F32)
-			m->f32->init(theta, o.seed);
-		else
-			m->f64->init(theta, o.seed);
+		m->f64->init(theta, o.seed);
 	}
 	lo.seed = o.seed;
 	if (load_data(cmd, m, data_path, &lo, &train) != 0)
@@ -496,6 +503,7 @@ static const char eval_usage[] =
 	"  --threads T         threads (default: one per core); the result does not depend on T\n"
 	"  -h, --help          this text\n";
 
+/* Flags, params, data, chain_eval_nll, one line on stdout. */
 int cmd_eval(const chain_model *m, int argc, char **argv)
 {
 	const char *cmd = "eval";
@@ -647,6 +655,8 @@ done:
 	return rc;
 }
 
+/* Flags, params, then the model's sample kernel (or complete, on the rows
+ * of --given), then the rows by the extension of -o, or as text on stdout. */
 int cmd_sample(const chain_model *m, int argc, char **argv)
 {
 	const char *cmd = "sample";

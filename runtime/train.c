@@ -187,6 +187,9 @@ static void pool_run(pool *p, job_fn fn, void *arg)
  * Model checks and the mask of used parameters
  * ------------------------------------------------------------------------ */
 
+/* The descriptor's promises the runtime relies on: the ABI it was built
+ * for, kernels of its precision, params inside theta.  A generated model
+ * always keeps them; a hand-written one may not. */
 int chain_model_check(const chain_model *m, const char *what, chain_error *err)
 {
 	if (!what)
@@ -211,6 +214,9 @@ int chain_model_check(const chain_model *m, const char *what, chain_error *err)
 	return 0;
 }
 
+/* Flattens the per-variable `used` flags into one flag per entry of theta,
+ * for the trainer and the optimizer; no mask at all in the common case where
+ * every entry is used. */
 int chain_param_mask(const chain_model *m, uint8_t **mask, chain_error *err)
 {
 	*mask = NULL;
@@ -346,6 +352,8 @@ static int check_dataset(const chain_model *m, const chain_dataset *d, const cha
 	return 0;
 }
 
+/* A pool for one evaluation (no more threads than rows), then
+ * eval_on_pool. */
 int chain_eval_nll(const chain_model *m, const void *theta, const chain_dataset *d,
                    unsigned threads, chain_eval_result *r, chain_error *err)
 {
@@ -573,8 +581,8 @@ void chain_train_defaults(chain_train_options *o)
 /* The permutation of epoch `epoch`: Fisher-Yates from the identity, step k
  * swapping position n-1-k with a uniform position <= n-1-k.  A pure function
  * of (seed, epoch), so a resumed run sees the same order as an uninterrupted
- * one.  (The modulo bias is below 2^-40 for any data set that fits in
- * memory.) */
+ * one.  (The modulo bias is about n / 2^64, negligible; the step
+ * coordinate is 32 bits, so past 2^32 rows steps share draws.) */
 static void shuffle(size_t *perm, size_t n, uint64_t seed, size_t epoch)
 {
 	for (size_t i = 0; i < n; i++)
@@ -636,7 +644,7 @@ static FILE *open_log(const char *path, int append, chain_error *err)
 		chain_error_set(err, "%s: cannot open the log for writing: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (!append || ftell(f) == 0) {
+	if (!append || (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0)) {
 		fprintf(f, "epoch,train_nll,valid_nll,seconds\n");
 		fflush(f);
 	}
@@ -664,6 +672,7 @@ static void nonfinite_message(chain_error *err, const char *what, double v, size
 	chain_error_set(err, "%s became %s at %s%s; try a smaller --lr", what, nonfinite_name(v), where, keep);
 }
 
+/* Options that would make the loop meaningless are errors, not clamps. */
 static int check_train_options(const chain_train_options *o, chain_error *err)
 {
 	if (o->epochs == 0)
@@ -689,6 +698,7 @@ typedef struct run_state {
 	double rows_total;       /* rows to train until the last epoch */
 } run_state;
 
+/* Fills in the timing fields and calls the progress callback, if any. */
 static void report(run_state *s, chain_train_event ev)
 {
 	if (!s->o->progress)
@@ -700,6 +710,10 @@ static void report(run_state *s, chain_train_event ev)
 	s->o->progress(&s->p, s->o->progress_user);
 }
 
+/* The epoch loop: per epoch, shuffle; per batch, the three phases with the
+ * NaN/Inf checks between them; after the epoch, validation, the choice of
+ * kept params, the checkpoint, the log line, the early-stopping test.  On
+ * every way out, theta receives the kept params. */
 int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
                 const chain_dataset *valid, const chain_train_options *o,
                 chain_train_result *r, chain_error *err)
@@ -918,7 +932,7 @@ void chain_progress_printer_init(chain_progress_printer *p, FILE *out)
 	memset(p, 0, sizeof *p);
 	p->out = out ? out : stderr;
 	p->tty = isatty(fileno(p->out));
-	p->last_draw = -1;
+	p->last_draw = 0; /* first redraw after 0.1 s, when the speed means something */
 }
 
 /* A duration as 42s, 3m07s or 2h05m; "?" when unknown. */

@@ -34,7 +34,7 @@ for e in asm llvm bc; do
 done
 grep -q "define.*fvsbn_logp" "$T/fvsbn.llvm" && ok || bad "--emit llvm has no fvsbn_logp"
 expect_ok "build -O0 f32" "$CHAIN" build examples/nade.chain -O0 --precision f32 -o "$T/nade32.o"
-if $CC -std=c11 -Wall -Wextra -Werror -I"$T" -Iruntime/include tests/e2e/embed.c "$T/nade.o" "$BUILD/libchain.a" -lz -lpng -lm -lpthread -o "$T/embed" 2> "$T/out"; then
+if $CC -std=c11 -Wall -Wextra -Werror -I"$T" -Iruntime/include tests/e2e/embed.c "$T/nade.o" "$BUILD/libchain.a" $LINK_FLAGS -lz -lpng -lm -lpthread -o "$T/embed" 2> "$T/out"; then
 	expect_ok "embedded program runs" "$T/embed"
 else
 	bad "embedded program does not link"; cat "$T/out"
