@@ -113,7 +113,8 @@ check: check-unit check-errors check-e2e
 test: deps-quiet
 	$(MAKE) check
 	$(MAKE) BUILD=build-asan SANITIZE=1 OPT='-O1 -g' check
-	@echo "all tests passed (plain and ASan+UBSan)"
+	$(MAKE) BUILD=build-clang CC=clang all tests
+	@echo "all tests passed (plain and ASan+UBSan; clang build warning-free)"
 
 deps:
 	sh tools/deps.sh
@@ -136,7 +137,7 @@ install: all
 	install -m 644 $(BUILD)/chain.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/chain.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang
 
 .PHONY: all tests check check-unit check-errors check-e2e test deps deps-quiet demo bench install clean
 .SECONDARY:

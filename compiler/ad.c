@@ -77,10 +77,16 @@ static void find_active(adctx *c)
 {
 	bool changed = true;
 	while (changed) {
-		changed = activity_block(c, &c->low->theta) | activity_block(c, &c->low->row) | activity_block(c, &c->low->penalty);
+		/* every block is visited each round: no short-circuit */
+		changed = false;
+		changed |= activity_block(c, &c->low->theta);
+		changed |= activity_block(c, &c->low->row);
+		changed |= activity_block(c, &c->low->penalty);
 		for (int s = 0; s < c->low->nsegs; s++) {
 			segment *g = &c->low->segs[s];
-			changed |= activity_block(c, &g->pre) | activity_block(c, &g->pos) | activity_block(c, &g->update);
+			changed |= activity_block(c, &g->pre);
+			changed |= activity_block(c, &g->pos);
+			changed |= activity_block(c, &g->update);
 		}
 	}
 }

@@ -3,7 +3,7 @@
 # missing (with sudo when not root).  Safe to run again: does nothing when
 # everything is there.
 set -e
-PKGS="make gcc flex bison llvm-19-dev libcmocka-dev zlib1g-dev libpng-dev pkg-config"
+PKGS="make gcc clang flex bison llvm-19-dev libcmocka-dev zlib1g-dev libpng-dev pkg-config"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
