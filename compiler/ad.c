@@ -154,31 +154,33 @@ static void add_adj(ir_module *m, node_list *l, ir_val *v, ir_val *d)
 #define OP1(o, a) ir_op(m, IR_##o, (a), NULL, NULL)
 #define OP2(o, a, b) ir_op(m, IR_##o, (a), (b), NULL)
 
-/* Propagates the adjoint `g` of node n to its operands. */
-static void local_partials(ir_module *m, node_list *l, ir_val *n, ir_val *g)
+/* Propagates the adjoint `g` of node n to its operands.  `nv` is n's value
+ * where the partials need it (sigmoid' = n (1 - n), ...): n itself, or,
+ * for the root of a statement, a read of the value it stored. */
+static void local_partials(ir_module *m, node_list *l, ir_val *n, ir_val *nv, ir_val *g)
 {
 	ir_val *x = n->u.op.a[0], *y = n->u.op.a[1], *z = n->u.op.a[2];
 	switch (n->u.op.op) {
 	case IR_NEG: add_adj(m, l, x, OP1(NEG, g)); break;
-	case IR_EXP: add_adj(m, l, x, OP2(MUL, g, n)); break;
+	case IR_EXP: add_adj(m, l, x, OP2(MUL, g, nv)); break;
 	case IR_LOG: add_adj(m, l, x, OP2(DIV, g, x)); break;
 	case IR_LOG1P: add_adj(m, l, x, OP2(DIV, g, OP2(ADD, C(1), x))); break;
-	case IR_SQRT: add_adj(m, l, x, OP2(DIV, OP2(MUL, C(0.5), g), n)); break;
+	case IR_SQRT: add_adj(m, l, x, OP2(DIV, OP2(MUL, C(0.5), g), nv)); break;
 	case IR_ABS: add_adj(m, l, x, ir_op(m, IR_SELECT, OP2(LT, x, C(0)), OP1(NEG, g), g)); break;
 	case IR_SQUARE: add_adj(m, l, x, OP2(MUL, g, OP2(MUL, C(2), x))); break;
-	case IR_SIGMOID: add_adj(m, l, x, OP2(MUL, g, OP2(MUL, n, OP2(SUB, C(1), n)))); break;
-	case IR_TANH: add_adj(m, l, x, OP2(MUL, g, OP2(SUB, C(1), OP1(SQUARE, n)))); break;
+	case IR_SIGMOID: add_adj(m, l, x, OP2(MUL, g, OP2(MUL, nv, OP2(SUB, C(1), nv)))); break;
+	case IR_TANH: add_adj(m, l, x, OP2(MUL, g, OP2(SUB, C(1), OP1(SQUARE, nv)))); break;
 	case IR_RELU: add_adj(m, l, x, ir_op(m, IR_SELECT, OP2(GT, x, C(0)), g, C(0))); break;
 	case IR_SOFTPLUS: add_adj(m, l, x, OP2(MUL, g, OP1(SIGMOID, x))); break;
 	case IR_LOG_SIGMOID: add_adj(m, l, x, OP2(MUL, g, OP1(SIGMOID, OP1(NEG, x)))); break;
 	case IR_ADD: add_adj(m, l, x, g); add_adj(m, l, y, g); break;
 	case IR_SUB: add_adj(m, l, x, g); add_adj(m, l, y, OP1(NEG, g)); break;
 	case IR_MUL: add_adj(m, l, x, OP2(MUL, g, y)); add_adj(m, l, y, OP2(MUL, g, x)); break;
-	case IR_DIV: add_adj(m, l, x, OP2(DIV, g, y)); add_adj(m, l, y, OP1(NEG, OP2(DIV, OP2(MUL, g, n), y))); break;
+	case IR_DIV: add_adj(m, l, x, OP2(DIV, g, y)); add_adj(m, l, y, OP1(NEG, OP2(DIV, OP2(MUL, g, nv), y))); break;
 	case IR_POW:
 		add_adj(m, l, x, OP2(MUL, g, OP2(MUL, y, OP2(POW, x, OP2(SUB, y, C(1))))));
 		if (y->kind != V_CONST)
-			add_adj(m, l, y, OP2(MUL, g, OP2(MUL, n, OP1(LOG, x))));
+			add_adj(m, l, y, OP2(MUL, g, OP2(MUL, nv, OP1(LOG, x))));
 		break;
 	case IR_MAX2:
 		add_adj(m, l, x, ir_op(m, IR_SELECT, OP2(GE, x, y), g, C(0)));
@@ -220,12 +222,15 @@ static void reverse_stmt(adctx *c, const ir_stmt *s, ir_block *out, const ir_buf
 		node_list l = {0};
 		topo(m->arena, &l, t->val);
 		l.adj[l.n - 1] = seed;
+		/* a plain assignment stored its value: the partials read it back
+		 * instead of recomputing it (one exp fewer per sigmoid) */
+		ir_val *stored = s->kind == S_SET && t->buf->cls == BUF_TEMP ? ir_read(m, t->buf, (ir_idx **)t->idx) : NULL;
 		for (int i = l.n - 1; i >= 0; i--) {
 			ir_val *v = l.v[i];
 			if (!l.adj[i])
 				continue;
 			if (v->kind == V_OP)
-				local_partials(m, &l, v, l.adj[i]);
+				local_partials(m, &l, v, v == t->val && stored ? stored : v, l.adj[i]);
 			else if (v->kind == V_READ && is_active(c, v->u.read.buf) && nas < 64) {
 				as[nas].buf = adjoint_of(c, v->u.read.buf);
 				memcpy(as[nas].idx, v->u.read.idx, sizeof as[nas].idx);

@@ -18,7 +18,7 @@ static const char usage[] =
 	"usage: chain COMMAND MODEL.chain [options]\n"
 	"\n"
 	"commands:\n"
-	"  build MODEL [-o OUT] [--emit obj|asm|llvm|bc|header] [-O0..3] [-D N=V]\n"
+	"  build MODEL [-o OUT] [--emit obj|asm|llvm|bc|header|ir] [-O0..3] [-D N=V]\n"
 	"              [--precision f64|f32] [--target TRIPLE] [--cpu CPU]\n"
 	"  check MODEL [-D N=V]           diagnostics, or a summary of the model\n"
 	"  train MODEL --data F [--valid F] [--epochs E] [--batch B] [--lr R] ... -o P.safetensors\n"
@@ -186,14 +186,30 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 	for (int i = 0; i < 5; i++)
 		if (strcmp(emit, kinds[i].name) == 0)
 			k = i;
-	if (k < 0)
-		return fail("--emit: expected obj, asm, llvm, bc or header, got '%s'", emit);
+	bool ir_dump = strcmp(emit, "ir") == 0;
+	if (k < 0 && !ir_dump)
+		return fail("--emit: expected obj, asm, llvm, bc, header or ir, got '%s'", emit);
 	if (!o->path)
 		return fail("build: no model file given");
 	compiled c = {0};
 	if (!compile_model(o, &c)) {
 		compiled_free(&c);
 		return 1;
+	}
+	if (ir_dump) {
+		/* the model IR after lowering, AD and clean-ups: for reading */
+		FILE *f = out ? fopen(out, "w") : stdout;
+		if (!f) {
+			compiled_free(&c);
+			return fail("cannot write '%s': %s", out, strerror(errno));
+		}
+		for (int i = 0; i < KER__COUNT; i++)
+			if (c.ir->kernels[i])
+				ir_print_kernel(f, c.ir->kernels[i]);
+		if (f != stdout)
+			fclose(f);
+		compiled_free(&c);
+		return 0;
 	}
 	char *def = NULL;
 	if (!out)

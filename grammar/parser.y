@@ -87,6 +87,8 @@ typedef struct lex_state {
 	bool deep_reported;     /* "nesting too deep" reported for this line */
 	bool skip_block;        /* drop tokens up to the end of the open { } block */
 	span last_where;        /* span of the last token returned */
+	uint32_t bad_end;       /* end of the last run of invalid bytes (0: none) */
+	size_t bad_diag;        /* 1 + index in d->diags of its error (0: dropped) */
 } lex_state;
 
 /* What the grammar actions need: where to report and where to build. */
@@ -103,7 +105,6 @@ typedef struct parse_ctx {
  * "nesting deeper than ..." and makes the parser recover.  Legitimate input
  * (brackets and trees at most PARSE_MAX_DEPTH deep) stays far below. */
 #define PARSE_STACK_LIMIT (10 * PARSE_MAX_DEPTH)
-int chain_yyparse(yyscan_t scanner, parse_ctx *pc);
 }
 
 %code {
@@ -226,7 +227,10 @@ line
 	: NEWLINE
 	| decl NEWLINE   { ptrvec_push(pc->a, &pc->prog->decls, $1); }
 	| error NEWLINE {
-		ptrvec_push(pc->a, &pc->prog->decls, decl_new(pc, D_ERROR, @1));
+		/* (past max_errors the program is only counted: no more
+		 * D_ERRORs, so 16 MiB of garbage lines cannot take gigabytes) */
+		if (pc->d->max_errors <= 0 || pc->d->errors <= pc->d->max_errors)
+			ptrvec_push(pc->a, &pc->prog->decls, decl_new(pc, D_ERROR, @1));
 		/* the next line is a fresh start: report its errors too */
 		yyerrok;
 		/* a broken family header leaves its block open: skip the block */
@@ -282,7 +286,7 @@ decl
 		$$->u.ext.ret = $7;
 	}
 	/* family NAME(p : type, ...) on KIND { lines } */
-	| FAMILY NAME '(' fparams_opt ')' ON type '{' fam_body fam_last fam_close {
+	| FAMILY NAME '(' fparams_opt ')' ON type fam_open fam_body fam_last fam_close {
 		$$ = decl_new(pc, D_FAMILY, @$);
 		$$->name = $2; $$->name_where = @2;
 		check_typed(pc, "family", &$4);
@@ -429,6 +433,12 @@ fam_line
 		$$ = arena_alloc(pc->a, sizeof *$$);
 		*$$ = (fam_line){FL_SAMPLE, NULL, @1, $3.e, @$};
 	}
+	;
+
+/* The '{' of a family block, on the line of the header or the next. */
+fam_open
+	: '{'
+	| NEWLINE '{'   { @$ = @2; }
 	;
 
 /* '}' closes a family block.  MISSING_RBRACE is what the lexer sends when a
@@ -903,6 +913,11 @@ static bool is_kind(yysymbol_kind_t s)
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, parse_ctx *pc)
 {
 	(void)scanner;
+	if (pc->d->max_errors > 0 && pc->d->errors >= pc->d->max_errors) {
+		/* past the cap the message is dropped: only count it, cheaply */
+		diag_error(pc->d, *yypcontext_location(ctx), "syntax error");
+		return 0;
+	}
 	yysymbol_kind_t exp[YYNTOKENS];
 	int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
 	if (n < 0)

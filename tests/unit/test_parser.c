@@ -26,14 +26,32 @@ static void check_expr(const char *src, const char *want)
 	check_ast(buf, want_line);
 }
 
-/* Reads a file of the source tree, whether the tests run from the top of
- * the tree or from a build directory below it. */
+/* Reads a file of the source tree: from the current directory or one of
+ * its parents, from $CHAIN_SRCDIR, or from a parent of the test binary's
+ * directory (so the tests run from the top of the tree or a build dir). */
 static char *read_tree_file(const char *rel, size_t *len)
 {
-	static const char *const prefixes[] = {"", "../", "../../", "../../../"};
-	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
-		char path[512];
-		snprintf(path, sizeof path, "%s%s", prefixes[i], rel);
+	char roots[8][1024];
+	int n = 0;
+	static const char *const ups[] = {".", "..", "../..", "../../.."};
+	for (size_t i = 0; i < sizeof ups / sizeof *ups; i++)
+		snprintf(roots[n++], sizeof roots[0], "%s", ups[i]);
+	const char *env = getenv("CHAIN_SRCDIR");
+	if (env)
+		snprintf(roots[n++], sizeof roots[0], "%s", env);
+	char exe[900];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (k > 0) {
+		exe[k] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(roots[n++], sizeof roots[0], "%s/..", exe);
+		snprintf(roots[n++], sizeof roots[0], "%s/../..", exe);
+	}
+	for (int i = 0; i < n; i++) {
+		char path[9000];
+		snprintf(path, sizeof path, "%s/%s", roots[i], rel);
 		FILE *f = fopen(path, "rb");
 		if (!f)
 			continue;
@@ -44,8 +62,21 @@ static char *read_tree_file(const char *rel, size_t *len)
 		fclose(f);
 		return buf;
 	}
-	fail_msg("cannot find %s", rel);
+	fail_msg("cannot find %s (run from the source tree or set CHAIN_SRCDIR)", rel);
 	return NULL;
+}
+
+/* head, then n copies of unit, then tail (malloc'd) */
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
+{
+	size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
+	char *s = malloc(hl + ul * n + tl + 1);
+	assert_non_null(s);
+	memcpy(s, head, hl);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + hl + i * ul, unit, ul);
+	memcpy(s + hl + n * ul, tail, tl + 1);
+	return s;
 }
 
 /* ---- examples and stdlib */
@@ -281,6 +312,13 @@ static void test_parser__family_on_one_line__needs_no_newlines(void **state)
 	check_ast("family f(l : real) on bin {\n\n  logp(v) = l\n\n}\n",
 	          "family f(l : real) on bin { logp(v) = l; }\n");
 	check_ast("family f(l : real) on bin {}\n", "family f(l : real) on bin { }\n");
+}
+
+static void test_parser__family_brace_on_next_line__is_accepted(void **state)
+{
+	(void)state;
+	check_ast("family f(l : real) on bin\n{\n  logp(v) = l\n}\n",
+	          "family f(l : real) on bin { logp(v) = l; }\n");
 }
 
 static void test_parser__order__accepts_every_item_form(void **state)
@@ -662,6 +700,45 @@ static void test_parser__invalid_bytes__are_reported_and_skipped(void **state)
 	parsed_free(p);
 }
 
+static void test_parser__long_runs_of_nul__take_linear_time(void **state)
+{
+	(void)state;
+	/* flex rescans a token at each NUL: a run of NULs matched as one token
+	 * would be quadratic (minutes for this size) */
+	size_t n = 4u << 20;
+	char *src = calloc(n, 1);
+	assert_non_null(src);
+	memcpy(src, "model m\n", 8);
+	parsed *p = parse_bytes(src, n);
+	CHECK_NDIAGS(p, 1);
+	CHECK_DIAG(&p->d, 0, "invalid character '\\x00'", 2, 1);
+	diag *g = p->d.diags.items[0];
+	assert_int_equal(g->where.end - g->where.begin, n - 8);   /* one error, the whole run */
+	parsed_free(p);
+	/* and in a comment */
+	memcpy(src, "model m\n#", 9);
+	memcpy(src + n - 10, "\ndim n = 3", 10);
+	p = parse_bytes(src, n);
+	CHECK_NDIAGS(p, 0);
+	assert_string_equal(ast_text(p), "model m\ndim n = 3\n");
+	parsed_free(p);
+	free(src);
+}
+
+static void test_parser__many_error_lines__stay_cheap(void **state)
+{
+	(void)state;
+	char *src = repeat("model m\n", ")\n", 200000, "dim n = 3\n");
+	parsed *p = parse_text(src);
+	assert_int_equal(p->d.errors, 200000);
+	assert_int_equal(p->d.diags.len, 50);
+	/* D_ERRORs stop at the cap; the declarations after still parse */
+	assert_true(p->prog.decls.len <= 52);
+	assert_int_equal(decl_at(p, p->prog.decls.len - 1)->kind, D_DIM);
+	parsed_free(p);
+	free(src);
+}
+
 static void test_parser__keyword_as_name__is_a_syntax_error(void **state)
 {
 	(void)state;
@@ -681,18 +758,6 @@ static void test_parser__number_too_large__is_reported(void **state)
 }
 
 /* ---- limits */
-
-static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
-{
-	size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
-	char *s = malloc(hl + ul * n + tl + 1);
-	assert_non_null(s);
-	memcpy(s, head, hl);
-	for (size_t i = 0; i < n; i++)
-		memcpy(s + hl + i * ul, unit, ul);
-	memcpy(s + hl + n * ul, tail, tl + 1);
-	return s;
-}
 
 static void test_parser__200_nested_parens__are_accepted(void **state)
 {
@@ -928,6 +993,7 @@ int main(void)
 		cmocka_unit_test(test_parser__extern__takes_bare_names_or_typed_params),
 		cmocka_unit_test(test_parser__family__records_logp_lets_and_sample),
 		cmocka_unit_test(test_parser__family_on_one_line__needs_no_newlines),
+		cmocka_unit_test(test_parser__family_brace_on_next_line__is_accepted),
 		cmocka_unit_test(test_parser__order__accepts_every_item_form),
 		cmocka_unit_test(test_parser__let__with_and_without_index),
 		cmocka_unit_test(test_parser__conditionals__array_and_scalar_targets),
@@ -958,6 +1024,8 @@ int main(void)
 		cmocka_unit_test(test_parser__duplicate_logp__points_at_both),
 		cmocka_unit_test(test_parser__untyped_family_param__is_an_error),
 		cmocka_unit_test(test_parser__invalid_bytes__are_reported_and_skipped),
+		cmocka_unit_test(test_parser__long_runs_of_nul__take_linear_time),
+		cmocka_unit_test(test_parser__many_error_lines__stay_cheap),
 		cmocka_unit_test(test_parser__keyword_as_name__is_a_syntax_error),
 		cmocka_unit_test(test_parser__number_too_large__is_reported),
 		cmocka_unit_test(test_parser__200_nested_parens__are_accepted),
