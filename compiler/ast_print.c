@@ -27,7 +27,7 @@ static const char *const binop_text[] = {
 static void print_num(FILE *out, double v)
 {
 	char buf[64];
-	if (v == (double)(long long)v && v > -1e15 && v < 1e15) {
+	if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {
 		fprintf(out, "%lld", (long long)v);
 		return;
 	}

@@ -33,12 +33,27 @@ bool builtin_is_elementwise(int fn) { return fn <= FN_LOG_SIGMOID; }
 
 /* ------------------------------------------------------------ scopes */
 
+/* The innermost, latest declaration of a name: a model's own names shadow
+ * the built-in functions (and a model's family a stdlib one). */
 sym *scope_lookup(const scope *s, const char *name)
 {
 	for (; s; s = s->parent)
-		for (size_t i = 0; i < s->syms.len; i++) {
+		for (size_t i = s->syms.len; i-- > 0;) {
 			sym *y = s->syms.items[i];
 			if (strcmp(y->name, name) == 0)
+				return y;
+		}
+	return NULL;
+}
+
+/* Likewise among the symbols of one kind: `normal(...)` after `~` is the
+ * family, `normal()` in a sampler the built-in draw. */
+sym *scope_lookup_kind(const scope *s, const char *name, sym_kind kind)
+{
+	for (; s; s = s->parent)
+		for (size_t i = s->syms.len; i-- > 0;) {
+			sym *y = s->syms.items[i];
+			if (y->kind == kind && strcmp(y->name, name) == 0)
 				return y;
 		}
 	return NULL;
@@ -76,6 +91,8 @@ static const char *sym_kind_name(sym_kind k)
 static sym *declare(checker *c, sym_kind kind, const char *name, span where)
 {
 	sym *old = scope_lookup(&c->global, name);
+	if (old && old->kind == SYM_BUILTIN && kind == SYM_FAMILY)
+		old = scope_lookup_kind(&c->global, name, SYM_FAMILY);
 	if (old && old->kind != SYM_BUILTIN) {
 		if (old->kind == SYM_FAMILY && kind == SYM_FAMILY && c->in_stdlib == false && old->where.file != where.file) {
 			/* a model may define its own family of a stdlib name: it shadows */

@@ -232,7 +232,11 @@ static bool check_binary(checker *c, ctx *x, expr *e)
 
 static bool check_call(checker *c, ctx *x, expr *e)
 {
+	/* a call of a built-in name is the built-in (a family of that name is
+	 * only reachable after `~`) */
 	sym *y = scope_lookup(x->scope, e->u.call.name);
+	if (y && y->kind == SYM_FAMILY && scope_lookup_kind(x->scope, e->u.call.name, SYM_BUILTIN))
+		y = scope_lookup_kind(x->scope, e->u.call.name, SYM_BUILTIN);
 	exprvec *args = &e->u.call.args;
 	if (!y) {
 		diag_error(c->d, e->u.call.name_where, "unknown function '%s'", e->u.call.name);
@@ -401,12 +405,16 @@ bool check_expr(checker *c, ctx *x, expr *e)
 	case E_IF: {
 		bool a = check_expr(c, x, e->u.cond.c), b = check_expr(c, x, e->u.cond.a), d = check_expr(c, x, e->u.cond.b);
 		ok = a && b && d;
-		if (ok && e->u.cond.c->shape.rank != 0) {
-			diag_error(c->d, e->u.cond.c->where, "the condition of `if` must be a scalar");
-			ok = false;
-		}
+		/* elementwise: the condition, like the branches, is a scalar or
+		 * has the result's shape */
 		if (ok && !broadcast(c, e, e->u.cond.a, e->u.cond.b))
 			ok = false;
+		if (ok && e->u.cond.c->shape.rank != 0 && !shapes_equal(&e->u.cond.c->shape, &e->shape) &&
+		    !(e->shape.rank == 0 && (e->shape = e->u.cond.c->shape, true))) {
+			diag_error(c->d, e->u.cond.c->where, "the condition of `if` is %s but its branches are %s",
+			           shape_str(c->a, &e->u.cond.c->shape), shape_str(c->a, &e->shape));
+			ok = false;
+		}
 		break;
 	}
 	case E_ARRAY:
@@ -474,7 +482,9 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 		diag_error(c->d, call->where, "expected a family after '~', e.g. bernoulli_logit(l)");
 		return;
 	}
-	sym *f = scope_lookup(&c->global, call->u.call.name);
+	sym *f = scope_lookup_kind(&c->global, call->u.call.name, SYM_FAMILY);
+	if (!f)
+		f = scope_lookup(&c->global, call->u.call.name);
 	if (!f || f->kind != SYM_FAMILY) {
 		if (!f)
 			diag_error(c->d, call->u.call.name_where, "unknown family '%s'", call->u.call.name);

@@ -40,6 +40,7 @@ typedef struct ctx {
 } ctx;
 
 sym *scope_lookup(const scope *s, const char *name);
+sym *scope_lookup_kind(const scope *s, const char *name, sym_kind kind);
 sym *scope_add(checker *c, scope *s, sym_kind kind, const char *name, span where);
 bool eval_num(checker *c, const expr *e, double *out, const char *what);
 bool eval_int(checker *c, const expr *e, int64_t *out, const char *what);

@@ -287,38 +287,74 @@ static tval read_whole(lowerer *L, ir_buf *b)
 	return t;
 }
 
-static bool uses_open_loop(lowerer *L, const ir_val *v)
-{
-	for (size_t i = 0; i < L->open_loops.len; i++)
-		if (val_uses_loop(v, L->open_loops.items[i]))
-			return true;
-	return false;
-}
 
 /* A statement `kind` into a new temp of shape sh: free loops over sh, then
- * `nred` reduction loops; the value's placeholders become the free loops. */
+ * `nred` reduction loops; the value's placeholders become the free loops.
+ *
+ * Inside a sum, the value may depend on the sum's index (the inner sum of
+ * sum(k in 0..K) (sum(j in 0..k) ...)): the temp then gets a leading
+ * dimension per such index, computed for all of them before the outer sum
+ * reads it at its index.  That needs the index's range to be constant. */
 static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loop **red, int nred, const char *name, span where)
 {
-	bool bounds_open = false;
-	for (int k = 0; k < nred; k++)
-		for (size_t i = 0; i < L->open_loops.len; i++)
-			bounds_open |= idx_uses_loop(red[k]->lo, L->open_loops.items[i]) || idx_uses_loop(red[k]->hi, L->open_loops.items[i]);
-	if (bounds_open || uses_open_loop(L, v)) {
-		not_supported(L, where, "a reduction, product or let inside a sum whose body depends on the summation index");
-		return (tval){.v = ir_const(L->m, 0)};
+	ir_module *m = L->m;
+	ir_loop *lift[IR_MAX_RANK];
+	int nlift = 0;
+	for (size_t i = 0; i < L->open_loops.len; i++) {
+		ir_loop *o = L->open_loops.items[i];
+		bool used = val_uses_loop(v, o);
+		for (int k = 0; k < nred; k++)
+			used |= idx_uses_loop(red[k]->lo, o) || idx_uses_loop(red[k]->hi, o);
+		if (!used)
+			continue;
+		if (o->lo->kind != IX_CONST || o->hi->kind != IX_CONST || nlift + sh.rank >= IR_MAX_RANK) {
+			not_supported(L, where, "a reduction, product or let inside a sum whose range is not constant and whose body depends on its index");
+			return (tval){.v = ir_const(m, 0)};
+		}
+		lift[nlift++] = o;
 	}
-	int64_t dims[IR_MAX_RANK] = {sh.dims[0], sh.dims[1], 0};
-	ir_buf *b = ir_buf_new(L->m, name, BUF_TEMP, sh.rank, dims);
-	ir_loop *loops[IR_MAX_RANK + 4];
+	int64_t dims[IR_MAX_RANK] = {0};
+	for (int k = 0; k < nlift; k++)
+		dims[k] = lift[k]->hi->u.c - lift[k]->lo->u.c;
+	for (int k = 0; k < sh.rank; k++)
+		dims[nlift + k] = sh.dims[k];
+	ir_buf *b = ir_buf_new(m, name, BUF_TEMP, nlift + sh.rank, dims);
+	ir_loop *loops[IR_MAX_RANK + 8];
 	ir_idx *idx[IR_MAX_RANK] = {0};
-	int n = buf_loops(L->m, b, loops, idx);
-	ir_val *body = subst_val(L->m, v, L->ph, idx, sh.rank);
-	for (int k = 0; k < nred; k++)
-		loops[n + k] = red[k];
+	int n = buf_loops(m, b, loops, idx);
+	/* the lifted indices run over their own ranges: o = lo + r */
+	ir_loop *from[IR_MAX_RANK + 8];
+	ir_idx *to[IR_MAX_RANK + 8];
+	int nsub = 0;
+	for (int k = 0; k < sh.rank; k++) {
+		from[nsub] = L->ph[k];
+		to[nsub++] = idx[nlift + k];
+	}
+	for (int k = 0; k < nlift; k++) {
+		from[nsub] = lift[k];
+		to[nsub++] = ir_idx_bin(m, IX_ADD, lift[k]->lo, idx[k]);
+	}
+	/* reductions get fresh loops whose bounds see the lifted indices */
+	int nfixed = nsub;
+	for (int k = 0; k < nred; k++) {
+		ir_loop *r = ir_loop_new(m, red[k]->name, subst_idx(m, red[k]->lo, from, to, nfixed),
+		                         subst_idx(m, red[k]->hi, from, to, nfixed));
+		loops[n + k] = r;
+		from[nsub] = red[k];
+		to[nsub++] = ir_idx_loop(m, r);
+	}
+	ir_val *body = subst_val(m, v, from, to, nsub);
 	int st = val_stage(L, body);
 	set_stage(L, b, st);
-	ir_block_push(L->m, stage_block(L, st), ir_assign_stmt(L->m, kind, loops, n + nred, n, b, idx, body));
-	return read_whole(L, b);
+	ir_block_push(m, stage_block(L, st), ir_assign_stmt(m, kind, loops, n + nred, n, b, idx, body));
+	tval t = {.sh = sh};
+	ir_idx *ridx[IR_MAX_RANK] = {0};
+	for (int k = 0; k < nlift; k++)
+		ridx[k] = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, lift[k]), lift[k]->lo);
+	for (int k = 0; k < sh.rank; k++)
+		ridx[nlift + k] = ir_idx_loop(m, L->ph[k]);
+	t.v = ir_read(m, b, ridx);
+	return t;
 }
 
 static tval materialize(lowerer *L, tval t, const char *name, span where)
@@ -554,6 +590,11 @@ static tval lower_call(lowerer *L, const expr *e)
 	if (fn == FN_UNIFORM || fn == FN_NORMAL || fn == FN_GUMBEL) {
 		if (!L->seg)
 			return scalar(ir_const(L->m, 0));
+		if (L->open_loops.len) {
+			/* each iteration would need its own draw */
+			not_supported(L, e->where, "a random draw inside a sum");
+			return scalar(ir_const(L->m, 0));
+		}
 		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
 		return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), L->draws++));
 	}
@@ -721,7 +762,7 @@ static tval lower_expr(lowerer *L, const expr *e)
 		return lower_sum_range(L, e);
 	case E_IF: {
 		tval c = lower_expr(L, e->u.cond.c), a = lower_expr(L, e->u.cond.a), b = lower_expr(L, e->u.cond.b);
-		tval t = {.sh = a.sh.rank ? a.sh : b.sh};
+		tval t = {.sh = a.sh.rank ? a.sh : b.sh.rank ? b.sh : c.sh};
 		t.v = ir_op(L->m, IR_SELECT, c.v, a.v, b.v);
 		return t;
 	}

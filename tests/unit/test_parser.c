@@ -431,6 +431,7 @@ static void test_parser__numbers__ints_decimals_exponents(void **state)
 {
 	(void)state;
 	check_expr("[784, 0.01, 1e-4, 2.5E+3, .5, 3., 1e3]", "[784 0.01 0.0001 2500 0.5 3 1000]");
+	check_expr("2222222222222222222252", "2.2222222222222222e+21");
 }
 
 static void test_parser__sum_before__builds_sum_node(void **state)
