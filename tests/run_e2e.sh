@@ -67,6 +67,18 @@ if [ -f compiler/cmd_run.c ]; then
 	head -c 8 "$T/s.png" | od -An -tx1 | grep -q "89 50 4e 47" && ok || bad "samples.png is not a PNG"
 	expect_ok "sample amat" "$CHAIN" sample $M --params "$T/p.safetensors" -n 5 -o "$T/s.amat"
 	[ "$(wc -l < "$T/s.amat")" -eq 5 ] && ok || bad "sample -n 5 wrote $(wc -l < "$T/s.amat") rows"
+	# every loader through the CLI: .npy written by sample, IDX + binarize, gzip
+	expect_ok "sample npy" "$CHAIN" sample $M --params "$T/p.safetensors" -n 7 -o "$T/s.npy"
+	expect_ok "eval npy" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/s.npy"
+	grep -q "over 7 rows" "$T/out" && ok || bad "eval of the .npy did not see 7 rows"
+	expect_ok "eval IDX gz, threshold" "$CHAIN" eval $M --params "$T/p.safetensors" --data examples/data/images-idx3-ubyte.gz --binarize 0.5
+	expect_ok "eval IDX gz, stochastic" "$CHAIN" eval $M --params "$T/p.safetensors" --data examples/data/images-idx3-ubyte.gz --binarize stochastic --seed 4
+	expect_fail "greyscale IDX without --binarize" "images-idx3-ubyte.gz" "$CHAIN" eval $M --params "$T/p.safetensors" --data examples/data/images-idx3-ubyte.gz
+	expect_fail "labels are one column" "labels-idx1-ubyte.gz" "$CHAIN" eval $M --params "$T/p.safetensors" --data examples/data/labels-idx1-ubyte.gz
+	head -c 100 examples/data/images-idx3-ubyte.gz > "$T/trunc.gz"
+	expect_fail "truncated gzip" "trunc.gz" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/trunc.gz"
+	printf 'not a checkpoint' > "$T/bad.safetensors"
+	expect_fail "bad checkpoint" "bad.safetensors" "$CHAIN" eval $M --params "$T/bad.safetensors" --data "$T/valid.amat"
 	expect_ok "inpaint" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix 392 -n 4 -o "$T/in.png"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
 	expect_fail "params of another shape" "shape" "$CHAIN" eval examples/nade.chain -D H=21 --params "$T/p.safetensors" --data "$T/valid.amat"
