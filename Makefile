@@ -91,7 +91,7 @@ $(BUILD)/chain: $(BUILD)/compiler/main.o $(COMPILER_OBJ) $(BUILD)/libchain.a
 	  $(LLVM_LIBS) -Wl,-rpath,$(LLVM_LIBDIR) $(RT_LIBS) -ldl
 
 # ---- tests
-$(BUILD)/tests/%.o: tests/unit/%.c
+$(BUILD)/tests/%.o: tests/unit/%.c $(BUILD)/grammar/parser.h $(BUILD)/grammar/lexer.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LLVM_CFLAGS) -Itests/unit -c $< -o $@
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(COMPILER_OBJ) $(BUILD)/libchain.a
