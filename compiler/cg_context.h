@@ -95,6 +95,9 @@ LLVMValueRef cg_runtime_fn(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTyp
                            unsigned nparams, bool pure, LLVMTypeRef *fn_type);
 void cg_cache_drop(cg_ctx *c);
 
+/* cg_math.c: elementary functions the vectorizer can take */
+LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
+
 /* cg_kernel.c */
 LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind);
 void cg_declare_kernel(cg_ctx *c, const ir_kernel *k);

@@ -242,7 +242,7 @@ static LLVMValueRef softplus(cg_ctx *c, LLVMValueRef x)
 {
 	LLVMValueRef ax = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	LLVMValueRef e = LLVMBuildFNeg(c->b, ax, "");
-	e = cg_call_intrinsic(c, "llvm.exp", &e, 1);
+	e = cg_exp(c, e);
 	return LLVMBuildFAdd(c->b, relu(c, x), call_libm(c, "log1p", e), "");
 }
 
@@ -253,7 +253,7 @@ static LLVMValueRef sigmoid(cg_ctx *c, LLVMValueRef x)
 	LLVMValueRef one = cg_real_const(c, 1);
 	LLVMValueRef e = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	e = LLVMBuildFNeg(c->b, e, "");
-	e = cg_call_intrinsic(c, "llvm.exp", &e, 1);
+	e = cg_exp(c, e);
 	LLVMValueRef d = LLVMBuildFAdd(c->b, one, e, "");
 	LLVMValueRef pos = LLVMBuildFDiv(c->b, one, d, "");
 	LLVMValueRef neg = LLVMBuildFDiv(c->b, e, d, "");
@@ -272,7 +272,7 @@ static LLVMValueRef cg_op(cg_ctx *c, ir_opcode op, LLVMValueRef *a)
 	LLVMBuilderRef b = c->b;
 	switch (op) {
 	case IR_NEG: return LLVMBuildFNeg(b, a[0], "");
-	case IR_EXP: return cg_call_intrinsic(c, "llvm.exp", a, 1);
+	case IR_EXP: return cg_exp(c, a[0]);
 	case IR_LOG: return cg_call_intrinsic(c, "llvm.log", a, 1);
 	case IR_LOG1P: return call_libm(c, "log1p", a[0]);
 	case IR_SQRT: return cg_call_intrinsic(c, "llvm.sqrt", a, 1);

@@ -430,6 +430,12 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
 		LLVMValueRef args[2] = { old, v };
 		LLVMValueRef nv = s->kind == S_SUM ? LLVMBuildFAdd(c->b, old, v, "")
 		                                   : cg_call_intrinsic(c, "llvm.maxnum", args, 2);
+		/* The sum may be reassociated (and so vectorized into partial sums):
+		 * it changes the rounding of a sum, never NaN or Inf semantics,
+		 * and the same binary gives the same bits every time.  Only this
+		 * accumulation carries the flag. */
+		if (s->kind == S_SUM)
+			LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc);
 		store_elt(c, nv, acc);
 		cg_cache_drop(c);
 		for (int i = nloops - 1; i >= nfree; i--)
