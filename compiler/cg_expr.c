@@ -97,6 +97,17 @@ static LLVMValueRef const_global(cg_ctx *c, const ir_buf *b)
 	if (c->const_global[b->id])
 		return c->const_global[b->id];
 	int64_t n = b->size > 0 ? b->size : 1;
+	if (b->bits) {
+		/* a bit array: one byte per 8 flags */
+		LLVMValueRef init = LLVMConstStringInContext(c->ctx, (const char *)b->bits, (unsigned)((n + 7) / 8), 1);
+		LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "const.bits");
+		LLVMSetInitializer(g, init);
+		LLVMSetGlobalConstant(g, 1);
+		LLVMSetLinkage(g, LLVMPrivateLinkage);
+		LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+		c->const_global[b->id] = g;
+		return g;
+	}
 	LLVMTypeRef elt = b->is_int ? c->i64 : c->real;
 	LLVMValueRef *vals = calloc((size_t)n, sizeof *vals);
 	if (!vals) {
@@ -346,6 +357,18 @@ LLVMValueRef cg_val(cg_ctx *c, const ir_val *v)
 		break;
 	case V_READ: {
 		LLVMTypeRef ty;
+		const ir_buf *rb = v->u.read.buf;
+		if (rb->cls == BUF_CONST && rb->bits) {
+			/* flag t: (bits[t >> 3] >> (t & 7)) & 1 */
+			LLVMValueRef t = cg_idx(c, v->u.read.idx[0]);
+			LLVMValueRef at = LLVMBuildLShr(c->b, t, cg_i64(c, 3), "");
+			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->i8, const_global(c, rb), &at, 1, "");
+			LLVMValueRef byte = LLVMBuildZExt(c->b, LLVMBuildLoad2(c->b, c->i8, p, ""), c->i64, "");
+			LLVMValueRef bit = LLVMBuildAnd(c->b, LLVMBuildLShr(c->b, byte, LLVMBuildAnd(c->b, t, cg_i64(c, 7), ""), ""),
+			                                cg_i64(c, 1), "");
+			r = LLVMBuildUIToFP(c->b, bit, c->real, "");
+			break;
+		}
 		r = load_elt(c, v->u.read.buf, v->u.read.idx, &ty);
 		if (ty == c->i64)
 			r = LLVMBuildSIToFP(c->b, r, c->real, "");

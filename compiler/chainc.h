@@ -380,6 +380,8 @@ struct ir_buf {
 	bool is_int;            /* CONST: ivalues instead of values */
 	double *values;         /* CONST real */
 	int64_t *ivalues;       /* CONST int */
+	uint8_t *bits;          /* CONST flags, rank 1: element t is bit (t & 7) of bits[t >> 3],
+	                           read as 1.0 or 0.0 (masks: 1 bit an entry, not 8 bytes) */
 	ir_buf *adjoint;        /* set by ad.c for differentiated buffers */
 };
 
