@@ -1,9 +1,10 @@
-/* opt.c -- clean-ups on the IR after lowering and differentiation.
+/* opt.c -- IR optimizations after lowering and differentiation.
  *
  * Kernels are assembled from shared pieces (the stages of lower_internal.h),
  * so a kernel often contains statements whose results it never reads: the
  * log-density temps in the sample kernel, the sampler's in logp.  Dead
- * statement elimination drops them, to a fixed point.
+ * statement elimination drops them, to a fixed point.  And a loop that
+ * adds products with a bit of binary data is skipped when the bit is 0.
  */
 #include "chainc.h"
 
@@ -116,12 +117,92 @@ static void dce(arena *a, ir_block *b, const ir_buf *result)
 	}
 }
 
+/* ---------------------------------------- skipping products with a 0 bit */
+
+static bool idx_uses(const ir_idx *i, const ir_loop *l)
+{
+	if (!i)
+		return false;
+	switch (i->kind) {
+	case IX_LOOP: return i->u.loop == l;
+	case IX_ADD: case IX_SUB: case IX_MUL: return idx_uses(i->u.bin.a, l) || idx_uses(i->u.bin.b, l);
+	case IX_LOAD:
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			if (idx_uses(i->u.load.idx[k], l))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
+/* Is b the row's element of a `bin` data variable? */
+static bool is_bin_obs(const ir_module *m, const ir_buf *b)
+{
+	if (b->cls != BUF_OBS)
+		return false;
+	for (size_t i = 0; i < m->model->data.len; i++) {
+		const sym *y = m->model->data.items[i];
+		if ((int64_t)y->offset == b->offset && y->vkind == K_BIN)
+			return true;
+	}
+	return false;
+}
+
+/* The factor x of v = x * rest (or rest * x) when x reads a bin variable at
+ * an index none of the statement's loops changes; else NULL. */
+static const ir_val *bin_factor(const ir_module *m, const ir_stmt *s, const ir_val *v)
+{
+	if (v->kind != V_OP || v->u.op.op != IR_MUL)
+		return NULL;
+	for (int side = 0; side < 2; side++) {
+		const ir_val *f = v->u.op.a[side];
+		if (f->kind != V_READ || !is_bin_obs(m, f->u.read.buf))
+			continue;
+		bool invariant = true;
+		for (int l = 0; l < s->nloops; l++)
+			for (int d = 0; d < f->u.read.buf->rank; d++)
+				invariant &= !idx_uses(f->u.read.idx[d], s->loops[l]);
+		if (invariant)
+			return f;
+	}
+	return NULL;
+}
+
+/* `acc[r] += W[r, i] * x[i]` does nothing when the bit x[i] is 0: such
+ * loops (NADE's running sum, its adjoint) run only when it is 1.  For 0/1
+ * data this changes no result but a 0 * inf, which would be NaN. */
+static void guard_bin_products(ir_module *m, ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			guard_bin_products(m, &s->body);
+			continue;
+		}
+		if (s->kind != S_ADD || s->nloops == 0)
+			continue;
+		const ir_val *f = bin_factor(m, s, s->assigns[0].val);
+		for (int a = 1; a < s->nassigns && f; a++)
+			if (bin_factor(m, s, s->assigns[a].val) != f)
+				f = NULL;
+		if (!f)
+			continue;
+		ir_stmt *g = ir_stmt_new(m, S_IF_GE);
+		g->a = ir_idx_load(m, f->u.read.buf, (ir_idx **)f->u.read.idx);
+		g->b = ir_idx_const(m, 1);
+		ir_block_push(m, &g->body, s);
+		b->stmts.items[i] = g;
+	}
+}
+
 void opt_module(ir_module *m)
 {
 	for (int k = 0; k < KER__COUNT; k++) {
 		ir_kernel *kr = m->kernels[k];
 		if (!kr)
 			continue;
+		guard_bin_products(m, &kr->body);
+		guard_bin_products(m, &kr->nograd_body);
 		dce(m->arena, &kr->body, kr->result);
 		dce(m->arena, &kr->nograd_body, kr->nograd_result);
 	}
