@@ -9,6 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chain/checkpoint.h"
+#include "chain/data.h"
+#include "chain/lbfgs.h"
 #include "chain/model.h"
 #include "chain/rng.h"
 #include "chainc.h"
@@ -24,6 +27,8 @@ static const char usage[] =
 	"  train MODEL --data F [--valid F] [--epochs E] [--batch B] [--lr R] ... -o P.safetensors\n"
 	"  eval MODEL --params P --data F  mean NLL in nats and bits per dimension\n"
 	"  sample MODEL --params P [-n N] [--given F --prefix K] [-o OUT.png|.amat|.npy]\n"
+	"  optimize MODEL [--seed S] [--max-iter N] [-o P.safetensors]\n"
+	"                              the optimum of a free objective (L-BFGS)\n"
 	"  gradcheck MODEL [--data F] [--seed S] [--rows R] [--tol T]\n"
 	"                              generated gradient against finite differences\n"
 	"\n"
@@ -498,8 +503,6 @@ static int gc_args(const chain_model *m, int argc, char **argv)
 	return gradcheck_run(m, &g);
 }
 
-#include "chain/data.h"
-
 static int gradcheck_run(const chain_model *m, const gc_opts *g)
 {
 	if (!m->f64)
@@ -587,6 +590,85 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 	return 0;
 }
 
+/* ------------------------------------------------------------ optimize */
+
+typedef struct free_objective {
+	const chain_model *m;
+	double sign;          /* -1 to minimize the negative of a maximized objective */
+} free_objective;
+
+static double free_fg(void *ctx, const double *x, double *g)
+{
+	const free_objective *fo = ctx;
+	double f = fo->m->f64->objective(x, NULL, 0, g);
+	for (size_t i = 0; i < fo->m->num_params; i++)
+		g[i] *= fo->sign;
+	return fo->sign * f;
+}
+
+/* `chain optimize`: the optimum of a free objective (a function of the
+ * params alone) by L-BFGS from the model's initialisation. */
+static int opt_args(const chain_model *m, int argc, char **argv)
+{
+	uint64_t seed = 1;
+	chain_lbfgs_options lo;
+	chain_lbfgs_defaults(&lo);
+	const char *out = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end = NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			printf("usage: chain optimize MODEL.chain [--seed S] [--max-iter N] [--tol T] [-o PARAMS.safetensors] [-D N=V]\n"
+			       "Minimizes (or maximizes) a model's free objective, a function of its params alone,\n"
+			       "by L-BFGS from the model's initialisation (seed S, default 1), and prints the\n"
+			       "optimum; -o also saves the params.\n");
+			return 0;
+		}
+		if (!v)
+			return fail("optimize: %s needs a value", a);
+		i++;
+		if (strcmp(a, "--seed") == 0 && (seed = strtoull(v, &end, 10), *end == 0 && *v))
+			;
+		else if (strcmp(a, "--max-iter") == 0 && (lo.max_iter = (int)strtol(v, &end, 10), *end == 0 && lo.max_iter > 0))
+			;
+		else if (strcmp(a, "--tol") == 0 && (lo.gtol = strtod(v, &end), *end == 0 && lo.gtol > 0))
+			;
+		else if (strcmp(a, "-o") == 0)
+			out = v;
+		else
+			return fail("optimize: bad option or value: %s %s", a, v);
+	}
+	if (m->objective != CHAIN_OBJ_FREE)
+		return fail("optimize: model %s maximizes a log-likelihood of data: use chain train", m->name);
+	if (!m->f64)
+		return fail("optimize runs in f64: drop --precision f32");
+	size_t np = m->num_params;
+	double *theta = calloc(np + 1, sizeof(double));
+	uint8_t *mask = NULL;
+	m->f64->init(theta, seed);
+	free_objective fo = {m, m->maximize ? -1 : 1};
+	chain_lbfgs_result res;
+	chain_error err;
+	if (chain_lbfgs_minimize(np, theta, free_fg, &fo, mask, &lo, &res, &err)) {
+		free(theta);
+		return fail("%s", err.msg);
+	}
+	printf("%s %s: %.17g after %d iterations (max |gradient| %.3g%s)\n", m->maximize ? "maximum" : "minimum", m->name,
+	       fo.sign * res.f, res.iterations, res.gmax, res.converged ? "" : "; not converged");
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		printf("  %s =", v->name);
+		for (size_t e = 0; e < v->size && e < 16; e++)
+			printf(" %.10g", theta[v->offset + e]);
+		printf(v->size > 16 ? " ... (%zu values)\n" : "\n", v->size);
+	}
+	int rc = 0;
+	if (out && chain_checkpoint_save(out, m, theta, NULL, 0, &err))
+		rc = fail("%s", err.msg);
+	free(theta);
+	return rc ? rc : res.converged ? 0 : 1;
+}
+
 static int cmd_gradcheck(compile_opts *o, int argc, char **argv)
 {
 	o->cg.f32 = false;
@@ -626,8 +708,12 @@ int main(int argc, char **argv)
 		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_sample);
 	else if (strcmp(cmd, "gradcheck") == 0)
 		rc = cmd_gradcheck(&o, sub_argc, sub_argv);
+	else if (strcmp(cmd, "optimize") == 0) {
+		o.cg.f32 = false;
+		rc = run_jit_command(&o, sub_argc, sub_argv, opt_args);
+	}
 	else
-		rc = fail("unknown command '%s' (commands: build check train eval sample gradcheck; see chain --help)", cmd);
+		rc = fail("unknown command '%s' (commands: build check train eval sample optimize gradcheck; see chain --help)", cmd);
 	for (size_t i = 0; i < o.nov; i++)
 		free((char *)o.ov[i].name);
 	return rc;

@@ -51,6 +51,12 @@ grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
+expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "$T/q.safetensors"
+# the optimum is x = -A^-1 b = (-1/2, 17/22, -7/22)
+awk '/x =/ { d = ($3 + 0.5)^2 + ($4 - 17/22)^2 + ($5 + 7/22)^2; found = 1 } END { exit !(found && d < 1e-16) }' "$T/out" \
+	&& ok || { bad "optimize: wrong optimum"; cat "$T/out"; }
+expect_fail "optimize a likelihood" "use chain train" "$CHAIN" optimize examples/fvsbn.chain -D n=4
+expect_fail "train a free objective" "use chain optimize" "$CHAIN" train examples/quadratic.chain --data examples/data/labels-test.txt -o "$T/q2.safetensors"
 
 # ---- the main job on small data: train -> eval -> sample -> resume
 if [ -f compiler/cmd_run.c ]; then
