@@ -177,12 +177,31 @@ static bool bound_before(const causal *k, const expr *idx)
 	return false;
 }
 
+/* When the offending reference is inside a let: where the let is used. */
+static void note_let(const causal *k)
+{
+	if (k->in_let)
+		diag_note(k->c->d, k->use, "through the let used here");
+}
+
+/* A let's body is checked where the let is used: its position is the
+ * conditional's, its `sum(j before i)` bind anew. */
+static void walk_let(causal *k, const expr *use, const sym *let)
+{
+	causal inner = *k;
+	inner.pos = let->decl->u.let.index;
+	inner.nbefore = 0;
+	if (!k->in_let)
+		inner.use = use->where;
+	inner.in_let = true;
+	causal_walk(&inner, let->decl->u.let.value);
+}
+
 static void later_variable(causal *k, const expr *e, const sym *w)
 {
 	diag_error(k->c->d, e->where, "the conditional of '%s' may not use '%s': '%s' comes after '%s' in the order", k->var->name,
 	           w->name, w->name, k->var->name);
-	if (k->in_let)
-		diag_note(k->c->d, k->use, "through the let used here");
+	note_let(k);
 	if (k->c->order_decl)
 		diag_note(k->c->d, k->c->order_decl->where, "the order is given here");
 }
@@ -202,18 +221,11 @@ static void causal_walk(causal *k, const expr *e)
 				diag_error(k->c->d, e->where,
 				           "the conditional of %s[%s] may not use all of '%s': that includes %s[%s] itself and the elements after it",
 				           y->name, k->pos ? k->pos : "i", y->name, y->name, k->pos ? k->pos : "i");
-				if (k->in_let)
-					diag_note(k->c->d, k->use, "through the let used here");
+				note_let(k);
 			} else if (y->order_rank > k->var->order_rank)
 				later_variable(k, e, y);
 		} else if (y && y->kind == SYM_LET) {
-			causal inner = *k;
-			inner.pos = y->decl->u.let.index;
-			inner.nbefore = 0;
-			if (!k->in_let)
-				inner.use = e->where;
-			inner.in_let = true;
-			causal_walk(&inner, y->decl->u.let.value);
+			walk_let(k, e, y);
 		}
 		break;
 	case E_INDEX:
@@ -231,19 +243,12 @@ static void causal_walk(causal *k, const expr *e)
 						diag_error(k->c->d, e->where,
 						           "%s[%s] may not depend on this element of '%s': only %s[j] with j bound by sum(j before %s) comes before %s[%s] in the order",
 						           y->name, p, y->name, y->name, p, y->name, p);
-					if (k->in_let)
-						diag_note(k->c->d, k->use, "through the let used here");
+					note_let(k);
 				}
 			} else if (y->order_rank > k->var->order_rank)
 				later_variable(k, e, y);
 		} else if (y && y->kind == SYM_LET) {
-			causal inner = *k;
-			inner.pos = y->decl->u.let.index;
-			inner.nbefore = 0;
-			if (!k->in_let)
-				inner.use = e->where;
-			inner.in_let = true;
-			causal_walk(&inner, y->decl->u.let.value);
+			walk_let(k, e, y);
 		}
 		break;
 	case E_CALL:

@@ -18,45 +18,11 @@
 #include "chain/model.h"
 #include "chain/rng.h"
 #include "chainc.h"
-
-typedef struct gen {
-	arena *arena;
-	jit_session *jit;
-	const chain_model *m;
-} gen;
+#include "test_jit.h"
 
 static const chain_model *compile(gen *g, const char *src)
 {
-	g->arena = arena_new();
-	diag_ctx d;
-	diag_init(&d, g->arena);
-	program prog = {0};
-	parse_stdlib(&d, &prog);
-	parse_file(&d, diag_add_file(&d, "test.chain", src, strlen(src)), &prog);
-	model *mod = d.errors ? NULL : check_program(&d, &prog, NULL, 0);
-	ir_module *ir = mod ? lower_model(&d, mod, g->arena) : NULL;
-	if (!ir) {
-		diag_print(&d, stderr, false);
-		return NULL;
-	}
-	ad_module(&d, ir);
-	opt_module(ir);
-	cg_options o = {.opt_level = 2};
-	char *err = NULL;
-	cg_unit *u = cg_generate(ir, &o, &err);
-	if (u)
-		g->jit = jit_load(u, &g->m, &err);
-	if (err)
-		fprintf(stderr, "%s\n", err);
-	free(err);
-	return g->m;
-}
-
-static void release(gen *g)
-{
-	if (g->jit)
-		jit_free(g->jit);
-	arena_free(g->arena);
+	return gen_compile_with(g, src, NULL, 0, false);
 }
 
 /* Compares M_objective's gradient with fourth-order central differences at
@@ -108,7 +74,7 @@ static void check_fn(const char *fx, const double *at, size_t nat)
 		theta[nat + i] = 0.5 + 0.25 * (double)i; /* weights: distinct per element */
 	}
 	fd_check(m, theta, NULL, 0, fx);
-	release(&g);
+	gen_free(&g);
 }
 
 static const double wide[] = {-1e3, -50, -20, -1.5, -0.3, 0.7, 2, 20, 50, 1e3};
@@ -162,7 +128,7 @@ static void test_ad__matmul_slices_lets__match_finite_differences(void **state)
 	for (size_t t = 0; t < m->num_params; t++)
 		theta[t] = chain_rng_normal(1, CHAIN_STREAM_DATA, t, 0, 0);
 	fd_check(m, theta, NULL, 0, "matmul");
-	release(&g);
+	gen_free(&g);
 }
 
 /* One data variable with a family: the objective is the mean log p over
@@ -189,7 +155,7 @@ static void check_family(const char *kind, const char *cond, const double *value
 		snprintf(what, sizeof what, "%s at %g", cond, values[v]);
 		fd_check(m, theta, obs, 6, what);
 	}
-	release(&g);
+	gen_free(&g);
 }
 
 static double draw_bin(uint64_t seed, size_t r) { return chain_rng_uniform(seed, CHAIN_STREAM_DATA, r, 0, 0) < 0.5; }
@@ -239,7 +205,7 @@ static void test_ad__example_models__match_finite_differences(void **state)
 				for (size_t e = 0; e < m->params[p].size; e++)
 					if (!m->params[p].used[e])
 						assert_true(grad[m->params[p].offset + e] == 0 && theta[m->params[p].offset + e] == 0);
-		release(&g);
+		gen_free(&g);
 	}
 }
 

@@ -24,54 +24,17 @@
 #include "chain/model.h"
 #include "chain/rng.h"
 #include "chainc.h"
+#include "test_jit.h"
 
 static char tmpdir[64];
 
 /* ----------------------------------------------------------- compiling */
 
-typedef struct gen {
-	arena *arena;
-	jit_session *jit;
-	const chain_model *m;
-} gen;
-
-/* Compiles model source text with -D overrides "n=10,H=5". */
+/* Compiles model source text with -D n=N (and H=H when the model has H). */
 static const chain_model *gen_compile(gen *g, const char *src, int64_t n, int64_t h, bool f32)
 {
-	g->arena = arena_new();
-	diag_ctx d;
-	diag_init(&d, g->arena);
-	program prog = {0};
-	parse_stdlib(&d, &prog);
-	uint32_t f = diag_add_file(&d, "test.chain", src, strlen(src));
-	parse_file(&d, f, &prog);
 	dim_override ov[2] = {{"n", n, false}, {"H", h, false}};
-	if (!strstr(src, "dim H"))
-		h = 0;
-	model *mod = d.errors ? NULL : check_program(&d, &prog, ov, h ? 2 : 1);
-	ir_module *ir = mod ? lower_model(&d, mod, g->arena) : NULL;
-	if (!ir) {
-		diag_print(&d, stderr, false);
-		return NULL;
-	}
-	ad_module(&d, ir);
-	opt_module(ir);
-	cg_options o = {.opt_level = 2, .f32 = f32};
-	char *err = NULL;
-	cg_unit *u = cg_generate(ir, &o, &err);
-	if (u)
-		g->jit = jit_load(u, &g->m, &err);
-	if (err)
-		fprintf(stderr, "%s\n", err);
-	free(err);
-	return g->m;
-}
-
-static void gen_free(gen *g)
-{
-	if (g->jit)
-		jit_free(g->jit);
-	arena_free(g->arena);
+	return gen_compile_with(g, src, ov, h && strstr(src, "dim H") ? 2 : 1, f32);
 }
 
 static const char *fvsbn_src =
