@@ -15,5 +15,7 @@
 int cmd_train(const chain_model *m, int argc, char **argv);
 int cmd_eval(const chain_model *m, int argc, char **argv);
 int cmd_sample(const chain_model *m, int argc, char **argv);
+/* cmd_compare.c: generated kernels against a hand-written reference */
+int cmd_compare(const chain_model *m, int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static const char usage[] =
 	"  sample MODEL --params P [-n N] [--given F --prefix K] [-o OUT.png|.amat|.npy]\n"
 	"  optimize MODEL [--seed S] [--max-iter N] [-o P.safetensors]\n"
 	"                              the optimum of a free objective (L-BFGS)\n"
+	"  compare MODEL --ref REF.c [--data F] [--rows R] [--cflags FLAGS]\n"
+	"                              generated kernels against hand-written C: values, gradients, speed\n"
 	"  gradcheck MODEL [--data F] [--seed S] [--rows R] [--tol T]\n"
 	"                              generated gradient against finite differences\n"
 	"\n"
@@ -708,12 +710,14 @@ int main(int argc, char **argv)
 		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_sample);
 	else if (strcmp(cmd, "gradcheck") == 0)
 		rc = cmd_gradcheck(&o, sub_argc, sub_argv);
+	else if (strcmp(cmd, "compare") == 0)
+		rc = run_jit_command(&o, sub_argc, sub_argv, cmd_compare);
 	else if (strcmp(cmd, "optimize") == 0) {
 		o.cg.f32 = false;
 		rc = run_jit_command(&o, sub_argc, sub_argv, opt_args);
 	}
 	else
-		rc = fail("unknown command '%s' (commands: build check train eval sample optimize gradcheck; see chain --help)", cmd);
+		rc = fail("unknown command '%s' (commands: build check train eval sample optimize compare gradcheck; see chain --help)", cmd);
 	for (size_t i = 0; i < o.nov; i++)
 		free((char *)o.ov[i].name);
 	return rc;

@@ -51,6 +51,12 @@ grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
+expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
+grep -q "gradient  worst difference" "$T/out" && ok || bad "compare printed no gradient difference"
+expect_ok "compare f32" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precision f32 --ref examples/reference/fvsbn.c --cflags "-O2 -DCHAIN_F32" --rows 20
+expect_fail "compare with the wrong reference" "does not define fvsbn_logp_batch" "$CHAIN" compare examples/fvsbn.chain --ref examples/reference/nade.c --cflags "-O1"
+printf 'this is not C\n' > "$T/bad.c"
+expect_fail "compare with a reference that does not compile" "cannot compile" "$CHAIN" compare examples/fvsbn.chain --ref "$T/bad.c"
 expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "$T/q.safetensors"
 # the optimum is x = -A^-1 b = (-1/2, 17/22, -7/22)
 awk '/x =/ { d = ($3 + 0.5)^2 + ($4 - 17/22)^2 + ($5 + 7/22)^2; found = 1 } END { exit !(found && d < 1e-16) }' "$T/out" \
