@@ -407,11 +407,28 @@ static const chain_model *load_model(compile_opts *o, compiled *c, jit_session *
 }
 
 /* Separates the model flags (and the model file) from the command's own. */
+/* The command flags that take no value; every other `--name` of a command
+ * takes the next argument as its value, even one that looks like a model
+ * flag (`--cflags -O3`). */
+static bool is_switch(const char *a)
+{
+	static const char *const switches[] = {"--quiet", "--help", "-h", NULL};
+	for (int i = 0; switches[i]; i++)
+		if (strcmp(a, switches[i]) == 0)
+			return true;
+	return false;
+}
+
 static int split_args(compile_opts *o, int argc, char **argv, int *rargc, char **rargv)
 {
 	*rargc = 0;
 	rargv[(*rargc)++] = argv[0];
 	for (int i = 1; i < argc; i++) {
+		if (*rargc > 1 && strncmp(rargv[*rargc - 1], "--", 2) == 0 && !is_switch(rargv[*rargc - 1]) &&
+		    rargv[*rargc - 1] == argv[i - 1]) {
+			rargv[(*rargc)++] = argv[i]; /* the value of the command flag before it */
+			continue;
+		}
 		int r = model_flag(o, argc, argv, &i);
 		if (r < 0)
 			return -1;

@@ -1,0 +1,203 @@
+"""torch_bench.py -- the PyTorch column of bench/: FVSBN and NADE written the
+way a good PyTorch user would write them, timed on request of bench/bench.c.
+
+Why: the generated kernels are compared with the project's hand-written C and
+with what a user would get from a mainstream framework on the same machine,
+same data, same thread count, measured side by side.  bench.c starts this
+script once and talks to it over stdin/stdout, one command per line, so that
+PyTorch runs alternate with the C runs (drift hits all alike) and the
+interpreter starts once.  PyTorch is not a dependency of the project: when
+`import torch` fails this prints "none REASON" and exits, and bench.c leaves
+the column out.
+
+The models (the same parameters as the C kernels, read from bench.c's theta):
+  FVSBN  a strictly lower-triangular masked linear layer:
+         logits = x @ (W * tril(1, -1)).T + b
+  NADE   all n hidden pre-activations at once with a cumulative sum over
+         positions: a[:, i] = c + sum_{j<i} W[:, j] x_j (exclusive cumsum of
+         x[:, :, None] * W.T), h = sigmoid(a), logits = einsum(h, V) + b
+  log p = sum_i x_i l_i - softplus(l_i), under torch.no_grad();
+  gradient: torch.autograd.grad of sum log p (forward + backward);
+  sample: ancestral, a Python loop over the n positions, batched over rows;
+  training epoch: shuffled minibatches of 100, forward + backward + Adam
+  (lr 1e-3, as `chain train`), from the same starting params.
+
+Commands (replies start with "ok" or "error"):
+  data PATH ROWS N                     rows of float64 (raw) for logp/grad
+  model fvsbn|nade N H f32|f64 THETA   theta as raw float64; replies log p of
+                                       the first 4 data rows (bench.c checks them)
+  time logp|grad|sample B T CALLS      seconds for CALLS calls on batches of B
+  epoch PATH ROWS T                    seconds of one training epoch over ROWS
+                                       rows (raw float64) with T threads
+  quit
+"""
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn.functional as F
+except Exception as e:  # any failure to import means: no PyTorch column
+    print("none", str(e).replace("\n", " "), flush=True)
+    sys.exit(0)
+
+
+def read_f64(path, count):
+    with open(path, "rb") as f:
+        buf = bytearray(f.read())
+    t = torch.frombuffer(buf, dtype=torch.float64)
+    if t.numel() != count:
+        raise ValueError("%s: %d values, expected %d" % (path, t.numel(), count))
+    return t.clone()
+
+
+class FVSBN(torch.nn.Module):
+    """x_i ~ Bernoulli(sigmoid(b_i + sum_{j<i} W[i, j] x_j))."""
+
+    def __init__(self, n, theta, dtype):
+        super().__init__()
+        self.n = n
+        self.W = torch.nn.Parameter(theta[: n * n].view(n, n).to(dtype).clone())
+        self.b = torch.nn.Parameter(theta[n * n:].to(dtype).clone())
+        self.register_buffer("mask", torch.tril(torch.ones(n, n, dtype=dtype), -1))
+
+    def logp(self, x):
+        logits = F.linear(x, self.W * self.mask, self.b)
+        return (x * logits - F.softplus(logits)).sum(1)
+
+    def sample(self, B, gen):
+        n = self.n
+        WT = (self.W * self.mask).t().contiguous()  # row j = column j of W
+        u = torch.rand(B, n, generator=gen, dtype=self.W.dtype)
+        x = torch.empty(B, n, dtype=self.W.dtype)
+        logits = self.b.expand(B, n).clone()
+        for i in range(n):
+            xi = (u[:, i] < torch.sigmoid(logits[:, i])).to(x.dtype)
+            x[:, i] = xi
+            logits.addr_(xi, WT[i])  # every later logit gets W[:, i] x_i
+        return x
+
+
+class NADE(torch.nn.Module):
+    """h_i = sigmoid(c + sum_{j<i} W[:, j] x_j), x_i ~ Bernoulli(sigmoid(b_i + V[i] . h_i))."""
+
+    def __init__(self, n, H, theta, dtype):
+        super().__init__()
+        self.n, self.H = n, H
+        o = 0
+        self.W = torch.nn.Parameter(theta[o:o + H * n].view(H, n).to(dtype).clone())
+        o += H * n
+        self.c = torch.nn.Parameter(theta[o:o + H].to(dtype).clone())
+        o += H
+        self.V = torch.nn.Parameter(theta[o:o + n * H].view(n, H).to(dtype).clone())
+        o += n * H
+        self.b = torch.nn.Parameter(theta[o:o + n].to(dtype).clone())
+
+    def logp(self, x):
+        xw = x.unsqueeze(2) * self.W.t().unsqueeze(0)       # B x n x H: W[:, j] x_j
+        a = torch.cumsum(xw, dim=1) - xw + self.c           # exclusive: positions j < i
+        h = torch.sigmoid(a)
+        logits = torch.einsum("bih,ih->bi", h, self.V) + self.b
+        return (x * logits - F.softplus(logits)).sum(1)
+
+    def sample(self, B, gen):
+        n = self.n
+        WT = self.W.t().contiguous()                        # row j = column j of W
+        u = torch.rand(B, n, generator=gen, dtype=self.W.dtype)
+        x = torch.empty(B, n, dtype=self.W.dtype)
+        a = self.c.expand(B, self.H).clone()
+        for i in range(n):
+            h = torch.sigmoid(a)
+            p = torch.sigmoid(torch.mv(h, self.V[i]) + self.b[i])
+            xi = (u[:, i] < p).to(x.dtype)
+            x[:, i] = xi
+            a.addr_(xi, WT[i])
+        return x
+
+
+def main():
+    torch.set_num_interop_threads(1)
+    print("ready torch", torch.__version__, flush=True)
+    data = None
+    model = None
+    epoch_data = {}
+    gen = torch.Generator().manual_seed(1)
+    for line in sys.stdin:
+        w = line.split()
+        if not w:
+            continue
+        try:
+            if w[0] == "quit":
+                break
+            elif w[0] == "data":
+                rows, n = int(w[2]), int(w[3])
+                data = read_f64(w[1], rows * n).view(rows, n)
+                print("ok", rows, flush=True)
+            elif w[0] == "model":
+                kind, n, H, prec, path = w[1], int(w[2]), int(w[3]), w[4], w[5]
+                dtype = torch.float32 if prec == "f32" else torch.float64
+                if kind == "fvsbn":
+                    theta = read_f64(path, n * n + n)
+                    model = FVSBN(n, theta, dtype)
+                else:
+                    theta = read_f64(path, 2 * n * H + H + n)
+                    model = NADE(n, H, theta, dtype)
+                model.theta0 = theta
+                model.kind, model.H_arg = kind, H
+                model.dtype_ = dtype
+                model.x = data.to(dtype)
+                with torch.no_grad():
+                    lp = model.logp(model.x[:4])
+                print("ok", " ".join("%.17g" % v for v in lp.tolist()), flush=True)
+            elif w[0] == "time":
+                kernel, B, T, calls = w[1], int(w[2]), int(w[3]), int(w[4])
+                torch.set_num_threads(T)
+                x = model.x
+                rows = x.shape[0]
+                params = list(model.parameters())
+                t0 = time.perf_counter()
+                for k in range(calls):
+                    first = (k * B) % (rows - B + 1)
+                    xb = x[first:first + B]
+                    if kernel == "logp":
+                        with torch.no_grad():
+                            model.logp(xb)
+                    elif kernel == "grad":
+                        torch.autograd.grad(model.logp(xb).sum(), params)
+                    else:
+                        with torch.no_grad():
+                            model.sample(B, gen)
+                dt = time.perf_counter() - t0
+                print("ok %.9f" % dt, flush=True)
+            elif w[0] == "epoch":
+                path, rows, T = w[1], int(w[2]), int(w[3])
+                key = (path, model.dtype_)
+                if key not in epoch_data:
+                    n = model.n
+                    epoch_data[key] = read_f64(path, rows * n).view(rows, n).to(model.dtype_)
+                X = epoch_data[key]
+                torch.set_num_threads(T)
+                # a fresh model from the same starting params, a fresh Adam
+                if model.kind == "fvsbn":
+                    m = FVSBN(model.n, model.theta0, model.dtype_)
+                else:
+                    m = NADE(model.n, model.H_arg, model.theta0, model.dtype_)
+                opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+                t0 = time.perf_counter()
+                perm = torch.randperm(rows, generator=gen)
+                for s in range(0, rows, 100):
+                    xb = X[perm[s:s + 100]]
+                    loss = -m.logp(xb).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                dt = time.perf_counter() - t0
+                print("ok %.9f %.6f" % (dt, loss.item()), flush=True)
+            else:
+                print("error unknown command", w[0], flush=True)
+        except Exception as e:
+            print("error", str(e).replace("\n", " "), flush=True)
+
+
+if __name__ == "__main__":
+    main()
