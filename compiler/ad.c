@@ -203,9 +203,8 @@ static void local_partials(ir_module *m, node_list *l, ir_val *n, ir_val *nv, ir
 static void reverse_stmt(adctx *c, const ir_stmt *s, ir_block *out, const ir_buf *loss, ir_val *loss_seed)
 {
 	ir_module *m = c->m;
-	ptrvec targets = {0};
-	ir_assign *as = arena_alloc(m->arena, 64 * sizeof *as);
-	int nas = 0;
+	int cap = 16, nas = 0;
+	ir_assign *as = arena_alloc(m->arena, (size_t)cap * sizeof *as);
 	for (int a = 0; a < s->nassigns; a++) {
 		const ir_assign *t = &s->assigns[a];
 		ir_val *seed;
@@ -231,7 +230,13 @@ static void reverse_stmt(adctx *c, const ir_stmt *s, ir_block *out, const ir_buf
 				continue;
 			if (v->kind == V_OP)
 				local_partials(m, &l, v, v == t->val && stored ? stored : v, l.adj[i]);
-			else if (v->kind == V_READ && is_active(c, v->u.read.buf) && nas < 64) {
+			else if (v->kind == V_READ && is_active(c, v->u.read.buf)) {
+				if (nas == cap) {
+					ir_assign *bigger = arena_alloc(m->arena, (size_t)cap * 2 * sizeof *as);
+					memcpy(bigger, as, (size_t)cap * sizeof *as);
+					as = bigger;
+					cap *= 2;
+				}
 				as[nas].buf = adjoint_of(c, v->u.read.buf);
 				memcpy(as[nas].idx, v->u.read.idx, sizeof as[nas].idx);
 				as[nas].val = l.adj[i];
@@ -239,7 +244,6 @@ static void reverse_stmt(adctx *c, const ir_stmt *s, ir_block *out, const ir_buf
 			}
 		}
 	}
-	(void)targets;
 	if (!nas)
 		return;
 	ir_stmt *r = ir_stmt_new(m, S_ADD);
@@ -510,7 +514,6 @@ static void build_objective(adctx *c, bool grad, ir_block *b, ir_buf **result)
 int ad_module(diag_ctx *d, ir_module *m)
 {
 	adctx cc = {.m = m, .low = m->low}, *c = &cc;
-	(void)d;
 	find_active(c);
 	if (m->model->objective_has_loglik) {
 		ir_kernel *k = ir_kernel_new(m, KER_LOGLIK_GRAD, "loglik_grad");

@@ -27,18 +27,6 @@ static void set_scalar(expr *e, bool is_int)
 	e->is_int = is_int;
 }
 
-static const char *where_name(ctx_where w)
-{
-	switch (w) {
-	case CTX_LET: return "a let";
-	case CTX_COND: return "a conditional";
-	case CTX_OBJECTIVE: return "the objective";
-	case CTX_FAMILY_LOGP: return "a family's logp";
-	case CTX_FAMILY_SAMPLE: return "a family's sampler";
-	}
-	return "here";
-}
-
 /* While let number k is checked, only the lets before it exist. */
 static bool let_visible(checker *c, const sym *y, const expr *e)
 {
@@ -711,5 +699,4 @@ void check_objective(checker *c)
 	}
 	if (m->penalty && check_expr(c, &x, m->penalty) && m->penalty->shape.rank != 0)
 		diag_error(c->d, m->penalty->where, "the objective must be a scalar, not %s", shape_str(c->a, &m->penalty->shape));
-	(void)where_name;
 }

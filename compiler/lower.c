@@ -720,14 +720,7 @@ static tval lower_sum_before(lowerer *L, const expr *e)
 /* sum(k in lo..hi) body, bounds inclusive. */
 static tval lower_sum_range(lowerer *L, const expr *e)
 {
-	int64_t lo = 0, hi = -1;
-	if (e->u.sum.lo->kind == E_NUM)
-		lo = (int64_t)e->u.sum.lo->u.num;
-	else if (e->u.sum.lo->sym && e->u.sum.lo->sym->kind == SYM_DIM)
-		lo = e->u.sum.lo->sym->dim_value;
 	ir_idx *loi = lower_idx(L, e->u.sum.lo), *hii = lower_idx(L, e->u.sum.hi);
-	(void)lo;
-	(void)hi;
 	ir_loop *k = ir_loop_new(L->m, e->u.sum.var, loi, ir_idx_bin(L->m, IX_ADD, hii, ir_idx_const(L->m, 1)));
 	binding *saved = L->env;
 	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, k));
@@ -1027,25 +1020,6 @@ static void build_kernels(lowerer *L)
 
 /* ---------------------------------------------------------- init kernel */
 
-static bool init_args(const expr *e, double *a, double *b, int *kind)
-{
-	/* kind: 0 constant a, 1 normal(a, b), 2 uniform(a, b) */
-	if (!e) {
-		*kind = 0;
-		*a = 0;
-		return true;
-	}
-	if (e->kind == E_CALL && e->u.call.args.len == 2) {
-		*kind = e->u.call.name[0] == 'n' ? 1 : 2;
-		*a = e->u.call.args.items[0]->kind == E_NUM ? e->u.call.args.items[0]->u.num : NAN;
-		*b = e->u.call.args.items[1]->kind == E_NUM ? e->u.call.args.items[1]->u.num : NAN;
-		return true;
-	}
-	*kind = 0;
-	*a = e->kind == E_NUM ? e->u.num : NAN;
-	return true;
-}
-
 /* Folds an init argument that may name dims (checked to be constant). */
 static double init_num(const expr *e)
 {
@@ -1077,10 +1051,12 @@ static void build_init(lowerer *L)
 		sym *y = L->mod->params.items[p];
 		ir_buf *b = buf_of(L, y);
 		const expr *e = y->decl->u.var.init;
+		/* kind: 0 the constant a (default 0), 1 normal(a, c), 2 uniform(a, c);
+		 * the checker made sure of the forms */
 		double a = 0, c = 0;
-		int kind;
-		init_args(e, &a, &c, &kind);
+		int kind = 0;
 		if (e && e->kind == E_CALL) {
+			kind = e->u.call.name[0] == 'n' ? 1 : 2;
 			a = init_num(e->u.call.args.items[0]);
 			c = init_num(e->u.call.args.items[1]);
 		} else if (e) {
@@ -1353,7 +1329,6 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 			s->perm->ivalues = s->var->perm;
 		}
 		s->elem = elem_at(L, s, ir_idx_loop(m, s->k));
-		(void)cond_base;
 	}
 	for (int i = 0; i < L->low->nsegs && !L->failed; i++) {
 		segment *s = &L->low->segs[i];
