@@ -1,28 +1,80 @@
-/* bench.c -- times a compiled model's kernels against the hand-written
- * reference, side by side in one run.
+/* bench.c -- the benchmark driver: generated kernels against the project's
+ * hand-written references and a PyTorch implementation, side by side in one
+ * run, each as a fraction of what the machine can do.  Not a test: numbers.
  *
- *   bench GEN.so REF.so MODEL KERNEL ROWS REPEATS
+ *   bench table [--quick] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...
+ *        SPEC = MODEL,H,PREC,GEN.so,REF.so   (H = 0 for fvsbn; PREC f32|f64)
+ *   bench buildtime CHAIN CC TMP REPS
+ *   bench memory CHAIN TMP THREADS H...
  *
- * GEN.so is `chain build` output linked into a shared object, REF.so the
- * reference compiled with cc; both export MODEL_logp_batch etc.  KERNEL is
- * logp (logp_batch over ROWS rows) or grad (loglik_grad over ROWS rows).
- * Runs alternate between the two (so drift hits both alike); prints the
- * median images/s of each and their ratio.  Not a test: numbers only.
+ * table: for each SPEC, each kernel (logp = logp_batch, grad = loglik_grad,
+ * sample), batch (1, 32, 256) and threads (1, 2), images/s of the generated
+ * kernel (`chain build` output in GEN.so), of the reference
+ * (examples/reference/MODEL.c in REF.so) and of PyTorch (bench/torch_bench.py,
+ * started once as CMD and driven over a pipe; the column is left out when it
+ * reports no torch).  Then a training epoch (batch 100, Adam): generated =
+ * the `chain train` command (the epoch's seconds from its --log), reference =
+ * the same libchain training loop (chain_train) in this process with the
+ * reference's kernels, PyTorch = its own epoch loop.
+ *
+ * Why so: the C kernels are single-threaded and reentrant, so T threads split
+ * a batch into T contiguous chunks, each calling the kernel on its chunk (the
+ * gradient into its own zeroed buffer, then the buffers summed, one slice of
+ * theta per thread): exactly what the training loop does.  Implementations
+ * alternate within each repetition, in a rotating order, so machine drift
+ * (this is a shared 2-core machine) hits all alike; each number is a median.
+ * Each measurement repeats the call until it lasts about 40 ms (15 ms with
+ * --quick), so batch 1 is timed over many calls.
+ *
+ * "% of limit" divides each rate by the machine's limit for that kernel, from
+ * bench/limits.c's measurements in the same run: per image the kernel must do
+ * F fused multiply-adds and S sigmoids (FVSBN log p: n(n-1)/2 FMAs; NADE log
+ * p: n*H sigmoids and 2nH FMAs; gradients: see work_per_image()), which
+ * takes at least F / FMA peak + S / sigmoid throughput (both run on the FMA
+ * units), and it must read the parameters at least once per call and thread,
+ * which takes at least bytes / bandwidth of the cache level they fit in.  The
+ * limit is the larger of the two (the "bound" column says which: fma, sig or
+ * mem); a training epoch adds Adam's pass over theta and its moments.
+ *
+ * buildtime: `chain build` of each example (the object) against `cc -O2 -c`
+ * of its hand-written reference, alternating, medians of REPS.
+ * memory: the peak resident memory (wait4's ru_maxrss) of `chain train` of
+ * NADE (1 epoch over the shipped train split), against an estimate: data +
+ * 4 x params + threads x n x H scratch, and against a run on 100 rows (the
+ * process's own size: the binary, LLVM, the JIT).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chain/data.h"
-#include "chain/rng.h"
+#include "chain/model.h"
+#include "chain/train.h"
 
-typedef void (*logp_batch_fn)(const double *, const double *, size_t, double *);
-typedef double (*grad_fn)(const double *, const double *, size_t, double *);
-typedef void (*init_fn)(double *, uint64_t);
+#define TEST_DATA  "examples/data/binarized-test.amat.gz"
+#define TRAIN_DATA "examples/data/binarized-train.amat.gz"
+#define MAXT       2
+#define MAXREPS    9
+
+enum kernel { K_LOGP, K_GRAD, K_SAMPLE, K_EPOCH };
+static const char *const kernel_name[] = { "logp", "grad", "sample", "epoch" };
+enum impl { I_GEN, I_REF, I_TORCH, NIMPL };
+
+static int quick;
+
+/* ---- small helpers ------------------------------------------------------ */
 
 static double now(void)
 {
@@ -31,66 +83,966 @@ static double now(void)
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int cmp(const void *a, const void *b)
+static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
 }
+
+static double median(double *v, int k)
+{
+	qsort(v, (size_t)k, sizeof v[0], cmp_double);
+	return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+static void die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "bench: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+	if (!p)
+		die("out of memory%s", "");
+	return p;
+}
+
+static void settle(double seconds)
+{
+	struct timespec ts = { 0, (long)(seconds * 1e9) };
+	nanosleep(&ts, NULL);
+}
+
+/* Runs argv, waits; returns the exit status, the wall time and the peak RSS
+ * (KiB) of the child.  stdout/stderr of the child go to /dev/null when quiet. */
+static int run_cmd(char *const argv[], int quiet, double *seconds, long *maxrss_kib)
+{
+	double t0 = now();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (quiet) {
+			FILE *dn = freopen("/dev/null", "w", stdout);
+			(void)dn;
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	struct rusage ru;
+	if (wait4(pid, &st, 0, &ru) < 0)
+		die("wait4: %s", strerror(errno));
+	if (seconds)
+		*seconds = now() - t0;
+	if (maxrss_kib)
+		*maxrss_kib = ru.ru_maxrss;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* ---- the machine's limits (bench/limits output) ------------------------- */
+
+typedef struct limit {
+	char name[32];
+	int threads;
+	double value;
+} limit;
+static limit limits[64];
+static int nlimits;
+
+static void read_limits(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		die("cannot read %s", path);
+	char line[256];
+	while (fgets(line, sizeof line, f) && nlimits < 64) {
+		limit *l = &limits[nlimits];
+		if (line[0] != '#' && sscanf(line, "%31s %d %lf", l->name, &l->threads, &l->value) == 3)
+			nlimits++;
+	}
+	fclose(f);
+}
+
+static double get_limit(const char *name, int threads)
+{
+	for (int i = 0; i < nlimits; i++)
+		if (strcmp(limits[i].name, name) == 0 && limits[i].threads == threads)
+			return limits[i].value;
+	return NAN;
+}
+
+/* ---- a model at one size and precision, its two C implementations ------- */
+
+typedef void (*logp_batch_f64)(const double *, const double *, size_t, double *);
+typedef void (*logp_batch_f32)(const float *, const float *, size_t, float *);
+typedef double (*grad_f64)(const double *, const double *, size_t, double *);
+typedef float (*grad_f32)(const float *, const float *, size_t, float *);
+typedef void (*sample_f64)(const double *, uint64_t, uint64_t, size_t, double *);
+typedef void (*sample_f32)(const float *, uint64_t, uint64_t, size_t, float *);
+typedef void (*init_f64)(double *, uint64_t);
+typedef void (*init_f32)(float *, uint64_t);
+
+static const char *const kernel_syms[8] = { "init",      "logp",   "logp_batch", "loglik_grad",
+                                            "objective", "sample", "complete",   "conditionals" };
+
+typedef struct cimpl {
+	void *so;
+	void *fn[8];           /* in the order of kernel_syms (= chain_kernels_*) */
+} cimpl;
+
+typedef struct spec {
+	char model[16];
+	size_t H;              /* 0 for fvsbn */
+	int f32;
+	size_t sz;             /* sizeof(real) */
+	cimpl c[2];            /* I_GEN, I_REF */
+	const chain_model *gen_desc;
+	size_t n, np, np_used;
+	void *theta;           /* np reals, from the reference's init(seed 1) */
+	void *obs;             /* the test rows, as reals */
+	size_t rows;
+	void *out, *sobs, *grad[MAXT];
+} spec;
 
 static void *sym(void *so, const char *model, const char *fn)
 {
 	char name[128];
 	snprintf(name, sizeof name, "%s_%s", model, fn);
 	void *p = dlsym(so, name);
-	if (!p) {
-		fprintf(stderr, "bench: no %s\n", name);
-		exit(1);
-	}
+	if (!p)
+		die("no symbol %s", name);
 	return p;
+}
+
+static void to_real(void *dst, const double *src, size_t k, int f32)
+{
+	if (f32)
+		for (size_t i = 0; i < k; i++)
+			((float *)dst)[i] = (float)src[i];
+	else
+		memcpy(dst, src, k * sizeof(double));
+}
+
+static double real_at(const void *p, size_t i, int f32)
+{
+	return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
+static void spec_open(spec *s, const char *arg, const chain_dataset *test)
+{
+	char buf[1024], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", arg);
+	char *f[5];
+	for (int i = 0; i < 5; i++)
+		if (!(f[i] = strtok_r(i ? NULL : buf, ",", &save)))
+			die("bad SPEC %s (want MODEL,H,PREC,GEN.so,REF.so)", arg);
+	memset(s, 0, sizeof *s);
+	snprintf(s->model, sizeof s->model, "%s", f[0]);
+	s->H = strtoul(f[1], NULL, 10);
+	s->f32 = strcmp(f[2], "f32") == 0;
+	s->sz = s->f32 ? sizeof(float) : sizeof(double);
+	for (int i = 0; i < 2; i++) {
+		if (!(s->c[i].so = dlopen(f[3 + i], RTLD_NOW | RTLD_LOCAL)))
+			die("%s", dlerror());
+		for (int k = 0; k < 8; k++)
+			s->c[i].fn[k] = sym(s->c[i].so, s->model, kernel_syms[k]);
+	}
+	char dname[64];
+	snprintf(dname, sizeof dname, "%s_model", s->model);
+	if (!(s->gen_desc = dlsym(s->c[I_GEN].so, dname)))
+		die("no symbol %s", dname);
+	s->n = test->cols;
+	s->np = s->gen_desc->num_params;
+	s->np_used = s->np - s->gen_desc->num_params_unused;
+	s->rows = test->rows;
+	s->theta = xmalloc(s->np * s->sz);
+	if (s->f32)
+		((init_f32)s->c[I_REF].fn[0])(s->theta, 1);
+	else
+		((init_f64)s->c[I_REF].fn[0])(s->theta, 1);
+	s->obs = xmalloc(test->rows * s->n * s->sz);
+	to_real(s->obs, test->values, test->rows * s->n, s->f32);
+	s->out = xmalloc(256 * s->sz);
+	s->sobs = xmalloc(256 * s->n * s->sz);
+	for (int t = 0; t < MAXT; t++)
+		s->grad[t] = xmalloc(s->np * s->sz);
+}
+
+/* ---- a pool of T threads: the caller is thread 0 ------------------------ */
+
+typedef void (*phase_fn)(void *arg, int t, int T);
+
+typedef struct pool {
+	int T, quit;
+	pthread_t th[MAXT];
+	pthread_barrier_t go, done;
+	phase_fn fn;
+	void *arg;
+	struct worker {
+		struct pool *p;
+		int t;
+	} w[MAXT];
+} pool;
+
+static void *pool_worker(void *arg)
+{
+	struct worker *w = arg;
+	pool *p = w->p;
+	for (;;) {
+		pthread_barrier_wait(&p->go);
+		if (p->quit)
+			break;
+		p->fn(p->arg, w->t, p->T);
+		pthread_barrier_wait(&p->done);
+	}
+	return NULL;
+}
+
+static void pool_start(pool *p, int T)
+{
+	memset(p, 0, sizeof *p);
+	p->T = T;
+	if (T == 1)
+		return;
+	pthread_barrier_init(&p->go, NULL, (unsigned)T);
+	pthread_barrier_init(&p->done, NULL, (unsigned)T);
+	for (int t = 1; t < T; t++) {
+		p->w[t] = (struct worker){ p, t };
+		pthread_create(&p->th[t], NULL, pool_worker, &p->w[t]);
+	}
+}
+
+static void pool_run(pool *p, phase_fn fn, void *arg)
+{
+	if (p->T == 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	p->fn = fn;
+	p->arg = arg;
+	pthread_barrier_wait(&p->go);
+	fn(arg, 0, p->T);
+	pthread_barrier_wait(&p->done);
+}
+
+static void pool_stop(pool *p)
+{
+	if (p->T == 1)
+		return;
+	p->quit = 1;
+	pthread_barrier_wait(&p->go);
+	for (int t = 1; t < p->T; t++)
+		pthread_join(p->th[t], NULL);
+	pthread_barrier_destroy(&p->go);
+	pthread_barrier_destroy(&p->done);
+}
+
+/* ---- one call of a C kernel on a batch, split over the pool ------------- */
+
+typedef struct call {
+	spec *s;
+	const cimpl *c;
+	enum kernel k;
+	size_t B, first;       /* rows first .. first+B-1 of the test set */
+	uint64_t sample_first; /* rows of the sample stream */
+} call;
+
+/* thread t's rows: [ceil(B t / T), ceil(B (t+1) / T)), so thread 0 always has one */
+static size_t chunk_lo(size_t B, int t, int T)
+{
+	return (B * (size_t)t + (size_t)T - 1) / (size_t)T;
+}
+
+static void phase_kernel(void *arg, int t, int T)
+{
+	call *c = arg;
+	spec *s = c->s;
+	size_t lo = chunk_lo(c->B, t, T), hi = chunk_lo(c->B, t + 1, T);
+	if (lo >= hi)
+		return;
+	const char *obs = (const char *)s->obs + (c->first + lo) * s->n * s->sz;
+	switch (c->k) {
+	case K_LOGP:
+		if (s->f32)
+			((logp_batch_f32)c->c->fn[2])(s->theta, (const float *)obs, hi - lo, (float *)s->out + lo);
+		else
+			((logp_batch_f64)c->c->fn[2])(s->theta, (const double *)obs, hi - lo, (double *)s->out + lo);
+		break;
+	case K_GRAD:
+		memset(s->grad[t], 0, s->np * s->sz);
+		if (s->f32)
+			((grad_f32)c->c->fn[3])(s->theta, (const float *)obs, hi - lo, s->grad[t]);
+		else
+			((grad_f64)c->c->fn[3])(s->theta, (const double *)obs, hi - lo, s->grad[t]);
+		break;
+	default: {
+		char *dst = (char *)s->sobs + lo * s->n * s->sz;
+		if (s->f32)
+			((sample_f32)c->c->fn[5])(s->theta, 1, c->sample_first + lo, hi - lo, (float *)dst);
+		else
+			((sample_f64)c->c->fn[5])(s->theta, 1, c->sample_first + lo, hi - lo, (double *)dst);
+		break;
+	}
+	}
+}
+
+/* grad[0] += grad[u] for the threads u that had rows, one slice per thread */
+static void phase_sum(void *arg, int t, int T)
+{
+	call *c = arg;
+	spec *s = c->s;
+	size_t lo = s->np * (size_t)t / (size_t)T, hi = s->np * (size_t)(t + 1) / (size_t)T;
+	for (int u = 1; u < T; u++) {
+		if (chunk_lo(c->B, u, T) >= chunk_lo(c->B, u + 1, T))
+			continue;
+		if (s->f32) {
+			float *g = s->grad[0];
+			const float *h = s->grad[u];
+			for (size_t i = lo; i < hi; i++)
+				g[i] += h[i];
+		} else {
+			double *g = s->grad[0];
+			const double *h = s->grad[u];
+			for (size_t i = lo; i < hi; i++)
+				g[i] += h[i];
+		}
+	}
+}
+
+static double time_c(spec *s, int impl, enum kernel k, size_t B, pool *p, long calls)
+{
+	call c = { s, &s->c[impl], k, B, 0, 0 };
+	double t0 = now();
+	for (long i = 0; i < calls; i++) {
+		c.first = ((size_t)i * B) % (s->rows - B + 1);
+		c.sample_first = (uint64_t)i * B;
+		pool_run(p, phase_kernel, &c);
+		if (k == K_GRAD && p->T > 1 && B > 1)
+			pool_run(p, phase_sum, &c);
+	}
+	return now() - t0;
+}
+
+/* ---- the PyTorch process ------------------------------------------------ */
+
+static FILE *torch_in, *torch_out;
+static char torch_version[512];
+static char torch_missing[512] = "no python3 found";
+
+static void torch_start(const char *cmd)
+{
+	int to[2], from[2];
+	if (pipe(to) || pipe(from))
+		die("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		close(to[1]);
+		close(from[0]);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	torch_in = fdopen(to[1], "w");
+	torch_out = fdopen(from[0], "r");
+	char line[512];
+	if (!fgets(line, sizeof line, torch_out)) {
+		snprintf(torch_missing, sizeof torch_missing, "`%s` printed nothing", cmd);
+		goto none;
+	}
+	line[strcspn(line, "\n")] = 0;
+	if (strncmp(line, "ready torch ", 12) == 0) {
+		snprintf(torch_version, sizeof torch_version, "%s", line + 12);
+		return;
+	}
+	snprintf(torch_missing, sizeof torch_missing, "%s", strncmp(line, "none ", 5) == 0 ? line + 5 : line);
+none:
+	fclose(torch_in);
+	fclose(torch_out);
+	torch_in = torch_out = NULL;
+}
+
+/* Sends one command; returns the reply after "ok " (static), or NULL. */
+static const char *torch_ask(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *torch_ask(const char *fmt, ...)
+{
+	static char line[4096];
+	if (!torch_in)
+		return NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(torch_in, fmt, ap);
+	va_end(ap);
+	fputc('\n', torch_in);
+	fflush(torch_in);
+	if (!fgets(line, sizeof line, torch_out)) {
+		fprintf(stderr, "bench: the PyTorch process died; its column is left out from here on\n");
+		snprintf(torch_missing, sizeof torch_missing, "the PyTorch process died");
+		fclose(torch_in);
+		torch_in = NULL;
+		return NULL;
+	}
+	line[strcspn(line, "\n")] = 0;
+	if (strncmp(line, "ok", 2) != 0) {
+		fprintf(stderr, "bench: PyTorch: %s\n", line);
+		return NULL;
+	}
+	return line[2] ? line + 3 : line + 2;
+}
+
+/* PyTorch's OpenMP threads spin for a while after each parallel region;
+ * let them go to sleep before a C measurement starts. */
+static double torch_time(enum kernel k, size_t B, int T, long calls)
+{
+	const char *r = torch_ask("time %s %zu %d %ld", kernel_name[k], B, T, calls);
+	settle(0.02);
+	return r ? atof(r) : NAN;
+}
+
+/* ---- the machine's limit for one row ------------------------------------ */
+
+/* FMAs and sigmoids one image needs at least */
+static void work_per_image(const spec *s, enum kernel k, double *fmas, double *sigs)
+{
+	double n = (double)s->n, H = (double)s->H;
+	if (s->H == 0) { /* FVSBN: the triangle n(n-1)/2; the gradient's outer product as much again */
+		double tri = n * (n - 1) / 2;
+		*fmas = (k == K_GRAD || k == K_EPOCH) ? 2 * tri : tri;
+		*sigs = (k == K_GRAD || k == K_EPOCH) ? 2 * n : n;
+	} else { /* NADE: nH sigmoids; running sum + dot 2nH FMAs, gradient 3nH more */
+		*fmas = (k == K_GRAD || k == K_EPOCH) ? 5 * n * H : 2 * n * H;
+		*sigs = n * H;
+	}
+}
+
+/* read bandwidth (GB/s, T threads together) at the level a working set fits in */
+static double bandwidth(double bytes_per_thread, int T)
+{
+	long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE), l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+	if (l2 <= 0)
+		l2 = 1L << 20;
+	if (l3 <= 0)
+		l3 = 32L << 20;
+	if (bytes_per_thread <= (double)l2)
+		return get_limit("bw_l2", T);
+	if (bytes_per_thread * T <= (double)l3)
+		return get_limit("bw_l3", T);
+	return get_limit("bw_dram", T);
+}
+
+/* The most images/s the machine allows for this kernel, batch and threads. */
+static double limit_rate(const spec *s, enum kernel k, size_t B, int T, const char **bound)
+{
+	const char *p = s->f32 ? "f32" : "f64";
+	char name[32];
+	snprintf(name, sizeof name, "fma_%s", p);
+	double fma_rate = get_limit(name, T) * 1e9 / 2 / T;   /* FMAs/s per thread */
+	snprintf(name, sizeof name, "sigmoid_%s", p);
+	double sig_rate = get_limit(name, T) * 1e9 / T;       /* sigmoids/s per thread */
+	double fmas, sigs;
+	work_per_image(s, k, &fmas, &sigs);
+	size_t rows = chunk_lo(B, 1, T);                      /* the busiest thread's rows */
+	double t_fma = (double)rows * fmas / fma_rate, t_sig = (double)rows * sigs / sig_rate;
+	/* parameters read once per call and thread; a gradient also reads and writes its buffer */
+	double used = (double)s->np_used * (double)s->sz;
+	int gradlike = k == K_GRAD || k == K_EPOCH;
+	double ws = gradlike ? 2 * used : used;
+	double t_mem = (gradlike ? 3 * used : used) / (bandwidth(ws, T) * 1e9 / T);
+	double t = t_fma + t_sig;
+	*bound = t_sig > t_fma ? "sig" : "fma";
+	if (t_mem > t) {
+		t = t_mem;
+		*bound = "mem";
+	}
+	if (k == K_EPOCH) { /* Adam: reads theta, grad, m, v and writes theta, m, v (doubles) */
+		double adam = 7.0 * (double)s->np * sizeof(double);
+		t += adam / (bandwidth(4.0 * (double)s->np * sizeof(double) / T, T) * 1e9);
+	}
+	return (double)B / t;
+}
+
+/* ---- one table row ------------------------------------------------------ */
+
+static void print_header(void)
+{
+	printf("%-9s %-6s %-4s %5s %3s %10s %10s %10s %7s %7s %6s %6s %6s %5s\n", "model", "kernel", "prec",
+	       "batch", "thr", "generated", "reference", "PyTorch", "gen/ref", "gen/pt", "%gen", "%ref", "%pt",
+	       "bound");
+	printf("%-9s %-6s %-4s %5s %3s %10s %10s %10s %7s %7s %6s %6s %6s %5s\n", "", "", "", "", "", "img/s",
+	       "img/s", "img/s", "", "", "limit", "limit", "limit", "");
+}
+
+static void fmt_rate(char *buf, size_t len, double r)
+{
+	if (!isfinite(r))
+		snprintf(buf, len, "-");
+	else if (r >= 100)
+		snprintf(buf, len, "%.0f", r);
+	else if (r >= 10)
+		snprintf(buf, len, "%.1f", r);
+	else
+		snprintf(buf, len, "%.2f", r);
+}
+
+static void fmt_ratio(char *buf, size_t len, double a, double b)
+{
+	if (!isfinite(a) || !isfinite(b) || b <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.2f", a / b);
+}
+
+static void fmt_pct(char *buf, size_t len, double r, double lim)
+{
+	double p = 100 * r / lim;
+	if (!isfinite(p))
+		snprintf(buf, len, "-");
+	else if (p >= 10)
+		snprintf(buf, len, "%.0f%%", p);
+	else
+		snprintf(buf, len, "%.1f%%", p);
+}
+
+static void print_row(const spec *s, enum kernel k, size_t B, int T, const double rate[NIMPL])
+{
+	char name[32], r[NIMPL][16], gr[16], gt[16], pc[NIMPL][16];
+	const char *bound;
+	double lim = limit_rate(s, k, B, T, &bound);
+	if (s->H)
+		snprintf(name, sizeof name, "nade%zu", s->H);
+	else
+		snprintf(name, sizeof name, "%s", s->model);
+	for (int i = 0; i < NIMPL; i++) {
+		fmt_rate(r[i], sizeof r[i], rate[i]);
+		fmt_pct(pc[i], sizeof pc[i], rate[i], lim);
+	}
+	fmt_ratio(gr, sizeof gr, rate[I_GEN], rate[I_REF]);
+	fmt_ratio(gt, sizeof gt, rate[I_GEN], rate[I_TORCH]);
+	printf("%-9s %-6s %-4s %5zu %3d %10s %10s %10s %7s %7s %6s %6s %6s %5s\n", name, kernel_name[k],
+	       s->f32 ? "f32" : "f64", B, T, r[I_GEN], r[I_REF], r[I_TORCH], gr, gt, pc[I_GEN], pc[I_REF],
+	       pc[I_TORCH], bound);
+	fflush(stdout);
+}
+
+/* Times one (kernel, batch, threads) for all implementations: calibrate the
+ * number of calls per measurement on a first (warm-up) call, then `reps`
+ * rounds in rotating order; prints the row. */
+static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
+{
+	int T = p->T;
+	double target = quick ? 0.015 : 0.04;
+	long calls[NIMPL] = { 0, 0, 0 };
+	double one[NIMPL] = { NAN, NAN, NAN }, rates[NIMPL][MAXREPS], rate[NIMPL];
+	int have[NIMPL] = { 1, 1, torch_in != NULL };
+	double slowest = 0;
+	for (int i = 0; i < NIMPL; i++) {
+		if (!have[i])
+			continue;
+		one[i] = i == I_TORCH ? torch_time(k, B, T, 1) : time_c(s, i, k, B, p, 1);
+		if (!isfinite(one[i])) {
+			have[i] = 0;
+			continue;
+		}
+		calls[i] = (long)ceil(target / (one[i] > 1e-7 ? one[i] : 1e-7));
+		if (calls[i] < 1)
+			calls[i] = 1;
+		if ((double)calls[i] * one[i] > slowest)
+			slowest = (double)calls[i] * one[i];
+	}
+	int reps = quick ? 3 : 5;
+	if (slowest > 0.5)
+		reps = quick ? 1 : 3;
+	for (int rep = 0; rep < reps; rep++)
+		for (int j = 0; j < NIMPL; j++) {
+			int i = (rep + j) % NIMPL;
+			if (!have[i])
+				continue;
+			/* a call of a quarter second or more needs no warm-up: the
+			 * calibration call is the first measurement */
+			double t = rep == 0 && one[i] >= 0.25 ? one[i]
+			         : i == I_TORCH ? torch_time(k, B, T, calls[i])
+			                        : time_c(s, i, k, B, p, calls[i]);
+			rates[i][rep] = (double)calls[i] * (double)B / t;
+		}
+	for (int i = 0; i < NIMPL; i++)
+		rate[i] = have[i] ? median(rates[i], reps) : NAN;
+	print_row(s, k, B, T, rate);
+}
+
+/* ---- training epochs ---------------------------------------------------- */
+
+static double epoch_seconds_seen;
+
+static void epoch_progress(const chain_train_progress *pr, void *user)
+{
+	(void)user;
+	if (pr->event == CHAIN_TRAIN_EPOCH)
+		epoch_seconds_seen = pr->epoch_seconds;
+}
+
+/* The last line's `seconds` of a chain train --log CSV, or NAN. */
+static double csv_epoch_seconds(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NAN;
+	char line[512], last[512] = "";
+	while (fgets(line, sizeof line, f))
+		snprintf(last, sizeof last, "%s", line);
+	fclose(f);
+	char *comma = strrchr(last, ',');
+	return comma ? atof(comma + 1) : NAN;
+}
+
+typedef struct epoch_setup {
+	const char *chain, *tmp;
+	char npy[512], raw[512];   /* the epoch's rows: .npy for chain train, raw f64 for PyTorch */
+	chain_dataset rows;
+} epoch_setup;
+
+static double epoch_gen(const spec *s, const epoch_setup *e, int T)
+{
+	char model[128], hdef[32], th[16], ckpt[600], csv[600];
+	snprintf(model, sizeof model, "examples/%s.chain", s->model);
+	snprintf(hdef, sizeof hdef, "H=%zu", s->H);
+	snprintf(th, sizeof th, "%d", T);
+	snprintf(ckpt, sizeof ckpt, "%s/epoch-gen.safetensors", e->tmp);
+	snprintf(csv, sizeof csv, "%s/epoch-gen.csv", e->tmp);
+	unlink(csv);
+	char *argv[32];
+	int a = 0;
+	argv[a++] = (char *)e->chain;
+	argv[a++] = "train";
+	argv[a++] = model;
+	if (s->H) {
+		argv[a++] = "-D";
+		argv[a++] = hdef;
+	}
+	argv[a++] = "--precision";
+	argv[a++] = s->f32 ? "f32" : "f64";
+	argv[a++] = "--data";
+	argv[a++] = (char *)e->npy;
+	argv[a++] = "--epochs";
+	argv[a++] = "1";
+	argv[a++] = "--batch";
+	argv[a++] = "100";
+	argv[a++] = "--threads";
+	argv[a++] = th;
+	argv[a++] = "-o";
+	argv[a++] = ckpt;
+	argv[a++] = "--log";
+	argv[a++] = csv;
+	argv[a++] = "--quiet";
+	argv[a] = NULL;
+	if (run_cmd(argv, 1, NULL, NULL) != 0) {
+		fprintf(stderr, "bench: %s train failed\n", e->chain);
+		return NAN;
+	}
+	return csv_epoch_seconds(csv);
+}
+
+static double epoch_ref(const spec *s, const epoch_setup *e, int T)
+{
+	/* the generated descriptor with the reference's kernels */
+	chain_model m = *s->gen_desc;
+	chain_kernels_f64 k64;
+	chain_kernels_f32 k32;
+	if (s->f32) {
+		memcpy(&k32, s->c[I_REF].fn, sizeof k32);
+		m.f32 = &k32;
+	} else {
+		memcpy(&k64, s->c[I_REF].fn, sizeof k64);
+		m.f64 = &k64;
+	}
+	void *theta = xmalloc(s->np * s->sz);
+	memcpy(theta, s->theta, s->np * s->sz);
+	chain_train_options o;
+	chain_train_defaults(&o);
+	char ckpt[600];
+	snprintf(ckpt, sizeof ckpt, "%s/epoch-ref.safetensors", e->tmp);
+	o.epochs = 1;
+	o.batch = 100;
+	o.threads = (unsigned)T;
+	o.seed = 1;
+	o.checkpoint_path = ckpt;
+	o.progress = epoch_progress;
+	chain_train_result r;
+	chain_error err;
+	epoch_seconds_seen = NAN;
+	if (chain_train(&m, theta, &e->rows, NULL, &o, &r, &err)) {
+		fprintf(stderr, "bench: reference training: %s\n", err.msg);
+		epoch_seconds_seen = NAN;
+	}
+	free(theta);
+	return epoch_seconds_seen;
+}
+
+static double epoch_torch(const spec *s, const epoch_setup *e, int T)
+{
+	(void)s;
+	const char *r = torch_ask("epoch %s %zu %d", e->raw, e->rows.rows, T);
+	settle(0.02);
+	return r ? atof(r) : NAN;
+}
+
+static void bench_epoch(spec *s, const epoch_setup *e, int T)
+{
+	int reps = quick ? 1 : 3;
+	double rates[NIMPL][MAXREPS], rate[NIMPL];
+	int have[NIMPL] = { 1, 1, torch_in != NULL };
+	for (int rep = 0; rep < reps; rep++)
+		for (int j = 0; j < NIMPL; j++) {
+			int i = (rep + j) % NIMPL;
+			if (!have[i])
+				continue;
+			double t = i == I_GEN ? epoch_gen(s, e, T) : i == I_REF ? epoch_ref(s, e, T) : epoch_torch(s, e, T);
+			rates[i][rep] = (double)e->rows.rows / t;
+		}
+	for (int i = 0; i < NIMPL; i++)
+		rate[i] = have[i] ? median(rates[i], reps) : NAN;
+	print_row(s, K_EPOCH, 100, T, rate);
+}
+
+/* Rows of the train split an epoch runs over: the first 2000 of the 7000
+ * (fewer for the slower models), so that the suite stays within minutes;
+ * images/s do not depend on the epoch's length beyond a few steps. */
+static size_t epoch_rows(const spec *s, size_t avail)
+{
+	size_t r = s->H >= 500 ? 300 : s->H >= 100 ? 1000 : 2000;
+	if (quick)
+		r = s->H >= 500 ? 200 : s->H >= 100 ? 500 : 1000;
+	return r < avail ? r : avail;
+}
+
+/* ---- checks: the three implementations compute the same log p ----------- */
+
+static void check_spec(spec *s)
+{
+	double lp[3][4];
+	for (int i = 0; i < 2; i++) {
+		char out[4 * sizeof(double)];
+		if (s->f32)
+			((logp_batch_f32)s->c[i].fn[2])(s->theta, s->obs, 4, (float *)out);
+		else
+			((logp_batch_f64)s->c[i].fn[2])(s->theta, s->obs, 4, (double *)out);
+		for (int r = 0; r < 4; r++)
+			lp[i][r] = real_at(out, (size_t)r, s->f32);
+	}
+	/* theta as raw float64 for PyTorch */
+	int have_torch = 0;
+	if (torch_in) {
+		char path[] = "/tmp/chain-bench-theta-XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+		if (!f)
+			die("cannot write %s", path);
+		for (size_t i = 0; i < s->np; i++) {
+			double v = real_at(s->theta, i, s->f32);
+			fwrite(&v, sizeof v, 1, f);
+		}
+		fclose(f);
+		const char *r = torch_ask("model %s %zu %zu %s %s", s->model, s->n, s->H, s->f32 ? "f32" : "f64", path);
+		unlink(path);
+		if (r && sscanf(r, "%lf %lf %lf %lf", &lp[2][0], &lp[2][1], &lp[2][2], &lp[2][3]) == 4)
+			have_torch = 1;
+	}
+	double d[3] = { 0, 0, 0 };
+	for (int i = 0; i < 3; i++)
+		for (int r = 0; r < 4; r++) {
+			double e = fabs(lp[i][r] - lp[I_REF][r]) / fabs(lp[I_REF][r]);
+			if (e > d[i] || !isfinite(e))
+				d[i] = e;
+		}
+	printf("check %s H=%zu %s: log p of 4 test rows %.6g .. ; relative to the reference: generated %.1e",
+	       s->model, s->H, s->f32 ? "f32" : "f64", lp[I_REF][0], d[I_GEN]);
+	if (have_torch)
+		printf(", PyTorch %.1e", d[I_TORCH]);
+	double tol = s->f32 ? 1e-3 : 1e-8;
+	if (d[I_GEN] > tol || (have_torch && d[I_TORCH] > tol))
+		printf("  ** MISMATCH: the numbers below compare different computations **");
+	printf("\n");
+}
+
+/* ---- bench table -------------------------------------------------------- */
+
+static int cmd_table(int argc, char **argv)
+{
+	const char *limits_path = NULL, *torch_cmd = NULL;
+	epoch_setup e = { 0 };
+	int a = 0;
+	for (; a < argc && argv[a][0] == '-'; a++) {
+		if (strcmp(argv[a], "--quick") == 0)
+			quick = 1;
+		else if (a + 1 < argc && strcmp(argv[a], "--limits") == 0)
+			limits_path = argv[++a];
+		else if (a + 1 < argc && strcmp(argv[a], "--torch") == 0)
+			torch_cmd = argv[++a];
+		else if (a + 1 < argc && strcmp(argv[a], "--chain") == 0)
+			e.chain = argv[++a];
+		else if (a + 1 < argc && strcmp(argv[a], "--tmp") == 0)
+			e.tmp = argv[++a];
+		else
+			die("unknown option %s", argv[a]);
+	}
+	if (!limits_path || !e.chain || !e.tmp || a == argc)
+		die("usage: bench table [--quick] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...%s", "");
+	read_limits(limits_path);
+	chain_dataset test, train;
+	chain_error err;
+	if (chain_data_load(TEST_DATA, NULL, &test, &err) || chain_data_load(TRAIN_DATA, NULL, &train, &err))
+		die("%s", err.msg);
+	if (torch_cmd)
+		torch_start(torch_cmd);
+	if (torch_in) {
+		char raw[600];
+		snprintf(raw, sizeof raw, "%s/test.f64", e.tmp);
+		FILE *f = fopen(raw, "wb");
+		if (!f || fwrite(test.values, sizeof(double), test.rows * test.cols, f) != test.rows * test.cols)
+			die("cannot write %s", raw);
+		fclose(f);
+		torch_ask("data %s %zu %zu", raw, test.rows, test.cols);
+		printf("PyTorch %s (bench/torch_bench.py)\n", torch_version);
+	} else {
+		printf("PyTorch: not available (%s): the PyTorch column is left out\n", torch_missing);
+	}
+	pool pools[MAXT];
+	for (int t = 0; t < MAXT; t++)
+		pool_start(&pools[t], t + 1);
+	static const size_t batches[] = { 1, 32, 256 };
+	int headed = 0;
+	for (; a < argc; a++) {
+		spec s;
+		spec_open(&s, argv[a], &test);
+		if (!headed++)
+			print_header();
+		check_spec(&s);
+		for (int k = K_LOGP; k <= K_SAMPLE; k++)
+			for (int b = 0; b < 3; b++)
+				for (int t = 0; t < MAXT; t++)
+					bench_row(&s, (enum kernel)k, batches[b], &pools[t]);
+		/* the epoch's rows, written for chain train and PyTorch */
+		e.rows = train;
+		e.rows.rows = epoch_rows(&s, train.rows);
+		snprintf(e.npy, sizeof e.npy, "%s/train-%zu.npy", e.tmp, e.rows.rows);
+		snprintf(e.raw, sizeof e.raw, "%s/train-%zu.f64", e.tmp, e.rows.rows);
+		if (access(e.npy, R_OK) != 0) {
+			if (chain_data_save(e.npy, &e.rows, &err))
+				die("%s", err.msg);
+			FILE *f = fopen(e.raw, "wb");
+			if (!f || fwrite(e.rows.values, sizeof(double), e.rows.rows * e.rows.cols, f) !=
+			                  e.rows.rows * e.rows.cols)
+				die("cannot write %s", e.raw);
+			fclose(f);
+		}
+		for (int t = 0; t < MAXT; t++)
+			bench_epoch(&s, &e, t + 1);
+		printf("%-9s (epoch: the first %zu rows of the train split)\n\n", "", e.rows.rows);
+	}
+	for (int t = 0; t < MAXT; t++)
+		pool_stop(&pools[t]);
+	if (torch_in) {
+		fprintf(torch_in, "quit\n");
+		fclose(torch_in);
+		fclose(torch_out);
+		wait(NULL);
+	}
+	return 0;
+}
+
+/* ---- bench buildtime ---------------------------------------------------- */
+
+static int cmd_buildtime(int argc, char **argv)
+{
+	if (argc != 4)
+		die("usage: bench buildtime CHAIN CC TMP REPS%s", "");
+	const char *chain = argv[0], *cc = argv[1], *tmp = argv[2];
+	int reps = atoi(argv[3]);
+	if (reps < 1 || reps > MAXREPS)
+		reps = 5;
+	static const char *const models[] = { "fvsbn", "nade" };
+	printf("%-7s %22s %26s %7s\n", "model", "chain build (-O2) s", "cc -O2 -c reference.c s", "ratio");
+	for (int m = 0; m < 2; m++) {
+		char src[128], ref[128], o1[600], o2[600];
+		snprintf(src, sizeof src, "examples/%s.chain", models[m]);
+		snprintf(ref, sizeof ref, "examples/reference/%s.c", models[m]);
+		snprintf(o1, sizeof o1, "%s/bt-gen.o", tmp);
+		snprintf(o2, sizeof o2, "%s/bt-ref.o", tmp);
+		char *gen_argv[] = { (char *)chain, "build", src, "-o", o1, NULL };
+		char *ref_argv[] = { (char *)cc, "-O2", "-c", "-Iruntime/include", ref, "-o", o2, NULL };
+		double tg[MAXREPS], tr[MAXREPS];
+		for (int r = 0; r < reps; r++) {
+			if (run_cmd(r % 2 ? ref_argv : gen_argv, 0, r % 2 ? &tr[r] : &tg[r], NULL) ||
+			    run_cmd(r % 2 ? gen_argv : ref_argv, 0, r % 2 ? &tg[r] : &tr[r], NULL))
+				die("a build of %s failed", models[m]);
+		}
+		double g = median(tg, reps), c = median(tr, reps);
+		printf("%-7s %22.3f %26.3f %7.2f\n", models[m], g, c, g / c);
+	}
+	return 0;
+}
+
+/* ---- bench memory ------------------------------------------------------- */
+
+static int cmd_memory(int argc, char **argv)
+{
+	if (argc < 4)
+		die("usage: bench memory CHAIN TMP THREADS H...%s", "");
+	const char *chain = argv[0], *tmp = argv[1];
+	int T = atoi(argv[2]);
+	chain_dataset train, small;
+	chain_error err;
+	if (chain_data_load(TRAIN_DATA, NULL, &train, &err))
+		die("%s", err.msg);
+	small = train;
+	small.rows = 100;
+	char small_path[600], ckpt[600], th[16];
+	snprintf(small_path, sizeof small_path, "%s/mem-100.npy", tmp);
+	snprintf(ckpt, sizeof ckpt, "%s/mem.safetensors", tmp);
+	snprintf(th, sizeof th, "%d", T);
+	if (chain_data_save(small_path, &small, &err))
+		die("%s", err.msg);
+	double n = (double)train.cols, rows = (double)train.rows;
+	printf("peak resident memory of `chain train examples/nade.chain --epochs 1 --batch 100 --threads %d` (f64):\n", T);
+	printf("%-6s %12s %12s %14s %12s %26s\n", "H", "7000 rows", "100 rows", "difference", "estimate",
+	       "= data + 4 params + T n H");
+	for (int i = 3; i < argc; i++) {
+		double H = atof(argv[i]);
+		char hdef[32];
+		snprintf(hdef, sizeof hdef, "H=%s", argv[i]);
+		long rss[2];
+		double sec[2];
+		for (int w = 0; w < 2; w++) {
+			char *av[] = { (char *)chain, "train", "examples/nade.chain", "-D", hdef, "--data",
+				       w ? small_path : TRAIN_DATA, "--epochs", "1", "--batch", "100",
+				       "--threads", th, "-o", ckpt, "--quiet", NULL };
+			if (run_cmd(av, 1, &sec[w], &rss[w]))
+				die("chain train -D %s failed", hdef);
+		}
+		double np = 2 * n * H + H + n;
+		double data = rows * n * 8, params = 4 * np * 8, scratch = T * n * H * 8;
+		double est = data + params + scratch;
+		printf("%-6s %9.1f MB %9.1f MB %11.1f MB %9.1f MB   %.1f + %.1f + %.1f MB  (%.1f s)\n", argv[i],
+		       (double)rss[0] / 1024, (double)rss[1] / 1024, (double)(rss[0] - rss[1]) / 1024, est / 1048576,
+		       data / 1048576, params / 1048576, scratch / 1048576, sec[0]);
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 8) {
-		fprintf(stderr, "usage: bench GEN.so REF.so MODEL KERNEL ROWS REPEATS NUM_PARAMS\n");
-		return 1;
-	}
-	void *so[2];
-	for (int i = 0; i < 2; i++)
-		if (!(so[i] = dlopen(argv[1 + i], RTLD_NOW | RTLD_LOCAL))) {
-			fprintf(stderr, "bench: %s\n", dlerror());
-			return 1;
-		}
-	const char *model = argv[3], *kernel = argv[4];
-	size_t rows = strtoul(argv[5], NULL, 10), reps = strtoul(argv[6], NULL, 10), np = strtoul(argv[7], NULL, 10);
-	chain_dataset d;
-	chain_error err;
-	if (chain_data_load("examples/data/binarized-test.amat.gz", NULL, &d, &err)) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 1;
-	}
-	size_t n = d.cols;
-	double *obs = malloc(rows * n * sizeof(double));
-	for (size_t r = 0; r < rows; r++)
-		memcpy(obs + r * n, d.values + (r % d.rows) * d.cols, n * sizeof(double));
-	double *theta = malloc(np * sizeof(double)), *grad = calloc(np, sizeof(double)), *out = malloc(rows * sizeof(double));
-	((init_fn)sym(so[1], model, "init"))(theta, 1);
-	double times[2][64];
-	for (size_t rep = 0; rep < reps && rep < 64; rep++)
-		for (int i = 0; i < 2; i++) {
-			double t0 = now();
-			if (strcmp(kernel, "grad") == 0)
-				((grad_fn)sym(so[i], model, "loglik_grad"))(theta, obs, rows, grad);
-			else
-				((logp_batch_fn)sym(so[i], model, "logp_batch"))(theta, obs, rows, out);
-			times[i][rep] = now() - t0;
-		}
-	double med[2];
-	for (int i = 0; i < 2; i++) {
-		qsort(times[i], reps, sizeof(double), cmp);
-		med[i] = times[i][reps / 2];
-	}
-	printf("%-8s %-6s %8.0f img/s generated  %8.0f img/s reference  ratio %.2f\n", model, kernel, (double)rows / med[0],
-	       (double)rows / med[1], med[1] / med[0]);
-	return 0;
+	if (argc >= 2 && strcmp(argv[1], "table") == 0)
+		return cmd_table(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "buildtime") == 0)
+		return cmd_buildtime(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "memory") == 0)
+		return cmd_memory(argc - 2, argv + 2);
+	fprintf(stderr, "usage: bench table|buildtime|memory ... (see the top of bench/bench.c)\n");
+	return 1;
 }

@@ -1,39 +1,95 @@
 #!/bin/sh
-# run.sh BUILD -- the benchmarks: generated kernels against the hand-written
-# references (images/s, median of runs, side by side), and NADE's O(nH)
-# scaling.  f64, one thread, -O2 generated vs -O3 -march=native reference.
+# run.sh BUILD [--quick] -- the benchmark suite (not tests; bench/README.md):
+# the machine's limits (bench/limits.c), then for FVSBN and NADE (H = 100,
+# 500), f64 and f32, every kernel (log p, gradient, sampling, a training
+# epoch) at batch 1, 32, 256 and 1 or 2 threads: the generated kernels, the
+# hand-written references and PyTorch (bench/torch_bench.py, when
+# `import torch` works) side by side in one run (bench/bench.c), then
+# `chain build` time and the peak memory of `chain train`.
+#
+# The generated kernels are `chain build` output (-O2, host CPU) linked into
+# a .so; the references are compiled with cc -O3 -march=native.  PYTHON=...
+# picks the interpreter for PyTorch (default: the first of python3 and
+# /usr/bin/python3 that imports torch).  --quick: fewer repetitions, shorter
+# measurements, smaller epochs.
 set -e
 BUILD=${1:-build}
+QUICK=
+[ "${2:-}" = --quick ] && QUICK=--quick
 CHAIN=$BUILD/chain
 CC=${CC:-cc}
+if [ ! -x "$CHAIN" ] || [ ! -f "$BUILD/libchain.a" ]; then
+	echo "run.sh: no $CHAIN or $BUILD/libchain.a: run make first" >&2
+	exit 1
+fi
 T=$(mktemp -d /tmp/chain-bench-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-$CC -O2 -Iruntime/include bench/bench.c -rdynamic "$BUILD/libchain.a" -lz -lpng -lm -lpthread -ldl -o "$T/bench"
+# a snapshot of the compiler, so that a rebuild during the run cannot change it
+cp "$CHAIN" "$T/chain"
+cp "$BUILD/libchain.a" "$T/libchain.a"
+CHAIN=$T/chain
+W="-Wall -Wextra"
+$CC -O3 -march=native -ffast-math $W bench/limits.c -o "$T/limits" -lm -lpthread
+$CC -O2 $W -Iruntime/include bench/bench.c -rdynamic \
+	-Wl,--whole-archive "$T/libchain.a" -Wl,--no-whole-archive \
+	-lz -lpng -lm -lpthread -ldl -o "$T/bench"
 
-# one model at one size: generated and reference .so, then the timing
-run() { # MODEL N H KERNEL ROWS REPS
-	model=$1; n=$2; h=$3
-	defs="-D n=$n"; [ "$model" = nade ] && defs="$defs -D H=$h"
-	"$CHAIN" build examples/$model.chain $defs -o "$T/g.o"
-	$CC -shared -o "$T/g.so" "$T/g.o"
-	$CC -O3 -march=native -shared -fPIC -Iruntime/include -DN=$n -DH=$h examples/reference/$model.c -o "$T/r.so"
-	if [ "$model" = nade ]; then np=$((2 * h * n + h + n)); else np=$((n * n + n)); fi
-	printf 'n=%-4s H=%-4s ' "$n" "$h"
-	"$T/bench" "$T/g.so" "$T/r.so" "$model" "$4" "$5" "$6" "$np"
-}
-echo "== log p (logp_batch, 200 rows)"
-run fvsbn 784 0 logp 200 7
-run nade 784 100 logp 200 7
-run nade 784 500 logp 100 5
-echo "== NADE scaling: n doubled should double the time (H = 500)"
-run nade 392 500 logp 100 5
-run nade 784 500 logp 100 5
-echo "== gradient (loglik_grad, 100 rows)"
-run fvsbn 784 0 grad 100 5
-run nade 784 100 grad 100 5
-run nade 784 500 grad 50 5
-echo "== chain build time (examples/nade.chain, -O2)"
-for i in 1 2 3 4 5; do
-	s=$(date +%s.%N); "$CHAIN" build examples/nade.chain -o "$T/n.o"; e=$(date +%s.%N)
-	echo "$s $e" | awk '{printf "%.3f\n", $2 - $1}'
-done | sort -n | sed -n 3p | sed 's/^/median of 5: /; s/$/ s/'
+# the interpreter for the PyTorch column
+PY=
+for p in ${PYTHON:-} python3 /usr/bin/python3; do
+	if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then
+		PY=$p
+		break
+	fi
+done
+[ -z "$PY" ] && command -v python3 >/dev/null 2>&1 && PY=python3  # prints why torch is missing
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+echo "started: $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+# generated and reference .so for each model, size and precision
+SPECS=
+for m in fvsbn:0 nade:100 nade:500; do
+	model=${m%:*}
+	h=${m#*:}
+	for p in f64 f32; do
+		defs=
+		[ "$model" = nade ] && defs="-D H=$h"
+		rdef=
+		[ "$p" = f32 ] && rdef=-DCHAIN_F32
+		g=$T/gen-$model$h-$p
+		r=$T/ref-$model$h-$p
+		"$CHAIN" build "examples/$model.chain" $defs --precision "$p" -o "$g.o"
+		$CC -shared -o "$g.so" "$g.o" -lm
+		$CC -O3 -march=native -shared -fPIC -Iruntime/include -DN=784 -DH="$h" $rdef \
+			"examples/reference/$model.c" -o "$r.so" -lm
+		SPECS="$SPECS $model,$h,$p,$g.so,$r.so"
+	done
+done
+
+echo
+echo "== machine limits (bench/limits.c; per thread count, both threads at once for 2)"
+"$T/limits" $QUICK >"$T/limits.txt"
+grep -v '^#' "$T/limits.txt" | awk '{printf "%-12s threads %s  %9s %s\n", $1, $2, $3, $4}'
+
+echo
+echo "== kernels: images/s (median), generated / reference / PyTorch side by side"
+if [ -n "$PY" ]; then
+	"$T/bench" table $QUICK --limits "$T/limits.txt" --chain "$CHAIN" --tmp "$T" \
+		--torch "$PY bench/torch_bench.py" $SPECS
+else
+	"$T/bench" table $QUICK --limits "$T/limits.txt" --chain "$CHAIN" --tmp "$T" $SPECS
+fi
+
+echo
+echo "== build time: chain build of the model against cc -O2 -c of its hand-written reference (median)"
+if [ -n "$QUICK" ]; then reps=3; else reps=5; fi
+"$T/bench" buildtime "$CHAIN" "$CC" "$T" $reps
+
+echo
+echo "== memory"
+if [ -n "$QUICK" ]; then hs=100; else hs="100 500"; fi
+"$T/bench" memory "$CHAIN" "$T" 2 $hs
+
+echo
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; finished $(date -u '+%H:%M UTC')"

@@ -276,7 +276,6 @@ static bool const_values(checker *c, const expr *e, const shape *s, int dim, dou
 static void check_const(checker *c, decl *dc, sym *y)
 {
 	int64_t n = shape_size(&y->shape);
-	y->values = arena_alloc(c->a, (size_t)n * sizeof(double));
 	int64_t at = 0;
 	if (!dc->u.var.value) {
 		diag_error(c->d, dc->where, "const '%s' needs a value: `= ...`", y->name);
@@ -286,8 +285,11 @@ static void check_const(checker *c, decl *dc, sym *y)
 		diag_error(c->d, dc->u.var.value->where, "const '%s' is a scalar but its value is an array", y->name);
 		return;
 	}
-	if (!const_values(c, dc->u.var.value, &y->shape, 0, y->values, &at))
+	y->values = arena_alloc(c->a, (size_t)n * sizeof(double));
+	if (!const_values(c, dc->u.var.value, &y->shape, 0, y->values, &at)) {
+		y->values = NULL; /* reported: its users say nothing more */
 		return;
+	}
 	for (int64_t i = 0; i < n; i++) {
 		double v = y->values[i];
 		bool bad = !isfinite(v) ||
@@ -297,6 +299,7 @@ static void check_const(checker *c, decl *dc, sym *y)
 		if (bad) {
 			diag_error(c->d, dc->u.var.value->where, "element %lld of const '%s' is %g, which is not a valid %s",
 			           (long long)i, y->name, v, kind_name(y->vkind));
+			y->values = NULL;
 			return;
 		}
 	}

@@ -74,6 +74,8 @@ static bool build_perm(checker *c, sym *y, const order_item *it)
 			diag_error(c->d, it->perm_where, "'%s' must be a `const %s : int[%lld]` permutation", it->perm, it->perm, (long long)n);
 			return false;
 		}
+		if (!p->values)
+			return false; /* its value had errors, already reported */
 		if (p->shape.dims[0] != n) {
 			diag_error(c->d, it->perm_where, "'%s' has %lld entries but '%s' has %lld elements", it->perm,
 			           (long long)p->shape.dims[0], y->name, (long long)n);
