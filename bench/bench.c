@@ -46,6 +46,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -121,15 +122,15 @@ static void settle(double seconds)
  * (KiB) of the child.  stdout/stderr of the child go to /dev/null when quiet. */
 static int run_cmd(char *const argv[], int quiet, double *seconds, long *maxrss_kib)
 {
+	fflush(stdout); /* or the child would write our buffered output again */
 	double t0 = now();
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
-		if (quiet) {
-			FILE *dn = freopen("/dev/null", "w", stdout);
-			(void)dn;
-		}
+		int dn = quiet ? open("/dev/null", O_WRONLY) : -1;
+		if (dn >= 0)
+			dup2(dn, 1);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -439,6 +440,7 @@ static void torch_start(const char *cmd)
 	int to[2], from[2];
 	if (pipe(to) || pipe(from))
 		die("pipe: %s", strerror(errno));
+	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(to[0], 0);
@@ -537,15 +539,18 @@ static double bandwidth(double bytes_per_thread, int T)
 	return get_limit("bw_dram", T);
 }
 
-/* The most images/s the machine allows for this kernel, batch and threads. */
+/* The most images/s the machine allows for this kernel, batch and threads:
+ * the busiest thread's share of the work at the per-thread rates measured
+ * with as many threads busy (batch 1 keeps one thread busy whatever T). */
 static double limit_rate(const spec *s, enum kernel k, size_t B, int T, const char **bound)
 {
 	const char *p = s->f32 ? "f32" : "f64";
+	int A = B < (size_t)T ? (int)B : T;                   /* threads with rows */
 	char name[32];
 	snprintf(name, sizeof name, "fma_%s", p);
-	double fma_rate = get_limit(name, T) * 1e9 / 2 / T;   /* FMAs/s per thread */
+	double fma_rate = get_limit(name, A) * 1e9 / 2 / A;   /* FMAs/s per thread */
 	snprintf(name, sizeof name, "sigmoid_%s", p);
-	double sig_rate = get_limit(name, T) * 1e9 / T;       /* sigmoids/s per thread */
+	double sig_rate = get_limit(name, A) * 1e9 / A;       /* sigmoids/s per thread */
 	double fmas, sigs;
 	work_per_image(s, k, &fmas, &sigs);
 	size_t rows = chunk_lo(B, 1, T);                      /* the busiest thread's rows */
@@ -554,7 +559,7 @@ static double limit_rate(const spec *s, enum kernel k, size_t B, int T, const ch
 	double used = (double)s->np_used * (double)s->sz;
 	int gradlike = k == K_GRAD || k == K_EPOCH;
 	double ws = gradlike ? 2 * used : used;
-	double t_mem = (gradlike ? 3 * used : used) / (bandwidth(ws, T) * 1e9 / T);
+	double t_mem = (gradlike ? 3 * used : used) / (bandwidth(ws, A) * 1e9 / A);
 	double t = t_fma + t_sig;
 	*bound = t_sig > t_fma ? "sig" : "fma";
 	if (t_mem > t) {
@@ -631,9 +636,20 @@ static void print_row(const spec *s, enum kernel k, size_t B, int T, const doubl
 	fflush(stdout);
 }
 
+/* How many measurements of `seconds` each: 5 (3 with --quick), fewer for
+ * the slow ones so that the suite stays within minutes. */
+static int reps_for(double seconds)
+{
+	if (seconds > 2.0)
+		return 1;
+	if (seconds > 0.5)
+		return quick ? 1 : 3;
+	return quick ? 3 : 5;
+}
+
 /* Times one (kernel, batch, threads) for all implementations: calibrate the
- * number of calls per measurement on a first (warm-up) call, then `reps`
- * rounds in rotating order; prints the row. */
+ * number of calls per measurement on a first (warm-up) call, then rounds in
+ * rotating order; prints the row. */
 static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 {
 	int T = p->T;
@@ -641,7 +657,7 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 	long calls[NIMPL] = { 0, 0, 0 };
 	double one[NIMPL] = { NAN, NAN, NAN }, rates[NIMPL][MAXREPS], rate[NIMPL];
 	int have[NIMPL] = { 1, 1, torch_in != NULL };
-	double slowest = 0;
+	int reps[NIMPL] = { 0, 0, 0 }, rounds = 0;
 	for (int i = 0; i < NIMPL; i++) {
 		if (!have[i])
 			continue;
@@ -653,16 +669,14 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 		calls[i] = (long)ceil(target / (one[i] > 1e-7 ? one[i] : 1e-7));
 		if (calls[i] < 1)
 			calls[i] = 1;
-		if ((double)calls[i] * one[i] > slowest)
-			slowest = (double)calls[i] * one[i];
+		reps[i] = reps_for(one[i] * (double)calls[i]);
+		if (reps[i] > rounds)
+			rounds = reps[i];
 	}
-	int reps = quick ? 3 : 5;
-	if (slowest > 0.5)
-		reps = quick ? 1 : 3;
-	for (int rep = 0; rep < reps; rep++)
+	for (int rep = 0; rep < rounds; rep++)
 		for (int j = 0; j < NIMPL; j++) {
 			int i = (rep + j) % NIMPL;
-			if (!have[i])
+			if (!have[i] || rep >= reps[i])
 				continue;
 			/* a call of a quarter second or more needs no warm-up: the
 			 * calibration call is the first measurement */
@@ -672,7 +686,7 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 			rates[i][rep] = (double)calls[i] * (double)B / t;
 		}
 	for (int i = 0; i < NIMPL; i++)
-		rate[i] = have[i] ? median(rates[i], reps) : NAN;
+		rate[i] = have[i] ? median(rates[i], reps[i]) : NAN;
 	print_row(s, k, B, T, rate);
 }
 
@@ -792,21 +806,29 @@ static double epoch_torch(const spec *s, const epoch_setup *e, int T)
 	return r ? atof(r) : NAN;
 }
 
+/* Epochs in rotating order, 3 of each (1 with --quick, or when one takes
+ * more than 3 s); the median. */
 static void bench_epoch(spec *s, const epoch_setup *e, int T)
 {
-	int reps = quick ? 1 : 3;
+	int maxreps = quick ? 1 : 3, reps[NIMPL] = { maxreps, maxreps, maxreps };
 	double rates[NIMPL][MAXREPS], rate[NIMPL];
 	int have[NIMPL] = { 1, 1, torch_in != NULL };
-	for (int rep = 0; rep < reps; rep++)
+	for (int rep = 0; rep < maxreps; rep++)
 		for (int j = 0; j < NIMPL; j++) {
 			int i = (rep + j) % NIMPL;
-			if (!have[i])
+			if (!have[i] || rep >= reps[i])
 				continue;
 			double t = i == I_GEN ? epoch_gen(s, e, T) : i == I_REF ? epoch_ref(s, e, T) : epoch_torch(s, e, T);
+			if (!isfinite(t)) {
+				have[i] = 0;
+				continue;
+			}
 			rates[i][rep] = (double)e->rows.rows / t;
+			if (rep == 0 && t > 3.0)
+				reps[i] = 1;
 		}
 	for (int i = 0; i < NIMPL; i++)
-		rate[i] = have[i] ? median(rates[i], reps) : NAN;
+		rate[i] = have[i] ? median(rates[i], reps[i]) : NAN;
 	print_row(s, K_EPOCH, 100, T, rate);
 }
 
@@ -1008,29 +1030,40 @@ static int cmd_memory(int argc, char **argv)
 	snprintf(th, sizeof th, "%d", T);
 	if (chain_data_save(small_path, &small, &err))
 		die("%s", err.msg);
-	double n = (double)train.cols, rows = (double)train.rows;
-	printf("peak resident memory of `chain train examples/nade.chain --epochs 1 --batch 100 --threads %d` (f64):\n", T);
-	printf("%-6s %12s %12s %14s %12s %26s\n", "H", "7000 rows", "100 rows", "difference", "estimate",
-	       "= data + 4 params + T n H");
+	double n = (double)train.cols;
+	printf("peak resident memory (max RSS) of `chain train examples/nade.chain --epochs 1 --batch 100 --threads %d` (f64)\n", T);
+	printf("against estimate = data + 4 x params + threads x n x H scratch (8-byte reals); rest = max RSS - estimate\n");
+	printf("%-6s %6s %11s %11s %11s %11s %11s %11s %7s\n", "H", "rows", "max RSS", "estimate", "rest", "data",
+	       "4 params", "T n H", "time");
 	for (int i = 3; i < argc; i++) {
 		double H = atof(argv[i]);
 		char hdef[32];
 		snprintf(hdef, sizeof hdef, "H=%s", argv[i]);
-		long rss[2];
-		double sec[2];
 		for (int w = 0; w < 2; w++) {
+			long rss;
+			double sec;
 			char *av[] = { (char *)chain, "train", "examples/nade.chain", "-D", hdef, "--data",
 				       w ? small_path : TRAIN_DATA, "--epochs", "1", "--batch", "100",
 				       "--threads", th, "-o", ckpt, "--quiet", NULL };
-			if (run_cmd(av, 1, &sec[w], &rss[w]))
+			if (run_cmd(av, 1, &sec, &rss))
 				die("chain train -D %s failed", hdef);
+			double rows = (double)(w ? small.rows : train.rows), MB = 1048576;
+			double np = 2 * n * H + H + n;
+			double data = rows * n * 8, params = 4 * np * 8, scratch = T * n * H * 8;
+			double est = data + params + scratch, rss_b = (double)rss * 1024;
+			printf("%-6s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs\n", argv[i], rows,
+			       rss_b / MB, est / MB, (rss_b - est) / MB, data / MB, params / MB, scratch / MB, sec);
 		}
-		double np = 2 * n * H + H + n;
-		double data = rows * n * 8, params = 4 * np * 8, scratch = T * n * H * 8;
-		double est = data + params + scratch;
-		printf("%-6s %9.1f MB %9.1f MB %11.1f MB %9.1f MB   %.1f + %.1f + %.1f MB  (%.1f s)\n", argv[i],
-		       (double)rss[0] / 1024, (double)rss[1] / 1024, (double)(rss[0] - rss[1]) / 1024, est / 1048576,
-		       data / 1048576, params / 1048576, scratch / 1048576, sec[0]);
+		/* the compiler alone: the same model through chain build */
+		char obj[600];
+		snprintf(obj, sizeof obj, "%s/mem.o", tmp);
+		char *bv[] = { (char *)chain, "build", "examples/nade.chain", "-D", hdef, "-o", obj, NULL };
+		long rss;
+		double sec;
+		if (run_cmd(bv, 1, &sec, &rss))
+			die("chain build -D %s failed", hdef);
+		printf("%-6s %6s %8.1f MB   (chain build of the same model: the compiler's own footprint)\n", argv[i],
+		       "-", (double)rss / 1024);
 	}
 	return 0;
 }
