@@ -112,11 +112,7 @@ static bool check_index(checker *c, ctx *x, expr *e)
 	e->sym = y;
 	if (!let_visible(c, y, e))
 		return false;
-	if (y->kind == SYM_LET) {
-		if (!y->let_indexed) {
-			diag_error(c->d, e->where, "let '%s' has no position index: write '%s'", y->name, y->name);
-			return false;
-		}
+	if (y->kind == SYM_LET && y->let_indexed) {
 		if (e->u.index.args.len != 1 || e->u.index.args.items[0]->kind != E_NAME || !x->pos ||
 		    strcmp(e->u.index.args.items[0]->u.name, x->pos->name) != 0) {
 			diag_error(c->d, e->where, "'%s' is per position: it can only be used as '%s[%s]', at the current position",
@@ -630,30 +626,45 @@ void check_lets(checker *c)
 	}
 }
 
-/* Does e contain `loglik`? */
-static bool mentions_loglik(const expr *e)
+/* Counts the occurrences of `loglik` in e: those that are terms of the
+ * top-level sum (through + - and unary -) go to *plus or *minus by their
+ * sign; any other (inside a product, a function, ...) to *elsewhere. */
+static void count_loglik(const expr *e, int sign, bool top, int *plus, int *minus, int *elsewhere)
 {
 	if (!e)
-		return false;
+		return;
 	switch (e->kind) {
-	case E_NAME: return strcmp(e->u.name, "loglik") == 0;
-	case E_UNARY: return mentions_loglik(e->u.unary.operand);
-	case E_BINARY: return mentions_loglik(e->u.binary.lhs) || mentions_loglik(e->u.binary.rhs);
+	case E_NAME:
+		if (strcmp(e->u.name, "loglik") == 0)
+			*(top ? (sign > 0 ? plus : minus) : elsewhere) += 1;
+		return;
+	case E_UNARY:
+		count_loglik(e->u.unary.operand, -sign, top, plus, minus, elsewhere);
+		return;
+	case E_BINARY: {
+		bool sum = e->u.binary.op == OP_ADD || e->u.binary.op == OP_SUB;
+		count_loglik(e->u.binary.lhs, sign, top && sum, plus, minus, elsewhere);
+		count_loglik(e->u.binary.rhs, e->u.binary.op == OP_SUB ? -sign : sign, top && sum, plus, minus, elsewhere);
+		return;
+	}
 	case E_CALL:
 		for (size_t i = 0; i < e->u.call.args.len; i++)
-			if (mentions_loglik(e->u.call.args.items[i]))
-				return true;
-		return false;
-	case E_INDEX: return mentions_loglik(e->u.index.base);
-	case E_IF: return mentions_loglik(e->u.cond.c) || mentions_loglik(e->u.cond.a) || mentions_loglik(e->u.cond.b);
-	case E_SUM_RANGE: case E_SUM_BEFORE: return mentions_loglik(e->u.sum.body);
-	default: return false;
+			count_loglik(e->u.call.args.items[i], sign, false, plus, minus, elsewhere);
+		return;
+	case E_INDEX:
+		count_loglik(e->u.index.base, sign, false, plus, minus, elsewhere);
+		return;
+	case E_IF:
+		count_loglik(e->u.cond.c, sign, false, plus, minus, elsewhere);
+		count_loglik(e->u.cond.a, sign, false, plus, minus, elsewhere);
+		count_loglik(e->u.cond.b, sign, false, plus, minus, elsewhere);
+		return;
+	case E_SUM_RANGE: case E_SUM_BEFORE:
+		count_loglik(e->u.sum.body, sign, false, plus, minus, elsewhere);
+		return;
+	default:
+		return;
 	}
-}
-
-static bool is_loglik(const expr *e)
-{
-	return e && e->kind == E_NAME && strcmp(e->u.name, "loglik") == 0;
 }
 
 /* `maximize loglik`, `maximize loglik - P` / `+ P`, or a free objective of
@@ -675,23 +686,29 @@ void check_objective(checker *c)
 	expr *e = o->u.objective.value;
 	scope s = {.parent = &c->global};
 	ctx x = {.where = CTX_OBJECTIVE, .scope = &s};
-	if (is_loglik(e)) {
-		m->objective_has_loglik = true;
-	} else if (e->kind == E_BINARY && (e->u.binary.op == OP_ADD || e->u.binary.op == OP_SUB) && is_loglik(e->u.binary.lhs) &&
-	           !mentions_loglik(e->u.binary.rhs)) {
-		m->objective_has_loglik = true;
-		m->penalty = e->u.binary.rhs;
-		m->penalty_sign = e->u.binary.op == OP_ADD ? 1 : -1;
-	} else if (mentions_loglik(e)) {
-		diag_error(c->d, e->where, "not supported yet: loglik must appear as `loglik`, `loglik - PENALTY` or `loglik + TERM`");
+	/* loglik, once, as a term of the top-level sum: the objective is then
+	 * mean log p + (the rest), the rest computed with loglik read as 0 */
+	int plus = 0, minus = 0, elsewhere = 0;
+	count_loglik(e, 1, true, &plus, &minus, &elsewhere);
+	if (plus + minus + elsewhere > 1 || elsewhere) {
+		diag_error(c->d, e->where, "not supported yet: loglik must appear once, as a term of the objective (`loglik - 1e-4 * l2(W)`)");
 		return;
-	} else {
+	}
+	if (minus || (plus && !m->maximize)) {
+		if (minus && !m->maximize)
+			diag_error(c->d, o->where, "not supported yet: `minimize -loglik ...`; write the same objective as `maximize loglik ...`");
+		else
+			diag_error(c->d, o->where, "this objective rewards improbable data: loglik must be maximized (`maximize loglik ...`)");
+		return;
+	}
+	m->objective_has_loglik = plus == 1;
+	if (!(e->kind == E_NAME && m->objective_has_loglik)) {
 		m->penalty = e;
 		m->penalty_sign = 1;
-	}
-	if (m->objective_has_loglik && !m->maximize) {
-		diag_error(c->d, o->where, "minimize loglik would make the data improbable; write `maximize loglik`");
-		return;
+		if (m->objective_has_loglik) {
+			sym *zero = scope_add(c, &s, SYM_DIM, "loglik", e->where);
+			zero->dim_value = 0;
+		}
 	}
 	if (m->objective_has_loglik && m->data.len == 0) {
 		diag_error(c->d, e->where, "loglik needs at least one data variable");

@@ -527,8 +527,25 @@ static tval lower_name(lowerer *L, const expr *e)
 static tval lower_index(lowerer *L, const expr *e)
 {
 	const sym *y = e->sym;
-	if (y && y->kind == SYM_LET)
+	if (y && y->kind == SYM_LET && y->let_indexed)
 		return let_value(L, y);
+	if (y && y->kind == SYM_LET) {
+		/* an element or a slice of a let's (array) value */
+		tval v = let_value(L, y);
+		ir_idx *to[SHAPE_MAX_RANK];
+		tval t = {0};
+		for (int k = 0; k < v.sh.rank; k++) {
+			const expr *a = k < (int)e->u.index.args.len ? e->u.index.args.items[k] : NULL;
+			if (!a || a->kind == E_SLICE) {
+				t.sh.dims[t.sh.rank] = v.sh.dims[k];
+				to[k] = ir_idx_loop(L->m, L->ph[t.sh.rank++]);
+			} else {
+				to[k] = lower_idx(L, a);
+			}
+		}
+		t.v = subst_val(L->m, v.v, L->ph, to, v.sh.rank);
+		return t;
+	}
 	if (!y || !(y->kind == SYM_PARAM || y->kind == SYM_CONST || y->kind == SYM_DATA || y->kind == SYM_INPUT)) {
 		binding *b = lookup(L, e->u.index.base->u.name);
 		if (b && b->is_val && b->val.sh.rank == 1 && e->u.index.args.len == 1) {

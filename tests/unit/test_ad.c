@@ -209,6 +209,27 @@ static void test_ad__example_models__match_finite_differences(void **state)
 	}
 }
 
+/* Inputs, two data variables in the order (the second sees all of the
+ * first), a per-observation let, several penalty terms. */
+static void test_ad__inputs_two_variables_penalties__match_finite_differences(void **state)
+{
+	const char *src = "model cond\ndim n = 5\ndim D = 3\ninput s : real[D]\ndata x : bin[n]\ndata y : real\n"
+	                  "param A : real[n, D] ~ normal(0, 0.5)\nparam W : real[n, n] ~ normal(0, 0.5)\nparam u : real[n] ~ normal(0, 0.5)\n"
+	                  "param b : real[n]\norder reverse(x), y\nlet z = tanh(A @ s)\n"
+	                  "x[i] ~ bernoulli_logit(b[i] + z[i] + sum(j before i) W[i, j] * x[j])\n"
+	                  "y ~ normal_logscale(dot(u, x) + sum(s), -0.5)\nmaximize loglik - 0.01 * l2(W) - 0.01 * l1(A)\n";
+	gen g = {0};
+	const chain_model *m = compile(&g, src);
+	assert_non_null(m);
+	double theta[64], obs[4 * 9];
+	m->f64->init(theta, 2);
+	for (size_t r = 0; r < 4; r++)
+		for (size_t j = 0; j < 9; j++)
+			obs[r * 9 + j] = j < 3 ? draw_real(5, r * 9 + j) : j < 8 ? draw_bin(6, r * 9 + j) : draw_real(7, r);
+	fd_check(m, theta, obs, 4, "conditional model");
+	gen_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_ad__matmul_slices_lets__match_finite_differences),
 		cmocka_unit_test(test_ad__stdlib_families__match_finite_differences),
 		cmocka_unit_test(test_ad__example_models__match_finite_differences),
+		cmocka_unit_test(test_ad__inputs_two_variables_penalties__match_finite_differences),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
