@@ -459,9 +459,23 @@ static void cg_for(cg_ctx *c, const ir_stmt *s)
 		return;
 	}
 	LLVMValueRef lo, hi;
-	if (l->is_rows) {
+	LLVMValueRef n = c->n ? c->n : cg_i64(c, 1);
+	if (l->is_rows && l->block > 0) {
+		/* blocks q in [0, ceil(n / block)); the variable is q * block */
 		lo = cg_i64(c, 0);
-		hi = c->n ? c->n : cg_i64(c, 1);
+		hi = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, n, cg_i64(c, l->block - 1), ""), cg_i64(c, l->block), "");
+	} else if (l->is_rows && l->block_of) {
+		const ir_loop *bl = l->block_of;
+		if (bl->id < 0 || bl->id >= c->nids || !c->loop_var[bl->id]) {
+			cg_fail(c, "internal error: rows of a block outside the block loop");
+			return;
+		}
+		lo = c->loop_var[bl->id];
+		LLVMValueRef end = LLVMBuildNSWAdd(c->b, lo, cg_i64(c, bl->block), "");
+		hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
+	} else if (l->is_rows) {
+		lo = cg_i64(c, 0);
+		hi = n;
 	} else {
 		lo = cg_idx(c, l->lo);
 		hi = cg_idx(c, l->hi);
@@ -469,7 +483,10 @@ static void cg_for(cg_ctx *c, const ir_stmt *s)
 	cg_loop st;
 	loop_open(c, &st, l, lo, hi, l->reverse || s->reverse);
 	cg_row saved = c->row;
-	if (l->is_rows) {
+	if (l->is_rows && l->block > 0) {
+		/* the body sees the block's first row, not the block's number */
+		c->loop_var[l->id] = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, l->block), "");
+	} else if (l->is_rows) {
 		c->row.r = st.iv;
 		if (c->obs) {
 			LLVMValueRef off = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, c->m->model->obs_size), "");

@@ -412,6 +412,10 @@ struct ir_loop {
 	ir_idx *lo, *hi;        /* the variable runs over [lo, hi) */
 	bool reverse;           /* S_FOR only: hi-1 down to lo */
 	bool is_rows;           /* S_FOR only: the loop over observation rows [0, n) (n = 1 in kernels without n) */
+	int64_t block;          /* is_rows: steps over blocks of `block` rows instead; the
+	                           variable is the first row of the block */
+	ir_loop *block_of;      /* is_rows: runs over the rows of this enclosing block loop
+	                           only, [its variable, min(n, its variable + block)) */
 };
 
 /* Scalar operations, with their arity.  X(name, arity) */

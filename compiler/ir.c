@@ -825,7 +825,12 @@ static void print_loop_range(FILE *out, const ir_loop *l)
 {
 	fprintf(out, "%s in ", l->name);
 	if (l->is_rows) {
-		fputs("rows", out);
+		if (l->block > 0)
+			fprintf(out, "blocks of %lld rows", (long long)l->block);
+		else if (l->block_of)
+			fprintf(out, "rows of block %s", l->block_of->name);
+		else
+			fputs("rows", out);
 		return;
 	}
 	fputc('[', out);

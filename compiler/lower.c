@@ -848,13 +848,6 @@ static ir_stmt *for_stmt(ir_module *m, ir_loop *l)
 	return s;
 }
 
-static ir_stmt *rows_loop(ir_module *m)
-{
-	ir_loop *r = ir_loop_new(m, "row", ir_idx_const(m, 0), ir_idx_const(m, 0));
-	r->is_rows = true;
-	return for_stmt(m, r);
-}
-
 static ir_stmt *add_scalar(ir_module *m, ir_buf *acc, ir_val *v)
 {
 	return ir_assign_stmt(m, S_ADD, NULL, 0, 0, acc, (ir_idx *[]){NULL}, v);
@@ -863,9 +856,60 @@ static ir_stmt *add_scalar(ir_module *m, ir_buf *acc, ir_val *v)
 /* What each kernel does at position k of a segment, after `pos`. */
 typedef enum tail_kind { TAIL_LOGP, TAIL_SAMPLE, TAIL_COMPLETE, TAIL_CONDITIONALS } tail_kind;
 
+/* What position k of segment s does: compute the family's arguments, then
+ * the tail (add log p, draw the value, write the arguments), then advance
+ * the scans. */
+static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir_buf *out, ir_block *dst)
+{
+	ir_module *m = L->m;
+	push_block(m, dst, &s->pos);
+	ir_idx *vi[IR_MAX_RANK] = {s->var->shape.rank ? s->elem : NULL};
+	switch (tail) {
+	case TAIL_LOGP:
+		ir_block_push(m, dst, add_scalar(m, lp, s->logp));
+		break;
+	case TAIL_SAMPLE:
+		ir_block_push(m, dst, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
+		break;
+	case TAIL_COMPLETE: {
+		ir_stmt *c = ir_stmt_new(m, S_IF_GE);
+		c->a = global_pos(&(lowerer){.m = m, .seg = s});
+		c->b = ir_idx_leaf(m, IX_PREFIX);
+		ir_block_push(m, &c->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
+		ir_block_push(m, dst, c);
+		break;
+	}
+	case TAIL_CONDITIONALS: {
+		/* out[cond_base + k * cond_size + (offset of the argument) + element] */
+		int64_t off = 0;
+		for (size_t a = 0; a < s->args.len; a++) {
+			ir_val *v = s->args.items[a];
+			const ir_buf *src = v->kind == V_READ ? v->u.read.buf : NULL;
+			int rank = src ? src->rank : 0;
+			int64_t size = src ? src->size : 1;
+			ir_loop *loops[IR_MAX_RANK];
+			ir_idx *idx[IR_MAX_RANK] = {0};
+			ir_idx *flat = ir_idx_const(m, 0);
+			if (src && rank) {
+				buf_loops(m, src, loops, idx);
+				for (int d = 0; d < rank; d++)
+					flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, src->dims[d])), idx[d]);
+			}
+			ir_idx *o = ir_idx_bin(m, IX_ADD,
+			                       ir_idx_bin(m, IX_MUL, ir_idx_loop(m, s->k), ir_idx_const(m, s->cond_size)),
+			                       ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->cond_base + off), flat));
+			ir_val *val = rank ? subst_val(m, v, L->ph, idx, rank) : v;
+			ir_block_push(m, dst, ir_assign_stmt(m, S_SET, loops, rank, rank, out, (ir_idx *[]){o}, val));
+			off += size;
+		}
+		break;
+	}
+	}
+	ir_block_push(m, dst, segment_updates(m, s, &s->update));
+}
+
 /* One pass over all segments of a row: per segment the accumulators are
- * reset, then for each position the arguments are computed, the tail runs
- * (add log p, draw the value, write the arguments), and the scans advance. */
+ * reset, then each position in order. */
 static void emit_segments(lowerer *L, ir_block *dst, tail_kind tail, ir_buf *lp, ir_buf *out)
 {
 	ir_module *m = L->m;
@@ -873,50 +917,7 @@ static void emit_segments(lowerer *L, ir_block *dst, tail_kind tail, ir_buf *lp,
 		segment *s = &L->low->segs[i];
 		push_block(m, dst, &s->pre);
 		ir_stmt *f = for_stmt(m, s->k);
-		push_block(m, &f->body, &s->pos);
-		ir_idx *vi[IR_MAX_RANK] = {s->var->shape.rank ? s->elem : NULL};
-		switch (tail) {
-		case TAIL_LOGP:
-			ir_block_push(m, &f->body, add_scalar(m, lp, s->logp));
-			break;
-		case TAIL_SAMPLE:
-			ir_block_push(m, &f->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
-			break;
-		case TAIL_COMPLETE: {
-			ir_stmt *c = ir_stmt_new(m, S_IF_GE);
-			c->a = global_pos(&(lowerer){.m = m, .seg = s});
-			c->b = ir_idx_leaf(m, IX_PREFIX);
-			ir_block_push(m, &c->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
-			ir_block_push(m, &f->body, c);
-			break;
-		}
-		case TAIL_CONDITIONALS: {
-			/* out[cond_base + k * cond_size + (offset of the argument) + element] */
-			int64_t off = 0;
-			for (size_t a = 0; a < s->args.len; a++) {
-				ir_val *v = s->args.items[a];
-				const ir_buf *src = v->kind == V_READ ? v->u.read.buf : NULL;
-				int rank = src ? src->rank : 0;
-				int64_t size = src ? src->size : 1;
-				ir_loop *loops[IR_MAX_RANK];
-				ir_idx *idx[IR_MAX_RANK] = {0};
-				ir_idx *flat = ir_idx_const(m, 0);
-				if (src && rank) {
-					buf_loops(m, src, loops, idx);
-					for (int d = 0; d < rank; d++)
-						flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, src->dims[d])), idx[d]);
-				}
-				ir_idx *o = ir_idx_bin(m, IX_ADD,
-				                       ir_idx_bin(m, IX_MUL, ir_idx_loop(m, s->k), ir_idx_const(m, s->cond_size)),
-				                       ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->cond_base + off), flat));
-				ir_val *val = rank ? subst_val(m, v, L->ph, idx, rank) : v;
-				ir_block_push(m, &f->body, ir_assign_stmt(m, S_SET, loops, rank, rank, out, (ir_idx *[]){o}, val));
-				off += size;
-			}
-			break;
-		}
-		}
-		ir_block_push(m, &f->body, segment_updates(m, s, &s->update));
+		position_body(L, s, tail, lp, out, &f->body);
 		ir_block_push(m, dst, f);
 	}
 }
@@ -980,6 +981,213 @@ void kernel_collect_temps(ir_module *m, ir_kernel *k)
 	temps_in_block(m, k, &k->nograd_body);
 }
 
+/* ------------------------------------------------------ blocks of rows */
+
+/* Rows processed together: each weight a position reads (FVSBN's row of W,
+ * NADE's row of V) is loaded once for all of them, from cache. */
+#define ROW_BLOCK 8
+
+/* A kernel over blocks of rows keeps what each row carries from one
+ * position to the next (the row-stage temps, the scans, log p) once per row
+ * of the block: those buffers get a leading dimension of ROW_BLOCK, indexed
+ * by the row's place in the block. */
+typedef struct blocker {
+	ir_module *m;
+	ptrvec from, to;     /* ir_buf* -> its per-block copy */
+	ir_idx *b;           /* the row's place in its block */
+} blocker;
+
+static ir_buf *block_buf(blocker *k, ir_buf *b)
+{
+	for (size_t i = 0; i < k->from.len; i++)
+		if (k->from.items[i] == b)
+			return k->to.items[i];
+	return NULL;
+}
+
+static void block_persist(blocker *k, ir_buf *b)
+{
+	if (b->cls != BUF_TEMP || block_buf(k, b) || b->rank >= IR_MAX_RANK)
+		return;
+	int64_t dims[IR_MAX_RANK] = {ROW_BLOCK, b->dims[0], b->dims[1]};
+	ptrvec_push(k->m->arena, &k->from, b);
+	ptrvec_push(k->m->arena, &k->to, ir_buf_new(k->m, b->name, BUF_TEMP, b->rank + 1, dims));
+}
+
+static void block_persist_block(blocker *k, const ir_block *blk)
+{
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE)
+			block_persist_block(k, &s->body);
+		for (int a = 0; a < s->nassigns; a++)
+			block_persist(k, s->assigns[a].buf);
+	}
+}
+
+static ir_val *block_val(blocker *k, ir_val *v);
+
+static ir_idx *block_idx(blocker *k, ir_idx *i)
+{
+	if (!i)
+		return NULL;
+	switch (i->kind) {
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		return ir_idx_bin(k->m, i->kind, block_idx(k, i->u.bin.a), block_idx(k, i->u.bin.b));
+	case IX_LOAD: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int d = 0; d < i->u.load.buf->rank; d++)
+			idx[d] = block_idx(k, i->u.load.idx[d]);
+		ir_buf *nb = block_buf(k, i->u.load.buf);
+		if (!nb)
+			return ir_idx_load(k->m, i->u.load.buf, idx);
+		ir_idx *bidx[IR_MAX_RANK] = {k->b, idx[0], idx[1]};
+		return ir_idx_load(k->m, nb, bidx);
+	}
+	default:
+		return i;
+	}
+}
+
+static ir_val *block_val(blocker *k, ir_val *v)
+{
+	switch (v->kind) {
+	case V_READ: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int d = 0; d < v->u.read.buf->rank; d++)
+			idx[d] = block_idx(k, v->u.read.idx[d]);
+		ir_buf *nb = block_buf(k, v->u.read.buf);
+		if (!nb)
+			return ir_read(k->m, v->u.read.buf, idx);
+		ir_idx *bidx[IR_MAX_RANK] = {k->b, idx[0], idx[1]};
+		return ir_read(k->m, nb, bidx);
+	}
+	case V_OP: {
+		ir_val *a[3] = {0};
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			a[i] = block_val(k, v->u.op.a[i]);
+		return ir_op(k->m, v->u.op.op, a[0], a[1], a[2]);
+	}
+	case V_STOP:
+		return ir_stop(k->m, block_val(k, v->u.stop));
+	case V_INT:
+		return ir_int(k->m, block_idx(k, v->u.idx));
+	case V_DRAW:
+		return ir_draw(k->m, v->u.draw.kind, v->u.draw.stream, block_idx(k, v->u.draw.a), block_idx(k, v->u.draw.b),
+		               v->u.draw.c);
+	default:
+		return v;
+	}
+}
+
+/* A copy of a statement reading and writing the per-block buffers. */
+static ir_stmt *block_stmt(blocker *k, const ir_stmt *s)
+{
+	ir_stmt *c = ir_stmt_new(k->m, s->kind);
+	*c = *s;
+	c->body = (ir_block){0};
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		c->a = block_idx(k, s->a);
+		c->b = block_idx(k, s->b);
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			ir_block_push(k->m, &c->body, block_stmt(k, s->body.stmts.items[i]));
+		return c;
+	}
+	c->assigns = arena_alloc(k->m->arena, (size_t)s->nassigns * sizeof *c->assigns);
+	for (int a = 0; a < s->nassigns; a++) {
+		const ir_assign *sa = &s->assigns[a];
+		ir_assign *ca = &c->assigns[a];
+		ir_buf *nb = block_buf(k, sa->buf);
+		ca->buf = nb ? nb : sa->buf;
+		int r = 0;
+		if (nb)
+			ca->idx[r++] = k->b;
+		for (int d = 0; d < sa->buf->rank; d++)
+			ca->idx[r++] = block_idx(k, sa->idx[d]);
+		ca->val = block_val(k, sa->val);
+	}
+	return c;
+}
+
+static void block_stmts(blocker *k, ir_block *dst, const ir_block *src)
+{
+	for (size_t i = 0; i < src->stmts.len; i++)
+		ir_block_push(k->m, dst, block_stmt(k, src->stmts.items[i]));
+}
+
+/* A loop over the rows of block loop `blk`. */
+static ir_stmt *rows_of(ir_module *m, ir_loop *blk)
+{
+	ir_loop *r = ir_loop_new(m, "row", ir_idx_const(m, 0), ir_idx_const(m, 0));
+	r->is_rows = true;
+	r->block_of = blk;
+	ir_stmt *s = ir_stmt_new(m, S_FOR);
+	s->loop = r;
+	return s;
+}
+
+/* A kernel over blocks of ROW_BLOCK rows (logp_batch, sample, complete):
+ * for each block, every position of the order is taken for all the rows of
+ * the block before the next one. */
+static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
+{
+	ir_module *m = L->m;
+	lowered *low = L->low;
+	blocker bk = {.m = m};
+	ir_buf *lp = temp_scalar(m, "lp");
+	block_persist(&bk, lp);
+	block_persist_block(&bk, &low->row);
+	for (int i = 0; i < low->nsegs; i++) {
+		block_persist_block(&bk, &low->segs[i].pre);
+		block_persist_block(&bk, &low->segs[i].update);
+	}
+	ir_loop *blk = ir_loop_new(m, "block", ir_idx_const(m, 0), ir_idx_const(m, 0));
+	blk->is_rows = true;
+	blk->block = ROW_BLOCK;
+	ir_stmt *blocks = ir_stmt_new(m, S_FOR);
+	blocks->loop = blk;
+	push_block(m, &k->body, &low->theta);
+
+	/* the rows' starts: log p = 0, the row stage, the scans reset */
+	ir_stmt *start = rows_of(m, blk);
+	bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, start->loop), ir_idx_loop(m, blk));
+	ir_block first = {0};
+	if (tail == TAIL_LOGP)
+		ir_block_push(m, &first, stmt_fill(m, lp, ir_const(m, 0)));
+	push_block(m, &first, &low->row);
+	for (int i = 0; i < low->nsegs; i++)
+		push_block(m, &first, &low->segs[i].pre);
+	block_stmts(&bk, &start->body, &first);
+	ir_block_push(m, &blocks->body, start);
+
+	/* each position, for every row of the block */
+	for (int i = 0; i < low->nsegs; i++) {
+		segment *s = &low->segs[i];
+		ir_stmt *f = ir_stmt_new(m, S_FOR);
+		f->loop = s->k;
+		ir_stmt *rows = rows_of(m, blk);
+		bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, rows->loop), ir_idx_loop(m, blk));
+		ir_block per = {0};
+		position_body(L, s, tail, lp, NULL, &per);
+		block_stmts(&bk, &rows->body, &per);
+		ir_block_push(m, &f->body, rows);
+		ir_block_push(m, &blocks->body, f);
+	}
+
+	/* the rows' ends */
+	if (tail != TAIL_LOGP) {
+		ir_block_push(m, &k->body, blocks);
+		return;
+	}
+	ir_stmt *end = rows_of(m, blk);
+	bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, end->loop), ir_idx_loop(m, blk));
+	ir_block last = {0};
+	ir_block_push(m, &last, ir_assign_stmt(m, S_SET, NULL, 0, 0, out, (ir_idx *[]){ir_idx_leaf(m, IX_ROW)}, ir_read(m, lp, NULL)));
+	block_stmts(&bk, &end->body, &last);
+	ir_block_push(m, &blocks->body, end);
+	ir_block_push(m, &k->body, blocks);
+}
+
 static ir_buf *out_buf(ir_module *m)
 {
 	return ir_buf_new(m, "out", BUF_OUT, 1, (int64_t[]){1, 0, 0});
@@ -999,27 +1207,15 @@ static void build_kernels(lowerer *L)
 		emit_segments(L, &k->body, TAIL_LOGP, k->result, NULL);
 		m->kernels[KER_LOGP] = k;
 
-		/* logp_batch: out[r] = log p(row r) */
+		/* logp_batch: out[r] = log p(row r), over blocks of rows */
 		k = ir_kernel_new(m, KER_LOGP_BATCH, "logp_batch");
-		ir_buf *lp = temp_scalar(m, "lp"), *out = out_buf(m);
-		push_block(m, &k->body, &L->low->theta);
-		ir_stmt *rows = rows_loop(m);
-		ir_block_push(m, &rows->body, stmt_fill(m, lp, ir_const(m, 0)));
-		push_block(m, &rows->body, &L->low->row);
-		emit_segments(L, &rows->body, TAIL_LOGP, lp, NULL);
-		ir_block_push(m, &rows->body,
-		              ir_assign_stmt(m, S_SET, NULL, 0, 0, out, (ir_idx *[]){ir_idx_leaf(m, IX_ROW)}, ir_read(m, lp, NULL)));
-		ir_block_push(m, &k->body, rows);
+		build_blocked(L, k, TAIL_LOGP, out_buf(m));
 		m->kernels[KER_LOGP_BATCH] = k;
 
-		/* sample and complete */
+		/* sample and complete, over blocks of rows too */
 		for (int c = 0; c < 2; c++) {
 			k = ir_kernel_new(m, c ? KER_COMPLETE : KER_SAMPLE, c ? "complete" : "sample");
-			push_block(m, &k->body, &L->low->theta);
-			rows = rows_loop(m);
-			push_block(m, &rows->body, &L->low->row);
-			emit_segments(L, &rows->body, c ? TAIL_COMPLETE : TAIL_SAMPLE, NULL, NULL);
-			ir_block_push(m, &k->body, rows);
+			build_blocked(L, k, c ? TAIL_COMPLETE : TAIL_SAMPLE, NULL);
 			m->kernels[c ? KER_COMPLETE : KER_SAMPLE] = k;
 		}
 

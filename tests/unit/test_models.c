@@ -200,6 +200,15 @@ static void full_size(const char *name, const char *tmpl, size_t h)
 		if (!(fabs(a - b) <= 1e-12 * fabs(b)))
 			fail_msg("%s row %zu: generated logp %.17g, reference %.17g", name, i, a, b);
 	}
+	/* logp_batch works on blocks of rows: 13 rows is one full block and a
+	 * partial one */
+	double batch[13];
+	m->f64->logp_batch(theta, digits.values, 13, batch);
+	for (size_t i = 0; i < 13; i++) {
+		double b = m->f64->logp(theta, digits.values + i * 784);
+		if (!(fabs(batch[i] - b) <= 1e-12 * fabs(b)))
+			fail_msg("%s row %zu: logp_batch %.17g, logp %.17g", name, i, batch[i], b);
+	}
 	double la = m->f64->loglik_grad(theta, digits.values, rows, g1);
 	double lb = r.loglik_grad(theta, digits.values, rows, g2);
 	assert_true(fabs(la - lb) <= 1e-12 * fabs(lb));
