@@ -270,15 +270,9 @@ static void zero_adjoints(adctx *c, const ir_block *b, ir_block *out)
 		for (int a = 0; a < s->nassigns; a++) {
 			ir_buf *t = s->assigns[a].buf;
 			if (t->cls == BUF_TEMP && is_active(c, t))
-				ir_block_push(m, out, stmt_fill(m, adjoint_of(c, t), C(0)));
+				ir_block_push(m, out, ir_stmt_fill(m, adjoint_of(c, t), C(0)));
 		}
 	}
-}
-
-static void push_block(ir_module *m, ir_block *dst, const ir_block *src)
-{
-	for (size_t i = 0; i < src->stmts.len; i++)
-		ir_block_push(m, dst, src->stmts.items[i]);
 }
 
 /* ------------------------------------------------------------ kernels */
@@ -326,13 +320,6 @@ static void needed_for_updates(ir_module *m, const segment *g, ir_block *out)
 			ir_block_push(m, out, g->pos.stmts.items[i]);
 }
 
-static ir_stmt *for_stmt(ir_module *m, ir_loop *l)
-{
-	ir_stmt *s = ir_stmt_new(m, S_FOR);
-	s->loop = l;
-	return s;
-}
-
 /* acc <-> tape[k]: copies between an accumulator and its slot on the tape. */
 static ir_stmt *tape_copy(ir_module *m, ir_buf *acc, ir_buf *tape, ir_loop *k, bool store)
 {
@@ -356,14 +343,14 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 {
 	ir_module *m = c->m;
 	lowered *low = c->low;
-	push_block(m, body, &low->theta);
+	ir_block_append(m, body, &low->theta);
 	zero_adjoints(c, &low->theta, body);
 	ir_loop *rl = ir_loop_new(m, "row", ir_idx_const(m, 0), ir_idx_const(m, 0));
 	rl->is_rows = true;
-	ir_stmt *rows = for_stmt(m, rl);
+	ir_stmt *rows = ir_for(m, rl);
 	if (count)
 		ir_block_push(m, &rows->body, ir_assign_stmt(m, S_ADD, NULL, 0, 0, count, (ir_idx *[]){NULL}, C(1)));
-	push_block(m, &rows->body, &low->row);
+	ir_block_append(m, &rows->body, &low->row);
 	zero_adjoints(c, &low->row, &rows->body);
 
 	/* forward sweeps: only the scans, taped per position */
@@ -372,8 +359,8 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 		segment *g = &low->segs[s];
 		if (!g->accs.len)
 			continue;
-		push_block(m, &rows->body, &g->pre);
-		ir_stmt *f = for_stmt(m, g->k);
+		ir_block_append(m, &rows->body, &g->pre);
+		ir_stmt *f = ir_for(m, g->k);
 		for (size_t a = 0; a < g->accs.len; a++) {
 			ir_buf *acc = g->accs.items[a];
 			int64_t dims[IR_MAX_RANK] = {g->npos, acc->dims[0], acc->dims[1]};
@@ -383,7 +370,7 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 		}
 		ir_block upd = {0};
 		needed_for_updates(m, g, &upd);
-		push_block(m, &upd, &g->update);
+		ir_block_append(m, &upd, &g->update);
 		ir_block_push(m, &f->body, segment_updates(m, g, &upd));
 		ir_block_push(m, &rows->body, f);
 	}
@@ -393,13 +380,13 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 		segment *g = &low->segs[s];
 		for (size_t a = 0; a < g->accs.len; a++)
 			if (is_active(c, g->accs.items[a]))
-				ir_block_push(m, &rows->body, stmt_fill(m, adjoint_of(c, g->accs.items[a]), C(0)));
+				ir_block_push(m, &rows->body, ir_stmt_fill(m, adjoint_of(c, g->accs.items[a]), C(0)));
 		ir_loop *kb = g->k;
-		ir_stmt *f = for_stmt(m, kb);
+		ir_stmt *f = ir_for(m, kb);
 		f->reverse = true;
 		for (size_t a = 0; a < g->accs.len; a++)
 			ir_block_push(m, &f->body, tape_copy(m, g->accs.items[a], tapes[s].items[a], kb, false));
-		push_block(m, &f->body, &g->pos);
+		ir_block_append(m, &f->body, &g->pos);
 		ir_stmt *add = ir_assign_stmt(m, S_ADD, NULL, 0, 0, lp, (ir_idx *[]){NULL}, g->logp);
 		ir_block_push(m, &f->body, add);
 		zero_adjoints(c, &g->pos, &f->body);
@@ -440,7 +427,7 @@ static void scale_grad(adctx *c, ir_block *b, ir_val *s, bool set_zero)
 static void emit_penalty(adctx *c, ir_block *b, ir_buf *pen, bool grad)
 {
 	ir_module *m = c->m;
-	push_block(m, b, &c->low->penalty);
+	ir_block_append(m, b, &c->low->penalty);
 	ir_stmt *set = ir_assign_stmt(m, S_SET, NULL, 0, 0, pen, (ir_idx *[]){NULL}, c->low->penalty_val);
 	ir_block_push(m, b, set);
 	if (!grad)
@@ -455,17 +442,17 @@ static void emit_loglik_value(adctx *c, ir_block *body, ir_buf *lp, ir_buf *coun
 {
 	ir_module *m = c->m;
 	lowered *low = c->low;
-	push_block(m, body, &low->theta);
+	ir_block_append(m, body, &low->theta);
 	ir_loop *rl = ir_loop_new(m, "row", ir_idx_const(m, 0), ir_idx_const(m, 0));
 	rl->is_rows = true;
-	ir_stmt *rows = for_stmt(m, rl);
+	ir_stmt *rows = ir_for(m, rl);
 	ir_block_push(m, &rows->body, ir_assign_stmt(m, S_ADD, NULL, 0, 0, count, (ir_idx *[]){NULL}, C(1)));
-	push_block(m, &rows->body, &low->row);
+	ir_block_append(m, &rows->body, &low->row);
 	for (int s = 0; s < low->nsegs; s++) {
 		segment *g = &low->segs[s];
-		push_block(m, &rows->body, &g->pre);
-		ir_stmt *f = for_stmt(m, g->k);
-		push_block(m, &f->body, &g->pos);
+		ir_block_append(m, &rows->body, &g->pre);
+		ir_stmt *f = ir_for(m, g->k);
+		ir_block_append(m, &f->body, &g->pos);
 		ir_block_push(m, &f->body, ir_assign_stmt(m, S_ADD, NULL, 0, 0, lp, (ir_idx *[]){NULL}, g->logp));
 		ir_block_push(m, &f->body, segment_updates(m, g, &g->update));
 		ir_block_push(m, &rows->body, f);
@@ -484,14 +471,14 @@ static void build_objective(adctx *c, bool grad, ir_block *b, ir_buf **result)
 {
 	ir_module *m = c->m;
 	const model *mod = m->model;
-	ir_buf *obj = temp_scalar(m, "objective");
+	ir_buf *obj = ir_temp_scalar(m, "objective");
 	*result = obj;
 	if (grad)
 		scale_grad(c, b, NULL, true);
 	if (mod->objective_has_loglik) {
-		ir_buf *lp = temp_scalar(m, "lp"), *count = temp_scalar(m, "count");
-		ir_block_push(m, b, stmt_fill(m, lp, C(0)));
-		ir_block_push(m, b, stmt_fill(m, count, C(0)));
+		ir_buf *lp = ir_temp_scalar(m, "lp"), *count = ir_temp_scalar(m, "count");
+		ir_block_push(m, b, ir_stmt_fill(m, lp, C(0)));
+		ir_block_push(m, b, ir_stmt_fill(m, count, C(0)));
 		if (grad) {
 			emit_loglik_grad(c, b, lp, count);
 			ir_val *n = ir_read(m, count, NULL);
@@ -501,10 +488,10 @@ static void build_objective(adctx *c, bool grad, ir_block *b, ir_buf **result)
 		}
 		ir_block_push(m, b, ir_assign_stmt(m, S_SET, NULL, 0, 0, obj, (ir_idx *[]){NULL}, mean_of(m, lp, count)));
 	} else {
-		ir_block_push(m, b, stmt_fill(m, obj, C(0)));
+		ir_block_push(m, b, ir_stmt_fill(m, obj, C(0)));
 	}
 	if (c->low->penalty_val) {
-		ir_buf *pen = temp_scalar(m, "penalty");
+		ir_buf *pen = ir_temp_scalar(m, "penalty");
 		emit_penalty(c, b, pen, grad);
 		ir_block_push(m, b, ir_assign_stmt(m, S_ADD, NULL, 0, 0, obj, (ir_idx *[]){NULL},
 		                                  OP2(MUL, C(c->low->penalty_sign), ir_read(m, pen, NULL))));
@@ -517,16 +504,16 @@ int ad_module(diag_ctx *d, ir_module *m)
 	find_active(c);
 	if (m->model->objective_has_loglik) {
 		ir_kernel *k = ir_kernel_new(m, KER_LOGLIK_GRAD, "loglik_grad");
-		k->result = temp_scalar(m, "lp");
-		ir_block_push(m, &k->body, stmt_fill(m, k->result, C(0)));
+		k->result = ir_temp_scalar(m, "lp");
+		ir_block_push(m, &k->body, ir_stmt_fill(m, k->result, C(0)));
 		emit_loglik_grad(c, &k->body, k->result, NULL);
 		m->kernels[KER_LOGLIK_GRAD] = k;
-		kernel_collect_temps(m, k);
+		ir_kernel_collect_temps(m, k);
 	}
 	ir_kernel *k = ir_kernel_new(m, KER_OBJECTIVE, "objective");
 	build_objective(c, true, &k->body, &k->result);
 	build_objective(c, false, &k->nograd_body, &k->nograd_result);
 	m->kernels[KER_OBJECTIVE] = k;
-	kernel_collect_temps(m, k);
+	ir_kernel_collect_temps(m, k);
 	return 0;
 }

@@ -564,6 +564,22 @@ void ir_block_push(ir_module *m, ir_block *b, ir_stmt *s);
 ir_kernel *ir_kernel_new(ir_module *m, ir_kernel_kind k, const char *name); /* sets m->kernels[k] */
 void ir_print_kernel(FILE *out, const ir_kernel *k);
 
+/* ir_walk.c: rewrites and walks shared by lowering, AD and optimization */
+bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l);
+bool ir_val_uses_loop(const ir_val *v, const ir_loop *l);
+/* Replaces loop variables from[k] by index expressions to[k], all at once. */
+ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
+ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);
+ir_buf *ir_temp_scalar(ir_module *m, const char *name);
+/* Fresh loops over every element of b; returns b's rank. */
+int ir_buf_loops(ir_module *m, const ir_buf *b, ir_loop **loops, ir_idx **idx);
+/* S_SET b[...] = value over the whole buffer. */
+ir_stmt *ir_stmt_fill(ir_module *m, ir_buf *b, ir_val *value);
+void ir_block_append(ir_module *m, ir_block *dst, const ir_block *src);
+ir_stmt *ir_for(ir_module *m, ir_loop *l);
+/* Registers in k->temps every TEMP buffer its statements touch. */
+void ir_kernel_collect_temps(ir_module *m, ir_kernel *k);
+
 /* ------------------------------------------------------------------ lower */
 
 /* Builds the IR module of a checked model: buffers, the init, logp,

@@ -151,119 +151,6 @@ static int val_stage(lowerer *L, const ir_val *v)
 	return ST_POS;
 }
 
-static bool idx_uses_loop(const ir_idx *i, const ir_loop *l)
-{
-	if (!i)
-		return false;
-	switch (i->kind) {
-	case IX_LOOP: return i->u.loop == l;
-	case IX_ADD: case IX_SUB: case IX_MUL: return idx_uses_loop(i->u.bin.a, l) || idx_uses_loop(i->u.bin.b, l);
-	case IX_LOAD:
-		for (int k = 0; k < i->u.load.buf->rank; k++)
-			if (idx_uses_loop(i->u.load.idx[k], l))
-				return true;
-		return false;
-	default: return false;
-	}
-}
-
-static bool val_uses_loop(const ir_val *v, const ir_loop *l)
-{
-	switch (v->kind) {
-	case V_INT: return idx_uses_loop(v->u.idx, l);
-	case V_DRAW: return idx_uses_loop(v->u.draw.a, l) || idx_uses_loop(v->u.draw.b, l);
-	case V_STOP: return val_uses_loop(v->u.stop, l);
-	case V_READ:
-		for (int k = 0; k < v->u.read.buf->rank; k++)
-			if (idx_uses_loop(v->u.read.idx[k], l))
-				return true;
-		return false;
-	case V_OP:
-		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			if (val_uses_loop(v->u.op.a[k], l))
-				return true;
-		return false;
-	default: return false;
-	}
-}
-
-/* ------------------------------------------------------- substitution */
-
-ir_idx *subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n)
-{
-	if (!i)
-		return NULL;
-	switch (i->kind) {
-	case IX_LOOP:
-		for (int k = 0; k < n; k++)
-			if (from[k] == i->u.loop)
-				return to[k];
-		return i;
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		return ir_idx_bin(m, i->kind, subst_idx(m, i->u.bin.a, from, to, n), subst_idx(m, i->u.bin.b, from, to, n));
-	case IX_LOAD: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int k = 0; k < i->u.load.buf->rank; k++)
-			idx[k] = subst_idx(m, i->u.load.idx[k], from, to, n);
-		return ir_idx_load(m, i->u.load.buf, idx);
-	}
-	default:
-		return i;
-	}
-}
-
-ir_val *subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n)
-{
-	switch (v->kind) {
-	case V_CONST:
-		return v;
-	case V_INT:
-		return ir_int(m, subst_idx(m, v->u.idx, from, to, n));
-	case V_DRAW:
-		return ir_draw(m, v->u.draw.kind, v->u.draw.stream, subst_idx(m, v->u.draw.a, from, to, n),
-		               subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c);
-	case V_STOP:
-		return ir_stop(m, subst_val(m, v->u.stop, from, to, n));
-	case V_READ: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int k = 0; k < v->u.read.buf->rank; k++)
-			idx[k] = subst_idx(m, v->u.read.idx[k], from, to, n);
-		return ir_read(m, v->u.read.buf, idx);
-	}
-	case V_OP: {
-		ir_val *a[3] = {0};
-		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			a[k] = subst_val(m, v->u.op.a[k], from, to, n);
-		return ir_op(m, v->u.op.op, a[0], a[1], a[2]);
-	}
-	}
-	return v;
-}
-
-ir_buf *temp_scalar(ir_module *m, const char *name)
-{
-	return ir_buf_new(m, name, BUF_TEMP, 0, NULL);
-}
-
-/* Loops over every element of a buffer, fresh. */
-static int buf_loops(ir_module *m, const ir_buf *b, ir_loop **loops, ir_idx **idx)
-{
-	static const char *names[] = {"r0", "r1", "r2"};
-	for (int k = 0; k < b->rank; k++) {
-		loops[k] = ir_loop_new(m, names[k], ir_idx_const(m, 0), ir_idx_const(m, b->dims[k]));
-		idx[k] = ir_idx_loop(m, loops[k]);
-	}
-	return b->rank;
-}
-
-ir_stmt *stmt_fill(ir_module *m, ir_buf *b, ir_val *value)
-{
-	ir_loop *loops[IR_MAX_RANK];
-	ir_idx *idx[IR_MAX_RANK] = {0};
-	int n = buf_loops(m, b, loops, idx);
-	return ir_assign_stmt(m, S_SET, loops, n, n, b, idx, value);
-}
-
 /* --------------------------------------------------------- materialize */
 
 static ir_block *stage_block(lowerer *L, int st)
@@ -302,9 +189,9 @@ static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loo
 	int nlift = 0;
 	for (size_t i = 0; i < L->open_loops.len; i++) {
 		ir_loop *o = L->open_loops.items[i];
-		bool used = val_uses_loop(v, o);
+		bool used = ir_val_uses_loop(v, o);
 		for (int k = 0; k < nred; k++)
-			used |= idx_uses_loop(red[k]->lo, o) || idx_uses_loop(red[k]->hi, o);
+			used |= ir_idx_uses_loop(red[k]->lo, o) || ir_idx_uses_loop(red[k]->hi, o);
 		if (!used)
 			continue;
 		if (o->lo->kind != IX_CONST || o->hi->kind != IX_CONST || nlift + sh.rank >= IR_MAX_RANK) {
@@ -321,7 +208,7 @@ static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loo
 	ir_buf *b = ir_buf_new(m, name, BUF_TEMP, nlift + sh.rank, dims);
 	ir_loop *loops[IR_MAX_RANK + 8];
 	ir_idx *idx[IR_MAX_RANK] = {0};
-	int n = buf_loops(m, b, loops, idx);
+	int n = ir_buf_loops(m, b, loops, idx);
 	/* the lifted indices run over their own ranges: o = lo + r */
 	ir_loop *from[IR_MAX_RANK + 8];
 	ir_idx *to[IR_MAX_RANK + 8];
@@ -337,13 +224,13 @@ static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loo
 	/* reductions get fresh loops whose bounds see the lifted indices */
 	int nfixed = nsub;
 	for (int k = 0; k < nred; k++) {
-		ir_loop *r = ir_loop_new(m, red[k]->name, subst_idx(m, red[k]->lo, from, to, nfixed),
-		                         subst_idx(m, red[k]->hi, from, to, nfixed));
+		ir_loop *r = ir_loop_new(m, red[k]->name, ir_subst_idx(m, red[k]->lo, from, to, nfixed),
+		                         ir_subst_idx(m, red[k]->hi, from, to, nfixed));
 		loops[n + k] = r;
 		from[nsub] = red[k];
 		to[nsub++] = ir_idx_loop(m, r);
 	}
-	ir_val *body = subst_val(m, v, from, to, nsub);
+	ir_val *body = ir_subst_val(m, v, from, to, nsub);
 	int st = val_stage(L, body);
 	set_stage(L, b, st);
 	ir_block_push(m, stage_block(L, st), ir_assign_stmt(m, kind, loops, n + nred, n, b, idx, body));
@@ -375,7 +262,7 @@ static tval reduce_all(lowerer *L, ir_stmt_kind kind, tval t, const char *name, 
 		red[k] = ir_loop_new(L->m, "m", ir_idx_const(L->m, 0), ir_idx_const(L->m, t.sh.dims[k]));
 		idx[k] = ir_idx_loop(L->m, red[k]);
 	}
-	ir_val *v = subst_val(L->m, t.v, L->ph, idx, t.sh.rank);
+	ir_val *v = ir_subst_val(L->m, t.v, L->ph, idx, t.sh.rank);
 	return emit_temp(L, kind, (shape){0}, v, red, t.sh.rank, name, where);
 }
 
@@ -543,7 +430,7 @@ static tval lower_index(lowerer *L, const expr *e)
 				to[k] = lower_idx(L, a);
 			}
 		}
-		t.v = subst_val(L->m, v.v, L->ph, to, v.sh.rank);
+		t.v = ir_subst_val(L->m, v.v, L->ph, to, v.sh.rank);
 		return t;
 	}
 	if (!y || !(y->kind == SYM_PARAM || y->kind == SYM_CONST || y->kind == SYM_DATA || y->kind == SYM_INPUT)) {
@@ -551,7 +438,7 @@ static tval lower_index(lowerer *L, const expr *e)
 		if (b && b->is_val && b->val.sh.rank == 1 && e->u.index.args.len == 1) {
 			/* a family argument indexed: l[v] */
 			ir_idx *i = lower_idx(L, e->u.index.args.items[0]);
-			return scalar(subst_val(L->m, b->val.v, L->ph, &i, 1));
+			return scalar(ir_subst_val(L->m, b->val.v, L->ph, &i, 1));
 		}
 		not_supported(L, e->where, "indexing this");
 		return scalar(ir_const(L->m, 0));
@@ -664,17 +551,17 @@ static tval lower_matmul(lowerer *L, const expr *e, tval a, tval b)
 	ir_val *av, *bv;
 	shape sh = {0};
 	if (a.sh.rank == 2) {
-		av = subst_val(L->m, a.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){p0, r}, 2);
+		av = ir_subst_val(L->m, a.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){p0, r}, 2);
 		sh.dims[sh.rank++] = a.sh.dims[0];
 		if (b.sh.rank == 2) {
-			bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p1}, 2);
+			bv = ir_subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p1}, 2);
 			sh.dims[sh.rank++] = b.sh.dims[1];
 		} else {
-			bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
+			bv = ir_subst_val(L->m, b.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
 		}
 	} else {
-		av = subst_val(L->m, a.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
-		bv = subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p0}, 2);
+		av = ir_subst_val(L->m, a.v, (ir_loop *[]){L->ph[0]}, (ir_idx *[]){r}, 1);
+		bv = ir_subst_val(L->m, b.v, (ir_loop *[]){L->ph[0], L->ph[1]}, (ir_idx *[]){r, p0}, 2);
 		sh.dims[sh.rank++] = b.sh.dims[1];
 	}
 	return emit_temp(L, S_SUM, sh, ir_op(L->m, IR_MUL, av, bv, NULL), &red, 1, "matmul", e->where);
@@ -718,19 +605,19 @@ static tval lower_sum_before(lowerer *L, const expr *e)
 		ir_buf *acc = ir_buf_new(L->m, "scan", BUF_TEMP, body.sh.rank, dims);
 		set_stage(L, acc, ST_POS);
 		ptrvec_push(L->a, &s->accs, acc);
-		ir_block_push(L->m, &s->pre, stmt_fill(L->m, acc, ir_const(L->m, 0)));
+		ir_block_push(L->m, &s->pre, ir_stmt_fill(L->m, acc, ir_const(L->m, 0)));
 		ir_loop *loops[IR_MAX_RANK];
 		ir_idx *idx[IR_MAX_RANK] = {0};
-		int n = buf_loops(L->m, acc, loops, idx);
+		int n = ir_buf_loops(L->m, acc, loops, idx);
 		ir_loop *from[3] = {L->ph[0], L->ph[1], j};
 		ir_idx *to[3] = {idx[0], idx[1], s->elem};
-		ir_val *v = subst_val(L->m, body.v, from, to, 3);
+		ir_val *v = ir_subst_val(L->m, body.v, from, to, 3);
 		ir_block_push(L->m, &s->update, ir_assign_stmt(L->m, S_ADD, loops, n, n, acc, idx, v));
 		return read_whole(L, acc);
 	}
 	/* triangular: sum over the positions kk < k */
 	ir_loop *kk = ir_loop_new(L->m, "kk", ir_idx_const(L->m, 0), ir_idx_loop(L->m, s->k));
-	ir_val *v = subst_val(L->m, body.v, &j, (ir_idx *[]){elem_at(L, s, ir_idx_loop(L->m, kk))}, 1);
+	ir_val *v = ir_subst_val(L->m, body.v, &j, (ir_idx *[]){elem_at(L, s, ir_idx_loop(L->m, kk))}, 1);
 	return emit_temp(L, S_SUM, body.sh, v, &kk, 1, "tri", e->where);
 }
 
@@ -834,20 +721,6 @@ static void lower_segment(lowerer *L, segment *s)
 
 /* ------------------------------------------------------------- kernels */
 
-static void push_block(ir_module *m, ir_block *dst, const ir_block *src);
-static void push_block(ir_module *m, ir_block *dst, const ir_block *src)
-{
-	for (size_t i = 0; i < src->stmts.len; i++)
-		ir_block_push(m, dst, src->stmts.items[i]);
-}
-
-static ir_stmt *for_stmt(ir_module *m, ir_loop *l)
-{
-	ir_stmt *s = ir_stmt_new(m, S_FOR);
-	s->loop = l;
-	return s;
-}
-
 static ir_stmt *add_scalar(ir_module *m, ir_buf *acc, ir_val *v)
 {
 	return ir_assign_stmt(m, S_ADD, NULL, 0, 0, acc, (ir_idx *[]){NULL}, v);
@@ -862,7 +735,7 @@ typedef enum tail_kind { TAIL_LOGP, TAIL_SAMPLE, TAIL_COMPLETE, TAIL_CONDITIONAL
 static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir_buf *out, ir_block *dst)
 {
 	ir_module *m = L->m;
-	push_block(m, dst, &s->pos);
+	ir_block_append(m, dst, &s->pos);
 	ir_idx *vi[IR_MAX_RANK] = {s->var->shape.rank ? s->elem : NULL};
 	switch (tail) {
 	case TAIL_LOGP:
@@ -891,14 +764,14 @@ static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir
 			ir_idx *idx[IR_MAX_RANK] = {0};
 			ir_idx *flat = ir_idx_const(m, 0);
 			if (src && rank) {
-				buf_loops(m, src, loops, idx);
+				ir_buf_loops(m, src, loops, idx);
 				for (int d = 0; d < rank; d++)
 					flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, src->dims[d])), idx[d]);
 			}
 			ir_idx *o = ir_idx_bin(m, IX_ADD,
 			                       ir_idx_bin(m, IX_MUL, ir_idx_loop(m, s->k), ir_idx_const(m, s->cond_size)),
 			                       ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->cond_base + off), flat));
-			ir_val *val = rank ? subst_val(m, v, L->ph, idx, rank) : v;
+			ir_val *val = rank ? ir_subst_val(m, v, L->ph, idx, rank) : v;
 			ir_block_push(m, dst, ir_assign_stmt(m, S_SET, loops, rank, rank, out, (ir_idx *[]){o}, val));
 			off += size;
 		}
@@ -915,8 +788,8 @@ static void emit_segments(lowerer *L, ir_block *dst, tail_kind tail, ir_buf *lp,
 	ir_module *m = L->m;
 	for (int i = 0; i < L->low->nsegs; i++) {
 		segment *s = &L->low->segs[i];
-		push_block(m, dst, &s->pre);
-		ir_stmt *f = for_stmt(m, s->k);
+		ir_block_append(m, dst, &s->pre);
+		ir_stmt *f = ir_for(m, s->k);
 		position_body(L, s, tail, lp, out, &f->body);
 		ir_block_push(m, dst, f);
 	}
@@ -927,58 +800,8 @@ ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update)
 	ir_stmt *c = ir_stmt_new(m, S_IF_GE);
 	c->a = ir_idx_const(m, s->npos - 2);
 	c->b = ir_idx_loop(m, s->k);
-	push_block(m, &c->body, update);
+	ir_block_append(m, &c->body, update);
 	return c;
-}
-
-static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v);
-
-static void add_temp(ir_module *m, ir_kernel *k, ir_buf *b)
-{
-	if (b->cls != BUF_TEMP)
-		return;
-	for (size_t i = 0; i < k->temps.len; i++)
-		if (k->temps.items[i] == b)
-			return;
-	ptrvec_push(m->arena, &k->temps, b);
-}
-
-static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v)
-{
-	switch (v->kind) {
-	case V_READ: add_temp(m, k, v->u.read.buf); return;
-	case V_OP:
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			temps_in_val(m, k, v->u.op.a[i]);
-		return;
-	case V_STOP: temps_in_val(m, k, v->u.stop); return;
-	default: return;
-	}
-}
-
-static void temps_in_block(ir_module *m, ir_kernel *k, const ir_block *b)
-{
-	for (size_t i = 0; i < b->stmts.len; i++) {
-		const ir_stmt *s = b->stmts.items[i];
-		if (s->kind == S_FOR || s->kind == S_IF_GE) {
-			temps_in_block(m, k, &s->body);
-			continue;
-		}
-		for (int a = 0; a < s->nassigns; a++) {
-			add_temp(m, k, s->assigns[a].buf);
-			temps_in_val(m, k, s->assigns[a].val);
-		}
-	}
-}
-
-void kernel_collect_temps(ir_module *m, ir_kernel *k)
-{
-	if (k->result)
-		add_temp(m, k, k->result);
-	if (k->nograd_result)
-		add_temp(m, k, k->nograd_result);
-	temps_in_block(m, k, &k->body);
-	temps_in_block(m, k, &k->nograd_body);
 }
 
 /* ------------------------------------------------------ blocks of rows */
@@ -1134,7 +957,7 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	ir_module *m = L->m;
 	lowered *low = L->low;
 	blocker bk = {.m = m};
-	ir_buf *lp = temp_scalar(m, "lp");
+	ir_buf *lp = ir_temp_scalar(m, "lp");
 	block_persist(&bk, lp);
 	block_persist_block(&bk, &low->row);
 	for (int i = 0; i < low->nsegs; i++) {
@@ -1146,17 +969,17 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	blk->block = ROW_BLOCK;
 	ir_stmt *blocks = ir_stmt_new(m, S_FOR);
 	blocks->loop = blk;
-	push_block(m, &k->body, &low->theta);
+	ir_block_append(m, &k->body, &low->theta);
 
 	/* the rows' starts: log p = 0, the row stage, the scans reset */
 	ir_stmt *start = rows_of(m, blk);
 	bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, start->loop), ir_idx_loop(m, blk));
 	ir_block first = {0};
 	if (tail == TAIL_LOGP)
-		ir_block_push(m, &first, stmt_fill(m, lp, ir_const(m, 0)));
-	push_block(m, &first, &low->row);
+		ir_block_push(m, &first, ir_stmt_fill(m, lp, ir_const(m, 0)));
+	ir_block_append(m, &first, &low->row);
 	for (int i = 0; i < low->nsegs; i++)
-		push_block(m, &first, &low->segs[i].pre);
+		ir_block_append(m, &first, &low->segs[i].pre);
 	block_stmts(&bk, &start->body, &first);
 	ir_block_push(m, &blocks->body, start);
 
@@ -1200,10 +1023,10 @@ static void build_kernels(lowerer *L)
 	if (mod->objective_has_loglik) {
 		/* logp: one observation */
 		ir_kernel *k = ir_kernel_new(m, KER_LOGP, "logp");
-		k->result = temp_scalar(m, "lp");
-		ir_block_push(m, &k->body, stmt_fill(m, k->result, ir_const(m, 0)));
-		push_block(m, &k->body, &L->low->theta);
-		push_block(m, &k->body, &L->low->row);
+		k->result = ir_temp_scalar(m, "lp");
+		ir_block_push(m, &k->body, ir_stmt_fill(m, k->result, ir_const(m, 0)));
+		ir_block_append(m, &k->body, &L->low->theta);
+		ir_block_append(m, &k->body, &L->low->row);
 		emit_segments(L, &k->body, TAIL_LOGP, k->result, NULL);
 		m->kernels[KER_LOGP] = k;
 
@@ -1221,14 +1044,14 @@ static void build_kernels(lowerer *L)
 
 		/* conditionals: one observation */
 		k = ir_kernel_new(m, KER_CONDITIONALS, "conditionals");
-		push_block(m, &k->body, &L->low->theta);
-		push_block(m, &k->body, &L->low->row);
+		ir_block_append(m, &k->body, &L->low->theta);
+		ir_block_append(m, &k->body, &L->low->row);
 		emit_segments(L, &k->body, TAIL_CONDITIONALS, NULL, out_buf(m));
 		m->kernels[KER_CONDITIONALS] = k;
 	}
 	for (int i = 0; i < KER__COUNT; i++)
 		if (m->kernels[i])
-			kernel_collect_temps(m, m->kernels[i]);
+			ir_kernel_collect_temps(m, m->kernels[i]);
 }
 
 /* ---------------------------------------------------------- init kernel */
@@ -1277,7 +1100,7 @@ static void build_init(lowerer *L)
 		}
 		ir_loop *loops[IR_MAX_RANK];
 		ir_idx *idx[IR_MAX_RANK] = {0};
-		int n = buf_loops(m, b, loops, idx);
+		int n = ir_buf_loops(m, b, loops, idx);
 		ir_idx *flat = ir_idx_const(m, b->offset);
 		ir_idx *local = ir_idx_const(m, 0);
 		for (int d = 0; d < n; d++)
@@ -1304,188 +1127,7 @@ static void build_init(lowerer *L)
 		ir_block_push(m, &k->body, ir_assign_stmt(m, S_SET, loops, n, n, b, idx, v));
 	}
 	m->kernels[KER_INIT] = k;
-	kernel_collect_temps(m, k);
-}
-
-/* --------------------------------------------- structurally unused params */
-
-typedef struct marker {
-	ir_module *m;
-	int64_t *loopval;   /* by loop id */
-	int nloops;
-	int64_t budget;
-	bool exhausted;
-	const lowerer *L;
-} marker;
-
-static bool eval_idx(marker *k, const ir_idx *i, int64_t *out)
-{
-	int64_t a, b;
-	switch (i->kind) {
-	case IX_CONST: *out = i->u.c; return true;
-	case IX_LOOP: *out = i->u.loop->id < k->nloops ? k->loopval[i->u.loop->id] : 0; return true;
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		if (!eval_idx(k, i->u.bin.a, &a) || !eval_idx(k, i->u.bin.b, &b))
-			return false;
-		*out = i->kind == IX_ADD ? a + b : i->kind == IX_SUB ? a - b : a * b;
-		return true;
-	case IX_LOAD:
-		if (i->u.load.buf->cls == BUF_CONST && i->u.load.buf->is_int) {
-			int64_t flat = 0;
-			for (int d = 0; d < i->u.load.buf->rank; d++) {
-				if (!eval_idx(k, i->u.load.idx[d], &a))
-					return false;
-				flat = flat * i->u.load.buf->dims[d] + a;
-			}
-			if (flat < 0 || flat >= i->u.load.buf->size)
-				return false;
-			*out = i->u.load.buf->ivalues[flat];
-			return true;
-		}
-		return false; /* data-dependent */
-	case IX_ROW: *out = 0; return true;
-	case IX_PREFIX: *out = 0; return true;
-	}
-	return false;
-}
-
-static void collect_theta_reads(const ir_val *v, ptrvec *out, arena *a)
-{
-	switch (v->kind) {
-	case V_READ:
-		if (v->u.read.buf->cls == BUF_THETA)
-			ptrvec_push(a, out, (void *)v);
-		return;
-	case V_OP:
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			collect_theta_reads(v->u.op.a[i], out, a);
-		return;
-	case V_STOP:
-		collect_theta_reads(v->u.stop, out, a);
-		return;
-	default:
-		return;
-	}
-}
-
-static int param_index(const lowerer *L, const ir_buf *b)
-{
-	for (size_t p = 0; p < L->mod->params.len; p++)
-		if (buf_of((lowerer *)L, L->mod->params.items[p]) == b)
-			return (int)p;
-	return -1;
-}
-
-static void mark_reads(marker *k, ptrvec *reads)
-{
-	for (size_t r = 0; r < reads->len; r++) {
-		const ir_val *v = reads->items[r];
-		const ir_buf *b = v->u.read.buf;
-		int p = param_index(k->L, b);
-		if (p < 0 || !k->m->param_used[p])
-			continue;
-		int64_t flat = 0, x;
-		bool known = true;
-		for (int d = 0; d < b->rank; d++) {
-			if (!eval_idx(k, v->u.read.idx[d], &x) || x < 0 || x >= b->dims[d]) {
-				known = false;
-				break;
-			}
-			flat = flat * b->dims[d] + x;
-		}
-		if (!known) {
-			k->m->param_used[p] = NULL; /* cannot tell: all used */
-			continue;
-		}
-		k->m->param_used[p][flat] = 1;
-	}
-}
-
-static void mark_loops(marker *k, const ir_stmt *s, int depth, ptrvec *reads)
-{
-	if (k->exhausted)
-		return;
-	if (depth == s->nloops) {
-		if (--k->budget < 0)
-			k->exhausted = true;
-		mark_reads(k, reads);
-		return;
-	}
-	ir_loop *l = s->loops[depth];
-	int64_t lo, hi;
-	if (!eval_idx(k, l->lo, &lo) || !eval_idx(k, l->hi, &hi)) {
-		k->exhausted = true;
-		return;
-	}
-	for (int64_t v = lo; v < hi && !k->exhausted; v++) {
-		k->loopval[l->id] = v;
-		mark_loops(k, s, depth + 1, reads);
-	}
-}
-
-static void mark_block(marker *k, const ir_block *b)
-{
-	for (size_t i = 0; i < b->stmts.len && !k->exhausted; i++) {
-		const ir_stmt *s = b->stmts.items[i];
-		if (s->kind == S_FOR) {
-			int64_t lo, hi;
-			if (s->loop->is_rows) {
-				lo = 0;
-				hi = 1;
-			} else if (!eval_idx(k, s->loop->lo, &lo) || !eval_idx(k, s->loop->hi, &hi)) {
-				k->exhausted = true;
-				return;
-			}
-			for (int64_t v = lo; v < hi && !k->exhausted; v++) {
-				k->loopval[s->loop->id] = v;
-				mark_block(k, &s->body);
-			}
-		} else if (s->kind == S_IF_GE) {
-			int64_t ca, cb;
-			if (!eval_idx(k, s->a, &ca) || !eval_idx(k, s->b, &cb) || ca >= cb)
-				mark_block(k, &s->body);
-		} else {
-			ptrvec reads = {0};
-			for (int a = 0; a < s->nassigns; a++)
-				collect_theta_reads(s->assigns[a].val, &reads, k->m->arena);
-			if (reads.len)
-				mark_loops(k, s, 0, &reads);
-		}
-	}
-}
-
-/* Which entries of each param the logp kernel can ever read: the others
- * are structurally unused (stay 0, get gradient 0, counted apart). */
-static void find_unused(lowerer *L)
-{
-	ir_module *m = L->m;
-	size_t np = L->mod->params.len;
-	m->param_used = arena_alloc(m->arena, (np + 1) * sizeof(uint8_t *));
-	m->param_unused = arena_alloc(m->arena, (np + 1) * sizeof(int64_t));
-	const ir_kernel *lk = m->kernels[KER_LOGP];
-	if (!lk)
-		return;
-	for (size_t p = 0; p < np; p++) {
-		const sym *y = L->mod->params.items[p];
-		m->param_used[p] = arena_alloc(m->arena, (size_t)shape_size(&y->shape));
-	}
-	marker k = {.m = m, .nloops = m->next_id + 1, .budget = 200000000, .L = L};
-	k.loopval = calloc((size_t)k.nloops, sizeof(int64_t));
-	mark_block(&k, &lk->body);
-	free(k.loopval);
-	for (size_t p = 0; p < np; p++) {
-		const sym *y = L->mod->params.items[p];
-		int64_t n = shape_size(&y->shape), unused = 0;
-		if (k.exhausted)
-			m->param_used[p] = NULL;
-		if (m->param_used[p])
-			for (int64_t t = 0; t < n; t++)
-				unused += !m->param_used[p][t];
-		if (!unused)
-			m->param_used[p] = NULL;
-		m->param_unused[p] = unused;
-		m->num_unused += unused;
-	}
+	ir_kernel_collect_temps(m, k);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1574,7 +1216,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 	m->cond_offset[mod->num_positions] = cond_base;
 	if (!L->failed) {
 		build_kernels(L);
-		find_unused(L);
+		find_unused_params(m, L->var_buf);
 		build_init(L);
 	}
 	free(L->stage);

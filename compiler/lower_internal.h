@@ -42,18 +42,13 @@ typedef struct lowered {
 	double penalty_sign;
 } lowered;
 
-/* Replaces loop variables by index expressions in an expression. */
-ir_val *subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);
-ir_idx *subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
-/* A scalar temp, registered in no kernel yet. */
-ir_buf *temp_scalar(ir_module *m, const char *name);
-/* S_SET buf[...] = value over the whole buffer (value may be a constant). */
-ir_stmt *stmt_fill(ir_module *m, ir_buf *b, ir_val *value);
 /* The update block of a segment, skipped at its last position (where it
  * would only prepare a position that does not exist: the entries it reads
  * are structurally unused). */
 ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update);
-/* Registers in k->temps every TEMP buffer its statements touch. */
-void kernel_collect_temps(ir_module *m, ir_kernel *k);
+
+/* unused.c: marks m->param_used / param_unused / num_unused from the logp
+ * kernel; params[p] is the buffer of the p-th param. */
+void find_unused_params(ir_module *m, ir_buf **params);
 
 #endif

@@ -119,22 +119,6 @@ static void dce(arena *a, ir_block *b, const ir_buf *result)
 
 /* ---------------------------------------- skipping products with a 0 bit */
 
-static bool idx_uses(const ir_idx *i, const ir_loop *l)
-{
-	if (!i)
-		return false;
-	switch (i->kind) {
-	case IX_LOOP: return i->u.loop == l;
-	case IX_ADD: case IX_SUB: case IX_MUL: return idx_uses(i->u.bin.a, l) || idx_uses(i->u.bin.b, l);
-	case IX_LOAD:
-		for (int k = 0; k < i->u.load.buf->rank; k++)
-			if (idx_uses(i->u.load.idx[k], l))
-				return true;
-		return false;
-	default: return false;
-	}
-}
-
 /* Is b the row's element of a `bin` data variable? */
 static bool is_bin_obs(const ir_module *m, const ir_buf *b)
 {
@@ -161,7 +145,7 @@ static const ir_val *bin_factor(const ir_module *m, const ir_stmt *s, const ir_v
 		bool invariant = true;
 		for (int l = 0; l < s->nloops; l++)
 			for (int d = 0; d < f->u.read.buf->rank; d++)
-				invariant &= !idx_uses(f->u.read.idx[d], s->loops[l]);
+				invariant &= !ir_idx_uses_loop(f->u.read.idx[d], s->loops[l]);
 		if (invariant)
 			return f;
 	}

@@ -1,0 +1,188 @@
+/* ir_walk.c -- generic rewrites and walks of the IR that lowering,
+ * differentiation and optimization share: substituting loop variables,
+ * asking which loops an expression depends on, filling a buffer, collecting
+ * a kernel's temps. */
+#include "chainc.h"
+
+/* ------------------------------------------------------------ loops used */
+
+bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l)
+{
+	if (!i)
+		return false;
+	switch (i->kind) {
+	case IX_LOOP: return i->u.loop == l;
+	case IX_ADD: case IX_SUB: case IX_MUL: return ir_idx_uses_loop(i->u.bin.a, l) || ir_idx_uses_loop(i->u.bin.b, l);
+	case IX_LOAD:
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			if (ir_idx_uses_loop(i->u.load.idx[k], l))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
+bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
+{
+	switch (v->kind) {
+	case V_INT: return ir_idx_uses_loop(v->u.idx, l);
+	case V_DRAW: return ir_idx_uses_loop(v->u.draw.a, l) || ir_idx_uses_loop(v->u.draw.b, l);
+	case V_STOP: return ir_val_uses_loop(v->u.stop, l);
+	case V_READ:
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			if (ir_idx_uses_loop(v->u.read.idx[k], l))
+				return true;
+		return false;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (ir_val_uses_loop(v->u.op.a[k], l))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
+/* ----------------------------------------------------------- substitution */
+
+ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n)
+{
+	if (!i)
+		return NULL;
+	switch (i->kind) {
+	case IX_LOOP:
+		for (int k = 0; k < n; k++)
+			if (from[k] == i->u.loop)
+				return to[k];
+		return i;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		return ir_idx_bin(m, i->kind, ir_subst_idx(m, i->u.bin.a, from, to, n), ir_subst_idx(m, i->u.bin.b, from, to, n));
+	case IX_LOAD: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			idx[k] = ir_subst_idx(m, i->u.load.idx[k], from, to, n);
+		return ir_idx_load(m, i->u.load.buf, idx);
+	}
+	default:
+		return i;
+	}
+}
+
+ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n)
+{
+	switch (v->kind) {
+	case V_CONST:
+		return v;
+	case V_INT:
+		return ir_int(m, ir_subst_idx(m, v->u.idx, from, to, n));
+	case V_DRAW:
+		return ir_draw(m, v->u.draw.kind, v->u.draw.stream, ir_subst_idx(m, v->u.draw.a, from, to, n),
+		               ir_subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c);
+	case V_STOP:
+		return ir_stop(m, ir_subst_val(m, v->u.stop, from, to, n));
+	case V_READ: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			idx[k] = ir_subst_idx(m, v->u.read.idx[k], from, to, n);
+		return ir_read(m, v->u.read.buf, idx);
+	}
+	case V_OP: {
+		ir_val *a[3] = {0};
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			a[k] = ir_subst_val(m, v->u.op.a[k], from, to, n);
+		return ir_op(m, v->u.op.op, a[0], a[1], a[2]);
+	}
+	}
+	return v;
+}
+
+ir_buf *ir_temp_scalar(ir_module *m, const char *name)
+{
+	return ir_buf_new(m, name, BUF_TEMP, 0, NULL);
+}
+
+/* Loops over every element of a buffer, fresh. */
+int ir_buf_loops(ir_module *m, const ir_buf *b, ir_loop **loops, ir_idx **idx)
+{
+	static const char *names[] = {"r0", "r1", "r2"};
+	for (int k = 0; k < b->rank; k++) {
+		loops[k] = ir_loop_new(m, names[k], ir_idx_const(m, 0), ir_idx_const(m, b->dims[k]));
+		idx[k] = ir_idx_loop(m, loops[k]);
+	}
+	return b->rank;
+}
+
+ir_stmt *ir_stmt_fill(ir_module *m, ir_buf *b, ir_val *value)
+{
+	ir_loop *loops[IR_MAX_RANK];
+	ir_idx *idx[IR_MAX_RANK] = {0};
+	int n = ir_buf_loops(m, b, loops, idx);
+	return ir_assign_stmt(m, S_SET, loops, n, n, b, idx, value);
+}
+
+/* ------------------------------------------------------------ blocks */
+
+void ir_block_append(ir_module *m, ir_block *dst, const ir_block *src)
+{
+	for (size_t i = 0; i < src->stmts.len; i++)
+		ir_block_push(m, dst, src->stmts.items[i]);
+}
+
+ir_stmt *ir_for(ir_module *m, ir_loop *l)
+{
+	ir_stmt *s = ir_stmt_new(m, S_FOR);
+	s->loop = l;
+	return s;
+}
+
+/* ----------------------------------------------------------- a kernel's temps */
+
+static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v);
+
+static void add_temp(ir_module *m, ir_kernel *k, ir_buf *b)
+{
+	if (b->cls != BUF_TEMP)
+		return;
+	for (size_t i = 0; i < k->temps.len; i++)
+		if (k->temps.items[i] == b)
+			return;
+	ptrvec_push(m->arena, &k->temps, b);
+}
+
+static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v)
+{
+	switch (v->kind) {
+	case V_READ: add_temp(m, k, v->u.read.buf); return;
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			temps_in_val(m, k, v->u.op.a[i]);
+		return;
+	case V_STOP: temps_in_val(m, k, v->u.stop); return;
+	default: return;
+	}
+}
+
+static void temps_in_block(ir_module *m, ir_kernel *k, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			temps_in_block(m, k, &s->body);
+			continue;
+		}
+		for (int a = 0; a < s->nassigns; a++) {
+			add_temp(m, k, s->assigns[a].buf);
+			temps_in_val(m, k, s->assigns[a].val);
+		}
+	}
+}
+
+void ir_kernel_collect_temps(ir_module *m, ir_kernel *k)
+{
+	if (k->result)
+		add_temp(m, k, k->result);
+	if (k->nograd_result)
+		add_temp(m, k, k->nograd_result);
+	temps_in_block(m, k, &k->body);
+	temps_in_block(m, k, &k->nograd_body);
+}
+

@@ -1,0 +1,191 @@
+/* unused.c -- which param entries the model can ever see.
+ *
+ * The log-density kernel's index computations (not its arithmetic) are run
+ * at compile time, marking every entry of a param that some statement can
+ * read.  The others are structurally unused: FVSBN's W[i, j] with j not
+ * before i, NADE's column of W for the last element of the order.  They
+ * are initialised to 0, get gradient 0, and are counted apart.  Indices that
+ * depend on data (a cat value) mark the whole param as used; so does a
+ * kernel too large to run through (more than 2e8 loop iterations).
+ */
+#include <stdlib.h>
+
+#include "lower_internal.h"
+
+typedef struct marker {
+	ir_module *m;
+	int64_t *loopval;   /* by loop id */
+	int nloops;
+	int64_t budget;
+	bool exhausted;
+	ir_buf **params;    /* the param buffers, in declaration order */
+	size_t nparams;
+} marker;
+
+static bool eval_idx(marker *k, const ir_idx *i, int64_t *out)
+{
+	int64_t a, b;
+	switch (i->kind) {
+	case IX_CONST: *out = i->u.c; return true;
+	case IX_LOOP: *out = i->u.loop->id < k->nloops ? k->loopval[i->u.loop->id] : 0; return true;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		if (!eval_idx(k, i->u.bin.a, &a) || !eval_idx(k, i->u.bin.b, &b))
+			return false;
+		*out = i->kind == IX_ADD ? a + b : i->kind == IX_SUB ? a - b : a * b;
+		return true;
+	case IX_LOAD:
+		if (i->u.load.buf->cls == BUF_CONST && i->u.load.buf->is_int) {
+			int64_t flat = 0;
+			for (int d = 0; d < i->u.load.buf->rank; d++) {
+				if (!eval_idx(k, i->u.load.idx[d], &a))
+					return false;
+				flat = flat * i->u.load.buf->dims[d] + a;
+			}
+			if (flat < 0 || flat >= i->u.load.buf->size)
+				return false;
+			*out = i->u.load.buf->ivalues[flat];
+			return true;
+		}
+		return false; /* data-dependent */
+	case IX_ROW: *out = 0; return true;
+	case IX_PREFIX: *out = 0; return true;
+	}
+	return false;
+}
+
+static void collect_theta_reads(const ir_val *v, ptrvec *out, arena *a)
+{
+	switch (v->kind) {
+	case V_READ:
+		if (v->u.read.buf->cls == BUF_THETA)
+			ptrvec_push(a, out, (void *)v);
+		return;
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			collect_theta_reads(v->u.op.a[i], out, a);
+		return;
+	case V_STOP:
+		collect_theta_reads(v->u.stop, out, a);
+		return;
+	default:
+		return;
+	}
+}
+
+static int param_index(const marker *k, const ir_buf *b)
+{
+	for (size_t p = 0; p < k->nparams; p++)
+		if (k->params[p] == b)
+			return (int)p;
+	return -1;
+}
+
+static void mark_reads(marker *k, ptrvec *reads)
+{
+	for (size_t r = 0; r < reads->len; r++) {
+		const ir_val *v = reads->items[r];
+		const ir_buf *b = v->u.read.buf;
+		int p = param_index(k, b);
+		if (p < 0 || !k->m->param_used[p])
+			continue;
+		int64_t flat = 0, x;
+		bool known = true;
+		for (int d = 0; d < b->rank; d++) {
+			if (!eval_idx(k, v->u.read.idx[d], &x) || x < 0 || x >= b->dims[d]) {
+				known = false;
+				break;
+			}
+			flat = flat * b->dims[d] + x;
+		}
+		if (!known) {
+			k->m->param_used[p] = NULL; /* cannot tell: all used */
+			continue;
+		}
+		k->m->param_used[p][flat] = 1;
+	}
+}
+
+static void mark_loops(marker *k, const ir_stmt *s, int depth, ptrvec *reads)
+{
+	if (k->exhausted)
+		return;
+	if (depth == s->nloops) {
+		if (--k->budget < 0)
+			k->exhausted = true;
+		mark_reads(k, reads);
+		return;
+	}
+	ir_loop *l = s->loops[depth];
+	int64_t lo, hi;
+	if (!eval_idx(k, l->lo, &lo) || !eval_idx(k, l->hi, &hi)) {
+		k->exhausted = true;
+		return;
+	}
+	for (int64_t v = lo; v < hi && !k->exhausted; v++) {
+		k->loopval[l->id] = v;
+		mark_loops(k, s, depth + 1, reads);
+	}
+}
+
+static void mark_block(marker *k, const ir_block *b)
+{
+	for (size_t i = 0; i < b->stmts.len && !k->exhausted; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR) {
+			int64_t lo, hi;
+			if (s->loop->is_rows) {
+				lo = 0;
+				hi = 1;
+			} else if (!eval_idx(k, s->loop->lo, &lo) || !eval_idx(k, s->loop->hi, &hi)) {
+				k->exhausted = true;
+				return;
+			}
+			for (int64_t v = lo; v < hi && !k->exhausted; v++) {
+				k->loopval[s->loop->id] = v;
+				mark_block(k, &s->body);
+			}
+		} else if (s->kind == S_IF_GE) {
+			int64_t ca, cb;
+			if (!eval_idx(k, s->a, &ca) || !eval_idx(k, s->b, &cb) || ca >= cb)
+				mark_block(k, &s->body);
+		} else {
+			ptrvec reads = {0};
+			for (int a = 0; a < s->nassigns; a++)
+				collect_theta_reads(s->assigns[a].val, &reads, k->m->arena);
+			if (reads.len)
+				mark_loops(k, s, 0, &reads);
+		}
+	}
+}
+
+/* Which entries of each param the logp kernel can ever read: the others
+ * are structurally unused (stay 0, get gradient 0, counted apart). */
+void find_unused_params(ir_module *m, ir_buf **params)
+{
+	size_t np = m->model->params.len;
+	m->param_used = arena_alloc(m->arena, (np + 1) * sizeof(uint8_t *));
+	m->param_unused = arena_alloc(m->arena, (np + 1) * sizeof(int64_t));
+	const ir_kernel *lk = m->kernels[KER_LOGP];
+	if (!lk)
+		return;
+	for (size_t p = 0; p < np; p++) {
+		m->param_used[p] = arena_alloc(m->arena, (size_t)params[p]->size);
+	}
+	marker k = {.m = m, .nloops = m->next_id + 1, .budget = 200000000, .params = params, .nparams = np};
+	k.loopval = calloc((size_t)k.nloops, sizeof(int64_t));
+	mark_block(&k, &lk->body);
+	free(k.loopval);
+	for (size_t p = 0; p < np; p++) {
+		int64_t n = params[p]->size, unused = 0;
+		if (k.exhausted)
+			m->param_used[p] = NULL;
+		if (m->param_used[p])
+			for (int64_t t = 0; t < n; t++)
+				unused += !m->param_used[p][t];
+		if (!unused)
+			m->param_used[p] = NULL;
+		m->param_unused[p] = unused;
+		m->num_unused += unused;
+	}
+}
+
