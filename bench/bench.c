@@ -20,10 +20,11 @@
  * Why so: the C kernels are single-threaded and reentrant, so T threads split
  * a batch into T contiguous chunks, each calling the kernel on its chunk (the
  * gradient into its own zeroed buffer, then the buffers summed, one slice of
- * theta per thread): exactly what the training loop does.  Implementations
+ * theta per thread): exactly what the training loop does (a batch of 1 has
+ * nothing to split and runs on the calling thread).  Implementations
  * alternate within each repetition, in a rotating order, so machine drift
  * (this is a shared 2-core machine) hits all alike; each number is a median.
- * Each measurement repeats the call until it lasts about 40 ms (15 ms with
+ * Each measurement repeats the call until it lasts about 30 ms (20 ms with
  * --quick), so batch 1 is timed over many calls.
  *
  * "% of limit" divides each rate by the machine's limit for that kernel, from
@@ -33,15 +34,17 @@
  * takes at least F / FMA peak + S / sigmoid throughput (both run on the FMA
  * units), and it must read the parameters at least once per call and thread,
  * which takes at least bytes / bandwidth of the cache level they fit in.  The
- * limit is the larger of the two (the "bound" column says which: fma, sig or
- * mem); a training epoch adds Adam's pass over theta and its moments.
+ * longer of the two times gives the limit in images/s (the "bound" column
+ * says which: fma, sig or mem); a training epoch adds Adam's pass over theta
+ * and its moments.
  *
  * buildtime: `chain build` of each example (the object) against `cc -O2 -c`
  * of its hand-written reference, alternating, medians of REPS.
  * memory: the peak resident memory (wait4's ru_maxrss) of `chain train` of
  * NADE (1 epoch over the shipped train split), against an estimate: data +
- * 4 x params + threads x n x H scratch, and against a run on 100 rows (the
- * process's own size: the binary, LLVM, the JIT).
+ * 4 x params + threads x n x H scratch; the rest (the process itself: the
+ * binary, LLVM, the JIT) shows as the same excess in a run on 100 rows and
+ * in `chain build` of the model.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -422,7 +425,10 @@ static double time_c(spec *s, int impl, enum kernel k, size_t B, pool *p, long c
 	for (long i = 0; i < calls; i++) {
 		c.first = ((size_t)i * B) % (s->rows - B + 1);
 		c.sample_first = (uint64_t)i * B;
-		pool_run(p, phase_kernel, &c);
+		if (B == 1) /* nothing to split: the caller runs it, no thread is woken */
+			phase_kernel(&c, 0, 1);
+		else
+			pool_run(p, phase_kernel, &c);
 		if (k == K_GRAD && p->T > 1 && B > 1)
 			pool_run(p, phase_sum, &c);
 	}
@@ -617,6 +623,7 @@ static void fmt_pct(char *buf, size_t len, double r, double lim)
 
 static void print_row(const spec *s, enum kernel k, size_t B, int T, const double rate[NIMPL])
 {
+
 	char name[32], r[NIMPL][16], gr[16], gt[16], pc[NIMPL][16];
 	const char *bound;
 	double lim = limit_rate(s, k, B, T, &bound);
@@ -640,20 +647,20 @@ static void print_row(const spec *s, enum kernel k, size_t B, int T, const doubl
  * the slow ones so that the suite stays within minutes. */
 static int reps_for(double seconds)
 {
-	if (seconds > 2.0)
+	if (seconds > 1.5 || (quick && seconds > 0.3))
 		return 1;
-	if (seconds > 0.5)
-		return quick ? 1 : 3;
+	if (seconds > 0.3)
+		return 3;
 	return quick ? 3 : 5;
 }
 
 /* Times one (kernel, batch, threads) for all implementations: calibrate the
- * number of calls per measurement on a first (warm-up) call, then rounds in
- * rotating order; prints the row. */
+ * number of calls per measurement on a warm call, then rounds in rotating
+ * order; prints the row. */
 static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 {
 	int T = p->T;
-	double target = quick ? 0.015 : 0.04;
+	double target = quick ? 0.02 : 0.03;
 	long calls[NIMPL] = { 0, 0, 0 };
 	double one[NIMPL] = { NAN, NAN, NAN }, rates[NIMPL][MAXREPS], rate[NIMPL];
 	int have[NIMPL] = { 1, 1, torch_in != NULL };
@@ -661,7 +668,15 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 	for (int i = 0; i < NIMPL; i++) {
 		if (!have[i])
 			continue;
+		/* the first call warms up (caches, page faults, threads); when it is
+		 * short, a quarter of a measurement gives the steady cost of a call
+		 * (PyTorch pays milliseconds at the start of each burst of calls) */
 		one[i] = i == I_TORCH ? torch_time(k, B, T, 1) : time_c(s, i, k, B, p, 1);
+		if (isfinite(one[i]) && one[i] < 0.25) {
+			long c = (long)ceil(target / 4 / (one[i] > 1e-7 ? one[i] : 1e-7));
+			double t = i == I_TORCH ? torch_time(k, B, T, c) : time_c(s, i, k, B, p, c);
+			one[i] = t / (double)c;
+		}
 		if (!isfinite(one[i])) {
 			have[i] = 0;
 			continue;
@@ -678,11 +693,7 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 			int i = (rep + j) % NIMPL;
 			if (!have[i] || rep >= reps[i])
 				continue;
-			/* a call of a quarter second or more needs no warm-up: the
-			 * calibration call is the first measurement */
-			double t = rep == 0 && one[i] >= 0.25 ? one[i]
-			         : i == I_TORCH ? torch_time(k, B, T, calls[i])
-			                        : time_c(s, i, k, B, p, calls[i]);
+			double t = i == I_TORCH ? torch_time(k, B, T, calls[i]) : time_c(s, i, k, B, p, calls[i]);
 			rates[i][rep] = (double)calls[i] * (double)B / t;
 		}
 	for (int i = 0; i < NIMPL; i++)
@@ -832,14 +843,14 @@ static void bench_epoch(spec *s, const epoch_setup *e, int T)
 	print_row(s, K_EPOCH, 100, T, rate);
 }
 
-/* Rows of the train split an epoch runs over: the first 2000 of the 7000
- * (fewer for the slower models), so that the suite stays within minutes;
- * images/s do not depend on the epoch's length beyond a few steps. */
+/* Rows of the train split an epoch runs over: the first 1000 of the 7000
+ * (fewer for NADE), so that the suite stays within minutes; images/s hardly
+ * depend on the epoch's length beyond a few steps of 100 rows. */
 static size_t epoch_rows(const spec *s, size_t avail)
 {
-	size_t r = s->H >= 500 ? 300 : s->H >= 100 ? 1000 : 2000;
+	size_t r = s->H >= 500 ? 300 : s->H >= 100 ? 600 : 1000;
 	if (quick)
-		r = s->H >= 500 ? 200 : s->H >= 100 ? 500 : 1000;
+		r = s->H >= 500 ? 200 : s->H >= 100 ? 300 : 500;
 	return r < avail ? r : avail;
 }
 

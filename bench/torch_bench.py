@@ -27,7 +27,10 @@ are freed, so every call page-faults them in again and most of the time goes
 there (about 50 images/s at H = 500).  A good user splits the batch: NADE
 works on chunks of rows whose intermediates hold at most CHUNK_ELEMS numbers,
 gradients accumulate over the chunks (the usual gradient accumulation); on
-this machine that is 2-5x faster than one piece at batch 256.
+this machine that is 2-3x faster than one piece at batch 256.
+Matrix products go to the BLAS that libblas.so.3 points to (Debian's
+alternatives): the reference BLAS of libblas3 is several times slower than
+OpenBLAS (libopenblas0-openmp); the "ready" line says which one is loaded.
 
 Commands (replies start with "ok" or "error"):
   data PATH ROWS N                     rows of float64 (raw) for logp/grad
@@ -140,10 +143,39 @@ def backward(m, x, scale):
         (m.logp(xc).sum() * scale).backward()
 
 
+def set_threads(T):
+    """torch.set_num_threads, only when T changes: each call costs
+    milliseconds and slows the next operations (it resets the OpenMP and
+    BLAS thread pools)."""
+    if torch.get_num_threads() != T:
+        torch.set_num_threads(T)
+
+
+def blas_name():
+    """The BLAS library this process has loaded (after a matrix product)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "/" in line}
+        libs = [p.split("/")[-2] + "/" + p.split("/")[-1] for p in sorted(libs)
+                if "blas" in p.split("/")[-1].lower()]
+        return ",".join(libs) or "built in"
+    except OSError:
+        return "unknown"
+
+
+def make_model(spec):
+    """A fresh model from the starting params of spec (see "model")."""
+    if spec["kind"] == "fvsbn":
+        return FVSBN(spec["n"], spec["theta"], spec["dtype"])
+    return NADE(spec["n"], spec["H"], spec["theta"], spec["dtype"])
+
+
 def main():
     torch.set_num_interop_threads(1)
-    print("ready torch", torch.__version__, flush=True)
-    data = None
+    print("ready torch", torch.__version__, "BLAS", blas_name(), flush=True)
+    data = None      # the test rows, float64
+    spec = None      # the current model: kind, n, H, dtype, theta, x (data in dtype)
     model = None
     epoch_data = {}
     gen = torch.Generator().manual_seed(1)
@@ -160,24 +192,18 @@ def main():
                 print("ok", rows, flush=True)
             elif w[0] == "model":
                 kind, n, H, prec, path = w[1], int(w[2]), int(w[3]), w[4], w[5]
+                count = n * n + n if kind == "fvsbn" else 2 * n * H + H + n
                 dtype = torch.float32 if prec == "f32" else torch.float64
-                if kind == "fvsbn":
-                    theta = read_f64(path, n * n + n)
-                    model = FVSBN(n, theta, dtype)
-                else:
-                    theta = read_f64(path, 2 * n * H + H + n)
-                    model = NADE(n, H, theta, dtype)
-                model.theta0 = theta
-                model.kind, model.H_arg = kind, H
-                model.dtype_ = dtype
-                model.x = data.to(dtype)
+                spec = {"kind": kind, "n": n, "H": H, "dtype": dtype,
+                        "theta": read_f64(path, count), "x": data.to(dtype)}
+                model = make_model(spec)
                 with torch.no_grad():
-                    lp = logp(model, model.x[:4])
+                    lp = logp(model, spec["x"][:4])
                 print("ok", " ".join("%.17g" % v for v in lp.tolist()), flush=True)
             elif w[0] == "time":
                 kernel, B, T, calls = w[1], int(w[2]), int(w[3]), int(w[4])
-                torch.set_num_threads(T)
-                x = model.x
+                set_threads(T)
+                x = spec["x"]
                 rows = x.shape[0]
                 t0 = time.perf_counter()
                 for k in range(calls):
@@ -196,17 +222,13 @@ def main():
                 print("ok %.9f" % dt, flush=True)
             elif w[0] == "epoch":
                 path, rows, T = w[1], int(w[2]), int(w[3])
-                key = (path, model.dtype_)
+                key = (path, spec["dtype"])
                 if key not in epoch_data:
-                    n = model.n
-                    epoch_data[key] = read_f64(path, rows * n).view(rows, n).to(model.dtype_)
+                    n = spec["n"]
+                    epoch_data[key] = read_f64(path, rows * n).view(rows, n).to(spec["dtype"])
                 X = epoch_data[key]
-                torch.set_num_threads(T)
-                # a fresh model from the same starting params, a fresh Adam
-                if model.kind == "fvsbn":
-                    m = FVSBN(model.n, model.theta0, model.dtype_)
-                else:
-                    m = NADE(model.n, model.H_arg, model.theta0, model.dtype_)
+                set_threads(T)
+                m = make_model(spec)    # from the same starting params, a fresh Adam
                 opt = torch.optim.Adam(m.parameters(), lr=1e-3)
                 t0 = time.perf_counter()
                 perm = torch.randperm(rows, generator=gen)
