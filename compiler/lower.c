@@ -231,7 +231,13 @@ static tval emit_temp(lowerer *L, ir_stmt_kind kind, shape sh, ir_val *v, ir_loo
 		to[nsub++] = ir_idx_loop(m, r);
 	}
 	ir_val *body = ir_subst_val(m, v, from, to, nsub);
+	/* the stage: what the value and the reductions' bounds depend on */
 	int st = val_stage(L, body);
+	for (int k = 0; k < nred; k++) {
+		int lo_st = idx_stage(L, loops[n + k]->lo), hi_st = idx_stage(L, loops[n + k]->hi);
+		st = lo_st > st ? lo_st : st;
+		st = hi_st > st ? hi_st : st;
+	}
 	set_stage(L, b, st);
 	ir_block_push(m, stage_block(L, st), ir_assign_stmt(m, kind, loops, n + nred, n, b, idx, body));
 	tval t = {.sh = sh};
