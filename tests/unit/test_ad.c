@@ -133,15 +133,16 @@ static void test_ad__matmul_slices_lets__match_finite_differences(void **state)
 
 /* One data variable with a family: the objective is the mean log p over
  * rows of random data, with the family's arguments at given values. */
-static void check_family(const char *kind, const char *cond, const double *values, size_t nv, double (*draw)(uint64_t, size_t))
+static void check_family_in(const char *prelude, const char *kind, const char *cond, const double *values, size_t nv,
+                            double (*draw)(uint64_t, size_t))
 {
-	char src[1024];
-	snprintf(src, sizeof src, "model fam\ndata y : %s[4]\nparam a : real[4]\nparam s : real[4]\ny[i] ~ %s\nmaximize loglik\n", strcmp(kind, "cat") ? kind : "cat(4)",
-	         cond);
+	char src[4096];
+	snprintf(src, sizeof src, "model fam\n%sdata y : %s[4]\nparam a : real[4]\nparam s : real[4]\ny[i] ~ %s\nmaximize loglik\n",
+	         prelude, strcmp(kind, "cat") ? kind : "cat(4)", cond);
 	gen g = {0};
 	const chain_model *m = compile(&g, src);
 	if (!m)
-		fail_msg("%s: does not compile", cond);
+		fail_msg("%s: does not compile:\n%s", cond, src);
 	double obs[6 * 4];
 	for (size_t r = 0; r < 6 * 4; r++)
 		obs[r] = draw(3, r);
@@ -156,6 +157,11 @@ static void check_family(const char *kind, const char *cond, const double *value
 		fd_check(m, theta, obs, 6, what);
 	}
 	gen_free(&g);
+}
+
+static void check_family(const char *kind, const char *cond, const double *values, size_t nv, double (*draw)(uint64_t, size_t))
+{
+	check_family_in("", kind, cond, values, nv, draw);
 }
 
 static double draw_bin(uint64_t seed, size_t r) { return chain_rng_uniform(seed, CHAIN_STREAM_DATA, r, 0, 0) < 0.5; }
@@ -212,31 +218,8 @@ static char *stdlib_logp_only(const char *name)
 static void test_ad__poisson_and_binomial_logp__match_finite_differences(void **state)
 {
 	const double mid[] = {-20, -3, -0.5, 0.8, 4, 20};
-	static const struct { const char *family, *call; } cases[] = {
-		{"poisson_log", "poisson_log_logp(a[i] * 0.1 + s[i])"},
-		{"binomial", "binomial_logp(8, sigmoid(a[i] * 0.1 + s[i]))"},
-	};
-	for (int c = 0; c < 2; c++) {
-		char src[4096];
-		snprintf(src, sizeof src, "model fam\n%sdata y : int[4]\nparam a : real[4]\nparam s : real[4]\ny[i] ~ %s\nmaximize loglik\n",
-		         stdlib_logp_only(cases[c].family), cases[c].call);
-		gen g = {0};
-		const chain_model *m = compile(&g, src);
-		if (!m)
-			fail_msg("%s: does not compile:\n%s", cases[c].family, src);
-		double obs[6 * 4];
-		for (size_t r = 0; r < 6 * 4; r++)
-			obs[r] = draw_count4(3, r);
-		for (size_t v = 0; v < 6; v++) {
-			double theta[8];
-			for (size_t i = 0; i < 4; i++) {
-				theta[i] = mid[v] * (1 + 0.1 * (double)i);
-				theta[4 + i] = 0.3 * (double)i - 0.4;
-			}
-			fd_check(m, theta, obs, 6, cases[c].call);
-		}
-		gen_free(&g);
-	}
+	check_family_in(stdlib_logp_only("poisson_log"), "int", "poisson_log_logp(a[i] * 0.1 + s[i])", mid, 6, draw_count4);
+	check_family_in(stdlib_logp_only("binomial"), "int", "binomial_logp(8, sigmoid(a[i] * 0.1 + s[i]))", mid, 6, draw_count4);
 }
 
 /* The example models, with every order form. */
