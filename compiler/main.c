@@ -69,7 +69,7 @@ static int fail(const char *fmt, ...)
 static int model_flag(compile_opts *o, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];
-	if (strcmp(a, "-D") == 0 || strncmp(a, "-D", 2) == 0) {
+	if (strncmp(a, "-D", 2) == 0) { /* -D NAME=V or -DNAME=V */
 		const char *spec = a[2] ? a + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
 		const char *eq = spec ? strchr(spec, '=') : NULL;
 		if (!spec || !eq || eq == spec) {
