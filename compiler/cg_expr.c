@@ -335,6 +335,8 @@ static LLVMValueRef cg_draw(cg_ctx *c, const ir_val *v)
 		LLVMBuildTrunc(c->b, v->u.draw.b ? cg_idx(c, v->u.draw.b) : cg_i64(c, 0), c->i32, ""),
 		LLVMConstInt(c->i32, v->u.draw.c, 0),
 	};
+	if (v->u.draw.ci) /* one draw per iteration of the enclosing sum */
+		args[4] = LLVMBuildAdd(c->b, args[4], LLVMBuildTrunc(c->b, cg_idx(c, v->u.draw.ci), c->i32, ""), "");
 	LLVMValueRef r = LLVMBuildCall2(c->b, ty, fn, args, 5, "");
 	return c->o->f32 ? LLVMBuildFPTrunc(c->b, r, c->real, "") : r;
 }

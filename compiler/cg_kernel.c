@@ -167,6 +167,7 @@ static void scan_val(cg_ctx *c, kernel_scan *s, const ir_val *v)
 	case V_DRAW:
 		scan_idx(c, s, v->u.draw.a);
 		scan_idx(c, s, v->u.draw.b);
+		scan_idx(c, s, v->u.draw.ci);
 		break;
 	case V_STOP: scan_val(c, s, v->u.stop); break;
 	case V_CONST: break;
@@ -252,7 +253,7 @@ static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
 				return true;
 		return false;
 	case V_INT: return idx_reads(v->u.idx, b);
-	case V_DRAW: return idx_reads(v->u.draw.a, b) || idx_reads(v->u.draw.b, b);
+	case V_DRAW: return idx_reads(v->u.draw.a, b) || idx_reads(v->u.draw.b, b) || idx_reads(v->u.draw.ci, b);
 	case V_STOP: return val_reads(c, v->u.stop, b, seen);
 	case V_CONST: return false;
 	}

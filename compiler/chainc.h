@@ -463,7 +463,8 @@ struct ir_val {
 		struct { ir_buf *buf; ir_idx *idx[IR_MAX_RANK]; } read;
 		struct { ir_opcode op; ir_val *a[3]; } op;
 		ir_idx *idx;
-		struct { ir_draw_kind kind; uint32_t stream; ir_idx *a, *b; uint32_t c; } draw;
+		struct { ir_draw_kind kind; uint32_t stream; ir_idx *a, *b; uint32_t c; ir_idx *ci; } draw;
+		                        /* V_DRAW: the draw number is c + ci (ci: a sum's index, or NULL) */
 		ir_val *stop;
 	} u;
 };
@@ -555,6 +556,8 @@ ir_val *ir_read(ir_module *m, ir_buf *b, ir_idx **idx);
 ir_val *ir_op(ir_module *m, ir_opcode op, ir_val *a, ir_val *b, ir_val *c);  /* simplifies 0+x, 1*x, ... */
 ir_val *ir_int(ir_module *m, ir_idx *i);
 ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c);
+/* The same with the draw number c + ci: one draw per iteration of a sum. */
+ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci);
 ir_val *ir_stop(ir_module *m, ir_val *v);
 bool ir_idx_equal(const ir_idx *a, const ir_idx *b);
 ir_stmt *ir_stmt_new(ir_module *m, ir_stmt_kind k);

@@ -153,6 +153,7 @@ static uint32_t val_hash(const ir_val *v)
 		h = hash_mix(h, v->u.draw.c);
 		h = hash_mix(h, idx_hash(v->u.draw.a));
 		h = hash_mix(h, idx_hash(v->u.draw.b));
+		h = hash_mix(h, idx_hash(v->u.draw.ci));
 		break;
 	case V_STOP:
 		h = hash_mix(h, (uint64_t)(uintptr_t)v->u.stop);
@@ -186,7 +187,7 @@ static bool val_equal(const ir_val *a, const ir_val *b)
 	case V_DRAW:
 		return a->u.draw.kind == b->u.draw.kind && a->u.draw.stream == b->u.draw.stream &&
 		       a->u.draw.c == b->u.draw.c && ir_idx_equal(a->u.draw.a, b->u.draw.a) &&
-		       ir_idx_equal(a->u.draw.b, b->u.draw.b);
+		       ir_idx_equal(a->u.draw.b, b->u.draw.b) && ir_idx_equal(a->u.draw.ci, b->u.draw.ci);
 	case V_STOP:
 		return a->u.stop == b->u.stop;
 	}
@@ -537,7 +538,7 @@ ir_val *ir_int(ir_module *m, ir_idx *i)
 	return intern(m, &t);
 }
 
-ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c)
+ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci)
 {
 	ir_val t = { .kind = V_DRAW };
 	t.u.draw.kind = k;
@@ -545,7 +546,13 @@ ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx
 	t.u.draw.a = a;
 	t.u.draw.b = b;
 	t.u.draw.c = c;
+	t.u.draw.ci = ci;
 	return intern(m, &t);
+}
+
+ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c)
+{
+	return ir_draw_at(m, k, stream, a, b, c, NULL);
 }
 
 /* stop(v): v without derivative.  Constants have none anyway, and a stop of
@@ -770,7 +777,12 @@ static void print_val(FILE *out, const ir_val *v, const pmap *names, bool top)
 		print_idx(out, v->u.draw.a);
 		fputs(", ", out);
 		print_idx(out, v->u.draw.b);
-		fprintf(out, ", %u)", v->u.draw.c);
+		fprintf(out, ", %u", v->u.draw.c);
+		if (v->u.draw.ci) {
+			fputs(" + ", out);
+			print_idx(out, v->u.draw.ci);
+		}
+		fputc(')', out);
 		break;
 	case V_STOP:
 		fputs("stop(", out);
@@ -950,6 +962,7 @@ static void bufs_val(pmap *seen, pmap *done, ptrvec *list, const ir_val *v)
 	case V_DRAW:
 		bufs_idx(seen, list, v->u.draw.a);
 		bufs_idx(seen, list, v->u.draw.b);
+		bufs_idx(seen, list, v->u.draw.ci);
 		break;
 	case V_STOP: bufs_val(seen, done, list, v->u.stop); break;
 	case V_CONST: break;

@@ -26,7 +26,8 @@ bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 {
 	switch (v->kind) {
 	case V_INT: return ir_idx_uses_loop(v->u.idx, l);
-	case V_DRAW: return ir_idx_uses_loop(v->u.draw.a, l) || ir_idx_uses_loop(v->u.draw.b, l);
+	case V_DRAW:
+		return ir_idx_uses_loop(v->u.draw.a, l) || ir_idx_uses_loop(v->u.draw.b, l) || ir_idx_uses_loop(v->u.draw.ci, l);
 	case V_STOP: return ir_val_uses_loop(v->u.stop, l);
 	case V_READ:
 		for (int k = 0; k < v->u.read.buf->rank; k++)
@@ -75,8 +76,8 @@ ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n
 	case V_INT:
 		return ir_int(m, ir_subst_idx(m, v->u.idx, from, to, n));
 	case V_DRAW:
-		return ir_draw(m, v->u.draw.kind, v->u.draw.stream, ir_subst_idx(m, v->u.draw.a, from, to, n),
-		               ir_subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c);
+		return ir_draw_at(m, v->u.draw.kind, v->u.draw.stream, ir_subst_idx(m, v->u.draw.a, from, to, n),
+		                  ir_subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c, ir_subst_idx(m, v->u.draw.ci, from, to, n));
 	case V_STOP:
 		return ir_stop(m, ir_subst_val(m, v->u.stop, from, to, n));
 	case V_READ: {

@@ -500,13 +500,28 @@ static tval lower_call(lowerer *L, const expr *e)
 	if (fn == FN_UNIFORM || fn == FN_NORMAL || fn == FN_GUMBEL) {
 		if (!L->seg)
 			return scalar(ir_const(L->m, 0));
-		if (L->open_loops.len) {
-			/* each iteration would need its own draw */
-			not_supported(L, e->where, "a random draw inside a sum");
+		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
+		if (!L->open_loops.len)
+			return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), L->draws++));
+		/* inside sum(k in lo..hi): one draw per iteration, numbered c + (k - lo);
+		 * the draws after the sum come after all of them, so the range must
+		 * be constant, and one sum deep */
+		ir_loop *o = L->open_loops.items[L->open_loops.len - 1];
+		if (L->open_loops.len > 1 || o->lo->kind != IX_CONST || o->hi->kind != IX_CONST) {
+			not_supported(L, e->where, "a random draw inside a sum whose range is not constant, or inside two sums");
 			return scalar(ir_const(L->m, 0));
 		}
-		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
-		return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), L->draws++));
+		int64_t extent = o->hi->u.c - o->lo->u.c;
+		if (extent < 0)
+			extent = 0;
+		if (extent > (1 << 20) || L->draws + (uint64_t)extent > (1u << 24)) {
+			not_supported(L, e->where, "more than 2^20 draws in one sum");
+			return scalar(ir_const(L->m, 0));
+		}
+		uint32_t base = L->draws;
+		L->draws += (uint32_t)extent;
+		return scalar(ir_draw_at(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), base,
+		                         ir_idx_bin(L->m, IX_SUB, ir_idx_loop(L->m, o), o->lo)));
 	}
 	tval a = lower_expr(L, args->items[0]);
 	if (fn <= FN_LOG_SIGMOID) {
@@ -902,8 +917,8 @@ static ir_val *block_val(blocker *k, ir_val *v)
 	case V_INT:
 		return ir_int(k->m, block_idx(k, v->u.idx));
 	case V_DRAW:
-		return ir_draw(k->m, v->u.draw.kind, v->u.draw.stream, block_idx(k, v->u.draw.a), block_idx(k, v->u.draw.b),
-		               v->u.draw.c);
+		return ir_draw_at(k->m, v->u.draw.kind, v->u.draw.stream, block_idx(k, v->u.draw.a), block_idx(k, v->u.draw.b),
+		                  v->u.draw.c, block_idx(k, v->u.draw.ci));
 	default:
 		return v;
 	}

@@ -400,6 +400,41 @@ static void test_categorical__sample_frequencies__pass_chi_square(void **state)
 	gen_free(&g);
 }
 
+/* A binomial model: its sampler draws once per trial (a draw inside a
+ * sum); frequencies match p(x), and rows do not depend on the batch split. */
+static void test_binomial__sample_frequencies__pass_chi_square(void **state)
+{
+	const char *src = "model binom\ndim n = 2\ndata y : int[n]\nparam a : real[n] ~ normal(0, 1)\nparam w : real\n"
+	                  "y[i] ~ binomial(4, sigmoid(a[i] + sum(j before i) w * y[j]))\nmaximize loglik\n";
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, src, 2, 0, false);
+	assert_non_null(m);
+	double theta[8];
+	random_theta(m, theta, 3, 1.0);
+	theta[2] = 0.4;
+	size_t rows = 30000;
+	double *obs = malloc(rows * 2 * sizeof(double)), count[25] = {0}, chi = 0, total = 0;
+	m->f64->sample(theta, 5, 0, rows, obs);
+	for (size_t r = 0; r < rows; r++)
+		count[(int)obs[2 * r] * 5 + (int)obs[2 * r + 1]]++;
+	for (int s0 = 0; s0 < 25; s0++) {
+		double x[2] = {s0 / 5, s0 % 5};
+		double p = exp(m->f64->logp(theta, x)), e = rows * p;
+		total += p;
+		if (e > 5)
+			chi += (count[s0] - e) * (count[s0] - e) / e;
+	}
+	assert_true(fabs(total - 1) <= 1e-12);
+	if (!(chi < 24 + 4.5 * sqrt(48) + 10))
+		fail_msg("chi-square %.1f with 24 degrees of freedom", chi);
+	double split[2 * 13];
+	m->f64->sample(theta, 5, 0, 5, split);
+	m->f64->sample(theta, 5, 5, 8, split + 10);
+	assert_memory_equal(split, obs, sizeof split);
+	free(obs);
+	gen_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_sample__frequencies__pass_chi_square),
 		cmocka_unit_test(test_categorical__sample_frequencies__pass_chi_square),
+		cmocka_unit_test(test_binomial__sample_frequencies__pass_chi_square),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
