@@ -61,9 +61,7 @@ static bool check_name(checker *c, ctx *x, expr *e)
 			diag_error(c->d, e->where, "the objective may not use data variable '%s' directly; use loglik", y->name);
 			return false;
 		}
-		if (x->where == CTX_LET || x->where == CTX_COND)
-			break;
-		/* fallthrough */
+		break;
 	case SYM_PARAM:
 	case SYM_CONST:
 	case SYM_FAMILY_ARG:
@@ -74,8 +72,6 @@ static bool check_name(checker *c, ctx *x, expr *e)
 			           y->decl->u.let.index);
 			return false;
 		}
-		if (!y->decl->u.let.value->shape.rank && y->uses_position)
-			break;
 		break;
 	default:
 		diag_error(c->d, e->where, "'%s' is %s, not a value", y->name,
@@ -89,8 +85,6 @@ static bool check_name(checker *c, ctx *x, expr *e)
 	e->shape = y->shape;
 	e->is_int = (y->kind == SYM_FAMILY_ARG && y->vkind != K_REAL && y->shape.rank == 0) ||
 	            (y->kind == SYM_CONST && y->vkind != K_REAL && y->shape.rank == 0);
-	if (y->kind == SYM_LET)
-		e->shape = y->shape;
 	return true;
 }
 

@@ -483,9 +483,9 @@ static ir_opcode fn_op(int fn)
 }
 
 /* Position of the current element in the whole chain (for draws). */
-static ir_idx *global_pos(lowerer *L)
+static ir_idx *global_pos(ir_module *m, const segment *s)
 {
-	return ir_idx_bin(L->m, IX_ADD, ir_idx_const(L->m, L->seg->first_pos), ir_idx_loop(L->m, L->seg->k));
+	return ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->first_pos), ir_idx_loop(m, s->k));
 }
 
 static tval lower_call(lowerer *L, const expr *e)
@@ -502,7 +502,7 @@ static tval lower_call(lowerer *L, const expr *e)
 			return scalar(ir_const(L->m, 0));
 		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
 		if (!L->open_loops.len)
-			return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), L->draws++));
+			return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L->m, L->seg), L->draws++));
 		/* inside sum(k in lo..hi): one draw per iteration, numbered c + (k - lo);
 		 * the draws after the sum come after all of them, so the range must
 		 * be constant, and one sum deep */
@@ -520,7 +520,7 @@ static tval lower_call(lowerer *L, const expr *e)
 		}
 		uint32_t base = L->draws;
 		L->draws += (uint32_t)extent;
-		return scalar(ir_draw_at(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L), base,
+		return scalar(ir_draw_at(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L->m, L->seg), base,
 		                         ir_idx_bin(L->m, IX_SUB, ir_idx_loop(L->m, o), o->lo)));
 	}
 	tval a = lower_expr(L, args->items[0]);
@@ -767,7 +767,7 @@ static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir
 		break;
 	case TAIL_COMPLETE: {
 		ir_stmt *c = ir_stmt_new(m, S_IF_GE);
-		c->a = global_pos(&(lowerer){.m = m, .seg = s});
+		c->a = global_pos(m, s);
 		c->b = ir_idx_leaf(m, IX_PREFIX);
 		ir_block_push(m, &c->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
 		ir_block_push(m, dst, c);
