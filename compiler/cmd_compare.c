@@ -23,6 +23,7 @@
 
 typedef struct compare_opts {
 	const char *ref, *data, *cc, *cflags;
+	bool f32;
 	size_t rows;
 	double tol;
 	int repeats;
@@ -85,7 +86,9 @@ static void *load_reference(const compare_opts *o, const char *dir)
 	/* the command line runs through the shell: paths are quoted */
 	include_dir(inc, sizeof inc);
 	snprintf(so, sizeof so, "%s/ref.so", dir);
-	snprintf(cmd, sizeof cmd, "%s %s -shared -fPIC -I'%s' '%s' -o '%s' -lm", o->cc, o->cflags, inc, o->ref, so);
+	/* -DCHAIN_F32 tells a reference written like examples/reference/ that real is float */
+	snprintf(cmd, sizeof cmd, "%s %s%s -shared -fPIC -I'%s' '%s' -o '%s' -lm", o->cc, o->cflags,
+	         o->f32 ? " -DCHAIN_F32" : "", inc, o->ref, so);
 	if (system(cmd) != 0) {
 		cfail("cannot compile the reference: %s", cmd);
 		return NULL;
@@ -167,7 +170,7 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		return pr > 0 ? 0 : 1;
 	if (o.tol == 0)
 		o.tol = m->f32 ? 1e-4 : 1e-10;
-	bool f32 = m->f32 != NULL;
+	bool f32 = o.f32 = m->f32 != NULL;
 	size_t rs = f32 ? sizeof(float) : sizeof(double), np = m->num_params, ob = m->obs_size;
 	char dir[] = "/tmp/chain-compare-XXXXXX";
 	if (!mkdtemp(dir))
@@ -183,11 +186,14 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		dlclose(ref);
 		return cfail("%s does not define %s_logp_batch (the generated API of model %s)", o.ref, m->name, m->name);
 	}
-	/* params: the model's initialisation plus noise; rows: data or samples */
-	void *theta = calloc(np + 1, rs), *obs = NULL;
-	void *g1 = calloc(np + 1, rs), *g2 = calloc(np + 1, rs);
+	/* params: the model's initialisation plus noise; rows: data or samples.
+	 * The buffers the reference reads or writes hold doubles even for f32, so that a
+	 * reference built for the other precision gives wrong numbers (a failed
+	 * comparison), not a heap overflow. */
+	void *theta = calloc(np + 1, sizeof(double)), *obs = NULL;
+	void *g1 = calloc(np + 1, rs), *g2 = calloc(np + 1, sizeof(double));
 	double *out1 = calloc(o.rows + 1, sizeof(double)), *out2 = calloc(o.rows + 1, sizeof(double));
-	float *fo1 = calloc(o.rows + 1, sizeof(float)), *fo2 = calloc(o.rows + 1, sizeof(float));
+	float *fo1 = calloc(o.rows + 1, sizeof(float)), *fo2 = calloc(2 * o.rows + 2, sizeof(float));
 	int rc = 0;
 	if (f32) {
 		m->f32->init(theta, o.seed);
@@ -213,7 +219,7 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 			rc = cfail("%s", err.msg);
 			goto done;
 		}
-		obs = calloc(o.rows * ob + 1, rs);
+		obs = calloc(o.rows * ob + 1, sizeof(double));
 		for (size_t r = 0; r < o.rows; r++)
 			for (size_t j = 0; j < ob; j++) {
 				double v = d.values[(r % d.rows) * ob + j];
@@ -224,7 +230,7 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 			}
 		chain_dataset_free(&d);
 	} else {
-		obs = calloc(o.rows * ob + 1, rs);
+		obs = calloc(o.rows * ob + 1, sizeof(double));
 		if (f32)
 			m->f32->sample(theta, o.seed, 0, o.rows, obs);
 		else
@@ -281,7 +287,8 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 	printf("  logp speed %10.0f rows/s generated %10.0f rows/s reference  ratio %.2f (median of %d)\n", (double)o.rows / mg,
 	       (double)o.rows / mr, mr / mg, o.repeats);
 	if (rc)
-		printf("FAILED: a difference exceeds the tolerance %.1e\n", o.tol);
+		printf("FAILED: a difference exceeds the tolerance %.1e%s\n", o.tol,
+		       f32 ? " (was the reference built for float? it is compiled with -DCHAIN_F32)" : "");
 done:
 	free(theta);
 	free(obs);

@@ -53,7 +53,10 @@ expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --
 expect_ok "--version" "$CHAIN" --version
 expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
 grep -q "gradient  worst difference" "$T/out" && ok || bad "compare printed no gradient difference"
-expect_ok "compare f32" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precision f32 --ref examples/reference/fvsbn.c --cflags "-O2 -DCHAIN_F32" --rows 20
+expect_ok "compare f32" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precision f32 --ref examples/reference/fvsbn.c --rows 20
+# a reference that ignores -DCHAIN_F32 computes in double: a clean failure, no overflow
+printf '#undef CHAIN_F32\n#include "%s/examples/reference/fvsbn.c"\n' "$PWD" > "$T/fvsbn64.c"
+expect_fail "compare f32 with a double reference" "built for float" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precision f32 --ref "$T/fvsbn64.c" --rows 20
 expect_fail "compare with the wrong reference" "does not define fvsbn_logp_batch" "$CHAIN" compare examples/fvsbn.chain --ref examples/reference/nade.c --cflags "-O1"
 printf 'this is not C\n' > "$T/bad.c"
 expect_fail "compare with a reference that does not compile" "cannot compile" "$CHAIN" compare examples/fvsbn.chain --ref "$T/bad.c"
