@@ -320,6 +320,9 @@ static void needed_for_updates(ir_module *m, const segment *g, ir_block *out)
 			ir_block_push(m, out, g->pos.stmts.items[i]);
 }
 
+/* The most reals of per-row state a gradient kernel keeps for a block of rows. */
+#define GRAD_BLOCK_MAX_REALS ((int64_t)1 << 15)
+
 /* acc <-> tape[k]: copies between an accumulator and its slot on the tape. */
 static ir_stmt *tape_copy(ir_module *m, ir_buf *acc, ir_buf *tape, ir_loop *k, bool store)
 {
@@ -398,6 +401,10 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 		ir_block_push(m, &rows->body, f);
 	}
 	reverse_block(c, &low->row, &rows->body, lp, C(1));
+	/* blocks of rows when what each row keeps is small (FVSBN: a few
+	 * scalars), so the gradient of W is read and written once per block:
+	 * not when a tape of scans is (NADE: positions x H per row) */
+	block_rows_loop(m, rows, GRAD_BLOCK_MAX_REALS);
 	ir_block_push(m, body, rows);
 	reverse_block(c, &low->theta, body, lp, C(1));
 }

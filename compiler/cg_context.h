@@ -66,6 +66,11 @@ typedef struct cg_ctx {
 	LLVMBasicBlockRef entry;     /* allocas go here, before its terminator */
 	LLVMValueRef theta, obs, n, grad, out, seed, first, prefix; /* NULL when absent */
 	LLVMValueRef *temp_ptr;      /* by buf id: the scratch of each TEMP buffer */
+	int64_t *lane_stride;        /* by buf id: a TEMP written in the rows of a block has
+	                                one copy per row of the block, this many reals
+	                                apart (cg_kernel.c, jammed rows); 0: one copy */
+	int lane;                    /* in jammed rows: the row's place in its block, whose
+	                                copies of such TEMPs are used; else -1 */
 	LLVMValueRef *loop_var;      /* by loop id: the counter while in scope */
 	cg_row row;
 

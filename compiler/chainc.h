@@ -383,6 +383,8 @@ struct ir_buf {
 	uint8_t *bits;          /* CONST flags, rank 1: element t is bit (t & 7) of bits[t >> 3],
 	                           read as 1.0 or 0.0 (masks: 1 bit an entry, not 8 bytes) */
 	ir_buf *adjoint;        /* set by ad.c for differentiated buffers */
+	bool block_rows;        /* TEMP: one copy per row of a block of rows, the
+	                           first index the row's place in it (lower.c) */
 };
 
 typedef enum ir_idx_kind {

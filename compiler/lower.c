@@ -855,7 +855,9 @@ static void block_persist(blocker *k, ir_buf *b)
 		return;
 	int64_t dims[IR_MAX_RANK] = {ROW_BLOCK, b->dims[0], b->dims[1]};
 	ptrvec_push(k->m->arena, &k->from, b);
-	ptrvec_push(k->m->arena, &k->to, ir_buf_new(k->m, b->name, BUF_TEMP, b->rank + 1, dims));
+	ir_buf *copy = ir_buf_new(k->m, b->name, BUF_TEMP, b->rank + 1, dims);
+	copy->block_rows = true;
+	ptrvec_push(k->m->arena, &k->to, copy);
 }
 
 static void block_persist_block(blocker *k, const ir_block *blk)
@@ -1030,6 +1032,80 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	block_stmts(&bk, &end->body, &last);
 	ir_block_push(m, &blocks->body, end);
 	ir_block_push(m, &k->body, blocks);
+}
+
+/* The TEMPs a block sets (any statement but S_ADD), so each row needs its own. */
+static void block_persist_set(blocker *k, const ir_block *blk, int64_t *reals)
+{
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE)
+			block_persist_set(k, &s->body, reals);
+		if (s->kind == S_ADD)
+			continue;
+		for (int a = 0; a < s->nassigns; a++) {
+			ir_buf *b = s->assigns[a].buf;
+			if (b->cls == BUF_TEMP && !block_buf(k, b)) {
+				block_persist(k, b);
+				*reals += b->size > 0 ? b->size : 1;
+			}
+		}
+	}
+}
+
+static bool idx_const_only(const ir_idx *x)
+{
+	if (!x)
+		return true;
+	if (x->kind == IX_ADD || x->kind == IX_SUB || x->kind == IX_MUL)
+		return idx_const_only(x->u.bin.a) && idx_const_only(x->u.bin.b);
+	return x->kind == IX_CONST;
+}
+
+bool block_rows_loop(ir_module *m, ir_stmt *rows_loop, int64_t max_reals)
+{
+	const ir_block *body = &rows_loop->body;
+	for (size_t i = 0; i < body->stmts.len; i++) {
+		const ir_stmt *s = body->stmts.items[i];
+		if (s->kind == S_FOR && (s->loop->is_rows || !idx_const_only(s->loop->lo) || !idx_const_only(s->loop->hi)))
+			return false;
+	}
+	blocker bk = {.m = m};
+	int64_t reals = 0;
+	block_persist_set(&bk, body, &reals);
+	if (reals * ROW_BLOCK > max_reals)
+		return false;
+	ir_loop *blk = ir_loop_new(m, "block", ir_idx_const(m, 0), ir_idx_const(m, 0));
+	blk->is_rows = true;
+	blk->block = ROW_BLOCK;
+	ir_block blocked = {0};
+	ir_stmt *rows = NULL; /* the rows loop gathering the statements between position loops */
+	for (size_t i = 0; i < body->stmts.len; i++) {
+		const ir_stmt *s = body->stmts.items[i];
+		ir_stmt *pos = NULL, *r;
+		if (s->kind == S_FOR) {
+			/* for k { for row in block { its body } } */
+			pos = ir_stmt_new(m, S_FOR);
+			pos->loop = s->loop;
+			pos->reverse = s->reverse;
+			r = rows_of(m, blk);
+			bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, r->loop), ir_idx_loop(m, blk));
+			block_stmts(&bk, &r->body, &s->body);
+			ir_block_push(m, &pos->body, r);
+			ir_block_push(m, &blocked, pos);
+			rows = NULL;
+			continue;
+		}
+		if (!rows) {
+			rows = rows_of(m, blk);
+			ir_block_push(m, &blocked, rows);
+		}
+		bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, rows->loop), ir_idx_loop(m, blk));
+		ir_block_push(m, &rows->body, block_stmt(&bk, s));
+	}
+	rows_loop->loop = blk;
+	rows_loop->body = blocked;
+	return true;
 }
 
 static ir_buf *out_buf(ir_module *m)

@@ -47,6 +47,16 @@ typedef struct lowered {
  * are structurally unused). */
 ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update);
 
+/* Turns `for row in rows { body }` (rows_loop, built by ad.c) into blocks
+ * of rows whose top-level position loops run each position for all the rows
+ * of the block (as build_blocked does for logp_batch), so that codegen can
+ * jam the rows.  Every TEMP the body sets gets a copy per row of the block;
+ * TEMPs the body only adds into (lp, the adjoints of theta-stage values)
+ * stay shared.  Leaves the loop as it is and returns false when those
+ * copies would exceed max_reals, or a position loop's bounds depend on the
+ * row. */
+bool block_rows_loop(ir_module *m, ir_stmt *rows_loop, int64_t max_reals);
+
 /* unused.c: marks m->param_used / param_unused / num_unused from the logp
  * kernel; params[p] is the buffer of the p-th param. */
 void find_unused_params(ir_module *m, ir_buf **params);

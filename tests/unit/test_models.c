@@ -211,7 +211,8 @@ static void full_size(const char *name, const char *tmpl, size_t h)
 	}
 	double la = m->f64->loglik_grad(theta, digits.values, rows, g1);
 	double lb = r.loglik_grad(theta, digits.values, rows, g2);
-	assert_true(fabs(la - lb) <= 1e-12 * fabs(lb));
+	if (!(fabs(la - lb) <= 1e-12 * fabs(lb)))
+		fail_msg("%s: loglik_grad returns %.17g, the reference %.17g", name, la, lb);
 	double scale = max_abs(g2, np), worst = 0;
 	for (size_t t = 0; t < np; t++)
 		worst = fmax(worst, fabs(g1[t] - g2[t]));
