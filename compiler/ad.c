@@ -13,6 +13,13 @@
  * npos x its size, the size of what the forward pass touches anyway); the
  * backward sweep restores it and recomputes the position's values, so no
  * batch x n x H tensor is ever materialized.
+ *
+ * When a scan's update reads only params, data and row-stage values (NADE:
+ * acc += W[:, k] * x[k]), its adjoint needs no tape and no backward sweep:
+ * the update at k receives the suffix sum T - P_k, T the total of all
+ * positions' adjoints and P_k those up to k, and adjoints are linear in the
+ * seed, so one forward sweep propagates -P_k at each position and a second
+ * loop adds what T propagates once T is known (forward_scan_adjoints).
  */
 #include <string.h>
 
@@ -22,6 +29,7 @@ typedef struct adctx {
 	ir_module *m;
 	lowered *low;
 	ptrvec active;        /* TEMP buffers that depend on theta */
+	bool negate_seeds;    /* reverse_stmt propagates minus the targets' adjoints */
 } adctx;
 
 /* ------------------------------------------------------------ activity */
@@ -214,6 +222,8 @@ static void reverse_stmt(adctx *c, const ir_stmt *s, ir_block *out, const ir_buf
 			seed = ir_read(m, adjoint_of(c, t->buf), (ir_idx **)t->idx);
 		else
 			continue;
+		if (c->negate_seeds)
+			seed = ir_op(m, IR_NEG, seed, NULL, NULL);
 		if (!val_active(c, t->val))
 			continue;
 		if (s->kind == S_MAX) /* the derivative goes to the maximal element */
@@ -320,6 +330,69 @@ static void needed_for_updates(ir_module *m, const segment *g, ir_block *out)
 			ir_block_push(m, out, g->pos.stmts.items[i]);
 }
 
+/* Whether v reads a buffer of `bufs`. */
+static bool reads_any(const ir_val *v, const ptrvec *bufs)
+{
+	switch (v->kind) {
+	case V_READ:
+		for (size_t i = 0; i < bufs->len; i++)
+			if (bufs->items[i] == v->u.read.buf)
+				return true;
+		return false;
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			if (reads_any(v->u.op.a[i], bufs))
+				return true;
+		return false;
+	case V_STOP: return reads_any(v->u.stop, bufs);
+	default: return false;
+	}
+}
+
+static void written_by(ir_module *m, const ir_block *b, ptrvec *out)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE)
+			written_by(m, &s->body, out);
+		for (int a = 0; a < s->nassigns; a++)
+			ptrvec_push(m->arena, out, s->assigns[a].buf);
+	}
+}
+
+static bool block_reads_any(const ir_block *b, const ptrvec *bufs)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *s = b->stmts.items[i];
+		if ((s->kind == S_FOR || s->kind == S_IF_GE) && block_reads_any(&s->body, bufs))
+			return true;
+		for (int a = 0; a < s->nassigns; a++)
+			if (reads_any(s->assigns[a].val, bufs))
+				return true;
+	}
+	return false;
+}
+
+/* Whether the scans of every segment can be differentiated forward (file
+ * comment): their updates read nothing a position or a scan computes, so
+ * the adjoint the update at k propagates depends on k, the row and the
+ * params only, and linearly on the seed. */
+static bool forward_scan_adjoints(adctx *c)
+{
+	ir_module *m = c->m;
+	ptrvec per_pos = {0};
+	for (int s = 0; s < c->low->nsegs; s++) {
+		segment *g = &c->low->segs[s];
+		written_by(m, &g->pre, &per_pos);
+		written_by(m, &g->pos, &per_pos);
+		written_by(m, &g->update, &per_pos);
+	}
+	for (int s = 0; s < c->low->nsegs; s++)
+		if (block_reads_any(&c->low->segs[s].update, &per_pos))
+			return false;
+	return true;
+}
+
 /* The most reals of per-row state a gradient kernel keeps for a block of rows. */
 #define GRAD_BLOCK_MAX_REALS ((int64_t)1 << 15)
 
@@ -336,6 +409,37 @@ static ir_stmt *tape_copy(ir_module *m, ir_buf *acc, ir_buf *tape, ir_loop *k, b
 	if (store)
 		return ir_assign_stmt(m, S_SET, loops, acc->rank, acc->rank, tape, tidx, ir_read(m, acc, idx));
 	return ir_assign_stmt(m, S_SET, loops, acc->rank, acc->rank, acc, idx, ir_read(m, tape, tidx));
+}
+
+/* A segment's positions in order, with the adjoints of forward_scan_adjoints:
+ * at k the position's values, log p and their adjoints (adding the
+ * position's share into the scans' adjoints, which so hold P_k), the update's
+ * adjoint seeded with -P_k, the update; then, the scans' adjoints holding T,
+ * the updates' adjoints again over all positions. */
+static void forward_sweep(adctx *c, segment *g, ir_block *out, ir_buf *lp)
+{
+	ir_module *m = c->m;
+	ir_block_append(m, out, &g->pre);
+	ir_stmt *f = ir_for(m, g->k);
+	ir_block_append(m, &f->body, &g->pos);
+	ir_stmt *add = ir_assign_stmt(m, S_ADD, NULL, 0, 0, lp, (ir_idx *[]){NULL}, g->logp);
+	ir_block_push(m, &f->body, add);
+	zero_adjoints(c, &g->pos, &f->body);
+	reverse_stmt(c, add, &f->body, lp, C(1));
+	reverse_block(c, &g->pos, &f->body, lp, C(1));
+	ir_block minus = {0};
+	c->negate_seeds = true;
+	reverse_block(c, &g->update, &minus, lp, C(1));
+	c->negate_seeds = false;
+	ir_block_push(m, &f->body, segment_updates(m, g, &minus));
+	ir_block_push(m, &f->body, segment_updates(m, g, &g->update));
+	ir_block_push(m, out, f);
+
+	ir_stmt *t = ir_for(m, g->k);
+	ir_block total = {0};
+	reverse_block(c, &g->update, &total, lp, C(1));
+	ir_block_push(m, &t->body, segment_updates(m, g, &total));
+	ir_block_push(m, out, t);
 }
 
 /* The loglik part: for each row, a forward sweep that only advances (and
@@ -357,10 +461,11 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 	zero_adjoints(c, &low->row, &rows->body);
 
 	/* forward sweeps: only the scans, taped per position */
+	bool forward = forward_scan_adjoints(c);
 	ptrvec *tapes = arena_alloc(m->arena, (size_t)(low->nsegs + 1) * sizeof *tapes);
 	for (int s = 0; s < low->nsegs; s++) {
 		segment *g = &low->segs[s];
-		if (!g->accs.len)
+		if (!g->accs.len || forward)
 			continue;
 		ir_block_append(m, &rows->body, &g->pre);
 		ir_stmt *f = ir_for(m, g->k);
@@ -384,6 +489,10 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 		for (size_t a = 0; a < g->accs.len; a++)
 			if (is_active(c, g->accs.items[a]))
 				ir_block_push(m, &rows->body, ir_stmt_fill(m, adjoint_of(c, g->accs.items[a]), C(0)));
+		if (forward && g->accs.len) {
+			forward_sweep(c, g, &rows->body, lp);
+			continue;
+		}
 		ir_loop *kb = g->k;
 		ir_stmt *f = ir_for(m, kb);
 		f->reverse = true;

@@ -102,6 +102,7 @@ void cg_cache_drop(cg_ctx *c);
 
 /* cg_math.c: elementary functions the vectorizer can take */
 LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
+LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x); /* x <= 0 or NaN */
 
 /* cg_kernel.c */
 LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind);

@@ -257,7 +257,7 @@ static LLVMValueRef softplus(cg_ctx *c, LLVMValueRef x)
 {
 	LLVMValueRef ax = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	LLVMValueRef e = LLVMBuildFNeg(c->b, ax, "");
-	e = cg_exp(c, e);
+	e = cg_exp_nonpos(c, e);
 	return LLVMBuildFAdd(c->b, relu(c, x), call_libm(c, "log1p", e), "");
 }
 
@@ -268,7 +268,7 @@ static LLVMValueRef sigmoid(cg_ctx *c, LLVMValueRef x)
 	LLVMValueRef one = cg_real_const(c, 1);
 	LLVMValueRef e = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	e = LLVMBuildFNeg(c->b, e, "");
-	e = cg_exp(c, e);
+	e = cg_exp_nonpos(c, e);
 	LLVMValueRef d = LLVMBuildFAdd(c->b, one, e, "");
 	LLVMValueRef pos = LLVMBuildFDiv(c->b, one, d, "");
 	LLVMValueRef neg = LLVMBuildFDiv(c->b, e, d, "");

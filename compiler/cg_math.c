@@ -42,18 +42,13 @@ static LLVMValueRef pow2(cg_ctx *c, LLVMValueRef k)
 	return LLVMBuildBitCast(c->b, bits, c->real, "");
 }
 
-/* exp(x) = 2^n * exp(r), n = rint(x / ln 2), r = x - n ln 2 (in two parts,
- * so r is exact to working precision), |r| <= ln(2)/2; exp(r) by its
- * Taylor polynomial (degree 12 in f64, 7 in f32: truncation below half an
- * ulp), and 2^n applied in two halves so that n down to the subnormal range
- * and up to overflow stays representable in each factor. */
-LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+/* n = rint(x / ln 2) and exp(r), r = x - n ln 2 (in two parts, so r is
+ * exact to working precision), |r| <= ln(2)/2, by its Taylor polynomial
+ * (degree 12 in f64, 7 in f32: truncation below half an ulp).  x must be
+ * finite and bounded (clamped by the caller). */
+static LLVMValueRef exp_reduced(cg_ctx *c, LLVMValueRef xc, LLVMValueRef *n_out)
 {
 	bool f32 = c->o->f32;
-	/* clamp first: the integer conversion below must see a finite, bounded
-	 * n; beyond these bounds the result is 0 or inf anyway */
-	LLVMValueRef lo = cg_real_const(c, f32 ? -104.0 : -746.0), hi = cg_real_const(c, f32 ? 89.0 : 710.0);
-	LLVMValueRef xc = call2(c, "llvm.minnum", call2(c, "llvm.maxnum", x, lo), hi);
 	LLVMValueRef n = call1(c, "llvm.rint", LLVMBuildFMul(c->b, xc, cg_real_const(c, 1.4426950408889634), ""));
 	/* ln 2 split into a part with trailing zeros (n * hi is exact) and the rest */
 	double ln2_hi = f32 ? 0.693145751953125 : 0.6931471803691238,
@@ -71,11 +66,46 @@ LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
 		coef *= k + 1; /* coef = 1/k! */
 		p = fma3(c, p, r, cg_real_const(c, coef));
 	}
+	*n_out = n;
+	return p;
+}
+
+/* NaN in, NaN out (the clamps turn it into a number). */
+static LLVMValueRef keep_nan(cg_ctx *c, LLVMValueRef x, LLVMValueRef y)
+{
+	LLVMValueRef isnan = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
+	return LLVMBuildSelect(c->b, isnan, x, y, "");
+}
+
+/* exp(x) = 2^n * exp(r), 2^n applied in two halves so that n down to the
+ * subnormal range and up to overflow stays representable in each factor. */
+LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+{
+	bool f32 = c->o->f32;
+	/* clamp first: the integer conversion below must see a finite, bounded
+	 * n; beyond these bounds the result is 0 or inf anyway */
+	LLVMValueRef lo = cg_real_const(c, f32 ? -104.0 : -746.0), hi = cg_real_const(c, f32 ? 89.0 : 710.0);
+	LLVMValueRef xc = call2(c, "llvm.minnum", call2(c, "llvm.maxnum", x, lo), hi);
+	LLVMValueRef n;
+	LLVMValueRef p = exp_reduced(c, xc, &n);
 	/* 2^n = 2^(n/2 rounded down) * 2^(rest) */
 	LLVMValueRef n1 = call1(c, "llvm.floor", LLVMBuildFMul(c->b, n, cg_real_const(c, 0.5), ""));
 	LLVMValueRef n2 = LLVMBuildFSub(c->b, n, n1, "");
 	LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, p, pow2(c, n1), ""), pow2(c, n2), "");
-	/* NaN in, NaN out (the clamp above turned it into a number) */
-	LLVMValueRef isnan = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
-	return LLVMBuildSelect(c->b, isnan, x, y, "");
+	return keep_nan(c, x, y);
+}
+
+/* exp(x) for x <= 0 (sigmoid's and softplus' exp(-|x|)): n <= 0, so
+ * 2^(n + 64) is always a normal number and p * 2^(n + 64) * 2^-64 rounds
+ * once, where the result is subnormal, exactly as cg_exp's two halves do:
+ * the same bits with one conversion fewer. */
+LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
+{
+	bool f32 = c->o->f32;
+	LLVMValueRef xc = call2(c, "llvm.maxnum", x, cg_real_const(c, f32 ? -104.0 : -746.0));
+	LLVMValueRef n;
+	LLVMValueRef p = exp_reduced(c, xc, &n);
+	LLVMValueRef big = LLVMBuildFAdd(c->b, n, cg_real_const(c, 64.0), "");
+	LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, p, pow2(c, big), ""), cg_real_const(c, 0x1p-64), "");
+	return keep_nan(c, x, y);
 }
