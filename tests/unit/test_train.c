@@ -520,6 +520,55 @@ static void test_train__valid_worsens__early_stop_keeps_best_params(void **state
 	chain_dataset_free(&va);
 }
 
+/* A progress callback that, after every epoch, replaces the checkpoint by
+ * another file, as a second writer would (rename over it). */
+static void replace_checkpoint(const chain_train_progress *p, void *user)
+{
+	if (p->event != CHAIN_TRAIN_EPOCH)
+		return;
+	const char *path = user;
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.other", path);
+	FILE *f = fopen(tmp, "wb");
+	assert_non_null(f);
+	fputs("not a checkpoint", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* While training, the best params live only in the checkpoint file: the
+ * trainer copies and reads back the file it wrote last (held open), so a
+ * path replaced meanwhile changes nothing; without a checkpoint they are a
+ * copy in memory.  All three runs return the same bits. */
+static void test_train__best_params_in_checkpoint__path_replaced_meanwhile_same_result(void **state)
+{
+	const double p_train[NPIX] = { 0.9, 0.9, 0.9, 0.9 }, p_valid[NPIX] = { 0.7, 0.7, 0.7, 0.7 };
+	chain_dataset tr = make_data(1000, p_train, 11), va = make_data(500, p_valid, 12);
+	double plain[NPAR], replaced[NPAR], in_memory[NPAR];
+	bern_init(plain, 1);
+	memcpy(replaced, plain, sizeof plain);
+	memcpy(in_memory, plain, sizeof plain);
+	chain_train_options o = quiet_options(100, 100, 2);
+	o.optim.lr = 0.02;
+	o.patience = 3;
+	chain_train_result r1, r2, r3;
+	train_ok(&bern, in_memory, &tr, &va, &o, &r1);
+	o.checkpoint_path = tmp_path("kept-plain.safetensors");
+	train_ok(&bern, plain, &tr, &va, &o, &r2);
+	o.checkpoint_path = tmp_path("kept-replaced.safetensors");
+	o.progress = replace_checkpoint;
+	o.progress_user = (void *)o.checkpoint_path;
+	train_ok(&bern, replaced, &tr, &va, &o, &r3);
+	assert_int_equal(r1.stop, CHAIN_STOP_EARLY);
+	assert_true(r1.best_epoch < r1.last_epoch);      /* the kept params are not the last */
+	assert_int_equal(r2.best_epoch, r1.best_epoch);
+	assert_int_equal(r3.best_epoch, r1.best_epoch);
+	assert_memory_equal(plain, in_memory, sizeof plain);
+	assert_memory_equal(replaced, in_memory, sizeof plain);
+	chain_dataset_free(&tr);
+	chain_dataset_free(&va);
+}
+
 /* When every epoch is worse than the starting point, the starting point is
  * what is kept (and patience 0 runs every epoch anyway). */
 static void test_train__never_better_than_start__start_kept_patience_0_runs_all(void **state)
@@ -1082,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_train__f32_model__trained_in_double_returned_as_float),
 		cmocka_unit_test(test_train__same_seed_and_threads__bit_identical),
 		cmocka_unit_test(test_train__valid_worsens__early_stop_keeps_best_params),
+		cmocka_unit_test(test_train__best_params_in_checkpoint__path_replaced_meanwhile_same_result),
 		cmocka_unit_test(test_train__never_better_than_start__start_kept_patience_0_runs_all),
 		cmocka_unit_test(test_train__loss_becomes_nan__stops_and_last_good_checkpoint_stays),
 		cmocka_unit_test(test_train__nan_in_first_step__initial_checkpoint_stays),
