@@ -43,8 +43,9 @@
  * memory: the peak resident memory (wait4's ru_maxrss) of `chain train` of
  * NADE (1 epoch over the shipped train split, 100 rows and 1 row; f64 and
  * f32), split into the data, the trainer's theta-sized buffers, the
- * per-thread gradients and the rest (the process itself); the 1-row run and
- * `chain build` of the model show the compiler's peak.
+ * per-thread gradients and kernel scratch, and the rest (the process
+ * itself); the 1-row run and `chain build` of the model show the
+ * compiler's peak.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -1070,9 +1071,10 @@ static int cmd_memory(int argc, char **argv)
 	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
 	printf("data = rows x n doubles; params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the summed gradient),\n");
 	printf("f32 40P bytes (theta 4P, its double master copy 8P, m and v 16P, summed gradient 8P, penalty gradient 4P);\n");
-	printf("grads = T x P reals (one gradient per thread); rest = max RSS - data - params - grads (the process itself)\n");
+	printf("threads = T x (P + n x H) reals (each thread's gradient and the gradient kernel's scratch);\n");
+	printf("rest = max RSS - data - params - threads: the process itself\n");
 	printf("%-5s %4s %6s %11s %11s %11s %11s %11s %7s\n", "H", "prec", "rows", "max RSS", "data", "params",
-	       "grads", "rest", "time");
+	       "threads", "rest", "time");
 	char th[16];
 	snprintf(th, sizeof th, "%d", T);
 	for (int i = 3; i < argc; i++) {
@@ -1083,7 +1085,7 @@ static int cmd_memory(int argc, char **argv)
 			for (int k = 0; k < 3; k++) {
 				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
 				double rows = (double)sizes[k], tg = rows < T ? rows : T;
-				double data = rows * n * 8, params = f ? 40 * P : 32 * P, grads = tg * P * real;
+				double data = rows * n * 8, params = f ? 40 * P : 32 * P, grads = tg * (P + n * H) * real;
 				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
 				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
 				       k == 2 ? "  (1 row: the compiler's peak)" : "");

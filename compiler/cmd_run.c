@@ -429,10 +429,14 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		m->f64->init(theta, o.seed);
 	}
 	lo.seed = o.seed;
+	/* One byte per value instead of a double when the values allow it (0/1
+	 * pixels always do): the data is most of what training holds. */
 	if (load_data(cmd, m, data_path, &lo, &train) != 0)
 		goto out;
+	chain_data_compact(&train);
 	if (valid_path && load_data(cmd, m, valid_path, &lo, &valid) != 0)
 		goto out;
+	chain_data_compact(&valid);
 
 	unsigned threads = o.threads ? o.threads : chain_default_threads();
 	if (!quiet) {
@@ -540,6 +544,7 @@ int cmd_eval(const chain_model *m, int argc, char **argv)
 		return 1;
 	if (load_params(cmd, m, params, theta) != 0 || load_data(cmd, m, data_path, &lo, &d) != 0)
 		goto out;
+	chain_data_compact(&d);
 	chain_eval_result r;
 	chain_error err = { "" };
 	if (chain_eval_nll(m, theta, &d, threads, &r, &err) != 0) {

@@ -926,6 +926,7 @@ int chain_data_load(const char *path, const chain_load_options *opts,
 		return chain_error_set(err, "chain_data_load: no output data set given");
 	out->rows = out->cols = 0;
 	out->values = NULL;
+	out->bytes = NULL;
 	if (!path)
 		return chain_error_set(err, "chain_data_load: no file name given");
 	source s;
@@ -958,12 +959,38 @@ int chain_data_load(const char *path, const chain_load_options *opts,
 	return rc;
 }
 
+/* Every value must survive the round trip through a byte exactly, -0 and
+ * NaN included (they do not), so a compact set feeds the kernels the same
+ * bits. */
+int chain_data_compact(chain_dataset *d)
+{
+	if (!d || !d->values)
+		return d && d->bytes ? 1 : 0;
+	size_t count = d->rows * d->cols; /* the doubles exist, so this does not overflow */
+	for (size_t i = 0; i < count; i++) {
+		double x = d->values[i];
+		if (!(x >= 0 && x <= 255) || signbit(x) || x != (double)(uint8_t)x)
+			return 0;
+	}
+	uint8_t *b = malloc(count ? count : 1);
+	if (!b)
+		return 0;
+	for (size_t i = 0; i < count; i++)
+		b[i] = (uint8_t)d->values[i];
+	free(d->values);
+	d->values = NULL;
+	d->bytes = b;
+	return 1;
+}
+
 void chain_dataset_free(chain_dataset *d)
 {
 	if (!d)
 		return;
 	free(d->values);
+	free(d->bytes);
 	d->values = NULL;
+	d->bytes = NULL;
 	d->rows = d->cols = 0;
 }
 
@@ -1052,7 +1079,7 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 	if (d->cols != m->obs_size)
 		return chain_error_set(err, "%s: rows have %zu values, but model %s expects %zu per observation (%s)",
 		                       path, d->cols, m->name ? m->name : "?", m->obs_size, layout);
-	if (d->rows > 0 && !d->values)
+	if (d->rows > 0 && !d->values && !d->bytes)
 		return chain_error_set(err, "%s: data set has %zu rows but no values", path, d->rows);
 	for (int pass = 0; pass < 2; pass++) {
 		size_t nvars = pass ? m->num_data : m->num_inputs;
@@ -1068,14 +1095,14 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 	}
 	/* row by row, so the first bad value reported is the first in the file */
 	for (size_t r = 0; r < d->rows; r++) {
-		const double *row = d->values + r * d->cols;
+		size_t row = r * d->cols;
 		for (int pass = 0; pass < 2; pass++) {
 			size_t nvars = pass ? m->num_data : m->num_inputs;
 			const chain_var *vars = pass ? m->data : m->inputs;
 			for (size_t i = 0; i < nvars; i++) {
 				const chain_var *v = &vars[i];
 				for (size_t e = 0; e < v->size; e++) {
-					double x = row[v->offset + e];
+					double x = chain_data_value(d, row + v->offset + e);
 					char buf[64];
 					const char *want = value_misfit(v, x, buf, sizeof buf);
 					if (!want)
@@ -1138,7 +1165,7 @@ static int save_text(FILE *f, const chain_dataset *d)
 			}
 			if (c)
 				line[o++] = ' ';
-			o += format_value(d->values[r * d->cols + c], line + o);
+			o += format_value(chain_data_value(d, r * d->cols + c), line + o);
 		}
 		line[o++] = '\n';
 	}
@@ -1169,7 +1196,8 @@ static int save_npy(FILE *f, const chain_dataset *d)
 	size_t o = 0, count = d->rows * d->cols;
 	for (size_t i = 0; i < count; i++) {
 		uint64_t u;
-		memcpy(&u, &d->values[i], sizeof u);
+		double x = chain_data_value(d, i);
+		memcpy(&u, &x, sizeof u);
 		for (int b = 0; b < 8; b++)
 			buf[o++] = (unsigned char)(u >> (8 * b));
 		if (o == sizeof buf) {
@@ -1189,7 +1217,7 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 		return chain_error_set(err, "%s: no data set given", path);
 	int ok = 1;
 	size_t count = mul_size(d->rows, d->cols, &ok);
-	if (!ok || (count && !d->values))
+	if (!ok || (count && !d->values && !d->bytes))
 		return chain_error_set(err, "%s: data set of %zu x %zu has no values", path, d->rows, d->cols);
 	if (count == 0)
 		return chain_error_set(err, "%s: data set is empty (%zu rows of %zu values): nothing to write",
@@ -1200,7 +1228,7 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 	int npy = name_ends_with(path, ".npy");
 	if (!npy && !name_ends_with(path, ".amat") && !name_ends_with(path, ".txt"))
 		return chain_error_set(err, "%s: unknown extension: expected .amat, .txt or .npy", path);
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count && d->values; i++)
 		if (!isfinite(d->values[i]))
 			return chain_error_set(err, "%s: row %zu, column %zu is not finite: refusing to write a file that cannot be read back",
 			                       path, i / d->cols + 1, i % d->cols + 1);

@@ -247,6 +247,25 @@ int chain_param_mask(const chain_model *m, uint8_t **mask, chain_error *err)
 	return 0;
 }
 
+/* Row r of d as d->cols reals of the kernels' precision (exact: bytes and
+ * the 0/1 or small integers they hold convert without rounding). */
+static void get_row(const chain_dataset *d, size_t r, int f32, void *dst)
+{
+	size_t D = d->cols;
+	if (d->values && !f32) {
+		memcpy(dst, d->values + r * D, D * sizeof(double));
+	} else if (d->values) {
+		for (size_t c = 0; c < D; c++)
+			((float *)dst)[c] = (float)d->values[r * D + c];
+	} else if (f32) {
+		for (size_t c = 0; c < D; c++)
+			((float *)dst)[c] = (float)d->bytes[r * D + c];
+	} else {
+		for (size_t c = 0; c < D; c++)
+			((double *)dst)[c] = (double)d->bytes[r * D + c];
+	}
+}
+
 /* ------------------------------------------------------------------------
  * Evaluation: per-row NLL by logp_batch over contiguous chunks
  * ------------------------------------------------------------------------ */
@@ -257,27 +276,32 @@ typedef struct eval_job {
 	const chain_dataset *d;
 	double *nll;                /* d->rows: -log p of each row */
 	size_t block;               /* rows per logp_batch call */
-	float **obs32, **out32;     /* f32 models: per-thread row and result blocks */
+	void **obs;                 /* per-thread row blocks, model precision (NULL when
+	                               f64 models read doubles in place) */
+	float **out32;              /* f32 models: per-thread result blocks */
 } eval_job;
 
-/* Thread tid's chunk of rows, a block at a time: f64 models read the data
- * in place; f32 models get float copies of the block. */
+/* Thread tid's chunk of rows, a block at a time: f64 models read double
+ * data in place; otherwise the block is converted into the thread's own. */
 static void eval_chunk(void *arg, unsigned tid, unsigned T)
 {
 	eval_job *j = arg;
 	size_t lo, hi, D = j->d->cols;
+	int f32 = j->m->precision == CHAIN_F32;
 	chunk_of(j->d->rows, T, tid, &lo, &hi);
 	for (size_t r = lo; r < hi; r += j->block) {
 		size_t n = hi - r < j->block ? hi - r : j->block;
-		if (j->m->precision == CHAIN_F64) {
-			j->m->f64->logp_batch(j->theta, j->d->values + r * D, n, j->nll + r);
+		const void *rows = j->obs ? j->obs[tid] : (const void *)(j->d->values + r * D);
+		if (j->obs)
+			for (size_t i = 0; i < n; i++)
+				get_row(j->d, r + i, f32, (char *)j->obs[tid] + i * D * (f32 ? sizeof(float) : sizeof(double)));
+		if (!f32) {
+			j->m->f64->logp_batch(j->theta, rows, n, j->nll + r);
 			for (size_t i = 0; i < n; i++)
 				j->nll[r + i] = -j->nll[r + i];
 		} else {
-			float *obs = j->obs32[tid], *out = j->out32[tid];
-			for (size_t i = 0; i < n * D; i++)
-				obs[i] = (float)j->d->values[r * D + i];
-			j->m->f32->logp_batch(j->theta, obs, n, out);
+			float *out = j->out32[tid];
+			j->m->f32->logp_batch(j->theta, rows, n, out);
 			for (size_t i = 0; i < n; i++)
 				j->nll[r + i] = -(double)out[i];
 		}
@@ -302,17 +326,23 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 	j.nll = malloc((d->rows ? d->rows : 1) * sizeof *j.nll);
 	if (!j.nll)
 		goto oom;
-	if (m->precision == CHAIN_F32) {
-		j.obs32 = calloc(p->n ? p->n : 1, sizeof *j.obs32);
-		j.out32 = calloc(p->n ? p->n : 1, sizeof *j.out32);
-		if (!j.obs32 || !j.out32)
+	unsigned nt = p->n ? p->n : 1;
+	int f32 = m->precision == CHAIN_F32;
+	if (f32 || !d->values) {
+		j.obs = calloc(nt, sizeof *j.obs);
+		if (!j.obs)
 			goto oom;
-		for (unsigned t = 0; t < (p->n ? p->n : 1); t++) {
-			j.obs32[t] = malloc(j.block * D * sizeof(float));
-			j.out32[t] = malloc(j.block * sizeof(float));
-			if (!j.obs32[t] || !j.out32[t])
+		for (unsigned t = 0; t < nt; t++)
+			if (!(j.obs[t] = malloc(j.block * D * (f32 ? sizeof(float) : sizeof(double)))))
 				goto oom;
-		}
+	}
+	if (f32) {
+		j.out32 = calloc(nt, sizeof *j.out32);
+		if (!j.out32)
+			goto oom;
+		for (unsigned t = 0; t < nt; t++)
+			if (!(j.out32[t] = malloc(j.block * sizeof(float))))
+				goto oom;
 	}
 	pool_run(p, eval_chunk, &j);
 
@@ -332,13 +362,13 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 oom:
 	chain_error_set(err, "out of memory evaluating %zu rows", d->rows);
 done:
-	if (j.obs32)
+	if (j.obs)
 		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
-			free(j.obs32[t]);
+			free(j.obs[t]);
 	if (j.out32)
 		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
 			free(j.out32[t]);
-	free(j.obs32);
+	free(j.obs);
 	free(j.out32);
 	free(j.nll);
 	return rc;
@@ -355,7 +385,7 @@ static int check_dataset(const chain_model *m, const chain_dataset *d, const cha
 		                       what, d->cols, m->name ? m->name : "?", m->obs_size);
 	if (d->rows == 0)
 		return chain_error_set(err, "%s: no rows", what);
-	if (!d->values)
+	if (!d->values && !d->bytes)
 		return chain_error_set(err, "%s: no values", what);
 	return 0;
 }
@@ -423,8 +453,8 @@ typedef struct trainer {
 	int *bad;               /* per pool thread: a non-finite gradient entry in its slice */
 } trainer;
 
-/* Phase 1: thread t copies its chunk of the batch (converted to float for
- * f32 models) and adds its loglik gradient into its own zeroed buffer;
+/* Phase 1: thread t copies its chunk of the batch (converted to the
+ * model's precision) and adds its loglik gradient into its own zeroed buffer;
  * thread 0 then evaluates the objective on 0 rows, which is the penalty
  * part alone (the mean loglik of no rows is 0) with its gradient, written
  * straight into g for f64 models (phase 2 reads each entry before it
@@ -436,19 +466,15 @@ static void phase_gradients(void *arg, unsigned tid, unsigned T)
 		size_t lo, hi, D = tr->D;
 		chunk_of(tr->B, tr->TG, tid, &lo, &hi);
 		size_t n = hi - lo;
+		for (size_t i = 0; i < n; i++)
+			get_row(tr->data, tr->rows[lo + i], tr->f32,
+			        (char *)tr->obs[tid] + i * D * (tr->f32 ? sizeof(float) : sizeof(double)));
 		if (tr->f32) {
 			float *obs = tr->obs[tid], *grad = tr->grad[tid];
-			for (size_t i = 0; i < n; i++) {
-				const double *src = tr->data->values + tr->rows[lo + i] * D;
-				for (size_t c = 0; c < D; c++)
-					obs[i * D + c] = (float)src[c];
-			}
 			memset(grad, 0, tr->P * sizeof *grad);
 			tr->loglik[tid] = n ? (double)tr->m->f32->loglik_grad(tr->theta32, obs, n, grad) : 0.0;
 		} else {
 			double *obs = tr->obs[tid], *grad = tr->grad[tid];
-			for (size_t i = 0; i < n; i++)
-				memcpy(obs + i * D, tr->data->values + tr->rows[lo + i] * D, D * sizeof *obs);
 			memset(grad, 0, tr->P * sizeof *grad);
 			tr->loglik[tid] = n ? tr->m->f64->loglik_grad(tr->theta64, obs, n, grad) : 0.0;
 		}

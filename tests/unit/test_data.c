@@ -126,7 +126,7 @@ static void check_msg(const char *msg, ...)
 static const char *load_fails(const char *path, const chain_load_options *o)
 {
 	static chain_error err;
-	chain_dataset d = { 7, 7, (double *)&d };
+	chain_dataset d = { .rows = 7, .cols = 7, .values = (double *)&d };
 	err.msg[0] = '\0';
 	assert_int_equal(chain_data_load(path, o, &d, &err), -1);
 	assert_null(d.values);
@@ -578,7 +578,7 @@ static const char *check_fails(const double *row2, size_t cols)
 	static chain_error err;
 	double v[20] = { 0.5, -1, 0, 1, 1, 0, 1, 2, 3, 7 };
 	memcpy(v + cols, row2, cols * sizeof(double));
-	chain_dataset d = { 2, cols, v };
+	chain_dataset d = { .rows = 2, .cols = cols, .values = v };
 	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), -1);
 	return err.msg;
 }
@@ -586,7 +586,7 @@ static const char *check_fails(const double *row2, size_t cols)
 static void test_data__check_valid_rows__pass(void **state)
 {
 	double v[20] = { 0.5, -1, 0, 1, 1, 0, 1, 2, 3, 7, 1e300, 0, 1, 0, 0, 3, 3, 3, 3, 0 };
-	chain_dataset d = { 2, 10, v };
+	chain_dataset d = { .rows = 2, .cols = 10, .values = v };
 	chain_error err = { "" };
 	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), 0);
 }
@@ -622,7 +622,7 @@ static void test_data__check_int_and_real__need_counts_and_finite(void **state)
 static void test_data__check_wrong_width__lists_what_a_row_holds(void **state)
 {
 	double v[9] = { 0 };
-	chain_dataset d = { 1, 9, v };
+	chain_dataset d = { .rows = 1, .cols = 9, .values = v };
 	chain_error err;
 	assert_int_equal(chain_data_check(&d, &toy, "w.amat", &err), -1);
 	assert_msg(err.msg, "w.amat:", "rows have 9 values", "model toy expects 10",
@@ -656,7 +656,7 @@ static void assert_no_temp_files(void)
 static void test_data__save_amat__integers_plain_and_roundtrip(void **state)
 {
 	double v[6] = { 0, 1, -3, 2.5, 0.1, 1e-20 };
-	chain_dataset d = { 2, 3, v };
+	chain_dataset d = { .rows = 2, .cols = 3, .values = v };
 	chain_error err;
 	const char *p = tmp_path("out.amat");
 	fixture_text("out.amat", "old contents\n");
@@ -669,10 +669,72 @@ static void test_data__save_amat__integers_plain_and_roundtrip(void **state)
 	assert_no_temp_files();
 }
 
+/* Integers 0..255 compact to one byte each and read, check and save as the
+ * doubles did; anything a byte cannot hold exactly (a fraction, -0, 256, a
+ * negative, NaN) leaves the set as it is. */
+static void test_data__compact__bytes_when_every_value_fits_same_results(void **state)
+{
+	/* row 2 has cat variable c[0, 1] = 5, out of 0..3 */
+	const double fits[20] = { 255, 1, 0, 1, 1, 0, 1, 2, 3, 7, 1, 0, 1, 0, 0, 5, 3, 3, 3, 0 };
+	chain_dataset d = { .rows = 2, .cols = 10 };
+	d.values = malloc(sizeof fits);
+	assert_non_null(d.values);
+	memcpy(d.values, fits, sizeof fits);
+	assert_int_equal(chain_data_compact(&d), 1);
+	assert_null(d.values);
+	assert_non_null(d.bytes);
+	assert_int_equal(chain_data_compact(&d), 1); /* already compact */
+	for (int i = 0; i < 20; i++)
+		assert_true(chain_data_value(&d, (size_t)i) == fits[i]);
+
+	/* save: the same files as from the doubles */
+	chain_dataset dd = { .rows = 2, .cols = 10, .values = (double *)fits };
+	chain_error err = { "" };
+	const char *names[] = { "compact.npy", "compact.amat" };
+	for (int k = 0; k < 2; k++) {
+		const char *p = tmp_path(names[k]);
+		size_t na, nb;
+		assert_int_equal(chain_data_save(p, &dd, &err), 0);
+		const char *first = slurp(p, &nb);
+		char *want = malloc(nb ? nb : 1);
+		assert_non_null(want);
+		memcpy(want, first, nb);
+		assert_int_equal(chain_data_save(p, &d, &err), 0);
+		const char *got = slurp(p, &na);
+		assert_int_equal(na, nb);
+		assert_memory_equal(got, want, na);
+		free(want);
+	}
+
+	/* check: the same verdict and message */
+	assert_int_equal(chain_data_check(&dd, &toy, "t.amat", &err), -1);
+	char msg[sizeof err.msg];
+	memcpy(msg, err.msg, sizeof msg);
+	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), -1);
+	assert_string_equal(err.msg, msg);
+	assert_msg(msg, "t.amat:2:6:", "cat");
+	chain_dataset_free(&d);
+	assert_null(d.bytes);
+
+	const double misfits[] = { 0.5, -0.0, 256, -1, NAN, INFINITY };
+	for (size_t k = 0; k < sizeof misfits / sizeof misfits[0]; k++) {
+		chain_dataset m = { .rows = 1, .cols = 3, .values = malloc(3 * sizeof(double)) };
+		assert_non_null(m.values);
+		m.values[0] = 1;
+		m.values[1] = misfits[k];
+		m.values[2] = 0;
+		assert_int_equal(chain_data_compact(&m), 0);
+		assert_non_null(m.values);
+		assert_null(m.bytes);
+		assert_true(memcmp(&m.values[1], &misfits[k], sizeof(double)) == 0);
+		chain_dataset_free(&m);
+	}
+}
+
 static void test_data__save_npy__aligned_header_and_roundtrip(void **state)
 {
 	double v[6] = { 0, 1, -3, 2.5, 0.1, 1e-300 };
-	chain_dataset d = { 3, 2, v };
+	chain_dataset d = { .rows = 3, .cols = 2, .values = v };
 	chain_error err;
 	const char *p = tmp_path("out.npy");
 	assert_int_equal(chain_data_save(p, &d, &err), 0);
@@ -693,7 +755,7 @@ static void test_data__save_npy__aligned_header_and_roundtrip(void **state)
 static void test_data__save_bad_requests__rejected_and_target_kept(void **state)
 {
 	double v[2] = { 1, INFINITY };
-	chain_dataset d = { 1, 2, v };
+	chain_dataset d = { .rows = 1, .cols = 2, .values = v };
 	chain_error err;
 	const char *p = fixture_text("keep.amat", "precious\n");
 	assert_int_equal(chain_data_save(p, &d, &err), -1);
@@ -854,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_data__check_wrong_width__lists_what_a_row_holds),
 		cmocka_unit_test(test_data__save_amat__integers_plain_and_roundtrip),
 		cmocka_unit_test(test_data__save_npy__aligned_header_and_roundtrip),
+		cmocka_unit_test(test_data__compact__bytes_when_every_value_fits_same_results),
 		cmocka_unit_test(test_data__save_bad_requests__rejected_and_target_kept),
 		cmocka_unit_test(test_data__mutated_files__never_crash),
 		cmocka_unit_test(test_data__shipped_binarized_valid__1000_rows_of_784_bits),

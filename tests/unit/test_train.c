@@ -288,7 +288,7 @@ static const chain_model bern_split = BERN_MODEL(CHAIN_F64, &bern_k64, NULL, ber
 /* n rows with pixel i on with probability p[i], from the test stream. */
 static chain_dataset make_data(size_t n, const double p[NPIX], uint64_t seed)
 {
-	chain_dataset d = { n, NPIX, malloc(n * NPIX * sizeof(double)) };
+	chain_dataset d = { .rows = n, .cols = NPIX, .values = malloc(n * NPIX * sizeof(double)) };
 	assert_non_null(d.values);
 	for (size_t r = 0; r < n; r++)
 		for (size_t i = 0; i < NPIX; i++)
@@ -420,6 +420,42 @@ static void test_train__same_seed_and_threads__bit_identical(void **state)
 	for (size_t j = 0; j < NPAR; j++)
 		assert_close(e[j], a[j], 1e-9);
 	chain_dataset_free(&d);
+}
+
+/* Compact data (one byte per value) trains and evaluates to the same bits
+ * as the doubles, f64 and f32, with validation. */
+static void test_train__compact_data__same_bits_as_doubles(void **state)
+{
+	chain_dataset d = make_data(600, P_TRUE, 15), v = make_data(200, P_TRUE, 16);
+	chain_dataset dc = make_data(600, P_TRUE, 15), vc = make_data(200, P_TRUE, 16);
+	assert_int_equal(chain_data_compact(&dc), 1);
+	assert_int_equal(chain_data_compact(&vc), 1);
+	chain_train_options o = quiet_options(4, 32, 3);
+	o.optim.lr = 0.05;
+	chain_train_result r1, r2;
+	double a[NPAR], b[NPAR];
+	bern_init(a, 3);
+	bern_init(b, 3);
+	train_ok(&bern, a, &d, &v, &o, &r1);
+	train_ok(&bern, b, &dc, &vc, &o, &r2);
+	assert_memory_equal(a, b, sizeof a);
+	assert_true(r1.best_valid == r2.best_valid);
+	float a32[NPAR], b32[NPAR];
+	bern32_init(a32, 3);
+	bern32_init(b32, 3);
+	train_ok(&bern32, a32, &d, &v, &o, &r1);
+	train_ok(&bern32, b32, &dc, &vc, &o, &r2);
+	assert_memory_equal(a32, b32, sizeof a32);
+	assert_true(r1.best_valid == r2.best_valid);
+	chain_eval_result e1, e2;
+	chain_error err = { "" };
+	assert_int_equal(chain_eval_nll(&bern32, a32, &v, 2, &e1, &err), 0);
+	assert_int_equal(chain_eval_nll(&bern32, a32, &vc, 2, &e2, &err), 0);
+	assert_true(e1.mean_nll == e2.mean_nll && e1.std_err == e2.std_err);
+	chain_dataset_free(&d);
+	chain_dataset_free(&v);
+	chain_dataset_free(&dc);
+	chain_dataset_free(&vc);
 }
 
 /* Records what the progress reports say, and checks the checkpoint on disk
@@ -752,7 +788,7 @@ static void test_train__bad_input__refused_with_reason(void **state)
 	assert_int_equal(chain_train(&free_model, theta, &d, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "use chain optimize");
 
-	chain_dataset narrow = { 10, 3, d.values };
+	chain_dataset narrow = { .rows = 10, .cols = 3, .values = d.values };
 	assert_int_equal(chain_train(&bern, theta, &narrow, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "3 values");
 	assert_contains(err.msg, "expects 4");
@@ -1130,6 +1166,7 @@ int main(void)
 		cmocka_unit_test(test_train__sgd_momentum__converges_too),
 		cmocka_unit_test(test_train__f32_model__trained_in_double_returned_as_float),
 		cmocka_unit_test(test_train__same_seed_and_threads__bit_identical),
+		cmocka_unit_test(test_train__compact_data__same_bits_as_doubles),
 		cmocka_unit_test(test_train__valid_worsens__early_stop_keeps_best_params),
 		cmocka_unit_test(test_train__best_params_in_checkpoint__path_replaced_meanwhile_same_result),
 		cmocka_unit_test(test_train__never_better_than_start__start_kept_patience_0_runs_all),
