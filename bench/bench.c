@@ -1041,7 +1041,8 @@ static double train_maxrss(const char *chain, const char *tmp, const char *h, co
 	return (double)rss * 1024;
 }
 
-/* The peak of `chain train` against what it must hold: the data (doubles),
+/* The peak of `chain train` against what it must hold: the data (a byte per
+ * pixel),
  * the trainer's theta-sized buffers, the per-thread gradients; the rest is
  * the process itself.  The compiler runs first and gives its memory back
  * (compiler/jit.c), so the peak is either the compiler's (measured on a
@@ -1069,7 +1070,7 @@ static int cmd_memory(int argc, char **argv)
 	}
 	const double n = (double)train.cols, MB = 1048576;
 	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
-	printf("data = rows x n doubles; params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the summed gradient),\n");
+	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the summed gradient),\n");
 	printf("f32 40P bytes (theta 4P, its double master copy 8P, m and v 16P, summed gradient 8P, penalty gradient 4P);\n");
 	printf("threads = T x (P + n x H) reals (each thread's gradient and the gradient kernel's scratch);\n");
 	printf("rest = max RSS - data - params - threads: the process itself\n");
@@ -1085,7 +1086,7 @@ static int cmd_memory(int argc, char **argv)
 			for (int k = 0; k < 3; k++) {
 				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
 				double rows = (double)sizes[k], tg = rows < T ? rows : T;
-				double data = rows * n * 8, params = f ? 40 * P : 32 * P, grads = tg * (P + n * H) * real;
+				double data = rows * n, params = f ? 40 * P : 32 * P, grads = tg * (P + n * H) * real;
 				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
 				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
 				       k == 2 ? "  (1 row: the compiler's peak)" : "");

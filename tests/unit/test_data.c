@@ -731,6 +731,58 @@ static void test_data__compact__bytes_when_every_value_fits_same_results(void **
 	}
 }
 
+/* Loads path both ways; the compact load must give the same table, as
+ * bytes when want_bytes, else as doubles. */
+static void same_both_ways(const char *path, const chain_load_options *o, int want_bytes)
+{
+	chain_dataset a, b;
+	chain_error err = { "" };
+	if (chain_data_load(path, o, &a, &err) != 0)
+		fail_msg("load: %s", err.msg);
+	if (chain_data_load_compact(path, o, &b, &err) != 0)
+		fail_msg("compact load: %s", err.msg);
+	assert_int_equal(a.rows, b.rows);
+	assert_int_equal(a.cols, b.cols);
+	assert_true(want_bytes ? b.bytes && !b.values : b.values && !b.bytes);
+	for (size_t i = 0; i < a.rows * a.cols; i++)
+		assert_true(memcmp(&a.values[i], &(double){ chain_data_value(&b, i) }, sizeof(double)) == 0);
+	chain_dataset_free(&a);
+	chain_dataset_free(&b);
+}
+
+/* chain_data_load_compact: bytes parsed straight from text and uint8
+ * binary files; doubles from the first value a byte cannot hold (here late
+ * in the file, after bytes were already stored); binarized data compacted
+ * after binarizing; the same errors as chain_data_load. */
+static void test_data__load_compact__bytes_or_doubles_same_table(void **state)
+{
+	char text[8192];
+	size_t o = 0;
+	for (int r = 0; r < 300; r++) /* 3000 values: past the first growth */
+		for (int c = 0; c < 10; c++)
+			o += (size_t)snprintf(text + o, sizeof text - o, c == 9 ? "%d\n" : "%d ", (r * 7 + c) % 3);
+	same_both_ways(fixture_text("c.amat", text), NULL, 1);
+	snprintf(text + o - 2, sizeof text - o + 2, "-0\n");
+	same_both_ways(fixture_text("c-neg0.amat", text), NULL, 0);
+	snprintf(text + o - 2, sizeof text - o + 2, "0.5\n");
+	same_both_ways(fixture_text("c-half.amat", text), NULL, 0);
+	chain_load_options bin = { .binarize = CHAIN_BINARIZE_THRESHOLD, .threshold = 0.5 };
+	same_both_ways(fixture_text("c-half2.amat", text), &bin, 1);
+	same_both_ways("examples/data/images-idx3-ubyte.gz", NULL, 1);
+	same_both_ways("examples/data/images-idx3-ubyte.gz", &bin, 1);
+	const double f[4] = { 0, 1, 2, 300 };
+	same_both_ways(fixture_npy("c.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", f, sizeof f), NULL, 0);
+
+	chain_dataset d = { .rows = 7, .cols = 7, .values = (double *)&d };
+	chain_error e1 = { "" }, e2 = { "" };
+	const char *bad = fixture_text("c-bad.amat", "0 1 1\n1 0\n");
+	assert_int_equal(chain_data_load(bad, NULL, &d, &e1), -1);
+	assert_int_equal(chain_data_load_compact(bad, NULL, &d, &e2), -1);
+	assert_null(d.values);
+	assert_null(d.bytes);
+	assert_string_equal(e1.msg, e2.msg);
+}
+
 static void test_data__save_npy__aligned_header_and_roundtrip(void **state)
 {
 	double v[6] = { 0, 1, -3, 2.5, 0.1, 1e-300 };
@@ -917,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_data__save_amat__integers_plain_and_roundtrip),
 		cmocka_unit_test(test_data__save_npy__aligned_header_and_roundtrip),
 		cmocka_unit_test(test_data__compact__bytes_when_every_value_fits_same_results),
+		cmocka_unit_test(test_data__load_compact__bytes_or_doubles_same_table),
 		cmocka_unit_test(test_data__save_bad_requests__rejected_and_target_kept),
 		cmocka_unit_test(test_data__mutated_files__never_crash),
 		cmocka_unit_test(test_data__shipped_binarized_valid__1000_rows_of_784_bits),

@@ -51,6 +51,12 @@ typedef struct chain_load_options {
 int chain_data_load(const char *path, const chain_load_options *opts,
                     chain_dataset *out, chain_error *err);
 
+/* chain_data_load, with the values stored as chain_data_compact would store
+ * them; without binarization they are parsed straight into bytes (until one
+ * does not fit), so the doubles never take memory. */
+int chain_data_load_compact(const char *path, const chain_load_options *opts,
+                            chain_dataset *out, chain_error *err);
+
 /* Checks a data set against what the model expects of one observation: cols ==
  * obs_size, and each value fits its variable (bin: 0 or 1; cat(K): integer in
  * 0..K-1; int: integer >= 0; real: finite).  The message names the file, the row
