@@ -41,10 +41,11 @@
  * buildtime: `chain build` of each example (the object) against `cc -O2 -c`
  * of its hand-written reference, alternating, medians of REPS.
  * memory: the peak resident memory (wait4's ru_maxrss) of `chain train` of
- * NADE (1 epoch over the shipped train split), against an estimate: data +
- * 4 x params + threads x n x H scratch; the rest (the process itself: the
- * binary, LLVM, the JIT) shows as the same excess in a run on 100 rows and
- * in `chain build` of the model.
+ * NADE (1 epoch over the shipped train split, 100 rows and 1 row; f64 and
+ * f32), split into the data, the trainer's theta-sized buffers, the
+ * per-thread gradients and kernel scratch, and the rest (the process
+ * itself); the 1-row run and `chain build` of the model show the
+ * compiler's peak.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -1023,6 +1024,30 @@ static int cmd_buildtime(int argc, char **argv)
 
 /* ---- bench memory ------------------------------------------------------- */
 
+/* Max RSS (bytes) of `chain train` of NADE with H hidden units in precision
+ * prec on `data`, 1 epoch, batch 100, T threads; the wall time in *sec. */
+static double train_maxrss(const char *chain, const char *tmp, const char *h, const char *prec,
+                           const char *data, const char *threads, double *sec)
+{
+	char hdef[32], ckpt[600];
+	snprintf(hdef, sizeof hdef, "H=%s", h);
+	snprintf(ckpt, sizeof ckpt, "%s/mem.safetensors", tmp);
+	char *av[] = { (char *)chain, "train", "examples/nade.chain", "-D", hdef, "--precision", (char *)prec,
+		       "--data", (char *)data, "--epochs", "1", "--batch", "100", "--threads", (char *)threads,
+		       "-o", ckpt, "--quiet", NULL };
+	long rss;
+	if (run_cmd(av, 1, sec, &rss))
+		die("chain train -D %s failed", hdef);
+	return (double)rss * 1024;
+}
+
+/* The peak of `chain train` against what it must hold: the data (a byte per
+ * pixel),
+ * the trainer's theta-sized buffers, the per-thread gradients; the rest is
+ * the process itself.  The compiler runs first and gives its memory back
+ * (compiler/jit.c), so the peak is either the compiler's (measured on a
+ * 1-row data set, where training holds next to nothing) or training's
+ * (where the rest is the process's resident base after compiling). */
 static int cmd_memory(int argc, char **argv)
 {
 	if (argc < 4)
@@ -1033,49 +1058,52 @@ static int cmd_memory(int argc, char **argv)
 	chain_error err;
 	if (chain_data_load(TRAIN_DATA, NULL, &train, &err))
 		die("%s", err.msg);
-	small = train;
-	small.rows = 100;
-	char small_path[600], ckpt[600], th[16];
-	snprintf(small_path, sizeof small_path, "%s/mem-100.npy", tmp);
-	snprintf(ckpt, sizeof ckpt, "%s/mem.safetensors", tmp);
+	const size_t sizes[] = { train.rows, 100, 1 };
+	char paths[3][600];
+	snprintf(paths[0], sizeof paths[0], "%s", TRAIN_DATA);
+	for (int k = 1; k < 3; k++) {
+		small = train;
+		small.rows = sizes[k];
+		snprintf(paths[k], sizeof paths[k], "%s/mem-%zu.npy", tmp, sizes[k]);
+		if (chain_data_save(paths[k], &small, &err))
+			die("%s", err.msg);
+	}
+	const double n = (double)train.cols, MB = 1048576;
+	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
+	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the summed gradient),\n");
+	printf("f32 40P bytes (theta 4P, its double master copy 8P, m and v 16P, summed gradient 8P, penalty gradient 4P);\n");
+	printf("threads = T x (P + n x H) reals (each thread's gradient and the gradient kernel's scratch);\n");
+	printf("rest = max RSS - data - params - threads: the process itself\n");
+	printf("%-5s %4s %6s %11s %11s %11s %11s %11s %7s\n", "H", "prec", "rows", "max RSS", "data", "params",
+	       "threads", "rest", "time");
+	char th[16];
 	snprintf(th, sizeof th, "%d", T);
-	if (chain_data_save(small_path, &small, &err))
-		die("%s", err.msg);
-	double n = (double)train.cols;
-	printf("peak resident memory (max RSS) of `chain train examples/nade.chain --epochs 1 --batch 100 --threads %d` (f64)\n", T);
-	printf("against estimate = data + 4 x params + threads x n x H scratch (8-byte reals); rest = max RSS - estimate\n");
-	printf("%-6s %6s %11s %11s %11s %11s %11s %11s %7s\n", "H", "rows", "max RSS", "estimate", "rest", "data",
-	       "4 params", "T n H", "time");
 	for (int i = 3; i < argc; i++) {
-		double H = atof(argv[i]);
-		char hdef[32];
-		snprintf(hdef, sizeof hdef, "H=%s", argv[i]);
-		for (int w = 0; w < 2; w++) {
-			long rss;
-			double sec;
-			char *av[] = { (char *)chain, "train", "examples/nade.chain", "-D", hdef, "--data",
-				       w ? small_path : TRAIN_DATA, "--epochs", "1", "--batch", "100",
-				       "--threads", th, "-o", ckpt, "--quiet", NULL };
-			if (run_cmd(av, 1, &sec, &rss))
-				die("chain train -D %s failed", hdef);
-			double rows = (double)(w ? small.rows : train.rows), MB = 1048576;
-			double np = 2 * n * H + H + n;
-			double data = rows * n * 8, params = 4 * np * 8, scratch = T * n * H * 8;
-			double est = data + params + scratch, rss_b = (double)rss * 1024;
-			printf("%-6s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs\n", argv[i], rows,
-			       rss_b / MB, est / MB, (rss_b - est) / MB, data / MB, params / MB, scratch / MB, sec);
+		double H = atof(argv[i]), P = 2 * n * H + H + n;
+		for (int f = 0; f < 2; f++) {
+			const char *prec = f ? "f32" : "f64";
+			double real = f ? 4 : 8;
+			for (int k = 0; k < 3; k++) {
+				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
+				double rows = (double)sizes[k], tg = rows < T ? rows : T;
+				double data = rows * n, params = f ? 40 * P : 32 * P, grads = tg * (P + n * H) * real;
+				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
+				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
+				       k == 2 ? "  (1 row: the compiler's peak)" : "");
+			}
 		}
 		/* the compiler alone: the same model through chain build */
-		char obj[600];
+		char obj[600], hdef[32];
 		snprintf(obj, sizeof obj, "%s/mem.o", tmp);
+		snprintf(hdef, sizeof hdef, "H=%s", argv[i]);
 		char *bv[] = { (char *)chain, "build", "examples/nade.chain", "-D", hdef, "-o", obj, NULL };
 		long rss;
 		double sec;
 		if (run_cmd(bv, 1, &sec, &rss))
 			die("chain build -D %s failed", hdef);
-		printf("%-6s %6s %8.1f MB   (chain build of the same model: the compiler's own footprint)\n", argv[i],
-		       "-", (double)rss / 1024);
+		printf("%-5s %4s %6s %8.1f MB   (chain build of the same model)\n", argv[i], "f64", "-", (double)rss / 1024);
 	}
+	chain_dataset_free(&train);
 	return 0;
 }
 

@@ -229,13 +229,14 @@ static size_t real_bytes(const chain_model *m)
 }
 
 /* Loads a data file and checks it against the model; prints and returns 1 on
- * failure. */
+ * failure.  compact: one byte per value when they allow it (0/1 pixels
+ * always do), for the commands that only hand the rows to libchain. */
 static int load_data(const char *cmd, const chain_model *m, const char *path,
-                     const chain_load_options *lo, chain_dataset *d)
+                     const chain_load_options *lo, int compact, chain_dataset *d)
 {
 	chain_error err = { "" };
 	memset(d, 0, sizeof *d);
-	if (chain_data_load(path, lo, d, &err) != 0)
+	if ((compact ? chain_data_load_compact : chain_data_load)(path, lo, d, &err) != 0)
 		return run_fail(cmd, "%s", err.msg);
 	if (chain_data_check(d, m, path, &err) != 0) {
 		chain_dataset_free(d);
@@ -429,9 +430,10 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		m->f64->init(theta, o.seed);
 	}
 	lo.seed = o.seed;
-	if (load_data(cmd, m, data_path, &lo, &train) != 0)
+	/* compact: the data is most of what training holds */
+	if (load_data(cmd, m, data_path, &lo, 1, &train) != 0)
 		goto out;
-	if (valid_path && load_data(cmd, m, valid_path, &lo, &valid) != 0)
+	if (valid_path && load_data(cmd, m, valid_path, &lo, 1, &valid) != 0)
 		goto out;
 
 	unsigned threads = o.threads ? o.threads : chain_default_threads();
@@ -538,7 +540,7 @@ int cmd_eval(const chain_model *m, int argc, char **argv)
 	void *theta = alloc_theta(cmd, m);
 	if (!theta)
 		return 1;
-	if (load_params(cmd, m, params, theta) != 0 || load_data(cmd, m, data_path, &lo, &d) != 0)
+	if (load_params(cmd, m, params, theta) != 0 || load_data(cmd, m, data_path, &lo, 1, &d) != 0)
 		goto out;
 	chain_eval_result r;
 	chain_error err = { "" };
@@ -716,7 +718,7 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 		goto done;
 	lo.seed = seed;
 	if (given_path) {
-		if (load_data(cmd, m, given_path, &lo, &given) != 0)
+		if (load_data(cmd, m, given_path, &lo, 0, &given) != 0)
 			goto done;
 		if (given.rows < n)
 			n = given.rows;

@@ -5,9 +5,17 @@
  * JIT's main JITDylib gets a generator over the process's own symbols, so
  * the kernels' calls to chain_rng_* and libm (exp, log1p, calloc, ...)
  * resolve to the copies inside the running binary (linked -rdynamic).
+ * Once the kernels are compiled, the memory the compiler touched is given
+ * back (release_compiler_memory), before the command loads its data.
  */
+#include <elf.h>
+#include <link.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -83,6 +91,66 @@ static LLVMOrcJITTargetMachineBuilderRef jit_tmb(cg_unit *u, char **err)
 	return LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
 }
 
+/* Whether a loaded object had its text relocated at load time (then its
+ * read-only segments hold written pages, which must not be dropped). */
+static int has_textrel(const struct dl_phdr_info *info)
+{
+	for (size_t i = 0; i < info->dlpi_phnum; i++) {
+		if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
+			continue;
+		const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+		for (; d->d_tag != DT_NULL; d++)
+			if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+				return 1;
+	}
+	return 0;
+}
+
+/* dl_iterate_phdr callback: unmaps the pages of libLLVM's read-only
+ * segments (code and constants).  They are private file mappings that were
+ * never written, so MADV_DONTNEED only drops them from the page tables: they
+ * stay in the page cache and fault back in if LLVM runs again (jit_free).
+ * Pages shared with a writable segment are left alone (the range is rounded
+ * inwards). */
+static int drop_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+	if (!name || strncmp(name + 1, "libLLVM", 7) != 0 || has_textrel(info))
+		return 0;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	for (size_t i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		lo = (lo + page - 1) & ~(page - 1);
+		hi &= ~(page - 1);
+		if (hi > lo)
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	return 1;
+}
+
+/* The dynamic loader and LLVM's static constructors touch some 40 MB of
+ * libLLVM (its relocation tables, option registrations all over the
+ * library) that compiling a model does not read again.  Dropped as soon as
+ * those constructors have run (the executable's run after the libraries'),
+ * they do not add to the compiler's peak. */
+__attribute__((constructor)) static void release_startup_memory(void)
+{
+	dl_iterate_phdr(drop_llvm_code, NULL);
+}
+
+/* After compilation the process's resident memory is mostly the
+ * compiler's: some 60 MB of libLLVM's pages touched while compiling, and
+ * freed heap.  The commands then load data and allocate theta-sized
+ * buffers, and without this the two would add up in the peak. */
+static void release_compiler_memory(void)
+{
+	dl_iterate_phdr(drop_llvm_code, NULL);
+	malloc_trim(0);
+}
+
 jit_session *jit_load(cg_unit *u, const struct chain_model **out, char **err)
 {
 	if (out)
@@ -138,6 +206,7 @@ jit_session *jit_load(cg_unit *u, const struct chain_model **out, char **err)
 	if (out)
 		*out = (const struct chain_model *)(uintptr_t)addr;
 	cg_unit_free(u);
+	release_compiler_memory();
 	return s;
 fail:
 	cg_unit_free(u);

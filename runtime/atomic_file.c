@@ -9,7 +9,8 @@
 #include "atomic_file.h"
 
 /* Creates "<path>.tmp-<pid>-<n>" exclusively (so two writers never share
- * it), with the mode a plain fopen would give (0666 minus the umask). */
+ * it), with the mode a plain fopen would give (0666 minus the umask).  Read
+ * access too, for chain__atomic_commit_fd's readers. */
 int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 {
 	af->path = path;
@@ -22,7 +23,7 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
 		sprintf(af->tmp, "%s.tmp-%ld-%lx", path, (long)getpid(),
 		        (unsigned long)ts.tv_nsec + attempt);
-		int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		int fd = open(af->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0 && errno == EEXIST)
 			continue;
 		if (fd < 0) {
@@ -64,7 +65,19 @@ void chain__atomic_abort(atomic_file *af)
  * file systems refuse to fsync a directory). */
 int chain__atomic_commit(atomic_file *af, chain_error *err)
 {
-	if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0) {
+	return chain__atomic_commit_fd(af, NULL, err);
+}
+
+/* chain__atomic_commit, and when fd != NULL a duplicate of the temp file's
+ * descriptor, taken before the rename so that it names exactly the file
+ * written, not whatever the path holds a moment later. */
+int chain__atomic_commit_fd(atomic_file *af, int *fd, chain_error *err)
+{
+	int keep = -1;
+	if (fd)
+		*fd = -1;
+	if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0 ||
+	    (fd && (keep = fcntl(fileno(af->f), F_DUPFD_CLOEXEC, 0)) < 0)) {
 		int e = errno;
 		chain__atomic_abort(af);
 		return chain_error_set(err, "%s: cannot write: %s", af->path, strerror(e));
@@ -73,11 +86,15 @@ int chain__atomic_commit(atomic_file *af, chain_error *err)
 	af->f = NULL;
 	if (rc != 0) {
 		int e = errno;
+		if (keep >= 0)
+			close(keep);
 		chain__atomic_abort(af);
 		return chain_error_set(err, "%s: cannot write: %s", af->path, strerror(e));
 	}
 	if (rename(af->tmp, af->path) != 0) {
 		int e = errno;
+		if (keep >= 0)
+			close(keep);
 		chain__atomic_abort(af);
 		return chain_error_set(err, "%s: cannot replace: %s", af->path, strerror(e));
 	}
@@ -93,5 +110,7 @@ int chain__atomic_commit(atomic_file *af, chain_error *err)
 		}
 		free(dir);
 	}
+	if (fd)
+		*fd = keep;
 	return 0;
 }

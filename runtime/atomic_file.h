@@ -23,5 +23,9 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err);
 void chain__atomic_abort(atomic_file *af);
 /* fsync, rename over the target, fsync the directory. */
 int chain__atomic_commit(atomic_file *af, chain_error *err);
+/* The same, and *fd = a new descriptor of the file just committed (opened
+ * read-write, only ever read through): it keeps naming that file whatever
+ * later happens to the path.  close() it. */
+int chain__atomic_commit_fd(atomic_file *af, int *fd, chain_error *err);
 
 #endif

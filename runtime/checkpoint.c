@@ -26,6 +26,7 @@
 #include "chain/checkpoint.h"
 
 #include "atomic_file.h"
+#include "checkpoint_fd.h"
 
 #define CHECKPOINT_FORMAT "chain-1"
 #define MAX_HEADER (100u * 1000 * 1000) /* the limit of the reference implementation */
@@ -231,14 +232,52 @@ static int write_tensor(FILE *f, const void *theta, chain_precision prec, size_t
 	return fwrite(buf, 1, o, f) == o ? 0 : -1;
 }
 
-int chain_checkpoint_save(const char *path, const chain_model *m, const void *theta,
-                          const chain_metadata *extra, size_t n_extra, chain_error *err)
+/* Copies the data block of the checkpoint open as src (one this file wrote
+ * for the same model: its tensors lie in declaration order, back to back)
+ * to f, a buffer at a time.  The file's size is checked against the model
+ * first, so a file changed under the descriptor is an error, not garbage. */
+static int copy_tensors(FILE *f, int src, const chain_model *m, const char *path, chain_error *err)
 {
+	unsigned char buf[65536];
+	uint64_t hlen = 0, data_len = 0;
+	errno = 0;
+	for (size_t i = 0; i < m->num_param_vars; i++)
+		data_len += (uint64_t)m->params[i].size * precision_size(m->precision);
+	struct stat st;
+	if (pread(src, buf, 8, 0) != 8 || fstat(src, &st) != 0)
+		return chain_error_set(err, "%s: cannot read back the previous checkpoint: %s", path,
+		                       errno ? strerror(errno) : "truncated");
+	for (int k = 8; k-- > 0;)
+		hlen = hlen << 8 | buf[k];
+	if (hlen > MAX_HEADER || (uint64_t)st.st_size != 8 + hlen + data_len)
+		return chain_error_set(err, "%s: the previous checkpoint has changed size (%llu bytes): cannot copy its params",
+		                       path, (unsigned long long)st.st_size);
+	for (uint64_t off = 0; off < data_len;) {
+		size_t want = data_len - off < sizeof buf ? (size_t)(data_len - off) : sizeof buf;
+		ssize_t got = pread(src, buf, want, (off_t)(8 + hlen + off));
+		if (got <= 0)
+			return chain_error_set(err, "%s: cannot read back the previous checkpoint: %s", path,
+			                       got < 0 ? strerror(errno) : "truncated");
+		if (fwrite(buf, 1, (size_t)got, f) != (size_t)got)
+			return chain_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
+/* The writer behind the save functions: the tensors come from theta, or
+ * (theta NULL) from the checkpoint open as src; *fd (if fd) receives a
+ * descriptor of the file written. */
+static int save(const char *path, const chain_model *m, const void *theta, int src,
+                const chain_metadata *extra, size_t n_extra, int *fd, chain_error *err)
+{
+	if (fd)
+		*fd = -1;
 	if (!path)
 		return chain_error_set(err, "chain_checkpoint_save: no file name given");
 	if (!m)
 		return chain_error_set(err, "%s: no model given", path);
-	if (!theta && m->num_params)
+	if (!theta && src < 0 && m->num_params)
 		return chain_error_set(err, "%s: no parameters given", path);
 	if (check_params(m, err) != 0)
 		return -1;
@@ -270,14 +309,43 @@ int chain_checkpoint_save(const char *path, const chain_model *m, const void *th
 		len[k] = (unsigned char)((uint64_t)hdr.n >> (8 * k));
 	int ok = fwrite(len, 1, 8, af.f) == 8 && fwrite(hdr.p, 1, hdr.n, af.f) == hdr.n;
 	free(hdr.p);
-	for (size_t i = 0; ok && i < m->num_param_vars; i++)
+	if (ok && !theta && src >= 0) {
+		if (copy_tensors(af.f, src, m, path, err) != 0) {
+			chain__atomic_abort(&af);
+			return -1;
+		}
+	}
+	for (size_t i = 0; ok && theta && i < m->num_param_vars; i++)
 		ok = write_tensor(af.f, theta, m->precision, m->params[i].offset, m->params[i].size) == 0;
 	if (!ok) {
 		int e = errno;
 		chain__atomic_abort(&af);
 		return chain_error_set(err, "%s: cannot write: %s", path, strerror(e));
 	}
-	return chain__atomic_commit(&af, err);
+	return chain__atomic_commit_fd(&af, fd, err);
+}
+
+int chain_checkpoint_save(const char *path, const chain_model *m, const void *theta,
+                          const chain_metadata *extra, size_t n_extra, chain_error *err)
+{
+	return save(path, m, theta, -1, extra, n_extra, NULL, err);
+}
+
+int chain__checkpoint_save_fd(const char *path, const chain_model *m, const void *theta,
+                              const chain_metadata *extra, size_t n_extra, int *fd, chain_error *err)
+{
+	return save(path, m, theta, -1, extra, n_extra, fd, err);
+}
+
+int chain__checkpoint_restamp(const char *path, const chain_model *m, int *fd,
+                              const chain_metadata *extra, size_t n_extra, chain_error *err)
+{
+	int nfd;
+	if (save(path, m, NULL, *fd, extra, n_extra, &nfd, err) != 0)
+		return -1;
+	close(*fd);
+	*fd = nfd;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -935,6 +1003,9 @@ static int convert_data(st_header *h, const chain_model *m, const unsigned char 
 	return 0;
 }
 
+static int load_file(FILE *f, const char *path, const chain_model *m, void *theta,
+                     const char *meta_key, char *meta_value, size_t meta_cap, chain_error *err);
+
 int chain_checkpoint_load(const char *path, const chain_model *m, void *theta,
                           const char *meta_key, char *meta_value, size_t meta_cap,
                           chain_error *err)
@@ -947,10 +1018,34 @@ int chain_checkpoint_load(const char *path, const chain_model *m, void *theta,
 		return chain_error_set(err, "%s: nowhere to load the parameters", path);
 	if (check_params(m, err) != 0)
 		return -1;
-
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return chain_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	return load_file(f, path, m, theta, meta_key, meta_value, meta_cap, err);
+}
+
+int chain__checkpoint_load_fd(int fd, const char *path, const chain_model *m, void *theta,
+                              chain_error *err)
+{
+	if (check_params(m, err) != 0)
+		return -1;
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	FILE *f = d >= 0 ? fdopen(d, "rb") : NULL;
+	if (!f || fseek(f, 0, SEEK_SET) != 0) {
+		int e = errno;
+		if (f)
+			fclose(f);
+		else if (d >= 0)
+			close(d);
+		return chain_error_set(err, "%s: cannot read back the checkpoint: %s", path, strerror(e));
+	}
+	return load_file(f, path, m, theta, NULL, NULL, 0, err);
+}
+
+/* The loader proper, on an open file (closed on return). */
+static int load_file(FILE *f, const char *path, const chain_model *m, void *theta,
+                     const char *meta_key, char *meta_value, size_t meta_cap, chain_error *err)
+{
 	struct stat st;
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		fclose(f);

@@ -122,6 +122,7 @@ typedef struct source {
 	int gz;           /* 1 if the file was gzip-compressed */
 	const char *where; /* "" or " of the decompressed data", after "byte N" */
 	chain_error *err;
+	int compact;      /* store values as bytes while they fit (chain_data_load_compact) */
 } source;
 
 /* zlib's error message without the "<fd:3>: " it puts in front (we name
@@ -349,22 +350,58 @@ static int parse_number(const unsigned char *s, const unsigned char *e, double *
 	return 0;
 }
 
-/* Grows a values array to hold at least `need` doubles. */
-static int grow_values(double **v, size_t *cap, size_t need)
+/* Whether x is stored exactly by a byte (what chain_data_compact keeps). */
+static int fits_byte(double x)
 {
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 1024;
-	while (c < need) {
-		if (c > SIZE_MAX / 2 / sizeof(double))
+	return x >= 0 && x <= 255 && !signbit(x) && x == (double)(uint8_t)x;
+}
+
+/* Where parse_text puts values: bytes while every value so far fits one
+ * (compact loads), doubles otherwise, switching for good at the first value
+ * that does not fit.  Grows by doubling. */
+typedef struct sink {
+	double *v;
+	uint8_t *b;
+	size_t n, cap;
+} sink;
+
+static void sink_free(sink *k)
+{
+	free(k->v);
+	free(k->b);
+	memset(k, 0, sizeof *k);
+}
+
+static int sink_put(sink *k, double x)
+{
+	if (k->b && !fits_byte(x)) {
+		double *v = malloc((k->cap ? k->cap : 1) * sizeof(double));
+		if (!v)
 			return -1;
-		c *= 2;
+		for (size_t i = 0; i < k->n; i++)
+			v[i] = k->b[i];
+		free(k->b);
+		k->b = NULL;
+		k->v = v;
 	}
-	double *q = realloc(*v, c * sizeof(double));
-	if (!q)
-		return -1;
-	*v = q;
-	*cap = c;
+	if (k->n == k->cap) {
+		size_t esize = k->b ? 1 : sizeof(double);
+		if (k->cap > SIZE_MAX / 2 / sizeof(double))
+			return -1;
+		size_t c = k->cap * 2;
+		void *q = realloc(k->b ? (void *)k->b : (void *)k->v, c * esize);
+		if (!q)
+			return -1;
+		if (k->b)
+			k->b = q;
+		else
+			k->v = q;
+		k->cap = c;
+	}
+	if (k->b)
+		k->b[k->n++] = (uint8_t)x;
+	else
+		k->v[k->n++] = x;
 	return 0;
 }
 
@@ -376,9 +413,15 @@ static int parse_text(source *s, chain_dataset *out)
 {
 	const unsigned char *p = s->p, *end = s->p + s->n;
 	const char *path = s->path;
-	double *v = NULL;
-	size_t nv = 0, cap = 0, rows = 0, cols = 0, line = 0, first_line = 0;
+	size_t rows = 0, cols = 0, line = 0, first_line = 0;
 	char tok[128];
+	sink v = { .cap = 1024 };
+	if (s->compact)
+		v.b = malloc(v.cap);
+	else
+		v.v = malloc(v.cap * sizeof(double));
+	if (!v.b && !v.v)
+		return chain_error_set(s->err, "%s: out of memory", path);
 
 	while (p < end) {
 		const unsigned char *ls = p; /* start of this line, for columns */
@@ -409,23 +452,24 @@ static int parse_text(source *s, chain_dataset *out)
 					while (q < end && !is_ws(*q))
 						q++;
 				}
-				free(v);
+				sink_free(&v);
 				return chain_error_set(s->err, "%s:%zu:%zu: row %zu has %zu values, row 1 (line %zu) had %zu",
 				                       path, line, (size_t)(ts - ls) + 1, rows + 1, total,
 				                       first_line, cols);
 			}
-			if (nv == cap && grow_values(&v, &cap, nv + 1) != 0) {
-				free(v);
-				return chain_error_set(s->err, "%s:%zu: out of memory after %zu values", path, line, nv);
-			}
 			const char *why = "";
-			if (parse_number(ts, p, &v[nv], &why) != 0) {
+			double x;
+			if (parse_number(ts, p, &x, &why) != 0) {
 				show_token(ts, p, tok, sizeof tok);
-				free(v);
+				sink_free(&v);
 				return chain_error_set(s->err, "%s:%zu:%zu: expected %s (value %zu of row %zu), found '%s'",
 				                       path, line, (size_t)(ts - ls) + 1, why, k + 1, rows + 1, tok);
 			}
-			nv++;
+			if (sink_put(&v, x) != 0) {
+				size_t nv = v.n;
+				sink_free(&v);
+				return chain_error_set(s->err, "%s:%zu: out of memory after %zu values", path, line, nv);
+			}
 			k++;
 		}
 		size_t eol_col = (size_t)(p - ls) + 1;
@@ -437,14 +481,14 @@ static int parse_text(source *s, chain_dataset *out)
 			cols = k;
 			first_line = line;
 		} else if (k != cols) {
-			free(v);
+			sink_free(&v);
 			return chain_error_set(s->err, "%s:%zu:%zu: row %zu has %zu values, row 1 (line %zu) had %zu",
 			                       path, line, eol_col, rows + 1, k, first_line, cols);
 		}
 		rows++;
 	}
 	if (rows == 0) {
-		free(v);
+		sink_free(&v);
 		if (s->n == 0)
 			return chain_error_set(s->err, "%s: empty file: expected rows of whitespace-separated numbers", path);
 		return chain_error_set(s->err, "%s:%zu: no data: expected rows of whitespace-separated numbers, found only blank or comment lines",
@@ -452,7 +496,8 @@ static int parse_text(source *s, chain_dataset *out)
 	}
 	out->rows = rows;
 	out->cols = cols;
-	out->values = v;
+	out->values = v.v;
+	out->bytes = v.b;
 	return 0;
 }
 
@@ -536,6 +581,16 @@ static int binary_table(source *s, size_t data_off, const size_t *dims, size_t n
 	if (count == 0)
 		return chain_error_set(s->err, "%s: byte %zu%s: expected at least one row and one column, found shape %s",
 		                       s->path, data_off, s->where, shape);
+	if (s->compact && t == ELEM_U8) { /* already one byte per value */
+		uint8_t *b = malloc(count);
+		if (!b)
+			return chain_error_set(s->err, "%s: out of memory for %zu values", s->path, count);
+		memcpy(b, s->p + data_off, count);
+		out->rows = rows;
+		out->cols = cols;
+		out->bytes = b;
+		return 0;
+	}
 	if (count > SIZE_MAX / sizeof(double))
 		return chain_error_set(s->err, "%s: shape %s is too large", s->path, shape);
 	double *v = malloc(count * sizeof(double));
@@ -919,18 +974,22 @@ static int binarize(const char *path, chain_dataset *d, int is_uint8,
 	return 0;
 }
 
-int chain_data_load(const char *path, const chain_load_options *opts,
-                    chain_dataset *out, chain_error *err)
+/* Both loaders.  A compact load with binarization parses doubles (the
+ * values to binarize may be fractions) and compacts after binarizing. */
+static int load(const char *path, const chain_load_options *opts, int compact,
+                chain_dataset *out, chain_error *err)
 {
 	if (!out)
 		return chain_error_set(err, "chain_data_load: no output data set given");
 	out->rows = out->cols = 0;
 	out->values = NULL;
+	out->bytes = NULL;
 	if (!path)
 		return chain_error_set(err, "chain_data_load: no file name given");
 	source s;
 	if (source_read(&s, path, err) != 0)
 		return -1;
+	s.compact = compact && !(opts && opts->binarize != CHAIN_BINARIZE_NONE);
 	c_locale loc;
 	c_locale_enter(&loc);
 	int is_uint8 = 0, rc;
@@ -951,11 +1010,47 @@ int chain_data_load(const char *path, const chain_load_options *opts,
 	}
 	c_locale_leave(&loc);
 	free(s.p);
-	if (rc == 0 && opts && binarize(path, out, is_uint8, opts, err) != 0) {
+	if (rc == 0 && out->values && opts && binarize(path, out, is_uint8, opts, err) != 0) {
 		chain_dataset_free(out);
 		rc = -1;
 	}
+	if (rc == 0 && compact)
+		chain_data_compact(out);
 	return rc;
+}
+
+int chain_data_load(const char *path, const chain_load_options *opts,
+                    chain_dataset *out, chain_error *err)
+{
+	return load(path, opts, 0, out, err);
+}
+
+int chain_data_load_compact(const char *path, const chain_load_options *opts,
+                            chain_dataset *out, chain_error *err)
+{
+	return load(path, opts, 1, out, err);
+}
+
+/* Every value must survive the round trip through a byte exactly, -0 and
+ * NaN included (they do not), so a compact set feeds the kernels the same
+ * bits. */
+int chain_data_compact(chain_dataset *d)
+{
+	if (!d || !d->values)
+		return d && d->bytes ? 1 : 0;
+	size_t count = d->rows * d->cols; /* the doubles exist, so this does not overflow */
+	for (size_t i = 0; i < count; i++)
+		if (!fits_byte(d->values[i]))
+			return 0;
+	uint8_t *b = malloc(count ? count : 1);
+	if (!b)
+		return 0;
+	for (size_t i = 0; i < count; i++)
+		b[i] = (uint8_t)d->values[i];
+	free(d->values);
+	d->values = NULL;
+	d->bytes = b;
+	return 1;
 }
 
 void chain_dataset_free(chain_dataset *d)
@@ -963,7 +1058,9 @@ void chain_dataset_free(chain_dataset *d)
 	if (!d)
 		return;
 	free(d->values);
+	free(d->bytes);
 	d->values = NULL;
+	d->bytes = NULL;
 	d->rows = d->cols = 0;
 }
 
@@ -1052,7 +1149,7 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 	if (d->cols != m->obs_size)
 		return chain_error_set(err, "%s: rows have %zu values, but model %s expects %zu per observation (%s)",
 		                       path, d->cols, m->name ? m->name : "?", m->obs_size, layout);
-	if (d->rows > 0 && !d->values)
+	if (d->rows > 0 && !d->values && !d->bytes)
 		return chain_error_set(err, "%s: data set has %zu rows but no values", path, d->rows);
 	for (int pass = 0; pass < 2; pass++) {
 		size_t nvars = pass ? m->num_data : m->num_inputs;
@@ -1068,14 +1165,14 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 	}
 	/* row by row, so the first bad value reported is the first in the file */
 	for (size_t r = 0; r < d->rows; r++) {
-		const double *row = d->values + r * d->cols;
+		size_t row = r * d->cols;
 		for (int pass = 0; pass < 2; pass++) {
 			size_t nvars = pass ? m->num_data : m->num_inputs;
 			const chain_var *vars = pass ? m->data : m->inputs;
 			for (size_t i = 0; i < nvars; i++) {
 				const chain_var *v = &vars[i];
 				for (size_t e = 0; e < v->size; e++) {
-					double x = row[v->offset + e];
+					double x = chain_data_value(d, row + v->offset + e);
 					char buf[64];
 					const char *want = value_misfit(v, x, buf, sizeof buf);
 					if (!want)
@@ -1138,7 +1235,7 @@ static int save_text(FILE *f, const chain_dataset *d)
 			}
 			if (c)
 				line[o++] = ' ';
-			o += format_value(d->values[r * d->cols + c], line + o);
+			o += format_value(chain_data_value(d, r * d->cols + c), line + o);
 		}
 		line[o++] = '\n';
 	}
@@ -1169,7 +1266,8 @@ static int save_npy(FILE *f, const chain_dataset *d)
 	size_t o = 0, count = d->rows * d->cols;
 	for (size_t i = 0; i < count; i++) {
 		uint64_t u;
-		memcpy(&u, &d->values[i], sizeof u);
+		double x = chain_data_value(d, i);
+		memcpy(&u, &x, sizeof u);
 		for (int b = 0; b < 8; b++)
 			buf[o++] = (unsigned char)(u >> (8 * b));
 		if (o == sizeof buf) {
@@ -1189,7 +1287,7 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 		return chain_error_set(err, "%s: no data set given", path);
 	int ok = 1;
 	size_t count = mul_size(d->rows, d->cols, &ok);
-	if (!ok || (count && !d->values))
+	if (!ok || (count && !d->values && !d->bytes))
 		return chain_error_set(err, "%s: data set of %zu x %zu has no values", path, d->rows, d->cols);
 	if (count == 0)
 		return chain_error_set(err, "%s: data set is empty (%zu rows of %zu values): nothing to write",
@@ -1200,7 +1298,7 @@ int chain_data_save(const char *path, const chain_dataset *d, chain_error *err)
 	int npy = name_ends_with(path, ".npy");
 	if (!npy && !name_ends_with(path, ".amat") && !name_ends_with(path, ".txt"))
 		return chain_error_set(err, "%s: unknown extension: expected .amat, .txt or .npy", path);
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count && d->values; i++)
 		if (!isfinite(d->values[i]))
 			return chain_error_set(err, "%s: row %zu, column %zu is not finite: refusing to write a file that cannot be read back",
 			                       path, i / d->cols + 1, i % d->cols + 1);

@@ -12,6 +12,12 @@
  * an f32 model is trained on a double master copy of theta that is rounded
  * to float for the kernels after each step, and its float gradients are
  * summed in double.
+ *
+ * Memory: the data, the caller's theta (trained in place), Adam's two
+ * moments, the reduced gradient (which also receives the penalty gradient)
+ * and one gradient per thread; an f32 model adds its double master copy and
+ * a float penalty gradient.  The best params are not kept in memory when
+ * there is a checkpoint file: they live in the file (checkpoint_fd.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +32,8 @@
 #include "chain/checkpoint.h"
 #include "chain/rng.h"
 #include "chain/train.h"
+
+#include "checkpoint_fd.h"
 
 #define MAX_THREADS 1024u
 #define EVAL_BLOCK_ROWS 256u        /* rows per logp_batch call at most */
@@ -239,6 +247,25 @@ int chain_param_mask(const chain_model *m, uint8_t **mask, chain_error *err)
 	return 0;
 }
 
+/* Row r of d as d->cols reals of the kernels' precision (exact: bytes and
+ * the 0/1 or small integers they hold convert without rounding). */
+static void get_row(const chain_dataset *d, size_t r, int f32, void *dst)
+{
+	size_t D = d->cols;
+	if (d->values && !f32) {
+		memcpy(dst, d->values + r * D, D * sizeof(double));
+	} else if (d->values) {
+		for (size_t c = 0; c < D; c++)
+			((float *)dst)[c] = (float)d->values[r * D + c];
+	} else if (f32) {
+		for (size_t c = 0; c < D; c++)
+			((float *)dst)[c] = (float)d->bytes[r * D + c];
+	} else {
+		for (size_t c = 0; c < D; c++)
+			((double *)dst)[c] = (double)d->bytes[r * D + c];
+	}
+}
+
 /* ------------------------------------------------------------------------
  * Evaluation: per-row NLL by logp_batch over contiguous chunks
  * ------------------------------------------------------------------------ */
@@ -249,27 +276,32 @@ typedef struct eval_job {
 	const chain_dataset *d;
 	double *nll;                /* d->rows: -log p of each row */
 	size_t block;               /* rows per logp_batch call */
-	float **obs32, **out32;     /* f32 models: per-thread row and result blocks */
+	void **obs;                 /* per-thread row blocks, model precision (NULL when
+	                               f64 models read doubles in place) */
+	float **out32;              /* f32 models: per-thread result blocks */
 } eval_job;
 
-/* Thread tid's chunk of rows, a block at a time: f64 models read the data
- * in place; f32 models get float copies of the block. */
+/* Thread tid's chunk of rows, a block at a time: f64 models read double
+ * data in place; otherwise the block is converted into the thread's own. */
 static void eval_chunk(void *arg, unsigned tid, unsigned T)
 {
 	eval_job *j = arg;
 	size_t lo, hi, D = j->d->cols;
+	int f32 = j->m->precision == CHAIN_F32;
 	chunk_of(j->d->rows, T, tid, &lo, &hi);
 	for (size_t r = lo; r < hi; r += j->block) {
 		size_t n = hi - r < j->block ? hi - r : j->block;
-		if (j->m->precision == CHAIN_F64) {
-			j->m->f64->logp_batch(j->theta, j->d->values + r * D, n, j->nll + r);
+		const void *rows = j->obs ? j->obs[tid] : (const void *)(j->d->values + r * D);
+		if (j->obs)
+			for (size_t i = 0; i < n; i++)
+				get_row(j->d, r + i, f32, (char *)j->obs[tid] + i * D * (f32 ? sizeof(float) : sizeof(double)));
+		if (!f32) {
+			j->m->f64->logp_batch(j->theta, rows, n, j->nll + r);
 			for (size_t i = 0; i < n; i++)
 				j->nll[r + i] = -j->nll[r + i];
 		} else {
-			float *obs = j->obs32[tid], *out = j->out32[tid];
-			for (size_t i = 0; i < n * D; i++)
-				obs[i] = (float)j->d->values[r * D + i];
-			j->m->f32->logp_batch(j->theta, obs, n, out);
+			float *out = j->out32[tid];
+			j->m->f32->logp_batch(j->theta, rows, n, out);
 			for (size_t i = 0; i < n; i++)
 				j->nll[r + i] = -(double)out[i];
 		}
@@ -294,17 +326,23 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 	j.nll = malloc((d->rows ? d->rows : 1) * sizeof *j.nll);
 	if (!j.nll)
 		goto oom;
-	if (m->precision == CHAIN_F32) {
-		j.obs32 = calloc(p->n ? p->n : 1, sizeof *j.obs32);
-		j.out32 = calloc(p->n ? p->n : 1, sizeof *j.out32);
-		if (!j.obs32 || !j.out32)
+	unsigned nt = p->n ? p->n : 1;
+	int f32 = m->precision == CHAIN_F32;
+	if (f32 || !d->values) {
+		j.obs = calloc(nt, sizeof *j.obs);
+		if (!j.obs)
 			goto oom;
-		for (unsigned t = 0; t < (p->n ? p->n : 1); t++) {
-			j.obs32[t] = malloc(j.block * D * sizeof(float));
-			j.out32[t] = malloc(j.block * sizeof(float));
-			if (!j.obs32[t] || !j.out32[t])
+		for (unsigned t = 0; t < nt; t++)
+			if (!(j.obs[t] = malloc(j.block * D * (f32 ? sizeof(float) : sizeof(double)))))
 				goto oom;
-		}
+	}
+	if (f32) {
+		j.out32 = calloc(nt, sizeof *j.out32);
+		if (!j.out32)
+			goto oom;
+		for (unsigned t = 0; t < nt; t++)
+			if (!(j.out32[t] = malloc(j.block * sizeof(float))))
+				goto oom;
 	}
 	pool_run(p, eval_chunk, &j);
 
@@ -324,13 +362,13 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 oom:
 	chain_error_set(err, "out of memory evaluating %zu rows", d->rows);
 done:
-	if (j.obs32)
+	if (j.obs)
 		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
-			free(j.obs32[t]);
+			free(j.obs[t]);
 	if (j.out32)
 		for (unsigned t = 0; t < (p->n ? p->n : 1); t++)
 			free(j.out32[t]);
-	free(j.obs32);
+	free(j.obs);
 	free(j.out32);
 	free(j.nll);
 	return rc;
@@ -347,7 +385,7 @@ static int check_dataset(const chain_model *m, const chain_dataset *d, const cha
 		                       what, d->cols, m->name ? m->name : "?", m->obs_size);
 	if (d->rows == 0)
 		return chain_error_set(err, "%s: no rows", what);
-	if (!d->values)
+	if (!d->values && !d->bytes)
 		return chain_error_set(err, "%s: no values", what);
 	return 0;
 }
@@ -395,8 +433,9 @@ typedef struct trainer {
 	chain_optim opt;
 	const uint8_t *mask;    /* NULL = every param used */
 
-	double *theta64;        /* the master copy the optimizer updates */
-	float *theta32;         /* f32 models: what the kernels read */
+	double *theta64;        /* the master copy the optimizer updates: the caller's
+	                           theta for f64 models, a buffer of ours for f32 */
+	float *theta32;         /* f32 models: the caller's theta, what the kernels read */
 	const void *theta_k;    /* theta64 or theta32 */
 
 	/* the current step */
@@ -406,16 +445,20 @@ typedef struct trainer {
 	void **obs;             /* TG blocks of ceil(batch / TG) rows, model precision */
 	void **grad;            /* TG gradients of P reals, model precision */
 	double *loglik;         /* TG sums of log p over the chunk */
-	void *pen_grad;         /* P reals: gradient of the penalty part of the objective */
+	float *pen32;           /* f32 models: P floats, the gradient of the penalty part
+	                           of the objective (f64 models write it into g) */
 	double pen_value;       /* the objective on 0 rows (= -penalty for a maximized loglik) */
-	double *g;              /* P: the reduced gradient of the loss */
+	double *g;              /* P: the penalty gradient after phase 1 (f64), the reduced
+	                           gradient of the loss after phase 2 */
 	int *bad;               /* per pool thread: a non-finite gradient entry in its slice */
 } trainer;
 
-/* Phase 1: thread t copies its chunk of the batch (converted to float for
- * f32 models) and adds its loglik gradient into its own zeroed buffer;
+/* Phase 1: thread t copies its chunk of the batch (converted to the
+ * model's precision) and adds its loglik gradient into its own zeroed buffer;
  * thread 0 then evaluates the objective on 0 rows, which is the penalty
- * part alone (the mean loglik of no rows is 0) with its gradient. */
+ * part alone (the mean loglik of no rows is 0) with its gradient, written
+ * straight into g for f64 models (phase 2 reads each entry before it
+ * overwrites it), so no theta-sized buffer is spent on it. */
 static void phase_gradients(void *arg, unsigned tid, unsigned T)
 {
 	trainer *tr = arg;
@@ -423,28 +466,24 @@ static void phase_gradients(void *arg, unsigned tid, unsigned T)
 		size_t lo, hi, D = tr->D;
 		chunk_of(tr->B, tr->TG, tid, &lo, &hi);
 		size_t n = hi - lo;
+		for (size_t i = 0; i < n; i++)
+			get_row(tr->data, tr->rows[lo + i], tr->f32,
+			        (char *)tr->obs[tid] + i * D * (tr->f32 ? sizeof(float) : sizeof(double)));
 		if (tr->f32) {
 			float *obs = tr->obs[tid], *grad = tr->grad[tid];
-			for (size_t i = 0; i < n; i++) {
-				const double *src = tr->data->values + tr->rows[lo + i] * D;
-				for (size_t c = 0; c < D; c++)
-					obs[i * D + c] = (float)src[c];
-			}
 			memset(grad, 0, tr->P * sizeof *grad);
 			tr->loglik[tid] = n ? (double)tr->m->f32->loglik_grad(tr->theta32, obs, n, grad) : 0.0;
 		} else {
 			double *obs = tr->obs[tid], *grad = tr->grad[tid];
-			for (size_t i = 0; i < n; i++)
-				memcpy(obs + i * D, tr->data->values + tr->rows[lo + i] * D, D * sizeof *obs);
 			memset(grad, 0, tr->P * sizeof *grad);
 			tr->loglik[tid] = n ? tr->m->f64->loglik_grad(tr->theta64, obs, n, grad) : 0.0;
 		}
 	}
 	if (tid == 0) {
 		if (tr->f32)
-			tr->pen_value = (double)tr->m->f32->objective(tr->theta32, tr->obs[0], 0, tr->pen_grad);
+			tr->pen_value = (double)tr->m->f32->objective(tr->theta32, tr->obs[0], 0, tr->pen32);
 		else
-			tr->pen_value = tr->m->f64->objective(tr->theta64, tr->obs[0], 0, tr->pen_grad);
+			tr->pen_value = tr->m->f64->objective(tr->theta64, tr->obs[0], 0, tr->g);
 	}
 }
 
@@ -466,12 +505,12 @@ static void phase_reduce(void *arg, unsigned tid, unsigned T)
 			acc = ((const float *)tr->grad[0])[j];
 			for (unsigned s = 1; s < tr->TG; s++)
 				acc += ((const float *)tr->grad[s])[j];
-			pen = ((const float *)tr->pen_grad)[j];
+			pen = tr->pen32[j];
 		} else {
 			acc = ((const double *)tr->grad[0])[j];
 			for (unsigned s = 1; s < tr->TG; s++)
 				acc += ((const double *)tr->grad[s])[j];
-			pen = ((const double *)tr->pen_grad)[j];
+			pen = tr->g[j];
 		}
 		double v = sign * (acc / B + pen);
 		if (tr->mask && !tr->mask[j])
@@ -507,17 +546,19 @@ static void trainer_free(trainer *tr)
 	free(tr->obs);
 	free(tr->grad);
 	free(tr->loglik);
-	free(tr->pen_grad);
+	free(tr->pen32);
 	free(tr->g);
 	free(tr->bad);
-	free(tr->theta64);
-	free(tr->theta32);
+	if (tr->f32)
+		free(tr->theta64);
 	chain_optim_free(&tr->opt);
+	memset(tr, 0, sizeof *tr);
 }
 
 /* Allocates the buffers of a trainer with T pool threads for batches of at
- * most `batch` rows. */
-static int trainer_init(trainer *tr, const chain_model *m, unsigned T, size_t batch,
+ * most `batch` rows, training theta (the caller's, model precision) in
+ * place. */
+static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned T, size_t batch,
                         const chain_optim_options *oo, const uint8_t *mask, chain_error *err)
 {
 	memset(tr, 0, sizeof *tr);
@@ -541,22 +582,26 @@ static int trainer_init(trainer *tr, const chain_model *m, unsigned T, size_t ba
 	tr->grad = calloc(tr->TG, sizeof *tr->grad);
 	tr->loglik = calloc(tr->TG, sizeof *tr->loglik);
 	tr->bad = calloc(T, sizeof *tr->bad);
-	tr->pen_grad = calloc(P1, rs);
 	tr->g = calloc(P1, sizeof *tr->g);
-	tr->theta64 = calloc(P1, sizeof *tr->theta64);
-	if (tr->f32)
-		tr->theta32 = calloc(P1, sizeof *tr->theta32);
-	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->pen_grad && tr->g && tr->theta64 &&
-	         (!tr->f32 || tr->theta32);
+	if (tr->f32) {
+		tr->theta32 = theta;
+		tr->theta64 = calloc(P1, sizeof *tr->theta64);
+		tr->pen32 = calloc(P1, sizeof *tr->pen32);
+	} else {
+		tr->theta64 = theta;
+	}
+	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->g && tr->theta64 &&
+	         (!tr->f32 || tr->pen32);
 	for (unsigned t = 0; ok && t < tr->TG; t++) {
 		tr->obs[t] = malloc(chunk_rows * D1 * rs);
 		tr->grad[t] = malloc(P1 * rs);
 		ok = tr->obs[t] && tr->grad[t];
 	}
 	if (!ok) {
+		size_t P = tr->P;
 		trainer_free(tr);
 		return chain_error_set(err, "out of memory for training with %u threads (%zu params, batch %zu)",
-		                       T, tr->P, batch);
+		                       T, P, batch);
 	}
 	tr->theta_k = tr->f32 ? (const void *)tr->theta32 : (const void *)tr->theta64;
 	return 0;
@@ -597,42 +642,103 @@ static void shuffle(size_t *perm, size_t n, uint64_t seed, size_t epoch)
 	}
 }
 
-/* Model-precision params from the double master copy. */
-static void store_theta(const chain_model *m, const double *src, void *dst)
+/* ------------------------------------------------------------------------
+ * The kept params (the best on validation, or the latest) and the checkpoint
+ * ------------------------------------------------------------------------ */
+
+/* The checkpoint's metadata: epoch (last completed), best_epoch, seed,
+ * best_valid, which let a run be resumed and inspected. */
+typedef struct ckpt_meta {
+	char epoch[32], best_epoch[32], seed[32], best_valid[40];
+	chain_metadata kv[4];
+} ckpt_meta;
+
+static void ckpt_meta_fill(ckpt_meta *c, size_t epoch, size_t best_epoch, uint64_t seed,
+                           double best_valid)
 {
-	if (m->precision == CHAIN_F32)
-		for (size_t j = 0; j < m->num_params; j++)
-			((float *)dst)[j] = (float)src[j];
+	snprintf(c->epoch, sizeof c->epoch, "%zu", epoch);
+	snprintf(c->best_epoch, sizeof c->best_epoch, "%zu", best_epoch);
+	snprintf(c->seed, sizeof c->seed, "%" PRIu64, seed);
+	if (isnan(best_valid))
+		snprintf(c->best_valid, sizeof c->best_valid, "none");
 	else
-		memcpy(dst, src, m->num_params * sizeof(double));
+		snprintf(c->best_valid, sizeof c->best_valid, "%.17g", best_valid);
+	c->kv[0] = (chain_metadata){ "epoch", c->epoch };
+	c->kv[1] = (chain_metadata){ "best_epoch", c->best_epoch };
+	c->kv[2] = (chain_metadata){ "seed", c->seed };
+	c->kv[3] = (chain_metadata){ "best_valid", c->best_valid };
 }
 
-/* Writes the kept params with the metadata that lets a run be resumed and
- * inspected: epoch (last completed), best_epoch, seed, best_valid. */
-static int save_checkpoint(const char *path, const chain_model *m, const double *best,
-                           void *scratch, size_t epoch, size_t best_epoch, uint64_t seed,
-                           double best_valid, chain_error *err)
+/* Where the kept params are: with a checkpoint path, only in the last
+ * checkpoint written (held open as fd), so they cost no memory; without
+ * one, in a copy.  Both are in the model's precision, which is what the
+ * caller gets back. */
+typedef struct kept_params {
+	const chain_model *m;
+	const char *path;        /* the checkpoint; NULL: the copy */
+	int fd;                  /* the last checkpoint written, -1 before the first */
+	void *copy;              /* without a path: num_params reals */
+	int set;                 /* kept params exist (kept_set succeeded once) */
+} kept_params;
+
+static int kept_init(kept_params *k, const chain_model *m, const char *path, chain_error *err)
 {
-	char s_epoch[32], s_best_epoch[32], s_seed[32], s_valid[40];
-	snprintf(s_epoch, sizeof s_epoch, "%zu", epoch);
-	snprintf(s_best_epoch, sizeof s_best_epoch, "%zu", best_epoch);
-	snprintf(s_seed, sizeof s_seed, "%" PRIu64, seed);
-	if (isnan(best_valid))
-		snprintf(s_valid, sizeof s_valid, "none");
-	else
-		snprintf(s_valid, sizeof s_valid, "%.17g", best_valid);
-	chain_metadata meta[] = {
-		{ "epoch", s_epoch },
-		{ "best_epoch", s_best_epoch },
-		{ "seed", s_seed },
-		{ "best_valid", s_valid },
-	};
-	const void *theta = best;
-	if (m->precision == CHAIN_F32) {
-		store_theta(m, best, scratch);
-		theta = scratch;
+	*k = (kept_params){ .m = m, .path = path, .fd = -1 };
+	if (path)
+		return 0;
+	size_t bytes = (m->num_params ? m->num_params : 1) *
+	               (m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double));
+	k->copy = malloc(bytes);
+	if (!k->copy)
+		return chain_error_set(err, "train: out of memory for a copy of %zu params", m->num_params);
+	return 0;
+}
+
+/* theta (model precision) becomes the kept params; the checkpoint, if any,
+ * is written with them.  On failure the previous ones stay kept. */
+static int kept_set(kept_params *k, const void *theta, const ckpt_meta *c, chain_error *err)
+{
+	if (k->path) {
+		int fd;
+		if (chain__checkpoint_save_fd(k->path, k->m, theta, c->kv, 4, &fd, err) != 0)
+			return -1;
+		if (k->fd >= 0)
+			close(k->fd);
+		k->fd = fd;
+	} else {
+		memcpy(k->copy, theta, k->m->num_params * (k->m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double)));
 	}
-	return chain_checkpoint_save(path, m, theta, meta, sizeof meta / sizeof meta[0], err);
+	k->set = 1;
+	return 0;
+}
+
+/* The kept params stay; the checkpoint is rewritten with new metadata (its
+ * tensors copied from the previous file). */
+static int kept_touch(kept_params *k, const ckpt_meta *c, chain_error *err)
+{
+	if (!k->path)
+		return 0;
+	return chain__checkpoint_restamp(k->path, k->m, &k->fd, c->kv, 4, err);
+}
+
+/* Copies the kept params into theta (model precision), if there are any. */
+static int kept_get(kept_params *k, void *theta, chain_error *err)
+{
+	if (!k->set)
+		return 0;
+	if (k->path)
+		return chain__checkpoint_load_fd(k->fd, k->path, k->m, theta, err);
+	memcpy(theta, k->copy, k->m->num_params * (k->m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double)));
+	return 0;
+}
+
+static void kept_free(kept_params *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k->copy);
+	memset(k, 0, sizeof *k);
+	k->fd = -1;
 }
 
 /* Opens the CSV log: a new file with its header, or (log_append) the end of
@@ -748,15 +854,20 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 	unsigned T = o->threads ? o->threads : chain_default_threads();
 	uint8_t *mask = NULL;
 	size_t *perm = NULL;
-	double *best = NULL;
-	void *scratch = NULL;
 	FILE *log = NULL;
 	trainer tr;
+	kept_params kept;
+	ckpt_meta meta;
 	run_state s = { .o = o, .t0 = now_seconds() };
 	int rc = -1;
 	if (chain_param_mask(m, &mask, err) != 0)
 		return -1;
-	if (trainer_init(&tr, m, T, batch, &o->optim, mask, err) != 0) {
+	if (kept_init(&kept, m, o->checkpoint_path, err) != 0) {
+		free(mask);
+		return -1;
+	}
+	if (trainer_init(&tr, m, theta, T, batch, &o->optim, mask, err) != 0) {
+		kept_free(&kept);
 		free(mask);
 		return -1;
 	}
@@ -771,21 +882,18 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 	};
 
 	perm = malloc(N * sizeof *perm);
-	best = malloc((P ? P : 1) * sizeof *best);
-	scratch = malloc((P ? P : 1) * sizeof(double));
-	if (!perm || !best || !scratch) {
-		chain_error_set(err, "train: out of memory for %zu rows and %zu params", N, P);
+	if (!perm) {
+		chain_error_set(err, "train: out of memory for %zu rows", N);
 		goto out;
 	}
 
 	/* The starting point, in double, with unused entries forced to 0. */
 	for (size_t j = 0; j < P; j++) {
-		double v = m->precision == CHAIN_F32 ? (double)((const float *)theta)[j] : ((const double *)theta)[j];
+		double v = tr.f32 ? (double)tr.theta32[j] : tr.theta64[j];
 		tr.theta64[j] = mask && !mask[j] ? 0.0 : v;
 		if (tr.f32)
 			tr.theta32[j] = (float)tr.theta64[j];
 	}
-	memcpy(best, tr.theta64, P * sizeof *best);
 
 	/* The starting point is a candidate too: a resumed run never replaces
 	 * its checkpoint by something worse. */
@@ -797,9 +905,8 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 	}
 	if (o->log_path && !(log = open_log(o->log_path, o->log_append, err)))
 		goto out;
-	if (o->checkpoint_path &&
-	    save_checkpoint(o->checkpoint_path, m, best, scratch, o->start_epoch - 1, s.p.best_epoch,
-	                    o->seed, s.p.best_valid, err) != 0)
+	ckpt_meta_fill(&meta, o->start_epoch - 1, s.p.best_epoch, o->seed, s.p.best_valid);
+	if (kept_set(&kept, tr.theta_k, &meta, err) != 0)
 		goto out;
 	r->last_epoch = r->best_epoch = o->start_epoch - 1;
 	r->best_valid = s.p.best_valid;
@@ -865,14 +972,12 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 			s.p.improved = 1;
 		}
 		if (s.p.improved) {
-			memcpy(best, tr.theta64, P * sizeof *best);
 			s.p.best_epoch = epoch;
 			s.p.best_valid = s.p.valid_nll;
 		}
 		s.p.since_best = epoch - s.p.best_epoch;
-		if (o->checkpoint_path &&
-		    save_checkpoint(o->checkpoint_path, m, best, scratch, epoch, s.p.best_epoch, o->seed,
-		                    s.p.best_valid, err) != 0) {
+		ckpt_meta_fill(&meta, epoch, s.p.best_epoch, o->seed, s.p.best_valid);
+		if ((s.p.improved ? kept_set(&kept, tr.theta_k, &meta, err) : kept_touch(&kept, &meta, err)) != 0) {
 			r->stop = CHAIN_STOP_ERROR;
 			goto out;
 		}
@@ -903,9 +1008,17 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 
 out:
 	/* Whatever happened, the caller gets the kept params: the last good
-	 * ones, those of the checkpoint. */
-	if (best && tr.theta64)
-		store_theta(m, best, theta);
+	 * ones, those of the checkpoint.  The trainer's buffers go first, so
+	 * that reading the checkpoint back does not add to the peak.  After a
+	 * run without validation that ended well, theta already holds them. */
+	trainer_free(&tr);
+	if (rc != 0 || valid) {
+		chain_error rerr;
+		if (kept_get(&kept, theta, rc == 0 ? err : &rerr) != 0 && rc == 0) {
+			rc = -1;
+			r->stop = CHAIN_STOP_ERROR;
+		}
+	}
 	if (log && fclose(log) != 0 && rc == 0) {
 		rc = chain_error_set(err, "%s: cannot write the log: %s", o->log_path, strerror(errno));
 		r->stop = CHAIN_STOP_ERROR;
@@ -915,11 +1028,9 @@ out:
 	r->seconds = now_seconds() - s.t0;
 	s.p.stop = r->stop;
 	report(&s, CHAIN_TRAIN_END);
-	trainer_free(&tr);
+	kept_free(&kept);
 	free(mask);
 	free(perm);
-	free(best);
-	free(scratch);
 	return rc;
 }
 

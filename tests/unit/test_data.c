@@ -126,7 +126,7 @@ static void check_msg(const char *msg, ...)
 static const char *load_fails(const char *path, const chain_load_options *o)
 {
 	static chain_error err;
-	chain_dataset d = { 7, 7, (double *)&d };
+	chain_dataset d = { .rows = 7, .cols = 7, .values = (double *)&d };
 	err.msg[0] = '\0';
 	assert_int_equal(chain_data_load(path, o, &d, &err), -1);
 	assert_null(d.values);
@@ -578,7 +578,7 @@ static const char *check_fails(const double *row2, size_t cols)
 	static chain_error err;
 	double v[20] = { 0.5, -1, 0, 1, 1, 0, 1, 2, 3, 7 };
 	memcpy(v + cols, row2, cols * sizeof(double));
-	chain_dataset d = { 2, cols, v };
+	chain_dataset d = { .rows = 2, .cols = cols, .values = v };
 	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), -1);
 	return err.msg;
 }
@@ -586,7 +586,7 @@ static const char *check_fails(const double *row2, size_t cols)
 static void test_data__check_valid_rows__pass(void **state)
 {
 	double v[20] = { 0.5, -1, 0, 1, 1, 0, 1, 2, 3, 7, 1e300, 0, 1, 0, 0, 3, 3, 3, 3, 0 };
-	chain_dataset d = { 2, 10, v };
+	chain_dataset d = { .rows = 2, .cols = 10, .values = v };
 	chain_error err = { "" };
 	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), 0);
 }
@@ -622,7 +622,7 @@ static void test_data__check_int_and_real__need_counts_and_finite(void **state)
 static void test_data__check_wrong_width__lists_what_a_row_holds(void **state)
 {
 	double v[9] = { 0 };
-	chain_dataset d = { 1, 9, v };
+	chain_dataset d = { .rows = 1, .cols = 9, .values = v };
 	chain_error err;
 	assert_int_equal(chain_data_check(&d, &toy, "w.amat", &err), -1);
 	assert_msg(err.msg, "w.amat:", "rows have 9 values", "model toy expects 10",
@@ -656,7 +656,7 @@ static void assert_no_temp_files(void)
 static void test_data__save_amat__integers_plain_and_roundtrip(void **state)
 {
 	double v[6] = { 0, 1, -3, 2.5, 0.1, 1e-20 };
-	chain_dataset d = { 2, 3, v };
+	chain_dataset d = { .rows = 2, .cols = 3, .values = v };
 	chain_error err;
 	const char *p = tmp_path("out.amat");
 	fixture_text("out.amat", "old contents\n");
@@ -669,10 +669,124 @@ static void test_data__save_amat__integers_plain_and_roundtrip(void **state)
 	assert_no_temp_files();
 }
 
+/* Integers 0..255 compact to one byte each and read, check and save as the
+ * doubles did; anything a byte cannot hold exactly (a fraction, -0, 256, a
+ * negative, NaN) leaves the set as it is. */
+static void test_data__compact__bytes_when_every_value_fits_same_results(void **state)
+{
+	/* row 2 has cat variable c[0, 1] = 5, out of 0..3 */
+	const double fits[20] = { 255, 1, 0, 1, 1, 0, 1, 2, 3, 7, 1, 0, 1, 0, 0, 5, 3, 3, 3, 0 };
+	chain_dataset d = { .rows = 2, .cols = 10 };
+	d.values = malloc(sizeof fits);
+	assert_non_null(d.values);
+	memcpy(d.values, fits, sizeof fits);
+	assert_int_equal(chain_data_compact(&d), 1);
+	assert_null(d.values);
+	assert_non_null(d.bytes);
+	assert_int_equal(chain_data_compact(&d), 1); /* already compact */
+	for (int i = 0; i < 20; i++)
+		assert_true(chain_data_value(&d, (size_t)i) == fits[i]);
+
+	/* save: the same files as from the doubles */
+	chain_dataset dd = { .rows = 2, .cols = 10, .values = (double *)fits };
+	chain_error err = { "" };
+	const char *names[] = { "compact.npy", "compact.amat" };
+	for (int k = 0; k < 2; k++) {
+		const char *p = tmp_path(names[k]);
+		size_t na, nb;
+		assert_int_equal(chain_data_save(p, &dd, &err), 0);
+		const char *first = slurp(p, &nb);
+		char *want = malloc(nb ? nb : 1);
+		assert_non_null(want);
+		memcpy(want, first, nb);
+		assert_int_equal(chain_data_save(p, &d, &err), 0);
+		const char *got = slurp(p, &na);
+		assert_int_equal(na, nb);
+		assert_memory_equal(got, want, na);
+		free(want);
+	}
+
+	/* check: the same verdict and message */
+	assert_int_equal(chain_data_check(&dd, &toy, "t.amat", &err), -1);
+	char msg[sizeof err.msg];
+	memcpy(msg, err.msg, sizeof msg);
+	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), -1);
+	assert_string_equal(err.msg, msg);
+	assert_msg(msg, "t.amat:2:6:", "cat");
+	chain_dataset_free(&d);
+	assert_null(d.bytes);
+
+	const double misfits[] = { 0.5, -0.0, 256, -1, NAN, INFINITY };
+	for (size_t k = 0; k < sizeof misfits / sizeof misfits[0]; k++) {
+		chain_dataset m = { .rows = 1, .cols = 3, .values = malloc(3 * sizeof(double)) };
+		assert_non_null(m.values);
+		m.values[0] = 1;
+		m.values[1] = misfits[k];
+		m.values[2] = 0;
+		assert_int_equal(chain_data_compact(&m), 0);
+		assert_non_null(m.values);
+		assert_null(m.bytes);
+		assert_true(memcmp(&m.values[1], &misfits[k], sizeof(double)) == 0);
+		chain_dataset_free(&m);
+	}
+}
+
+/* Loads path both ways; the compact load must give the same table, as
+ * bytes when want_bytes, else as doubles. */
+static void same_both_ways(const char *path, const chain_load_options *o, int want_bytes)
+{
+	chain_dataset a, b;
+	chain_error err = { "" };
+	if (chain_data_load(path, o, &a, &err) != 0)
+		fail_msg("load: %s", err.msg);
+	if (chain_data_load_compact(path, o, &b, &err) != 0)
+		fail_msg("compact load: %s", err.msg);
+	assert_int_equal(a.rows, b.rows);
+	assert_int_equal(a.cols, b.cols);
+	assert_true(want_bytes ? b.bytes && !b.values : b.values && !b.bytes);
+	for (size_t i = 0; i < a.rows * a.cols; i++)
+		assert_true(memcmp(&a.values[i], &(double){ chain_data_value(&b, i) }, sizeof(double)) == 0);
+	chain_dataset_free(&a);
+	chain_dataset_free(&b);
+}
+
+/* chain_data_load_compact: bytes parsed straight from text and uint8
+ * binary files; doubles from the first value a byte cannot hold (here late
+ * in the file, after bytes were already stored); binarized data compacted
+ * after binarizing; the same errors as chain_data_load. */
+static void test_data__load_compact__bytes_or_doubles_same_table(void **state)
+{
+	char text[8192];
+	size_t o = 0;
+	for (int r = 0; r < 300; r++) /* 3000 values: past the first growth */
+		for (int c = 0; c < 10; c++)
+			o += (size_t)snprintf(text + o, sizeof text - o, c == 9 ? "%d\n" : "%d ", (r * 7 + c) % 3);
+	same_both_ways(fixture_text("c.amat", text), NULL, 1);
+	snprintf(text + o - 2, sizeof text - o + 2, "-0\n");
+	same_both_ways(fixture_text("c-neg0.amat", text), NULL, 0);
+	snprintf(text + o - 2, sizeof text - o + 2, "0.5\n");
+	same_both_ways(fixture_text("c-half.amat", text), NULL, 0);
+	chain_load_options bin = { .binarize = CHAIN_BINARIZE_THRESHOLD, .threshold = 0.5 };
+	same_both_ways(fixture_text("c-half2.amat", text), &bin, 1);
+	same_both_ways("examples/data/images-idx3-ubyte.gz", NULL, 1);
+	same_both_ways("examples/data/images-idx3-ubyte.gz", &bin, 1);
+	const double f[4] = { 0, 1, 2, 300 };
+	same_both_ways(fixture_npy("c.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", f, sizeof f), NULL, 0);
+
+	chain_dataset d = { .rows = 7, .cols = 7, .values = (double *)&d };
+	chain_error e1 = { "" }, e2 = { "" };
+	const char *bad = fixture_text("c-bad.amat", "0 1 1\n1 0\n");
+	assert_int_equal(chain_data_load(bad, NULL, &d, &e1), -1);
+	assert_int_equal(chain_data_load_compact(bad, NULL, &d, &e2), -1);
+	assert_null(d.values);
+	assert_null(d.bytes);
+	assert_string_equal(e1.msg, e2.msg);
+}
+
 static void test_data__save_npy__aligned_header_and_roundtrip(void **state)
 {
 	double v[6] = { 0, 1, -3, 2.5, 0.1, 1e-300 };
-	chain_dataset d = { 3, 2, v };
+	chain_dataset d = { .rows = 3, .cols = 2, .values = v };
 	chain_error err;
 	const char *p = tmp_path("out.npy");
 	assert_int_equal(chain_data_save(p, &d, &err), 0);
@@ -693,7 +807,7 @@ static void test_data__save_npy__aligned_header_and_roundtrip(void **state)
 static void test_data__save_bad_requests__rejected_and_target_kept(void **state)
 {
 	double v[2] = { 1, INFINITY };
-	chain_dataset d = { 1, 2, v };
+	chain_dataset d = { .rows = 1, .cols = 2, .values = v };
 	chain_error err;
 	const char *p = fixture_text("keep.amat", "precious\n");
 	assert_int_equal(chain_data_save(p, &d, &err), -1);
@@ -854,6 +968,8 @@ int main(void)
 		cmocka_unit_test(test_data__check_wrong_width__lists_what_a_row_holds),
 		cmocka_unit_test(test_data__save_amat__integers_plain_and_roundtrip),
 		cmocka_unit_test(test_data__save_npy__aligned_header_and_roundtrip),
+		cmocka_unit_test(test_data__compact__bytes_when_every_value_fits_same_results),
+		cmocka_unit_test(test_data__load_compact__bytes_or_doubles_same_table),
 		cmocka_unit_test(test_data__save_bad_requests__rejected_and_target_kept),
 		cmocka_unit_test(test_data__mutated_files__never_crash),
 		cmocka_unit_test(test_data__shipped_binarized_valid__1000_rows_of_784_bits),

@@ -288,7 +288,7 @@ static const chain_model bern_split = BERN_MODEL(CHAIN_F64, &bern_k64, NULL, ber
 /* n rows with pixel i on with probability p[i], from the test stream. */
 static chain_dataset make_data(size_t n, const double p[NPIX], uint64_t seed)
 {
-	chain_dataset d = { n, NPIX, malloc(n * NPIX * sizeof(double)) };
+	chain_dataset d = { .rows = n, .cols = NPIX, .values = malloc(n * NPIX * sizeof(double)) };
 	assert_non_null(d.values);
 	for (size_t r = 0; r < n; r++)
 		for (size_t i = 0; i < NPIX; i++)
@@ -422,6 +422,42 @@ static void test_train__same_seed_and_threads__bit_identical(void **state)
 	chain_dataset_free(&d);
 }
 
+/* Compact data (one byte per value) trains and evaluates to the same bits
+ * as the doubles, f64 and f32, with validation. */
+static void test_train__compact_data__same_bits_as_doubles(void **state)
+{
+	chain_dataset d = make_data(600, P_TRUE, 15), v = make_data(200, P_TRUE, 16);
+	chain_dataset dc = make_data(600, P_TRUE, 15), vc = make_data(200, P_TRUE, 16);
+	assert_int_equal(chain_data_compact(&dc), 1);
+	assert_int_equal(chain_data_compact(&vc), 1);
+	chain_train_options o = quiet_options(4, 32, 3);
+	o.optim.lr = 0.05;
+	chain_train_result r1, r2;
+	double a[NPAR], b[NPAR];
+	bern_init(a, 3);
+	bern_init(b, 3);
+	train_ok(&bern, a, &d, &v, &o, &r1);
+	train_ok(&bern, b, &dc, &vc, &o, &r2);
+	assert_memory_equal(a, b, sizeof a);
+	assert_true(r1.best_valid == r2.best_valid);
+	float a32[NPAR], b32[NPAR];
+	bern32_init(a32, 3);
+	bern32_init(b32, 3);
+	train_ok(&bern32, a32, &d, &v, &o, &r1);
+	train_ok(&bern32, b32, &dc, &vc, &o, &r2);
+	assert_memory_equal(a32, b32, sizeof a32);
+	assert_true(r1.best_valid == r2.best_valid);
+	chain_eval_result e1, e2;
+	chain_error err = { "" };
+	assert_int_equal(chain_eval_nll(&bern32, a32, &v, 2, &e1, &err), 0);
+	assert_int_equal(chain_eval_nll(&bern32, a32, &vc, 2, &e2, &err), 0);
+	assert_true(e1.mean_nll == e2.mean_nll && e1.std_err == e2.std_err);
+	chain_dataset_free(&d);
+	chain_dataset_free(&v);
+	chain_dataset_free(&dc);
+	chain_dataset_free(&vc);
+}
+
 /* Records what the progress reports say, and checks the checkpoint on disk
  * at every report: it must always load and hold the kept params. */
 typedef struct recorder {
@@ -516,6 +552,55 @@ static void test_train__valid_worsens__early_stop_keeps_best_params(void **state
 	char value[64];
 	assert_int_equal(chain_checkpoint_load(ckpt, &bern, from_disk, "best_valid", value, sizeof value, &err), 0);
 	assert_true(strtod(value, NULL) == r.best_valid);
+	chain_dataset_free(&tr);
+	chain_dataset_free(&va);
+}
+
+/* A progress callback that, after every epoch, replaces the checkpoint by
+ * another file, as a second writer would (rename over it). */
+static void replace_checkpoint(const chain_train_progress *p, void *user)
+{
+	if (p->event != CHAIN_TRAIN_EPOCH)
+		return;
+	const char *path = user;
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.other", path);
+	FILE *f = fopen(tmp, "wb");
+	assert_non_null(f);
+	fputs("not a checkpoint", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* While training, the best params live only in the checkpoint file: the
+ * trainer copies and reads back the file it wrote last (held open), so a
+ * path replaced meanwhile changes nothing; without a checkpoint they are a
+ * copy in memory.  All three runs return the same bits. */
+static void test_train__best_params_in_checkpoint__path_replaced_meanwhile_same_result(void **state)
+{
+	const double p_train[NPIX] = { 0.9, 0.9, 0.9, 0.9 }, p_valid[NPIX] = { 0.7, 0.7, 0.7, 0.7 };
+	chain_dataset tr = make_data(1000, p_train, 11), va = make_data(500, p_valid, 12);
+	double plain[NPAR], replaced[NPAR], in_memory[NPAR];
+	bern_init(plain, 1);
+	memcpy(replaced, plain, sizeof plain);
+	memcpy(in_memory, plain, sizeof plain);
+	chain_train_options o = quiet_options(100, 100, 2);
+	o.optim.lr = 0.02;
+	o.patience = 3;
+	chain_train_result r1, r2, r3;
+	train_ok(&bern, in_memory, &tr, &va, &o, &r1);
+	o.checkpoint_path = tmp_path("kept-plain.safetensors");
+	train_ok(&bern, plain, &tr, &va, &o, &r2);
+	o.checkpoint_path = tmp_path("kept-replaced.safetensors");
+	o.progress = replace_checkpoint;
+	o.progress_user = (void *)o.checkpoint_path;
+	train_ok(&bern, replaced, &tr, &va, &o, &r3);
+	assert_int_equal(r1.stop, CHAIN_STOP_EARLY);
+	assert_true(r1.best_epoch < r1.last_epoch);      /* the kept params are not the last */
+	assert_int_equal(r2.best_epoch, r1.best_epoch);
+	assert_int_equal(r3.best_epoch, r1.best_epoch);
+	assert_memory_equal(plain, in_memory, sizeof plain);
+	assert_memory_equal(replaced, in_memory, sizeof plain);
 	chain_dataset_free(&tr);
 	chain_dataset_free(&va);
 }
@@ -703,7 +788,7 @@ static void test_train__bad_input__refused_with_reason(void **state)
 	assert_int_equal(chain_train(&free_model, theta, &d, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "use chain optimize");
 
-	chain_dataset narrow = { 10, 3, d.values };
+	chain_dataset narrow = { .rows = 10, .cols = 3, .values = d.values };
 	assert_int_equal(chain_train(&bern, theta, &narrow, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "3 values");
 	assert_contains(err.msg, "expects 4");
@@ -1081,7 +1166,9 @@ int main(void)
 		cmocka_unit_test(test_train__sgd_momentum__converges_too),
 		cmocka_unit_test(test_train__f32_model__trained_in_double_returned_as_float),
 		cmocka_unit_test(test_train__same_seed_and_threads__bit_identical),
+		cmocka_unit_test(test_train__compact_data__same_bits_as_doubles),
 		cmocka_unit_test(test_train__valid_worsens__early_stop_keeps_best_params),
+		cmocka_unit_test(test_train__best_params_in_checkpoint__path_replaced_meanwhile_same_result),
 		cmocka_unit_test(test_train__never_better_than_start__start_kept_patience_0_runs_all),
 		cmocka_unit_test(test_train__loss_becomes_nan__stops_and_last_good_checkpoint_stays),
 		cmocka_unit_test(test_train__nan_in_first_step__initial_checkpoint_stays),

@@ -108,10 +108,18 @@ typedef struct chain_train_result {
  * theta: num_params reals of the model's precision: the starting point on
  * entry (from init or a checkpoint), the kept params on return: the ones with
  * the best validation NLL (the starting point counts) when valid != NULL,
- * else the last ones.  Structurally unused entries are set to 0 and never
+ * else the last ones.  It is trained in place (in between it holds the
+ * current params).  Structurally unused entries are set to 0 and never
  * moved.  Each epoch, the kept params are written to checkpoint_path with the
  * metadata epoch, best_epoch, seed, best_valid ("none" without validation),
- * so a killed run leaves a loadable file.
+ * so a killed run leaves a loadable file; with a checkpoint_path they are kept
+ * only there (read back at the end), without one in a copy in memory.
+ *
+ * Memory, for P params, T threads, and reals of 8 bytes (f64): the data,
+ * theta, 3 P doubles (Adam's two moments, or SGD's one, and the reduced
+ * gradient) and T gradients of P reals; f32 models add a double master copy
+ * and a float penalty gradient (P doubles + P floats); no checkpoint_path adds
+ * the copy of the kept params.
  *
  * valid may be NULL (no validation, no early stopping).  r may be NULL.
  * Returns 0, or -1 with a message; if the loss becomes NaN or Inf, theta is
