@@ -69,8 +69,9 @@ typedef struct cg_ctx {
 	int64_t *lane_stride;        /* by buf id: a TEMP written in the rows of a block has
 	                                one copy per row of the block, this many reals
 	                                apart (cg_kernel.c, jammed rows); 0: one copy */
-	int lane;                    /* in jammed rows: the row's place in its block, whose
-	                                copies of such TEMPs are used; else -1 */
+	LLVMValueRef lane;           /* in the rows of a block: the row's place in it (i64),
+	                                whose copies of such TEMPs are used; else NULL */
+	const ir_loop *jam_rows;     /* the rows of a block loop being emitted, or NULL */
 	LLVMValueRef *loop_var;      /* by loop id: the counter while in scope */
 	cg_row row;
 

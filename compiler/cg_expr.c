@@ -162,8 +162,8 @@ LLVMValueRef cg_addr(cg_ctx *c, const ir_buf *b, ir_idx *const *idx)
 	case BUF_CONST: base = const_global(c, b); break;
 	case BUF_TEMP:
 		base = c->temp_ptr[b->id];
-		if (base && c->lane > 0 && c->lane_stride && c->lane_stride[b->id] > 0) {
-			LLVMValueRef o = cg_i64(c, c->lane * c->lane_stride[b->id]);
+		if (base && c->lane && c->lane_stride && c->lane_stride[b->id] > 0) {
+			LLVMValueRef o = LLVMBuildNSWMul(c->b, c->lane, cg_i64(c, c->lane_stride[b->id]), "");
 			base = LLVMBuildInBoundsGEP2(c->b, c->real, base, &o, 1, "");
 		}
 		what = "scratch";

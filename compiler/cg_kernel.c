@@ -480,24 +480,24 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
 	free(st);
 }
 
-/* ------------------------------------------- the rows of a full block, jammed
+/* -------------------------------------------------- the rows of a block
  *
  * A block's rows run the same statements on different rows, and their sums
  * read the same params: FVSBN's sum(j before i) W[i, j] * x[j] reads row i
  * of W for every row.  Run one row at a time, each sum is a loop of its own
- * that loads W again and keeps one accumulator.  A full block is emitted
- * instead statement by statement, each for all the rows of the block in
- * turn (lanes), and:
+ * that loads W again.  So the rows loop is split at such statements, which
+ * run jammed when the block is full (lanes: one per row):
  *   - a sum over loops is one loop with an accumulator per row: each param
  *     loaded once serves all rows, and the vectorizer gets independent
  *     chains;
  *   - an accumulation into a buffer the rows share (a gradient) at an index
  *     that does not depend on the row adds the rows' terms first and then
  *     loads and stores the buffer once.
+ * and the statements between them stay loops over the rows of the block.
  * Rows are independent (what a row carries from one position to the next
  * lives in block_rows buffers, and each TEMP a row writes has a copy per
- * row: mark_lane_temps), so the statement order within a row is all that
- * must be kept.  A partial block (the last one) runs row by row. */
+ * row: mark_lane_temps), so only the order of statements within a row
+ * matters, and that is kept. */
 
 enum { CG_JAM_ROWS = 16, CG_JAM_LOOPS = 8 }; /* the most rows and loops jammed */
 
@@ -517,30 +517,84 @@ static bool idx_row_free(const ir_idx *x, const ir_loop *rows)
 	return false;
 }
 
-static bool loops_row_free(const ir_stmt *s, const ir_loop *rows)
+/* A buffer the rows share, written at the same index by all of them. */
+static bool shared_target(const ir_assign *a, const ir_loop *rows)
 {
-	for (int i = 0; i < s->nloops; i++)
-		if (!s->loops[i] || !idx_row_free(s->loops[i]->lo, rows) || !idx_row_free(s->loops[i]->hi, rows))
+	if (!a->buf || (a->buf->cls != BUF_GRAD && a->buf->cls != BUF_THETA))
+		return false;
+	for (int i = 0; i < a->buf->rank; i++)
+		if (!idx_row_free(a->idx[i], rows))
 			return false;
 	return true;
 }
 
-/* Points the row-dependent state at lane r of the block starting at `first`. */
-static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, int r)
+/* A buffer each row has its own copy of. */
+static bool private_target(cg_ctx *c, const ir_assign *a)
 {
-	LLVMValueRef row = r ? LLVMBuildNSWAdd(c->b, first, cg_i64(c, r), "") : first;
+	return a->buf && a->buf->cls == BUF_TEMP && (a->buf->block_rows || c->lane_stride[a->buf->id] > 0);
+}
+
+typedef enum { JAM_NONE, JAM_SUM, JAM_ADD } jam_kind;
+
+/* How statement s of the rows of block loop `rows` can run jammed. */
+static jam_kind jam_kind_of(cg_ctx *c, const ir_stmt *s, const ir_loop *rows)
+{
+	if (s->nloops <= 0 || s->nloops > CG_JAM_LOOPS || s->nassigns < 1)
+		return JAM_NONE;
+	for (int i = 0; i < s->nloops; i++)
+		if (!s->loops[i] || !idx_row_free(s->loops[i]->lo, rows) || !idx_row_free(s->loops[i]->hi, rows))
+			return JAM_NONE;
+	if (s->kind == S_SUM && s->nfree == 0 && s->nassigns == 1)
+		return JAM_SUM;
+	if (s->kind != S_ADD)
+		return JAM_NONE;
+	/* each target shared (at least one) or private, and no value reads a
+	 * target: the rows' updates then commute */
+	bool any_shared = false;
+	bool *seen = calloc((size_t)c->nids, sizeof *seen);
+	bool ok = seen != NULL;
+	for (int j = 0; ok && j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		bool shared = shared_target(a, rows);
+		any_shared |= shared;
+		ok = shared || private_target(c, a);
+		for (int k = 0; ok && k < s->nassigns; k++) {
+			memset(seen, 0, (size_t)c->nids * sizeof *seen);
+			ok = !val_reads(c, s->assigns[k].val, a->buf, seen);
+		}
+	}
+	free(seen);
+	return ok && any_shared ? JAM_ADD : JAM_NONE;
+}
+
+/* Points the row-dependent state at row first + lane. */
+static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMValueRef lane)
+{
+	LLVMValueRef row = LLVMBuildNSWAdd(c->b, first, lane, "");
 	c->loop_var[rows->id] = row;
 	c->row.r = row;
 	if (c->obs) {
 		LLVMValueRef off = LLVMBuildNSWMul(c->b, row, cg_i64(c, c->m->model->obs_size), "");
 		c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
 	}
-	c->lane = r;
+	c->lane = lane;
 	cg_cache_drop(c);
 }
 
-/* sum over loops of a term, for every row: one loop, an accumulator per row. */
-static void jam_sum(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef first, int lanes)
+/* Statements [from, to) of the rows loop s for the rows [first, first + count). */
+static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMValueRef first, LLVMValueRef count)
+{
+	cg_loop st;
+	loop_open(c, &st, s->loop, cg_i64(c, 0), count, false);
+	set_lane(c, s->loop, first, st.iv);
+	for (size_t i = from; i < to; i++)
+		if (s->body.stmts.items[i])
+			cg_stmt(c, s->body.stmts.items[i]);
+	loop_close(c, &st);
+}
+
+/* A sum over loops for every row: one loop, an accumulator per row. */
+static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 {
 	const ir_assign *a = &s->assigns[0];
 	LLVMValueRef acc[CG_JAM_ROWS];
@@ -549,11 +603,10 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueR
 		store_elt(c, cg_real_const(c, 0.0), acc[r]);
 	}
 	cg_loop st[CG_JAM_LOOPS];
-	set_lane(c, rows, first, 0);
 	for (int i = 0; i < s->nloops; i++)
 		open_stmt_loop(c, &st[i], s->loops[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_lane(c, rows, first, r);
+		set_lane(c, c->jam_rows, first, cg_i64(c, r));
 		LLVMValueRef old = load_real(c, acc[r]);
 		LLVMValueRef nv = LLVMBuildFAdd(c->b, old, cg_val(c, a->val), "");
 		LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc); /* as in cg_assign_stmt */
@@ -562,98 +615,108 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueR
 	for (int i = s->nloops - 1; i >= 0; i--)
 		loop_close(c, &st[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_lane(c, rows, first, r);
+		set_lane(c, c->jam_rows, first, cg_i64(c, r));
 		store_elt(c, load_real(c, acc[r]), cg_addr(c, a->buf, a->idx));
 	}
 }
 
-/* buf[idx] += term over loops, buf shared by the rows and idx the same for
- * all: the rows' terms summed, then one load and store of buf. */
-static void jam_add(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef first, int lanes)
+/* Accumulations over loops: into the rows' own buffers one by one, into a
+ * shared buffer the rows' terms summed, then one load and store.  Values
+ * are computed once per row (no value reads a target: jam_kind_of). */
+static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 {
-	const ir_assign *a = &s->assigns[0];
 	cg_loop st[CG_JAM_LOOPS];
-	set_lane(c, rows, first, 0);
-	for (int i = 0; i < s->nloops; i++)
-		open_stmt_loop(c, &st[i], s->loops[i]);
-	LLVMValueRef total = NULL;
-	for (int r = 0; r < lanes; r++) {
-		set_lane(c, rows, first, r);
-		LLVMValueRef v = cg_val(c, a->val);
-		total = total ? LLVMBuildFAdd(c->b, total, v, "") : v;
-	}
-	LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-	store_elt(c, LLVMBuildFAdd(c->b, load_real(c, p), total, ""), p);
-	for (int i = s->nloops - 1; i >= 0; i--)
-		loop_close(c, &st[i]);
-}
-
-static void cg_jammed_stmt(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef first, int lanes)
-{
-	const ir_assign *a = s->nassigns == 1 ? &s->assigns[0] : NULL;
-	bool loops_ok = s->nloops > 0 && s->nloops <= CG_JAM_LOOPS && loops_row_free(s, rows);
-	if (a && loops_ok && s->kind == S_SUM && s->nfree == 0) {
-		jam_sum(c, s, rows, first, lanes);
+	LLVMValueRef *total = calloc((size_t)s->nassigns, sizeof *total);
+	if (!total) {
+		cg_fail(c, "out of memory");
 		return;
 	}
-	if (a && loops_ok && s->kind == S_ADD && a->buf && (a->buf->cls == BUF_GRAD || a->buf->cls == BUF_THETA)) {
-		bool row_free = true;
-		for (int i = 0; i < a->buf->rank; i++)
-			row_free = row_free && idx_row_free(a->idx[i], rows);
-		bool *seen = row_free ? calloc((size_t)c->nids, sizeof *seen) : NULL;
-		bool reads_target = !seen || val_reads(c, a->val, a->buf, seen);
-		free(seen);
-		if (row_free && !reads_target) {
-			jam_add(c, s, rows, first, lanes);
-			return;
+	for (int i = 0; i < s->nloops; i++)
+		open_stmt_loop(c, &st[i], s->loops[i]);
+	for (int r = 0; r < lanes; r++) {
+		set_lane(c, c->jam_rows, first, cg_i64(c, r));
+		for (int j = 0; j < s->nassigns; j++) {
+			const ir_assign *a = &s->assigns[j];
+			LLVMValueRef v = cg_val(c, a->val);
+			if (shared_target(a, c->jam_rows)) {
+				total[j] = total[j] ? LLVMBuildFAdd(c->b, total[j], v, "") : v;
+			} else {
+				LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+				store_elt(c, LLVMBuildFAdd(c->b, load_real(c, p), v, ""), p);
+			}
 		}
 	}
-	for (int r = 0; r < lanes; r++) {
-		set_lane(c, rows, first, r);
-		cg_stmt(c, s);
-	}
+	for (int j = 0; j < s->nassigns; j++)
+		if (total[j]) {
+			const ir_assign *a = &s->assigns[j];
+			LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+			store_elt(c, LLVMBuildFAdd(c->b, load_real(c, p), total[j], ""), p);
+		}
+	for (int i = s->nloops - 1; i >= 0; i--)
+		loop_close(c, &st[i]);
+	free(total);
 }
 
-/* The rows of block loop `bl` (s->loop), from `lo` to `hi`: jammed when the
- * block is full, else one row at a time.  Returns false when the caller
- * should emit the plain loop alone. */
-static bool cg_rows_jammed(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi)
+/* The rows of block loop `bl` (s->loop), rows [lo, hi): the statements run
+ * in groups, each group a loop over the rows, split at the statements that
+ * run jammed when the block is full.  Returns false when the caller should
+ * emit the plain loop. */
+static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi)
 {
-	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane >= 0 || bl->block < 2 || bl->block > CG_JAM_ROWS)
+	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || bl->block < 2 || bl->block > CG_JAM_ROWS)
 		return false;
 	const ir_loop *rows = s->loop;
-	LLVMBasicBlockRef jam = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.jam");
-	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.each");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
-	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildNSWSub(c->b, hi, lo, ""), cg_i64(c, bl->block), "");
-	LLVMBuildCondBr(c->b, full, jam, one);
-
-	LLVMPositionBuilderAtEnd(c->b, jam);
+	size_t n = s->body.stmts.len;
+	jam_kind *kinds = calloc(n + 1, sizeof *kinds);
+	if (!kinds)
+		return false;
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+		if (s->body.stmts.items[i])
+			any |= (kinds[i] = jam_kind_of(c, s->body.stmts.items[i], rows)) != JAM_NONE;
+	if (!any) {
+		free(kinds);
+		return false;
+	}
 	cg_row saved_row = c->row;
 	LLVMValueRef saved_var = c->loop_var[rows->id];
-	for (size_t i = 0; i < s->body.stmts.len; i++)
-		if (s->body.stmts.items[i])
-			cg_jammed_stmt(c, s->body.stmts.items[i], rows, lo, (int)bl->block);
-	c->lane = -1;
+	const ir_loop *saved_rows = c->jam_rows;
+	c->jam_rows = rows;
+	LLVMValueRef count = LLVMBuildNSWSub(c->b, hi, lo, "");
+	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), "");
+	for (size_t i = 0; i < n;) {
+		if (kinds[i] == JAM_NONE) {
+			size_t j = i;
+			while (j < n && kinds[j] == JAM_NONE)
+				j++;
+			rows_each(c, s, i, j, lo, count);
+			i = j;
+			continue;
+		}
+		/* full block: jammed; the last, partial one: row by row */
+		LLVMBasicBlockRef jam = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.jam");
+		LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.each");
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
+		LLVMBuildCondBr(c->b, full, jam, each);
+		LLVMPositionBuilderAtEnd(c->b, jam);
+		if (kinds[i] == JAM_SUM)
+			jam_sum(c, s->body.stmts.items[i], lo, (int)bl->block);
+		else
+			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block);
+		LLVMBuildBr(c->b, done);
+		LLVMPositionBuilderAtEnd(c->b, each);
+		rows_each(c, s, i, i + 1, lo, count);
+		LLVMBuildBr(c->b, done);
+		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+		LLVMPositionBuilderAtEnd(c->b, done);
+		i++;
+	}
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
 	c->row = saved_row;
 	c->loop_var[rows->id] = saved_var;
 	cg_cache_drop(c);
-	LLVMBuildBr(c->b, done);
-
-	LLVMPositionBuilderAtEnd(c->b, one);
-	cg_loop st;
-	loop_open(c, &st, rows, lo, hi, false);
-	c->row.r = st.iv;
-	if (c->obs) {
-		LLVMValueRef off = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, c->m->model->obs_size), "");
-		c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
-	}
-	cg_block(c, &s->body);
-	c->row = saved_row;
-	loop_close(c, &st);
-	LLVMBuildBr(c->b, done);
-	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-	LLVMPositionBuilderAtEnd(c->b, done);
+	free(kinds);
 	return true;
 }
 
@@ -681,7 +744,7 @@ static void cg_for(cg_ctx *c, const ir_stmt *s)
 		lo = c->loop_var[bl->id];
 		LLVMValueRef end = LLVMBuildNSWAdd(c->b, lo, cg_i64(c, bl->block), "");
 		hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
-		if (cg_rows_jammed(c, s, bl, lo, hi))
+		if (cg_rows_of_block(c, s, bl, lo, hi))
 			return;
 	} else if (l->is_rows) {
 		lo = cg_i64(c, 0);
@@ -784,7 +847,8 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 	}
 	memset(c->loop_var, 0, (size_t)c->nids * sizeof *c->loop_var);
 	memset(c->temp_ptr, 0, (size_t)c->nids * sizeof *c->temp_ptr);
-	c->lane = -1;
+	c->lane = NULL;
+	c->jam_rows = NULL;
 	c->row.ptr = c->obs;
 	c->row.r = NULL;
 	cg_cache_drop(c);
