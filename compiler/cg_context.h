@@ -102,8 +102,10 @@ LLVMValueRef cg_runtime_fn(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTyp
 void cg_cache_drop(cg_ctx *c);
 
 /* cg_math.c: elementary functions the vectorizer can take */
+LLVMValueRef cg_contract(LLVMValueRef v);
 LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x); /* x <= 0 or NaN */
+LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x);
 
 /* cg_kernel.c */
 LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind);

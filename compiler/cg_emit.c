@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,19 @@ static char *take_msg(char *m)
 	if (m)
 		LLVMDisposeMessage(m);
 	return s;
+}
+
+/* LLVM's own diagnostics: an optimization remark ("loop not vectorized")
+ * or warning is about code we generated, not the user's model, and must not
+ * reach the user's terminal; an error (none is expected) is printed. */
+static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unused)
+{
+	(void)unused;
+	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
+		return;
+	char *msg = LLVMGetDiagInfoDescription(info);
+	fprintf(stderr, "chain: LLVM: %s\n", msg ? msg : "error");
+	LLVMDisposeMessage(msg);
 }
 
 /* ------------------------------------------------------ target machine */
@@ -339,6 +353,7 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 	}
 	u->tsctx = LLVMOrcCreateNewThreadSafeContext();
 	u->ctx = LLVMOrcThreadSafeContextGetContext(u->tsctx);
+	LLVMContextSetDiagnosticHandler(u->ctx, llvm_diagnostic, NULL);
 	u->mod = LLVMModuleCreateWithNameInContext(m->model->name, u->ctx);
 	LLVMSetTarget(u->mod, u->triple);
 	LLVMSetModuleDataLayout(u->mod, td);

@@ -258,7 +258,7 @@ static LLVMValueRef softplus(cg_ctx *c, LLVMValueRef x)
 	LLVMValueRef ax = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	LLVMValueRef e = LLVMBuildFNeg(c->b, ax, "");
 	e = cg_exp_nonpos(c, e);
-	return LLVMBuildFAdd(c->b, relu(c, x), call_libm(c, "log1p", e), "");
+	return LLVMBuildFAdd(c->b, relu(c, x), cg_log1p(c, e), "");
 }
 
 /* sigmoid(x) = x >= 0 ? 1/(1+exp(-x)) : exp(x)/(1+exp(x)), with one exp:
@@ -281,6 +281,15 @@ static LLVMValueRef cmp(cg_ctx *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValu
 	return to_real(c, LLVMBuildFCmp(c->b, p, a, b, ""));
 }
 
+/* Lets a multiply and the add it feeds become one fused multiply-add (one
+ * rounding instead of two, as C compilers do by default with FMA hardware):
+ * it never changes NaN or Inf semantics.  Returns v. */
+LLVMValueRef cg_contract(LLVMValueRef v)
+{
+	LLVMSetFastMathFlags(v, LLVMGetFastMathFlags(v) | LLVMFastMathAllowContract);
+	return v;
+}
+
 /* One scalar op on already emitted operands, as ir.c's op_eval computes it. */
 static LLVMValueRef cg_op(cg_ctx *c, ir_opcode op, LLVMValueRef *a)
 {
@@ -289,7 +298,7 @@ static LLVMValueRef cg_op(cg_ctx *c, ir_opcode op, LLVMValueRef *a)
 	case IR_NEG: return LLVMBuildFNeg(b, a[0], "");
 	case IR_EXP: return cg_exp(c, a[0]);
 	case IR_LOG: return cg_call_intrinsic(c, "llvm.log", a, 1);
-	case IR_LOG1P: return call_libm(c, "log1p", a[0]);
+	case IR_LOG1P: return cg_log1p(c, a[0]);
 	case IR_SQRT: return cg_call_intrinsic(c, "llvm.sqrt", a, 1);
 	case IR_ABS: return cg_call_intrinsic(c, "llvm.fabs", a, 1);
 	case IR_SQUARE: return LLVMBuildFMul(b, a[0], a[0], "");
@@ -300,9 +309,9 @@ static LLVMValueRef cg_op(cg_ctx *c, ir_opcode op, LLVMValueRef *a)
 	case IR_LOG_SIGMOID:
 		return LLVMBuildFNeg(b, softplus(c, LLVMBuildFNeg(b, a[0], "")), "");
 	case IR_NOT: return cmp(c, LLVMRealOEQ, a[0], cg_real_const(c, 0));
-	case IR_ADD: return LLVMBuildFAdd(b, a[0], a[1], "");
-	case IR_SUB: return LLVMBuildFSub(b, a[0], a[1], "");
-	case IR_MUL: return LLVMBuildFMul(b, a[0], a[1], "");
+	case IR_ADD: return cg_contract(LLVMBuildFAdd(b, a[0], a[1], ""));
+	case IR_SUB: return cg_contract(LLVMBuildFSub(b, a[0], a[1], ""));
+	case IR_MUL: return cg_contract(LLVMBuildFMul(b, a[0], a[1], ""));
 	case IR_DIV: return LLVMBuildFDiv(b, a[0], a[1], "");
 	case IR_POW: return cg_call_intrinsic(c, "llvm.pow", a, 2);
 	case IR_MAX2: return cg_call_intrinsic(c, "llvm.maxnum", a, 2);

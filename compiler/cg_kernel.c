@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llvm-c/DebugInfo.h>
+
 #include "cg_context.h"
 
 /* Scratch up to this many bytes lives on the stack; more comes from calloc
@@ -313,6 +315,7 @@ typedef struct cg_loop {
 	const ir_loop *l;
 	LLVMBasicBlockRef header, exit;
 	LLVMValueRef iv, lo, hi, saved;
+	LLVMValueRef latch;          /* the back edge's branch, once closed */
 	bool reverse;
 } cg_loop;
 
@@ -367,7 +370,7 @@ static void loop_close(cg_ctx *c, cg_loop *st)
 		next = LLVMBuildNSWAdd(c->b, st->iv, cg_i64(c, 1), "");
 		more = LLVMBuildICmp(c->b, LLVMIntSLT, next, st->hi, "");
 	}
-	LLVMBuildCondBr(c->b, more, st->header, st->exit);
+	st->latch = LLVMBuildCondBr(c->b, more, st->header, st->exit);
 	LLVMAddIncoming(st->iv, &next, &latch, 1);
 	LLVMMoveBasicBlockAfter(st->exit, latch);
 	LLVMPositionBuilderAtEnd(c->b, st->exit);
@@ -417,7 +420,7 @@ static void emit_assigns(cg_ctx *c, const ir_stmt *s)
 		LLVMValueRef v = cg_val(c, a->val);
 		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
 		if (s->kind == S_ADD)
-			v = LLVMBuildFAdd(c->b, load_real(c, p), v, "");
+			v = cg_contract(LLVMBuildFAdd(c->b, load_real(c, p), v, ""));
 		store_elt(c, v, p);
 		if (j + 1 < s->nassigns && later_reads(c, s, j))
 			cg_cache_drop(c);
@@ -464,9 +467,10 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
 		/* The sum may be reassociated (and so vectorized into partial sums):
 		 * it changes the rounding of a sum, never NaN or Inf semantics,
 		 * and the same binary gives the same bits every time.  Only this
-		 * accumulation carries the flag. */
+		 * accumulation carries the reassociation flag (contraction into
+		 * fused multiply-adds: cg_contract). */
 		if (s->kind == S_SUM)
-			LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc);
+			LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
 		store_elt(c, nv, acc);
 		cg_cache_drop(c);
 		for (int i = nloops - 1; i >= nfree; i--)
@@ -581,16 +585,80 @@ static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMVal
 	cg_cache_drop(c);
 }
 
-/* Statements [from, to) of the rows loop s for the rows [first, first + count). */
-static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMValueRef first, LLVMValueRef count)
+/* Asks the loop vectorizer for `width` lanes on the loop of latch branch
+ * br (loop metadata: a self-referential node with the hint). */
+static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width)
+{
+	LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+	LLVMMetadataRef w[2] = { LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.width", 25),
+		                 LLVMValueAsMetadata(LLVMConstInt(c->i32, (unsigned long long)width, 0)) };
+	LLVMMetadataRef ops[2] = { tmp, LLVMMDNodeInContext2(c->ctx, w, 2) };
+	LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+	LLVMMetadataReplaceAllUsesWith(tmp, id);
+	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+}
+
+/* Whether computing v calls a function the vectorizer cannot widen (a
+ * random draw, libm's tanh). */
+static bool val_calls(cg_ctx *c, const ir_val *v, bool *seen)
+{
+	if (!v)
+		return false;
+	if (v->id >= 0 && v->id < c->nids) {
+		if (seen[v->id])
+			return false;
+		seen[v->id] = true;
+	}
+	switch (v->kind) {
+	case V_DRAW: return true;
+	case V_OP:
+		if (v->u.op.op == IR_TANH)
+			return true;
+		for (int i = 0; i < 3; i++)
+			if (val_calls(c, v->u.op.a[i], seen))
+				return true;
+		return false;
+	case V_STOP: return val_calls(c, v->u.stop, seen);
+	default: return false;
+	}
+}
+
+/* Whether a statement is straight-line code for one row, vectorizable
+ * across rows. */
+static bool per_row_straight(cg_ctx *c, const ir_stmt *t)
+{
+	if (t->kind == S_FOR || t->kind == S_IF_GE || t->nloops != 0)
+		return false;
+	bool *seen = calloc((size_t)c->nids, sizeof *seen);
+	bool ok = seen != NULL;
+	for (int j = 0; ok && j < t->nassigns; j++)
+		ok = !val_calls(c, t->assigns[j].val, seen);
+	free(seen);
+	return ok;
+}
+
+/* Statements [from, to) of the rows loop s for the rows [first, first +
+ * count).  When they are straight-line code per row (FVSBN's logit, log p
+ * and their adjoints), the loop over the rows is the one to vectorize: a
+ * lane per row, `block` of them, which a full block fills exactly (left to
+ * itself, the vectorizer picks more lanes than a block has rows and runs
+ * the scalar remainder only). */
+static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMValueRef first, LLVMValueRef count,
+                      int block)
 {
 	cg_loop st;
 	loop_open(c, &st, s->loop, cg_i64(c, 0), count, false);
 	set_lane(c, s->loop, first, st.iv);
+	bool straight = true;
 	for (size_t i = from; i < to; i++)
-		if (s->body.stmts.items[i])
-			cg_stmt(c, s->body.stmts.items[i]);
+		if (s->body.stmts.items[i]) {
+			const ir_stmt *t = s->body.stmts.items[i];
+			straight = straight && per_row_straight(c, t);
+			cg_stmt(c, t);
+		}
 	loop_close(c, &st);
+	if (straight)
+		hint_vector_width(c, st.latch, block);
 }
 
 /* A sum over loops for every row: one loop, an accumulator per row. */
@@ -609,7 +677,7 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 		set_lane(c, c->jam_rows, first, cg_i64(c, r));
 		LLVMValueRef old = load_real(c, acc[r]);
 		LLVMValueRef nv = LLVMBuildFAdd(c->b, old, cg_val(c, a->val), "");
-		LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc); /* as in cg_assign_stmt */
+		LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract); /* as in cg_assign_stmt */
 		store_elt(c, nv, acc[r]);
 	}
 	for (int i = s->nloops - 1; i >= 0; i--)
@@ -639,10 +707,10 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 			const ir_assign *a = &s->assigns[j];
 			LLVMValueRef v = cg_val(c, a->val);
 			if (shared_target(a, c->jam_rows)) {
-				total[j] = total[j] ? LLVMBuildFAdd(c->b, total[j], v, "") : v;
+				total[j] = total[j] ? cg_contract(LLVMBuildFAdd(c->b, total[j], v, "")) : v;
 			} else {
 				LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-				store_elt(c, LLVMBuildFAdd(c->b, load_real(c, p), v, ""), p);
+				store_elt(c, cg_contract(LLVMBuildFAdd(c->b, load_real(c, p), v, "")), p);
 			}
 		}
 	}
@@ -689,7 +757,7 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			size_t j = i;
 			while (j < n && kinds[j] == JAM_NONE)
 				j++;
-			rows_each(c, s, i, j, lo, count);
+			rows_each(c, s, i, j, lo, count, (int)bl->block);
 			i = j;
 			continue;
 		}
@@ -705,7 +773,7 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block);
 		LLVMBuildBr(c->b, done);
 		LLVMPositionBuilderAtEnd(c->b, each);
-		rows_each(c, s, i, i + 1, lo, count);
+		rows_each(c, s, i, i + 1, lo, count, (int)bl->block);
 		LLVMBuildBr(c->b, done);
 		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
 		LLVMPositionBuilderAtEnd(c->b, done);

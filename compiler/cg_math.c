@@ -109,3 +109,57 @@ LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
 	LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, p, pow2(c, big), ""), cg_real_const(c, 0x1p-64), "");
 	return keep_nan(c, x, y);
 }
+
+/* log1p(x) = k ln 2 + log(m) + c / u, where u = 1 + x rounded = 2^k m with m
+ * in [sqrt(2)/2, sqrt(2)), and c = (1 + x) - u exactly (the rounding error
+ * of u; without it log1p of a tiny x would be 0).  log(m) = 2 atanh(s),
+ * s = (m - 1)/(m + 1), |s| <= 0.172, by its series (to s^21 in f64, s^11 in
+ * f32: truncation below half an ulp).  Within a few ulp everywhere, with
+ * log1p(-1) = -inf, log1p(x < -1) = NaN, log1p(inf) = inf, NaN in NaN out.
+ * A call of libm's log1p keeps a loop scalar; softplus needs one per use. */
+LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x)
+{
+	bool f32 = c->o->f32;
+	LLVMBuilderRef b = c->b;
+	LLVMTypeRef it = f32 ? c->i32 : c->i64;
+	int mant = f32 ? 23 : 52;
+	/* the bits of sqrt(2)/2 and of 1.0 */
+	uint64_t half_sqrt2 = f32 ? 0x3f3504f3u : 0x3fe6a09e667f3bcdull, one = f32 ? 0x3f800000u : 0x3ff0000000000000ull;
+	LLVMValueRef one_r = cg_real_const(c, 1.0);
+	LLVMValueRef u = LLVMBuildFAdd(b, one_r, x, "");
+	/* k and m: shifting the bits by (1 - sqrt(2)/2) moves mantissas at or
+	 * above sqrt(2)/2 into the next exponent */
+	LLVMValueRef bits = LLVMBuildBitCast(b, u, it, "");
+	bits = LLVMBuildAdd(b, bits, LLVMConstInt(it, one - half_sqrt2, 0), "");
+	LLVMValueRef k = LLVMBuildSub(b, LLVMBuildAShr(b, bits, LLVMConstInt(it, (unsigned)mant, 0), ""),
+	                              LLVMConstInt(it, f32 ? 127 : 1023, 0), "");
+	LLVMValueRef mbits = LLVMBuildAdd(b, LLVMBuildAnd(b, bits, LLVMConstInt(it, ((uint64_t)1 << mant) - 1, 0), ""),
+	                                  LLVMConstInt(it, half_sqrt2, 0), "");
+	LLVMValueRef m = LLVMBuildBitCast(b, mbits, c->real, "");
+	LLVMValueRef kr = LLVMBuildSIToFP(b, k, c->real, "");
+	/* c = (1 + x) - u: exact by Sterbenz in either form */
+	LLVMValueRef big = LLVMBuildFCmp(b, LLVMRealOGE, u, cg_real_const(c, 2.0), "");
+	LLVMValueRef c_hi = LLVMBuildFSub(b, one_r, LLVMBuildFSub(b, u, x, ""), "");
+	LLVMValueRef c_lo = LLVMBuildFSub(b, x, LLVMBuildFSub(b, u, one_r, ""), "");
+	LLVMValueRef corr = LLVMBuildFDiv(b, LLVMBuildSelect(b, big, c_hi, c_lo, ""), u, "");
+	/* log(m) = 2s (1 + z/3 + z^2/5 + ...), z = s^2 */
+	LLVMValueRef f = LLVMBuildFSub(b, m, one_r, "");
+	LLVMValueRef s = LLVMBuildFDiv(b, f, LLVMBuildFAdd(b, m, one_r, ""), "");
+	LLVMValueRef z = LLVMBuildFMul(b, s, s, "");
+	int terms = f32 ? 5 : 10;
+	LLVMValueRef p = cg_real_const(c, 1.0 / (2 * terms + 1));
+	for (int t = terms - 1; t >= 1; t--)
+		p = fma3(c, p, z, cg_real_const(c, 1.0 / (2 * t + 1)));
+	LLVMValueRef two_s = LLVMBuildFAdd(b, s, s, "");
+	LLVMValueRef logm = fma3(c, LLVMBuildFMul(b, two_s, z, ""), p, two_s);
+	double ln2_hi = f32 ? 0.693145751953125 : 0.6931471803691238,
+	       ln2_lo = f32 ? 1.428606765330187e-06 : 1.9082149292705877e-10;
+	LLVMValueRef lo = fma3(c, kr, cg_real_const(c, ln2_lo), LLVMBuildFAdd(b, logm, corr, ""));
+	LLVMValueRef y = fma3(c, kr, cg_real_const(c, ln2_hi), lo);
+	/* the edges: u = inf (x = inf), u = 0 (x = -1), u < 0 or NaN */
+	y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, u, cg_real_const(c, INFINITY), ""), u, y, "");
+	y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, u, cg_real_const(c, 0.0), ""),
+	                    cg_real_const(c, -INFINITY), y, "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealULT, u, cg_real_const(c, 0.0), ""), cg_real_const(c, NAN), y,
+	                       "");
+}
