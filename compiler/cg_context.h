@@ -107,6 +107,7 @@ typedef struct cg_call_plan {
 	const ir_buf *result;        /* a scalar temp that gets the callee's return value, or NULL */
 	const ir_buf *counter;       /* a scalar temp that gets n as a real (see cg_share.c), or NULL */
 	bool prefix_zero;            /* the call passes prefix 0 */
+	bool one_row;                /* the call passes n = 1 and a one-real out, read into result */
 } cg_call_plan;
 bool cg_plan_call(cg_ctx *c, const ir_kernel *k, cg_call_plan *p);
 

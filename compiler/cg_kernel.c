@@ -550,14 +550,15 @@ static LLVMValueRef call_c(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTyp
 
 /* The caller's value for an argument role of a kernel it calls (NULL when
  * the caller has none); prefix is 0 when the plan says so. */
-static LLVMValueRef role_value(cg_ctx *c, arg_role r, bool prefix_zero)
+static LLVMValueRef role_value(cg_ctx *c, arg_role r, const cg_call_plan *p, LLVMValueRef one_out)
 {
+	bool prefix_zero = p->prefix_zero;
 	switch (r) {
 	case A_THETA: case A_THETA_RO: return c->theta;
 	case A_OBS_RO: case A_OBS_W: return c->obs;
-	case A_N: return c->n;
+	case A_N: return p->one_row ? cg_i64(c, 1) : c->n;
 	case A_GRAD: return c->grad;
-	case A_OUT: return c->out;
+	case A_OUT: return p->one_row ? one_out : c->out;
 	case A_SEED: return c->seed;
 	case A_FIRST: return c->first;
 	case A_PREFIX: return prefix_zero ? cg_i64(c, 0) : c->prefix;
@@ -568,11 +569,11 @@ static LLVMValueRef role_value(cg_ctx *c, arg_role r, bool prefix_zero)
 
 /* Whether a kernel of kind `caller` has every argument a call of `callee`
  * needs, with at least its rights (theta and obs writable when it writes). */
-static bool can_call(ir_kernel_kind caller, ir_kernel_kind callee, bool prefix_zero)
+static bool can_call(ir_kernel_kind caller, ir_kernel_kind callee, const cg_call_plan *p)
 {
 	for (unsigned i = 0; kernel_args[callee][i] != A_END; i++) {
 		arg_role need = kernel_args[callee][i];
-		if (need == A_PREFIX && prefix_zero)
+		if ((need == A_PREFIX && p->prefix_zero) || ((need == A_N || need == A_OUT) && p->one_row))
 			continue;
 		bool found = false;
 		for (unsigned j = 0; kernel_args[caller][j] != A_END && !found; j++) {
@@ -595,11 +596,20 @@ static bool can_call(ir_kernel_kind caller, ir_kernel_kind callee, bool prefix_z
 static void emit_call(cg_ctx *c, const cg_call_plan *p)
 {
 	ir_kernel_kind kind = p->callee->kind;
+	/* one row's out starts as NaN: what stays if the callee cannot get
+	 * its scratch, as a kernel returning a real then returns */
+	LLVMValueRef one_out = NULL;
+	if (p->one_row) {
+		one_out = entry_alloca(c, c->real, "out");
+		store_elt(c, cg_real_const(c, NAN), one_out);
+	}
 	LLVMValueRef args[7];
 	unsigned n = 0;
 	for (; kernel_args[kind][n] != A_END; n++)
-		args[n] = role_value(c, kernel_args[kind][n], p->prefix_zero);
+		args[n] = role_value(c, kernel_args[kind][n], p, one_out);
 	LLVMValueRef r = LLVMBuildCall2(c->b, cg_kernel_type(c, kind), c->kernel_fn[kind], args, n, "");
+	if (p->one_row)
+		r = load_real(c, one_out);
 	ir_idx zero = { .kind = IX_CONST };
 	ir_idx *idx[IR_MAX_RANK] = { &zero, &zero, &zero };
 	if (p->result)
@@ -670,7 +680,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 	 * replace: its scratch is the callee's, not this kernel's */
 	cg_call_plan plan;
 	const cg_call_plan *call = NULL;
-	if (cg_plan_call(c, k, &plan) && can_call(k->kind, plan.callee->kind, plan.prefix_zero))
+	if (cg_plan_call(c, k, &plan) && can_call(k->kind, plan.callee->kind, &plan))
 		call = &plan;
 	if (call) {
 		ir_block head = { { k->body.stmts.items, call->from, call->from } };

@@ -28,6 +28,9 @@
  * stay inside the callee), except the callee's result, which the caller
  * gets back from the call, and the counter.  Whatever does not match is
  * compiled in full, as before.
+ *
+ * One pair needs no proof: logp is logp_batch of one row, by the API's
+ * definition of both (log p of a row, rows independent).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -446,6 +449,19 @@ static const struct {
 bool cg_plan_call(cg_ctx *c, const ir_kernel *k, cg_call_plan *p)
 {
 	memset(p, 0, sizeof *p);
+	/* logp is logp_batch of one row by definition (docs/api.md: both give
+	 * log p of a row; logp_batch's rows are independent), not by a proof:
+	 * the two are built differently (blocks of rows), so only the API says
+	 * they agree, up to the association of reassociable sums */
+	const ir_kernel *batch = c->m->kernels[KER_LOGP_BATCH];
+	if (k->kind == KER_LOGP && batch && batch != k && c->kernel_fn[KER_LOGP_BATCH] && k->result &&
+	    k->result->cls == BUF_TEMP && k->result->rank == 0) {
+		p->callee = batch;
+		p->to = k->body.stmts.len;
+		p->result = k->result;
+		p->one_row = true;
+		return true;
+	}
 	for (size_t t = 0; t < sizeof calls / sizeof calls[0]; t++) {
 		const ir_kernel *callee = c->m->kernels[calls[t].callee];
 		if (calls[t].caller != k->kind || !callee || !c->kernel_fn[callee->kind] || callee == k)
