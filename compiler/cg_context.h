@@ -60,6 +60,7 @@ typedef struct cg_ctx {
 	int nids;                    /* ids of bufs, loops and vals are < nids */
 	LLVMValueRef *const_global;  /* by buf id: CONST buffers' globals */
 	LLVMValueRef kernel_fn[KER__COUNT];
+	bool cold[KER__COUNT];       /* rarely run, or its heavy part is a call: a light pipeline */
 
 	/* per kernel */
 	const ir_kernel *k;

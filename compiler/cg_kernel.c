@@ -645,6 +645,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		return;
 	c->k = k;
 	c->fn = fn;
+	c->cold[k->kind] = k->kind == KER_INIT || k->kind == KER_CONDITIONALS;
 	c->theta = c->obs = c->n = c->grad = c->out = c->seed = c->first = c->prefix = NULL;
 	for (unsigned i = 0; kernel_args[k->kind][i] != A_END; i++) {
 		LLVMValueRef p = LLVMGetParam(fn, i);
@@ -692,6 +693,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		scan_buf(c, &sc, call->counter);
 		/* the callee stays a function of its own */
 		add_attr(c, c->kernel_fn[call->callee->kind], LLVMAttributeFunctionIndex, "noinline");
+		c->cold[k->kind] = true;
 	} else {
 		for (size_t i = 0; i < k->temps.len; i++)
 			scan_buf(c, &sc, k->temps.items[i]);

@@ -8,8 +8,13 @@
  * whole range, with IEEE semantics at the edges (exp(+inf) = inf,
  * exp(-inf) = 0, exp(NaN) = NaN, overflow to inf, gradual underflow); no
  * fast-math flags are used.
+ *
+ * Cold kernels (cg_context.h), which are not vectorized, call the same
+ * arithmetic as one private function instead: the same bits, and a few
+ * instructions per use instead of forty for LLVM to compile.
  */
 #include <math.h>
+#include <string.h>
 
 #include "cg_context.h"
 
@@ -47,7 +52,7 @@ static LLVMValueRef pow2(cg_ctx *c, LLVMValueRef k)
  * Taylor polynomial (degree 12 in f64, 7 in f32: truncation below half an
  * ulp), and 2^n applied in two halves so that n down to the subnormal range
  * and up to overflow stays representable in each factor. */
-LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+static LLVMValueRef exp_inline(cg_ctx *c, LLVMValueRef x)
 {
 	bool f32 = c->o->f32;
 	/* clamp first: the integer conversion below must see a finite, bounded
@@ -78,4 +83,39 @@ LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
 	/* NaN in, NaN out (the clamp above turned it into a number) */
 	LLVMValueRef isnan = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
 	return LLVMBuildSelect(c->b, isnan, x, y, "");
+}
+
+/* The private function `chain.exp` (the arithmetic above), made on first
+ * use: noinline, so that the light pipeline of cold kernels keeps it out
+ * of line. */
+static LLVMValueRef exp_function(cg_ctx *c, LLVMTypeRef *ty)
+{
+	*ty = LLVMFunctionType(c->real, &c->real, 1, 0);
+	LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "chain.exp");
+	if (fn)
+		return fn;
+	fn = LLVMAddFunction(c->mod, "chain.exp", *ty);
+	LLVMSetLinkage(fn, LLVMPrivateLinkage);
+	static const char *const attrs[] = { "nounwind", "willreturn", "noinline", "memory" };
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+		unsigned kind = LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i]));
+		/* MemoryEffects encoding: 0 = memory(none) */
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+	}
+	LLVMBuilderRef saved = c->b;
+	c->b = LLVMCreateBuilderInContext(c->ctx);
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	LLVMBuildRet(c->b, exp_inline(c, LLVMGetParam(fn, 0)));
+	LLVMDisposeBuilder(c->b);
+	c->b = saved;
+	return fn;
+}
+
+LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+{
+	if (!c->k || !c->cold[c->k->kind])
+		return exp_inline(c, x);
+	LLVMTypeRef ty;
+	LLVMValueRef fn = exp_function(c, &ty);
+	return LLVMBuildCall2(c->b, ty, fn, &x, 1, "");
 }
