@@ -243,7 +243,7 @@ static bool same_stmt(matcher *mt, const ir_stmt *a, const ir_stmt *b, where w)
 		if (a->reverse != b->reverse || !same_loop(mt, a->loop, b->loop))
 			return false;
 		return same_block(mt, &a->body, &b->body,
-		                  w == TOP && a->loop->is_rows && !a->loop->block && !a->loop->block_of ? ROWS_BODY
+		                  w == TOP && a->loop && a->loop->is_rows && !a->loop->block && !a->loop->block_of ? ROWS_BODY
 		                                                                                      : INNER);
 	case S_IF_GE:
 		return same_idx(mt, a->a, b->a) && same_idx(mt, a->b, b->b) && same_block(mt, &a->body, &b->body, INNER);
