@@ -8,6 +8,7 @@
  * by construct, around this one context:
  *   cg_expr.c    index and scalar expressions, buffer addressing, math
  *   cg_kernel.c  kernels: signatures, scratch, statements and loops
+ *   cg_share.c   kernels (or stretches of them) that are a call of another
  *   cg_model.c   the M_model descriptor global
  *   cg_emit.c    target machine, verification, passes, output files
  *   cg_header.c  M.h
@@ -59,6 +60,7 @@ typedef struct cg_ctx {
 	int nids;                    /* ids of bufs, loops and vals are < nids */
 	LLVMValueRef *const_global;  /* by buf id: CONST buffers' globals */
 	LLVMValueRef kernel_fn[KER__COUNT];
+	bool cold[KER__COUNT];       /* rarely run, or its heavy part is a call: a light pipeline */
 
 	/* per kernel */
 	const ir_kernel *k;
@@ -106,6 +108,18 @@ LLVMValueRef cg_contract(LLVMValueRef v);
 LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x); /* x <= 0 or NaN */
 LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x);
+
+/* cg_share.c: a stretch of a kernel's top-level statements that does
+ * exactly what another kernel's whole body does, so a call can replace it */
+typedef struct cg_call_plan {
+	const ir_kernel *callee;     /* NULL: no call */
+	size_t from, to;             /* the caller's top-level statements [from, to) */
+	const ir_buf *result;        /* a scalar temp that gets the callee's return value, or NULL */
+	const ir_buf *counter;       /* a scalar temp that gets n as a real (see cg_share.c), or NULL */
+	bool prefix_zero;            /* the call passes prefix 0 */
+	bool one_row;                /* the call passes n = 1 and a one-real out, read into result */
+} cg_call_plan;
+bool cg_plan_call(cg_ctx *c, const ir_kernel *k, cg_call_plan *p);
 
 /* cg_kernel.c */
 LLVMTypeRef cg_kernel_type(cg_ctx *c, ir_kernel_kind kind);

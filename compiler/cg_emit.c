@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
 #include <llvm-c/BitWriter.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
@@ -112,13 +114,19 @@ static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unused)
 
 static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
 
-/* Every target LLVM was built with, so --target can cross compile. */
+/* Every target LLVM was built with, so --target can cross compile; and
+ * LLVM's global options, once per process.  -disable-lsr: loop strength
+ * reduction is a quarter of instruction selection's time on our kernels
+ * (many address expressions over few loops) and made no difference to
+ * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%). */
 static void init_targets(void)
 {
 	LLVMInitializeAllTargetInfos();
 	LLVMInitializeAllTargets();
 	LLVMInitializeAllTargetMCs();
 	LLVMInitializeAllAsmPrinters();
+	const char *argv[] = { "chain", "-disable-lsr" };
+	LLVMParseCommandLineOptions(2, argv, NULL);
 }
 
 static LLVMCodeGenOptLevel codegen_level(int opt)
@@ -297,20 +305,88 @@ static void generate(cg_ctx *c)
 		cg_model_descriptor(c);
 }
 
-/* Runs the new pass manager's default pipeline for the opt level, with the
- * loop and SLP vectorizers on from O2 (the C API leaves them off). */
-static int run_passes(cg_unit *u, char **err)
+/* Marks (on) or unmarks a function optnone, which every pass skips;
+ * optnone needs noinline, added and removed with it unless it was there
+ * before (*had_noinline keeps that). */
+static void set_optnone(LLVMContextRef ctx, LLVMValueRef fn, bool on, bool *had_noinline)
 {
-	char pipeline[32];
-	snprintf(pipeline, sizeof pipeline, "default<O%d>", u->opt_level);
+	unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
+	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+	unsigned at = (unsigned)LLVMAttributeFunctionIndex;
+	if (on) {
+		*had_noinline = LLVMGetEnumAttributeAtIndex(fn, at, noinline) != NULL;
+		if (!*had_noinline)
+			LLVMAddAttributeAtIndex(fn, at, LLVMCreateEnumAttribute(ctx, noinline, 0));
+		LLVMAddAttributeAtIndex(fn, at, LLVMCreateEnumAttribute(ctx, optnone, 0));
+	} else {
+		LLVMRemoveEnumAttributeAtIndex(fn, at, optnone);
+		if (!*had_noinline)
+			LLVMRemoveEnumAttributeAtIndex(fn, at, noinline);
+	}
+}
+
+static bool in_list(LLVMValueRef f, LLVMValueRef const *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == f)
+			return true;
+	return false;
+}
+
+/* One pipeline over the module's functions that are cold (on_cold) or not;
+ * the others are optnone meanwhile. */
+static LLVMErrorRef run_pipeline(cg_unit *u, const char *pipeline, bool vec, bool unroll, LLVMValueRef const *cold,
+                                 int ncold, bool on_cold)
+{
+	size_t nfn = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(u->mod); f; f = LLVMGetNextFunction(f))
+		nfn++;
+	bool *had = calloc(nfn + 1, sizeof *had);
+	if (!had)
+		return LLVMCreateStringError("out of memory");
+	size_t i = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(u->mod); f; f = LLVMGetNextFunction(f), i++)
+		if (!LLVMIsDeclaration(f) && in_list(f, cold, ncold) != on_cold)
+			set_optnone(u->ctx, f, true, &had[i]);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	bool vec = u->opt_level >= 2;
 	LLVMPassBuilderOptionsSetLoopVectorization(po, vec);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, vec);
 	LLVMPassBuilderOptionsSetLoopInterleaving(po, vec);
-	LLVMPassBuilderOptionsSetLoopUnrolling(po, u->opt_level >= 2);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, vec && unroll);
+	LLVMPassBuilderOptionsSetLoopUnrolling(po, unroll);
 	LLVMErrorRef e = LLVMRunPasses(u->mod, pipeline, u->tm, po);
 	LLVMDisposePassBuilderOptions(po);
+	i = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(u->mod); f; f = LLVMGetNextFunction(f), i++)
+		if (!LLVMIsDeclaration(f) && in_list(f, cold, ncold) != on_cold)
+			set_optnone(u->ctx, f, false, &had[i]);
+	free(had);
+	return e;
+}
+
+/* The new pass manager's default pipelines (the C API leaves the
+ * vectorizers off unless asked), per kernel:
+ *   hot kernels (logp_batch, loglik_grad, complete: what training,
+ *   evaluation and sampling loops call) get default<On> with the loop
+ *   vectorizer and interleaving, which make their speed; loop unrolling and
+ *   the SLP vectorizer changed nothing measurable in them (their loops are
+ *   vectorized already) but cost a fifth of a build, so only -O3 has them;
+ *   cold kernels (init, conditionals, and kernels whose heavy part is a call
+ *   of another: cg_kernel.c) get default<O1>, which does not vectorize:
+ *   a quarter of a build less, and such kernels run 2-7x slower.
+ * The C API runs a pipeline over a whole module, so each run sees the other
+ * group as optnone, which every pass skips; the attribute is gone before
+ * code generation.  At -O1 and -O0 there is one group. */
+static int run_passes(cg_unit *u, LLVMValueRef const *cold, int ncold, char **err)
+{
+	int lvl = u->opt_level;
+	bool split = lvl >= 2 && ncold > 0;
+	char pipeline[32];
+	snprintf(pipeline, sizeof pipeline, "default<O%d>", lvl);
+	LLVMErrorRef e = run_pipeline(u, pipeline, lvl >= 2, lvl >= 3, cold, split ? ncold : 0, false);
+	if (!e && split) {
+		snprintf(pipeline, sizeof pipeline, "default<O1>");
+		e = run_pipeline(u, pipeline, false, false, cold, ncold, true);
+	}
 	if (e) {
 		char *m = LLVMGetErrorMessage(e);
 		set_err(err, cg_fmt("internal error: running %s: %s", pipeline, m));
@@ -361,6 +437,11 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 	cg_ctx c = { .m = m, .o = o, .ctx = u->ctx, .mod = u->mod, .td = td };
 	generate(&c);
 	ctx_free(&c);
+	LLVMValueRef cold[KER__COUNT];
+	int ncold = 0;
+	for (int k = 0; k < KER__COUNT; k++)
+		if (c.kernel_fn[k] && c.cold[k])
+			cold[ncold++] = c.kernel_fn[k];
 	LLVMDisposeTargetData(td);
 	if (c.err) {
 		set_err(err, c.err);
@@ -379,7 +460,7 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 	}
 	if (msg)
 		LLVMDisposeMessage(msg);
-	if (run_passes(u, err) < 0) {
+	if (run_passes(u, cold, ncold, err) < 0) {
 		cg_unit_free(u);
 		return NULL;
 	}

@@ -890,6 +890,95 @@ static LLVMValueRef call_c(cg_ctx *c, const char *name, LLVMTypeRef ret, LLVMTyp
 	return LLVMBuildCall2(c->b, ty, fn, args, n, "");
 }
 
+/* The caller's value for an argument role of a kernel it calls (NULL when
+ * the caller has none); prefix is 0 when the plan says so. */
+static LLVMValueRef role_value(cg_ctx *c, arg_role r, const cg_call_plan *p, LLVMValueRef one_out)
+{
+	bool prefix_zero = p->prefix_zero;
+	switch (r) {
+	case A_THETA: case A_THETA_RO: return c->theta;
+	case A_OBS_RO: case A_OBS_W: return c->obs;
+	case A_N: return p->one_row ? cg_i64(c, 1) : c->n;
+	case A_GRAD: return c->grad;
+	case A_OUT: return p->one_row ? one_out : c->out;
+	case A_SEED: return c->seed;
+	case A_FIRST: return c->first;
+	case A_PREFIX: return prefix_zero ? cg_i64(c, 0) : c->prefix;
+	case A_END: break;
+	}
+	return NULL;
+}
+
+/* Whether a kernel of kind `caller` has every argument a call of `callee`
+ * needs, with at least its rights (theta and obs writable when it writes). */
+static bool can_call(ir_kernel_kind caller, ir_kernel_kind callee, const cg_call_plan *p)
+{
+	for (unsigned i = 0; kernel_args[callee][i] != A_END; i++) {
+		arg_role need = kernel_args[callee][i];
+		if ((need == A_PREFIX && p->prefix_zero) || ((need == A_N || need == A_OUT) && p->one_row))
+			continue;
+		bool found = false;
+		for (unsigned j = 0; kernel_args[caller][j] != A_END && !found; j++) {
+			arg_role have = kernel_args[caller][j];
+			found = have == need || (need == A_THETA_RO && have == A_THETA) ||
+			        (need == A_OBS_RO && have == A_OBS_W);
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* The call a plan puts in place of its statements: the callee with the
+ * caller's arguments; its return value into the plan's result, and n as a
+ * real into the counter.  The counter counted `+= 1` once per row of a
+ * rows loop over [0, n) (no iteration when n >= 2^63, compared as signed),
+ * which is exact up to 2^p (p the mantissa bits) and then stays there, as
+ * 2^p + 1 rounds to 2^p: so it is min(n, 2^p), exactly. */
+static void emit_call(cg_ctx *c, const cg_call_plan *p)
+{
+	ir_kernel_kind kind = p->callee->kind;
+	/* one row's out starts as NaN: what stays if the callee cannot get
+	 * its scratch, as a kernel returning a real then returns */
+	LLVMValueRef one_out = NULL;
+	if (p->one_row) {
+		one_out = entry_alloca(c, c->real, "out");
+		store_elt(c, cg_real_const(c, NAN), one_out);
+	}
+	LLVMValueRef args[7];
+	unsigned n = 0;
+	for (; kernel_args[kind][n] != A_END; n++)
+		args[n] = role_value(c, kernel_args[kind][n], p, one_out);
+	LLVMValueRef r = LLVMBuildCall2(c->b, cg_kernel_type(c, kind), c->kernel_fn[kind], args, n, "");
+	if (p->one_row)
+		r = load_real(c, one_out);
+	ir_idx zero = { .kind = IX_CONST };
+	ir_idx *idx[IR_MAX_RANK] = { &zero, &zero, &zero };
+	if (p->result)
+		store_elt(c, r, cg_addr(c, p->result, idx));
+	if (p->counter) {
+		LLVMValueRef cap = cg_i64(c, (int64_t)1 << (c->o->f32 ? 24 : 53));
+		LLVMValueRef big = LLVMBuildICmp(c->b, LLVMIntUGT, c->n, cap, "");
+		LLVMValueRef rows = LLVMBuildSelect(c->b, big, cap, c->n, "");
+		rows = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, c->n, cg_i64(c, 0), ""), cg_i64(c, 0), rows, "");
+		store_elt(c, LLVMBuildUIToFP(c->b, rows, c->real, "count"), cg_addr(c, p->counter, idx));
+	}
+}
+
+/* A kernel body, with the plan's statements (if any) replaced by its call. */
+static void emit_body(cg_ctx *c, const ir_block *b, const cg_call_plan *p)
+{
+	if (!p) {
+		cg_block(c, b);
+		return;
+	}
+	ir_block head = { { b->stmts.items, p->from, p->from } };
+	ir_block tail = { { b->stmts.items + p->to, b->stmts.len - p->to, b->stmts.len - p->to } };
+	cg_block(c, &head);
+	emit_call(c, p);
+	cg_block(c, &tail);
+}
+
 /* Emits the body of kernel k into its declared function. */
 void cg_kernel(cg_ctx *c, const ir_kernel *k)
 {
@@ -898,6 +987,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		return;
 	c->k = k;
 	c->fn = fn;
+	c->cold[k->kind] = k->kind == KER_INIT;
 	c->theta = c->obs = c->n = c->grad = c->out = c->seed = c->first = c->prefix = NULL;
 	for (unsigned i = 0; kernel_args[k->kind][i] != A_END; i++) {
 		LLVMValueRef p = LLVMGetParam(fn, i);
@@ -931,9 +1021,28 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		cg_fail(c, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < k->temps.len; i++)
-		scan_buf(c, &sc, k->temps.items[i]);
-	scan_block(c, &sc, &k->body);
+	/* a stretch of the body (or all of it) that another kernel's call can
+	 * replace: its scratch is the callee's, not this kernel's */
+	cg_call_plan plan;
+	const cg_call_plan *call = NULL;
+	if (cg_plan_call(c, k, &plan) && can_call(k->kind, plan.callee->kind, &plan))
+		call = &plan;
+	if (call) {
+		ir_block head = { { k->body.stmts.items, call->from, call->from } };
+		ir_block tail = { { k->body.stmts.items + call->to, k->body.stmts.len - call->to,
+		                    k->body.stmts.len - call->to } };
+		scan_block(c, &sc, &head);
+		scan_block(c, &sc, &tail);
+		scan_buf(c, &sc, call->result);
+		scan_buf(c, &sc, call->counter);
+		/* the callee stays a function of its own */
+		add_attr(c, c->kernel_fn[call->callee->kind], LLVMAttributeFunctionIndex, "noinline");
+		c->cold[k->kind] = true;
+	} else {
+		for (size_t i = 0; i < k->temps.len; i++)
+			scan_buf(c, &sc, k->temps.items[i]);
+		scan_block(c, &sc, &k->body);
+	}
 	scan_block(c, &sc, &k->nograd_body);
 	scan_buf(c, &sc, k->result);
 	scan_buf(c, &sc, k->nograd_result);
@@ -1039,7 +1148,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		LLVMBasicBlockRef without = LLVMAppendBasicBlockInContext(c->ctx, fn, "without_grad");
 		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->grad, ""), without, with);
 		LLVMPositionBuilderAtEnd(c->b, with);
-		cg_block(c, &k->body);
+		emit_body(c, &k->body, call);
 		rv[nr] = ret_real ? result_value(c, k->result) : NULL;
 		rb[nr++] = LLVMGetInsertBlock(c->b);
 		LLVMBuildBr(c->b, exit);
@@ -1047,7 +1156,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		cg_block(c, &k->nograd_body);
 		rv[nr] = ret_real ? result_value(c, k->nograd_result) : NULL;
 	} else {
-		cg_block(c, &k->body);
+		emit_body(c, &k->body, call);
 		rv[nr] = ret_real ? result_value(c, k->result) : NULL;
 	}
 	rb[nr++] = LLVMGetInsertBlock(c->b);

@@ -8,8 +8,13 @@
  * whole range, with IEEE semantics at the edges (exp(+inf) = inf,
  * exp(-inf) = 0, exp(NaN) = NaN, overflow to inf, gradual underflow); no
  * fast-math flags are used.
+ *
+ * Cold kernels (cg_context.h), which are not vectorized, call the same
+ * arithmetic as private functions instead: the same bits, and a few
+ * instructions per use instead of forty for LLVM to compile.
  */
 #include <math.h>
+#include <string.h>
 
 #include "cg_context.h"
 
@@ -79,7 +84,7 @@ static LLVMValueRef keep_nan(cg_ctx *c, LLVMValueRef x, LLVMValueRef y)
 
 /* exp(x) = 2^n * exp(r), 2^n applied in two halves so that n down to the
  * subnormal range and up to overflow stays representable in each factor. */
-LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+static LLVMValueRef exp_inline(cg_ctx *c, LLVMValueRef x)
 {
 	bool f32 = c->o->f32;
 	/* clamp first: the integer conversion below must see a finite, bounded
@@ -97,9 +102,9 @@ LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
 
 /* exp(x) for x <= 0 (sigmoid's and softplus' exp(-|x|)): n <= 0, so
  * 2^(n + 64) is always a normal number and p * 2^(n + 64) * 2^-64 rounds
- * once, where the result is subnormal, exactly as cg_exp's two halves do:
+ * once, where the result is subnormal, exactly as exp_inline's two halves do:
  * the same bits with one conversion fewer. */
-LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
+static LLVMValueRef exp_nonpos_inline(cg_ctx *c, LLVMValueRef x)
 {
 	bool f32 = c->o->f32;
 	LLVMValueRef xc = call2(c, "llvm.maxnum", x, cg_real_const(c, f32 ? -104.0 : -746.0));
@@ -117,7 +122,7 @@ LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
  * f32: truncation below half an ulp).  Within a few ulp everywhere, with
  * log1p(-1) = -inf, log1p(x < -1) = NaN, log1p(inf) = inf, NaN in NaN out.
  * A call of libm's log1p keeps a loop scalar; softplus needs one per use. */
-LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x)
+static LLVMValueRef log1p_inline(cg_ctx *c, LLVMValueRef x)
 {
 	bool f32 = c->o->f32;
 	LLVMBuilderRef b = c->b;
@@ -162,4 +167,57 @@ LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x)
 	                    cg_real_const(c, -INFINITY), y, "");
 	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealULT, u, cg_real_const(c, 0.0), ""), cg_real_const(c, NAN), y,
 	                       "");
+}
+
+typedef LLVMValueRef (*math_body)(cg_ctx *c, LLVMValueRef x);
+
+/* The arithmetic of `body` as the private function `name`, made on first
+ * use: noinline, so that the light pipeline of cold kernels keeps it out of
+ * line. */
+static LLVMValueRef math_function(cg_ctx *c, const char *name, math_body body, LLVMTypeRef *ty)
+{
+	*ty = LLVMFunctionType(c->real, &c->real, 1, 0);
+	LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+	if (fn)
+		return fn;
+	fn = LLVMAddFunction(c->mod, name, *ty);
+	LLVMSetLinkage(fn, LLVMPrivateLinkage);
+	static const char *const attrs[] = { "nounwind", "willreturn", "noinline", "memory" };
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+		unsigned kind = LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i]));
+		/* MemoryEffects encoding: 0 = memory(none) */
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+	}
+	LLVMBuilderRef saved = c->b;
+	c->b = LLVMCreateBuilderInContext(c->ctx);
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	LLVMBuildRet(c->b, body(c, LLVMGetParam(fn, 0)));
+	LLVMDisposeBuilder(c->b);
+	c->b = saved;
+	return fn;
+}
+
+/* body inline in hot kernels, a call of its private function in cold ones */
+static LLVMValueRef math(cg_ctx *c, const char *name, math_body body, LLVMValueRef x)
+{
+	if (!c->k || !c->cold[c->k->kind])
+		return body(c, x);
+	LLVMTypeRef ty;
+	LLVMValueRef fn = math_function(c, name, body, &ty);
+	return LLVMBuildCall2(c->b, ty, fn, &x, 1, "");
+}
+
+LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x)
+{
+	return math(c, "chain.exp", exp_inline, x);
+}
+
+LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
+{
+	return math(c, "chain.exp_nonpos", exp_nonpos_inline, x);
+}
+
+LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x)
+{
+	return math(c, "chain.log1p", log1p_inline, x);
 }

@@ -119,13 +119,15 @@ static LLVMValueRef var_array(cg_ctx *c, const ptrvec *syms, bool params, const 
 		if (params && c->m->param_unused)
 			unused = c->m->param_unused[i];
 		if (params && c->m->param_used && c->m->param_used[i] && size > 0) {
-			LLVMValueRef *u = malloc((size_t)size * sizeof *u);
+			/* the [size x i8] array built from bytes: one constant, not
+			 * one per entry (nade's W has 392,000) */
+			char *u = malloc((size_t)size);
 			if (!u) {
 				cg_fail(c, "out of memory");
 			} else {
 				for (int64_t j = 0; j < size; j++)
-					u[j] = LLVMConstInt(c->i8, c->m->param_used[i][j] ? 1 : 0, 0);
-				used = private_const(c, LLVMConstArray2(c->i8, u, (uint64_t)size), "used");
+					u[j] = c->m->param_used[i][j] ? 1 : 0;
+				used = private_const(c, LLVMConstStringInContext2(c->ctx, u, (size_t)size, 1), "used");
 				free(u);
 			}
 		}
