@@ -72,7 +72,13 @@ $(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/grammar/parser.h $(BUILD)/grammar/l
 	$(CC) $(ALL_CFLAGS) $(LLVM_CFLAGS) -c $< -o $@
 $(BUILD)/runtime/%.o: runtime/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(RUNTIME_LOOP_FLAGS_$(*F)) -c $< -o $@
+
+# The training step's loops over every param (the gradient sum, Adam):
+# vectorized (gcc vectorizes at -O2 only loops of known trip count), and sqrt
+# without errno (its argument is never negative), so it vectorizes too.
+RUNTIME_LOOP_FLAGS_optim = -O3 -fno-math-errno
+RUNTIME_LOOP_FLAGS_train = -O3 -fno-math-errno
 
 # ---- libchain
 $(BUILD)/libchain.a: $(RUNTIME_OBJ)

@@ -511,8 +511,9 @@ static void emit_loglik_grad(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count
 	}
 	reverse_block(c, &low->row, &rows->body, lp, C(1));
 	/* blocks of rows when what each row keeps is small (FVSBN: a few
-	 * scalars), so the gradient of W is read and written once per block:
-	 * not when a tape of scans is (NADE: positions x H per row) */
+	 * scalars; NADE without a tape: its scans and hidden units), so each
+	 * gradient entry is read and written once per block: not with a tape
+	 * of scans (positions x their size per row) */
 	block_rows_loop(m, rows, GRAD_BLOCK_MAX_REALS);
 	ir_block_push(m, body, rows);
 	reverse_block(c, &low->theta, body, lp, C(1));

@@ -15,6 +15,7 @@ typedef struct atomic_file {
 	const char *path;
 	char *tmp; /* malloc'd temp name beside path */
 	FILE *f;
+	char *buf; /* f's buffer (malloc'd), or NULL for stdio's own */
 } atomic_file;
 
 /* Opens "<path>.tmp-<pid>-<n>" for writing, created exclusively. */

@@ -32,6 +32,7 @@
 #include "chain/checkpoint.h"
 #include "chain/rng.h"
 #include "chain/train.h"
+#include "vector_clones.h"
 
 #include "checkpoint_fd.h"
 
@@ -491,33 +492,44 @@ static void phase_gradients(void *arg, unsigned tid, unsigned T)
  * the TG gradient buffers in the order 0, 1, ..., TG-1 (the same order
  * whatever the slices), divides by B, adds the penalty gradient and turns
  * the result into the gradient of the loss to minimize.  Unused entries get
- * exactly 0. */
+ * exactly 0.  Each pass is a plain loop over the slice, which vectorizes. */
+CHAIN_VECTOR_CLONES
 static void phase_reduce(void *arg, unsigned tid, unsigned T)
 {
 	trainer *tr = arg;
 	size_t lo, hi;
 	chunk_of(tr->P, T, tid, &lo, &hi);
 	const double B = (double)tr->B, sign = tr->sign;
-	int bad = 0;
-	for (size_t j = lo; j < hi; j++) {
-		double acc, pen;
-		if (tr->f32) {
-			acc = ((const float *)tr->grad[0])[j];
-			for (unsigned s = 1; s < tr->TG; s++)
-				acc += ((const float *)tr->grad[s])[j];
-			pen = tr->pen32[j];
-		} else {
-			acc = ((const double *)tr->grad[0])[j];
-			for (unsigned s = 1; s < tr->TG; s++)
-				acc += ((const double *)tr->grad[s])[j];
-			pen = tr->g[j];
+	double *g = tr->g;
+	/* g holds the penalty's gradient (f64); f32 keeps it in pen32 */
+	if (tr->f32) {
+		const float *pen = tr->pen32, *g0 = tr->grad[0];
+		for (size_t j = lo; j < hi; j++)
+			g[j] = (double)g0[j];
+		for (unsigned s = 1; s < tr->TG; s++) {
+			const float *gs = tr->grad[s];
+			for (size_t j = lo; j < hi; j++)
+				g[j] += (double)gs[j];
 		}
-		double v = sign * (acc / B + pen);
-		if (tr->mask && !tr->mask[j])
-			v = 0;
-		if (!isfinite(v))
-			bad = 1;
-		tr->g[j] = v;
+		for (size_t j = lo; j < hi; j++)
+			g[j] = sign * (g[j] / B + (double)pen[j]);
+	} else {
+		const double *g0 = tr->grad[0];
+		double *acc = tr->TG > 1 ? tr->grad[0] : NULL;
+		for (unsigned s = 1; s < tr->TG; s++) {
+			const double *gs = tr->grad[s];
+			for (size_t j = lo; j < hi; j++)
+				acc[j] += gs[j];
+		}
+		for (size_t j = lo; j < hi; j++)
+			g[j] = sign * (g0[j] / B + g[j]);
+	}
+	int bad = 0;
+	const uint8_t *mask = tr->mask;
+	for (size_t j = lo; j < hi; j++) {
+		double v = mask && !mask[j] ? 0.0 : g[j];
+		bad |= v - v != 0; /* NaN or an infinity */
+		g[j] = v;
 	}
 	tr->bad[tid] = bad;
 }
