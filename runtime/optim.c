@@ -80,8 +80,19 @@ int chain_optim_init(chain_optim *o, const chain_optim_options *opt, size_t n,
 		o->mask = malloc(cells);
 		if (o->mask)
 			memcpy(o->mask, mask, n);
+		/* the runs of used entries: FVSBN's W is half unused, a run per row */
+		size_t nr = 0;
+		for (size_t j = 0; j < n; j++)
+			nr += mask[j] && (j == 0 || !mask[j - 1]);
+		o->runs = malloc((2 * nr + 1) * sizeof *o->runs);
+		for (size_t j = 0; o->runs && j < n; j++) {
+			if (mask[j] && (j == 0 || !mask[j - 1]))
+				o->runs[2 * o->nruns] = j;
+			if (mask[j] && (j + 1 == n || !mask[j + 1]))
+				o->runs[2 * o->nruns++ + 1] = j + 1;
+		}
 	}
-	if (!o->m || (opt->kind == CHAIN_OPTIM_ADAM && !o->v) || (mask && !o->mask)) {
+	if (!o->m || (opt->kind == CHAIN_OPTIM_ADAM && !o->v) || (mask && (!o->mask || !o->runs))) {
 		chain_optim_free(o);
 		return chain_error_set(err, "optimizer: out of memory for the state of %zu parameters", n);
 	}
@@ -101,26 +112,19 @@ void chain_optim_begin_step(chain_optim *o)
 	}
 }
 
-/* One entry at a time, in the textbook form:
+/* Entries [lo, hi), one at a time, in the textbook form:
  *   SGD:  v = mu v + g;                      theta -= lr v
  *   Adam: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *         theta -= lr (m c1) / (sqrt(v c2) + eps)
- * Masked-out entries are skipped, so they keep their value (0) exactly even
- * if the caller's gradient there were not 0. */
+ * A plain loop, which vectorizes. */
 CHAIN_VECTOR_CLONES
-void chain_optim_update(chain_optim *o, double *theta, const double *grad,
-                        size_t begin, size_t end)
+static void update_range(chain_optim *o, double *theta, const double *grad, size_t lo, size_t hi)
 {
-	if (end > o->n)
-		end = o->n;
-	const uint8_t *mask = o->mask;
 	const double lr = o->opt.lr;
 	double *m = o->m;
 	if (o->opt.kind == CHAIN_OPTIM_SGD) {
 		const double mu = o->opt.momentum;
-		for (size_t j = begin; j < end; j++) {
-			if (mask && !mask[j])
-				continue;
+		for (size_t j = lo; j < hi; j++) {
 			m[j] = mu * m[j] + grad[j];
 			theta[j] -= lr * m[j];
 		}
@@ -129,14 +133,32 @@ void chain_optim_update(chain_optim *o, double *theta, const double *grad,
 	const double b1 = o->opt.beta1, b2 = o->opt.beta2, eps = o->opt.eps;
 	const double c1 = o->c1, c2 = o->c2;
 	double *v = o->v;
-	/* A masked-out entry's moments start at 0 and only ever see g = 0, so
-	 * its step is exactly 0 and theta keeps its value: the same as skipping
-	 * it, without a branch in the loop (which then vectorizes). */
-	for (size_t j = begin; j < end; j++) {
-		double g = mask && !mask[j] ? 0.0 : grad[j];
+	for (size_t j = lo; j < hi; j++) {
+		double g = grad[j];
 		m[j] = b1 * m[j] + (1 - b1) * g;
 		v[j] = b2 * v[j] + (1 - b2) * g * g;
 		theta[j] -= lr * (m[j] * c1) / (sqrt(v[j] * c2) + eps);
+	}
+}
+
+/* Masked-out entries are skipped (the runs of used ones are updated), so
+ * they keep their value (0) exactly even if the caller's gradient there
+ * were not 0. */
+void chain_optim_update(chain_optim *o, double *theta, const double *grad,
+                        size_t begin, size_t end)
+{
+	if (end > o->n)
+		end = o->n;
+	if (!o->mask) {
+		if (begin < end)
+			update_range(o, theta, grad, begin, end);
+		return;
+	}
+	for (size_t r = 0; r < o->nruns; r++) {
+		size_t lo = o->runs[2 * r] > begin ? o->runs[2 * r] : begin;
+		size_t hi = o->runs[2 * r + 1] < end ? o->runs[2 * r + 1] : end;
+		if (lo < hi)
+			update_range(o, theta, grad, lo, hi);
 	}
 }
 
@@ -161,5 +183,6 @@ void chain_optim_free(chain_optim *o)
 	free(o->m);
 	free(o->v);
 	free(o->mask);
+	free(o->runs);
 	memset(o, 0, sizeof *o);
 }

@@ -53,6 +53,8 @@ typedef struct chain_optim {
 	chain_optim_options opt;
 	size_t n;
 	uint8_t *mask;    /* NULL = every entry is updated; else n flags, 0 = frozen */
+	size_t *runs;     /* with a mask: the runs of updated entries, [runs[2i], runs[2i+1]) */
+	size_t nruns;
 	double *m;        /* SGD: velocity; Adam: first moment */
 	double *v;        /* Adam: second moment (NULL for SGD) */
 	uint64_t t;       /* steps begun so far */
