@@ -217,8 +217,8 @@ static void scan_block(cg_ctx *c, kernel_scan *s, const ir_block *b)
 	}
 }
 
-/* The rows of a full block are emitted jammed (cg_for): statement by
- * statement, each for every row of the block, so a TEMP one row writes must
+/* The rows of a block are emitted in groups (cg_rows_of_block): statement
+ * by statement, each for every row of the block, so a TEMP one row writes must
  * not be overwritten by the next row before the first reads it: such TEMPs
  * get a copy per row of the block (lanes[id] = the block's size).  A TEMP the
  * rows only add into (the kernel's log p, adjoints of theta-stage values) is
@@ -490,7 +490,9 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
  * read the same params: FVSBN's sum(j before i) W[i, j] * x[j] reads row i
  * of W for every row.  Run one row at a time, each sum is a loop of its own
  * that loads W again.  So the rows loop is split at such statements, which
- * run jammed when the block is full (lanes: one per row):
+ * run jammed (lanes: one per row of the block; in the last, partial block
+ * the lanes without a row are masked, so that a row's values never depend
+ * on where the batch was split):
  *   - a sum over loops is one loop with an accumulator per row: each param
  *     loaded once serves all rows, and the vectorizer gets independent
  *     chains;
@@ -585,6 +587,30 @@ static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMVal
 	cg_cache_drop(c);
 }
 
+/* Lane r of a jammed statement over the `count` rows of a block (count <=
+ * the lanes): a lane past the last row reads the block's first row (so
+ * every read is of a real row) and its result is dropped.  Returns whether
+ * the lane holds a row (i1). */
+static LLVMValueRef set_jam_lane(cg_ctx *c, LLVMValueRef first, int r, LLVMValueRef count)
+{
+	LLVMValueRef lane = cg_i64(c, r);
+	LLVMValueRef active = LLVMBuildICmp(c->b, LLVMIntSLT, lane, count, "");
+	LLVMValueRef row = LLVMBuildNSWAdd(c->b, first, LLVMBuildSelect(c->b, active, lane, cg_i64(c, 0), ""), "");
+	const ir_loop *rows = c->jam_rows;
+	/* the rows loop variable places the lane in the block's per-row
+	 * buffers: lane r keeps slot r (distinct slots, so the lanes' stores
+	 * provably do not alias); only the data read is the clamped row's */
+	c->loop_var[rows->id] = LLVMBuildNSWAdd(c->b, first, lane, "");
+	c->row.r = row;
+	if (c->obs) {
+		LLVMValueRef off = LLVMBuildNSWMul(c->b, row, cg_i64(c, c->m->model->obs_size), "");
+		c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
+	}
+	c->lane = lane;
+	cg_cache_drop(c);
+	return active;
+}
+
 /* Asks the loop vectorizer for `width` lanes on the loop of latch branch
  * br (loop metadata: a self-referential node with the hint). */
 static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width)
@@ -642,7 +668,8 @@ static bool per_row_straight(cg_ctx *c, const ir_stmt *t)
  * and their adjoints), the loop over the rows is the one to vectorize: a
  * lane per row, `block` of them, which a full block fills exactly (left to
  * itself, the vectorizer picks more lanes than a block has rows and runs
- * the scalar remainder only). */
+ * the scalar remainder only).  The vector and the scalar remainder compute
+ * each row with the same operations. */
 static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMValueRef first, LLVMValueRef count,
                       int block)
 {
@@ -662,7 +689,7 @@ static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMV
 }
 
 /* A sum over loops for every row: one loop, an accumulator per row. */
-static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
+static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, LLVMValueRef count)
 {
 	const ir_assign *a = &s->assigns[0];
 	LLVMValueRef acc[CG_JAM_ROWS];
@@ -674,7 +701,7 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 	for (int i = 0; i < s->nloops; i++)
 		open_stmt_loop(c, &st[i], s->loops[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_lane(c, c->jam_rows, first, cg_i64(c, r));
+		set_jam_lane(c, first, r, count);
 		LLVMValueRef old = load_real(c, acc[r]);
 		LLVMValueRef nv = LLVMBuildFAdd(c->b, old, cg_val(c, a->val), "");
 		LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract); /* as in cg_assign_stmt */
@@ -683,15 +710,22 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 	for (int i = s->nloops - 1; i >= 0; i--)
 		loop_close(c, &st[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_lane(c, c->jam_rows, first, cg_i64(c, r));
+		LLVMValueRef active = set_jam_lane(c, first, r, count);
+		LLVMBasicBlockRef store = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "lane.store");
+		LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "lane.next");
+		LLVMBuildCondBr(c->b, active, store, next);
+		LLVMPositionBuilderAtEnd(c->b, store);
 		store_elt(c, load_real(c, acc[r]), cg_addr(c, a->buf, a->idx));
+		LLVMBuildBr(c->b, next);
+		LLVMPositionBuilderAtEnd(c->b, next);
 	}
 }
 
 /* Accumulations over loops: into the rows' own buffers one by one, into a
  * shared buffer the rows' terms summed, then one load and store.  Values
- * are computed once per row (no value reads a target: jam_kind_of). */
-static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
+ * are computed once per row (no value reads a target: jam_kind_of); with a
+ * count (a partial block), a lane without a row adds 0. */
+static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, LLVMValueRef count)
 {
 	cg_loop st[CG_JAM_LOOPS];
 	LLVMValueRef *total = calloc((size_t)s->nassigns, sizeof *total);
@@ -702,10 +736,12 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 	for (int i = 0; i < s->nloops; i++)
 		open_stmt_loop(c, &st[i], s->loops[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_lane(c, c->jam_rows, first, cg_i64(c, r));
+		LLVMValueRef active = set_jam_lane(c, first, r, count ? count : cg_i64(c, lanes));
 		for (int j = 0; j < s->nassigns; j++) {
 			const ir_assign *a = &s->assigns[j];
 			LLVMValueRef v = cg_val(c, a->val);
+			if (count)
+				v = LLVMBuildSelect(c->b, active, v, cg_real_const(c, 0.0), "");
 			if (shared_target(a, c->jam_rows)) {
 				total[j] = total[j] ? cg_contract(LLVMBuildFAdd(c->b, total[j], v, "")) : v;
 			} else {
@@ -718,7 +754,7 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 		if (total[j]) {
 			const ir_assign *a = &s->assigns[j];
 			LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-			store_elt(c, LLVMBuildFAdd(c->b, load_real(c, p), total[j], ""), p);
+			store_elt(c, cg_contract(LLVMBuildFAdd(c->b, load_real(c, p), total[j], "")), p);
 		}
 	for (int i = s->nloops - 1; i >= 0; i--)
 		loop_close(c, &st[i]);
@@ -727,7 +763,7 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes)
 
 /* The rows of block loop `bl` (s->loop), rows [lo, hi): the statements run
  * in groups, each group a loop over the rows, split at the statements that
- * run jammed when the block is full.  Returns false when the caller should
+ * run jammed.  Returns false when the caller should
  * emit the plain loop. */
 static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi)
 {
@@ -751,7 +787,6 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 	const ir_loop *saved_rows = c->jam_rows;
 	c->jam_rows = rows;
 	LLVMValueRef count = LLVMBuildNSWSub(c->b, hi, lo, "");
-	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), "");
 	for (size_t i = 0; i < n;) {
 		if (kinds[i] == JAM_NONE) {
 			size_t j = i;
@@ -761,22 +796,25 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			i = j;
 			continue;
 		}
-		/* full block: jammed; the last, partial one: row by row */
-		LLVMBasicBlockRef jam = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.jam");
-		LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.each");
-		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
-		LLVMBuildCondBr(c->b, full, jam, each);
-		LLVMPositionBuilderAtEnd(c->b, jam);
-		if (kinds[i] == JAM_SUM)
-			jam_sum(c, s->body.stmts.items[i], lo, (int)bl->block);
-		else
-			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block);
-		LLVMBuildBr(c->b, done);
-		LLVMPositionBuilderAtEnd(c->b, each);
-		rows_each(c, s, i, i + 1, lo, count, (int)bl->block);
-		LLVMBuildBr(c->b, done);
-		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-		LLVMPositionBuilderAtEnd(c->b, done);
+		/* every block jammed, the last, partial one too (its missing rows
+		 * masked): a row's values never depend on the batch split */
+		if (kinds[i] == JAM_SUM) {
+			jam_sum(c, s->body.stmts.items[i], lo, (int)bl->block, count);
+		} else {
+			/* the full blocks without the masks' selects in the loop */
+			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
+			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
+			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
+			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), ""), fullb, part);
+			LLVMPositionBuilderAtEnd(c->b, fullb);
+			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block, NULL);
+			LLVMBuildBr(c->b, done);
+			LLVMPositionBuilderAtEnd(c->b, part);
+			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block, count);
+			LLVMBuildBr(c->b, done);
+			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, done);
+		}
 		i++;
 	}
 	c->jam_rows = saved_rows;
