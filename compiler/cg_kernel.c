@@ -259,9 +259,10 @@ static bool idx_reads(const ir_idx *x, const ir_buf *b)
 	return false;
 }
 
-/* Whether v reads buffer b anywhere (a DAG walk, each node once: `seen`
- * is a scratch array by val id, cleared by the caller). */
-static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
+/* For a DAG walk that visits each node once: whether v is there and new,
+ * marking it seen (`seen`: a scratch array by val id, cleared by the
+ * caller). */
+static bool first_visit(cg_ctx *c, const ir_val *v, bool *seen)
 {
 	if (!v)
 		return false;
@@ -270,6 +271,14 @@ static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
 			return false;
 		seen[v->id] = true;
 	}
+	return true;
+}
+
+/* Whether v reads buffer b anywhere. */
+static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
+{
+	if (!first_visit(c, v, seen))
+		return false;
 	switch (v->kind) {
 	case V_READ:
 		if (v->u.read.buf == b)
@@ -628,13 +637,8 @@ static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width)
  * random draw, libm's tanh). */
 static bool val_calls(cg_ctx *c, const ir_val *v, bool *seen)
 {
-	if (!v)
+	if (!first_visit(c, v, seen))
 		return false;
-	if (v->id >= 0 && v->id < c->nids) {
-		if (seen[v->id])
-			return false;
-		seen[v->id] = true;
-	}
 	switch (v->kind) {
 	case V_DRAW: return true;
 	case V_OP:
