@@ -230,14 +230,15 @@ def main():
                 set_threads(T)
                 m = make_model(spec)    # from the same starting params, a fresh Adam
                 opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-                t0 = time.perf_counter()
-                perm = torch.randperm(rows, generator=gen)
-                for s in range(0, rows, 100):
-                    xb = X[perm[s:s + 100]]
-                    opt.zero_grad(set_to_none=True)
-                    backward(m, xb, -1.0 / xb.shape[0])      # loss = mean NLL
-                    opt.step()
-                dt = time.perf_counter() - t0
+                for epoch in range(2):  # the second is timed, as bench.c does for C
+                    t0 = time.perf_counter()
+                    perm = torch.randperm(rows, generator=gen)
+                    for s in range(0, rows, 100):
+                        xb = X[perm[s:s + 100]]
+                        opt.zero_grad(set_to_none=True)
+                        backward(m, xb, -1.0 / xb.shape[0])      # loss = mean NLL
+                        opt.step()
+                    dt = time.perf_counter() - t0
                 print("ok %.9f" % dt, flush=True)
             else:
                 print("error unknown command", w[0], flush=True)

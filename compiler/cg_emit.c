@@ -118,15 +118,18 @@ static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
  * LLVM's global options, once per process.  -disable-lsr: loop strength
  * reduction is a quarter of instruction selection's time on our kernels
  * (many address expressions over few loops) and made no difference to
- * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%). */
+ * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%).
+ * -enable-epilogue-vectorization=false: the remainder of a vectorized loop
+ * runs scalar, whatever else the loop holds, so that a jammed sum gives
+ * each row the same bits for one row as for a block (cg_kernel.c). */
 static void init_targets(void)
 {
 	LLVMInitializeAllTargetInfos();
 	LLVMInitializeAllTargets();
 	LLVMInitializeAllTargetMCs();
 	LLVMInitializeAllAsmPrinters();
-	const char *argv[] = { "chain", "-disable-lsr" };
-	LLVMParseCommandLineOptions(2, argv, NULL);
+	const char *argv[] = { "chain", "-disable-lsr", "-enable-epilogue-vectorization=false" };
+	LLVMParseCommandLineOptions(3, argv, NULL);
 }
 
 static LLVMCodeGenOptLevel codegen_level(int opt)

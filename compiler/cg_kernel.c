@@ -361,9 +361,9 @@ static void loop_open(cg_ctx *c, cg_loop *st, const ir_loop *l, LLVMValueRef lo,
 	if (l && l->id >= 0 && l->id < c->nids) {
 		st->saved = c->loop_var[l->id];
 		c->loop_var[l->id] = st->iv;
-	} else {
+	} else if (l) {
 		cg_fail(c, "internal error: a loop unknown to the module");
-	}
+	} /* no IR loop: a counter of codegen's own (cg_rows_of_block) */
 }
 
 /* Closes a loop opened by loop_open: increment (or decrement), exit test,
@@ -499,9 +499,7 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
  * read the same params: FVSBN's sum(j before i) W[i, j] * x[j] reads row i
  * of W for every row.  Run one row at a time, each sum is a loop of its own
  * that loads W again.  So the rows loop is split at such statements, which
- * run jammed (lanes: one per row of the block; in the last, partial block
- * the lanes without a row are masked, so that a row's values never depend
- * on where the batch was split):
+ * run jammed (lanes: one per row of the block):
  *   - a sum over loops is one loop with an accumulator per row: each param
  *     loaded once serves all rows, and the vectorizer gets independent
  *     chains;
@@ -512,7 +510,10 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
  * Rows are independent (what a row carries from one position to the next
  * lives in block_rows buffers, and each TEMP a row writes has a copy per
  * row: mark_lane_temps), so only the order of statements within a row
- * matters, and that is kept. */
+ * matters, and that is kept.  A row's values must not depend on where the
+ * batch was split (M_sample's contract): the last, partial block runs its
+ * sums one row at a time in a loop of the same vector shape (fix_sum_shape)
+ * and its accumulations jammed with the missing rows masked. */
 
 enum { CG_JAM_ROWS = 16, CG_JAM_LOOPS = 8 }; /* the most rows and loops jammed */
 
@@ -622,13 +623,20 @@ static LLVMValueRef set_jam_lane(cg_ctx *c, LLVMValueRef first, int r, LLVMValue
 
 /* Asks the loop vectorizer for `width` lanes on the loop of latch branch
  * br (loop metadata: a self-referential node with the hint). */
-static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width)
+static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width, int interleave)
 {
 	LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+	LLVMMetadataRef ops[3] = { tmp };
+	unsigned n = 1;
 	LLVMMetadataRef w[2] = { LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.width", 25),
 		                 LLVMValueAsMetadata(LLVMConstInt(c->i32, (unsigned long long)width, 0)) };
-	LLVMMetadataRef ops[2] = { tmp, LLVMMDNodeInContext2(c->ctx, w, 2) };
-	LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+	ops[n++] = LLVMMDNodeInContext2(c->ctx, w, 2);
+	if (interleave > 0) {
+		LLVMMetadataRef ic[2] = { LLVMMDStringInContext2(c->ctx, "llvm.loop.interleave.count", 26),
+			                  LLVMValueAsMetadata(LLVMConstInt(c->i32, (unsigned long long)interleave, 0)) };
+		ops[n++] = LLVMMDNodeInContext2(c->ctx, ic, 2);
+	}
+	LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, n);
 	LLVMMetadataReplaceAllUsesWith(tmp, id);
 	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
@@ -689,11 +697,21 @@ static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMV
 		}
 	loop_close(c, &st);
 	if (straight)
-		hint_vector_width(c, st.latch, block);
+		hint_vector_width(c, st.latch, block, 0);
 }
 
-/* A sum over loops for every row: one loop, an accumulator per row. */
-static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, LLVMValueRef count)
+/* The vectorization of a jammed sum's loop, the same whatever the number of
+ * rows in it: 64 bytes of lanes, no interleaving (with the remainder scalar:
+ * cg_emit.c), so that a row's partial sums, and so its bits, are the same
+ * summed alone or beside 7 others. */
+static void fix_sum_shape(cg_ctx *c, LLVMValueRef latch)
+{
+	hint_vector_width(c, latch, 64 / c->real_size, 1);
+}
+
+/* A sum over loops for rows first + lane0 .. first + lane0 + lanes - 1 of a
+ * full block: one loop, an accumulator per row. */
+static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int lanes)
 {
 	const ir_assign *a = &s->assigns[0];
 	LLVMValueRef acc[CG_JAM_ROWS];
@@ -705,23 +723,20 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, 
 	for (int i = 0; i < s->nloops; i++)
 		open_stmt_loop(c, &st[i], s->loops[i]);
 	for (int r = 0; r < lanes; r++) {
-		set_jam_lane(c, first, r, count);
+		set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
 		LLVMValueRef old = load_real(c, acc[r]);
 		LLVMValueRef nv = LLVMBuildFAdd(c->b, old, cg_val(c, a->val), "");
 		LLVMSetFastMathFlags(nv, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract); /* as in cg_assign_stmt */
 		store_elt(c, nv, acc[r]);
 	}
-	for (int i = s->nloops - 1; i >= 0; i--)
+	for (int i = s->nloops - 1; i >= 0; i--) {
 		loop_close(c, &st[i]);
+		if (i == s->nloops - 1)
+			fix_sum_shape(c, st[i].latch);
+	}
 	for (int r = 0; r < lanes; r++) {
-		LLVMValueRef active = set_jam_lane(c, first, r, count);
-		LLVMBasicBlockRef store = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "lane.store");
-		LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "lane.next");
-		LLVMBuildCondBr(c->b, active, store, next);
-		LLVMPositionBuilderAtEnd(c->b, store);
+		set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
 		store_elt(c, load_real(c, acc[r]), cg_addr(c, a->buf, a->idx));
-		LLVMBuildBr(c->b, next);
-		LLVMPositionBuilderAtEnd(c->b, next);
 	}
 }
 
@@ -800,10 +815,24 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			i = j;
 			continue;
 		}
-		/* every block jammed, the last, partial one too (its missing rows
-		 * masked): a row's values never depend on the batch split */
 		if (kinds[i] == JAM_SUM) {
-			jam_sum(c, s->body.stmts.items[i], lo, (int)bl->block, count);
+			/* a full block jammed; the last, partial one row by row with
+			 * the same loop, so a row's sum never depends on the split */
+			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
+			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
+			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
+			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), ""), fullb, part);
+			LLVMPositionBuilderAtEnd(c->b, fullb);
+			jam_sum(c, s->body.stmts.items[i], lo, cg_i64(c, 0), (int)bl->block);
+			LLVMBuildBr(c->b, done);
+			LLVMPositionBuilderAtEnd(c->b, part);
+			cg_loop one;
+			loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+			jam_sum(c, s->body.stmts.items[i], lo, one.iv, 1);
+			loop_close(c, &one);
+			LLVMBuildBr(c->b, done);
+			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, done);
 		} else {
 			/* the full blocks without the masks' selects in the loop */
 			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");

@@ -263,47 +263,76 @@ static void test_nade__f32__logp_matches_reference(void **state)
 	gen_free(&g);
 }
 
-/* Full-size f32 models (where blocks of rows run jammed and across rows in
- * vector lanes): a row's sample and its log p are the same bits whatever
- * batch it comes in, full blocks or a partial last one. */
-static void batch_split(const char *tmpl, size_t h)
+/* Full-size models (where blocks of rows run jammed and across rows in
+ * vector lanes), f32 and f64: a row's sample and its log p are the same
+ * bits whatever batch it comes in, full blocks or a partial last one. */
+static void batch_split(const char *tmpl, size_t h, bool f32)
 {
 	enum { ROWS = 61 };
 	gen g = {0};
-	const chain_model *m = gen_compile(&g, model_text(tmpl, NATURAL, 784), 784, (int64_t)h, true);
+	const chain_model *m = gen_compile(&g, model_text(tmpl, NATURAL, 784), 784, (int64_t)h, f32);
 	assert_non_null(m);
-	size_t np = m->num_params;
-	float *theta = malloc(np * sizeof(float));
-	float *all = malloc(ROWS * 784 * sizeof(float)), *part = malloc(ROWS * 784 * sizeof(float));
-	float lp_all[ROWS], lp_part[ROWS];
-	m->f32->init(theta, 4);
-	for (size_t t = 0; t < np; t++)
-		theta[t] += (float)(0.5 * chain_rng_normal(4, CHAIN_STREAM_DATA, t, 4, 0));
-	const size_t cuts[] = {0, 3, 32, 45, ROWS};
-	m->f32->sample(theta, 17, 0, ROWS, all);
-	for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
-		m->f32->sample(theta, 17, cuts[c], cuts[c + 1] - cuts[c], part + cuts[c] * 784);
-	assert_memory_equal(all, part, ROWS * 784 * sizeof(float));
-	for (size_t i = 0; i < ROWS * 784; i++)
-		all[i] = (float)digits.values[i * 784 % (digits.rows * 784) + i % 784];
-	m->f32->logp_batch(theta, all, ROWS, lp_all);
-	for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
-		m->f32->logp_batch(theta, all + cuts[c] * 784, cuts[c + 1] - cuts[c], lp_part + cuts[c]);
-	assert_memory_equal(lp_all, lp_part, sizeof lp_all);
+	size_t np = m->num_params, rs = f32 ? sizeof(float) : sizeof(double);
+	void *theta = malloc(np * rs), *all = malloc(ROWS * 784 * rs), *part = malloc(ROWS * 784 * rs);
+	double lp_all[ROWS], lp_part[ROWS]; /* floats in the first half for f32 */
+	if (f32)
+		m->f32->init(theta, 4);
+	else
+		m->f64->init(theta, 4);
+	for (size_t t = 0; t < np; t++) {
+		double noise = 0.5 * chain_rng_normal(4, CHAIN_STREAM_DATA, t, 4, 0);
+		if (f32)
+			((float *)theta)[t] += (float)noise;
+		else
+			((double *)theta)[t] += noise;
+	}
+	const size_t cuts[] = {0, 3, 32, 45, ROWS}, ncuts = sizeof cuts / sizeof cuts[0];
+	if (f32) {
+		m->f32->sample(theta, 17, 0, ROWS, all);
+		for (size_t c = 0; c + 1 < ncuts; c++)
+			m->f32->sample(theta, 17, cuts[c], cuts[c + 1] - cuts[c], (void *)((char *)part + cuts[c] * 784 * rs));
+	} else {
+		m->f64->sample(theta, 17, 0, ROWS, all);
+		for (size_t c = 0; c + 1 < ncuts; c++)
+			m->f64->sample(theta, 17, cuts[c], cuts[c + 1] - cuts[c], (void *)((char *)part + cuts[c] * 784 * rs));
+	}
+	assert_memory_equal(all, part, ROWS * 784 * rs);
+	for (size_t i = 0; i < ROWS * 784; i++) {
+		double v = digits.values[i % (digits.rows * 784)];
+		if (f32)
+			((float *)all)[i] = (float)v;
+		else
+			((double *)all)[i] = v;
+	}
+	for (size_t c = 0; c + 1 < ncuts; c++) {
+		const char *rows = (const char *)all + cuts[c] * 784 * rs;
+		size_t n = cuts[c + 1] - cuts[c];
+		if (f32)
+			m->f32->logp_batch(theta, (const float *)rows, n, (float *)lp_part + cuts[c]);
+		else
+			m->f64->logp_batch(theta, (const double *)rows, n, (double *)lp_part + cuts[c]);
+	}
+	if (f32)
+		m->f32->logp_batch(theta, (const float *)all, ROWS, (float *)lp_all);
+	else
+		m->f64->logp_batch(theta, (const double *)all, ROWS, (double *)lp_all);
+	assert_memory_equal(lp_all, lp_part, ROWS * rs);
 	free(theta);
 	free(all);
 	free(part);
 	gen_free(&g);
 }
 
-static void test_fvsbn__f32_batch_split__same_rows_and_logp(void **state)
+static void test_fvsbn__batch_split__same_rows_and_logp(void **state)
 {
-	batch_split(fvsbn_src, 0);
+	batch_split(fvsbn_src, 0, true);
+	batch_split(fvsbn_src, 0, false);
 }
 
-static void test_nade__f32_batch_split__same_rows_and_logp(void **state)
+static void test_nade__batch_split__same_rows_and_logp(void **state)
 {
-	batch_split(nade_src, 50);
+	batch_split(nade_src, 50, true);
+	batch_split(nade_src, 50, false);
 }
 
 /* Small models under every order form: all 2^n probabilities sum to 1; log p,
@@ -485,8 +514,8 @@ int main(void)
 		cmocka_unit_test(test_fvsbn__full_size_digits__logp_and_gradient_match_reference),
 		cmocka_unit_test(test_nade__full_size_digits__logp_and_gradient_match_reference),
 		cmocka_unit_test(test_nade__f32__logp_matches_reference),
-		cmocka_unit_test(test_fvsbn__f32_batch_split__same_rows_and_logp),
-		cmocka_unit_test(test_nade__f32_batch_split__same_rows_and_logp),
+		cmocka_unit_test(test_fvsbn__batch_split__same_rows_and_logp),
+		cmocka_unit_test(test_nade__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_sample__frequencies__pass_chi_square),
