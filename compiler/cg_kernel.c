@@ -583,16 +583,22 @@ static jam_kind jam_kind_of(cg_ctx *c, const ir_stmt *s, const ir_loop *rows)
 	return ok && any_shared ? JAM_ADD : JAM_NONE;
 }
 
-/* Points the row-dependent state at row first + lane. */
-static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMValueRef lane)
+/* The row the data reads come from (the obs row pointer, IX_ROW). */
+static void point_row(cg_ctx *c, LLVMValueRef row)
 {
-	LLVMValueRef row = LLVMBuildNSWAdd(c->b, first, lane, "");
-	c->loop_var[rows->id] = row;
 	c->row.r = row;
 	if (c->obs) {
 		LLVMValueRef off = LLVMBuildNSWMul(c->b, row, cg_i64(c, c->m->model->obs_size), "");
 		c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
 	}
+}
+
+/* Points the row-dependent state at row first + lane. */
+static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMValueRef lane)
+{
+	LLVMValueRef row = LLVMBuildNSWAdd(c->b, first, lane, "");
+	c->loop_var[rows->id] = row;
+	point_row(c, row);
 	c->lane = lane;
 	cg_cache_drop(c);
 }
@@ -605,19 +611,11 @@ static LLVMValueRef set_jam_lane(cg_ctx *c, LLVMValueRef first, int r, LLVMValue
 {
 	LLVMValueRef lane = cg_i64(c, r);
 	LLVMValueRef active = LLVMBuildICmp(c->b, LLVMIntSLT, lane, count, "");
-	LLVMValueRef row = LLVMBuildNSWAdd(c->b, first, LLVMBuildSelect(c->b, active, lane, cg_i64(c, 0), ""), "");
-	const ir_loop *rows = c->jam_rows;
 	/* the rows loop variable places the lane in the block's per-row
 	 * buffers: lane r keeps slot r (distinct slots, so the lanes' stores
 	 * provably do not alias); only the data read is the clamped row's */
-	c->loop_var[rows->id] = LLVMBuildNSWAdd(c->b, first, lane, "");
-	c->row.r = row;
-	if (c->obs) {
-		LLVMValueRef off = LLVMBuildNSWMul(c->b, row, cg_i64(c, c->m->model->obs_size), "");
-		c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
-	}
-	c->lane = lane;
-	cg_cache_drop(c);
+	set_lane(c, c->jam_rows, first, lane);
+	point_row(c, LLVMBuildNSWAdd(c->b, first, LLVMBuildSelect(c->b, active, lane, cg_i64(c, 0), ""), ""));
 	return active;
 }
 
@@ -899,11 +897,7 @@ static void cg_for(cg_ctx *c, const ir_stmt *s)
 		/* the body sees the block's first row, not the block's number */
 		c->loop_var[l->id] = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, l->block), "");
 	} else if (l->is_rows) {
-		c->row.r = st.iv;
-		if (c->obs) {
-			LLVMValueRef off = LLVMBuildNSWMul(c->b, st.iv, cg_i64(c, c->m->model->obs_size), "");
-			c->row.ptr = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "row");
-		}
+		point_row(c, st.iv);
 	}
 	cg_block(c, &s->body);
 	c->row = saved;
