@@ -287,49 +287,6 @@ static void zero_adjoints(adctx *c, const ir_block *b, ir_block *out)
 
 /* ------------------------------------------------------------ kernels */
 
-/* Does statement s write a buffer read by any statement in `needed`? */
-static bool writes_read(const ir_stmt *s, const ir_val *v)
-{
-	switch (v->kind) {
-	case V_READ:
-		for (int a = 0; a < s->nassigns; a++)
-			if (s->assigns[a].buf == v->u.read.buf)
-				return true;
-		return false;
-	case V_OP:
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			if (writes_read(s, v->u.op.a[i]))
-				return true;
-		return false;
-	case V_STOP: return writes_read(s, v->u.stop);
-	default: return false;
-	}
-}
-
-/* The statements of `pos` that the scan updates need, in order. */
-static void needed_for_updates(ir_module *m, const segment *g, ir_block *out)
-{
-	size_t n = g->pos.stmts.len;
-	bool *need = arena_alloc(m->arena, n + 1);
-	ptrvec users = {0};
-	for (size_t i = 0; i < g->update.stmts.len; i++)
-		ptrvec_push(m->arena, &users, g->update.stmts.items[i]);
-	for (size_t i = n; i-- > 0;) {
-		const ir_stmt *s = g->pos.stmts.items[i];
-		for (size_t u = 0; u < users.len && !need[i]; u++) {
-			const ir_stmt *us = users.items[u];
-			for (int a = 0; a < us->nassigns; a++)
-				if (writes_read(s, us->assigns[a].val))
-					need[i] = true;
-		}
-		if (need[i])
-			ptrvec_push(m->arena, &users, (void *)s);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (need[i])
-			ir_block_push(m, out, g->pos.stmts.items[i]);
-}
-
 /* Whether v reads a buffer of `bufs`. */
 static bool reads_any(const ir_val *v, const ptrvec *bufs)
 {
@@ -349,15 +306,48 @@ static bool reads_any(const ir_val *v, const ptrvec *bufs)
 	}
 }
 
+/* The buffers statement s assigns (not those of a body it holds). */
+static void targets_of(ir_module *m, const ir_stmt *s, ptrvec *out)
+{
+	for (int a = 0; a < s->nassigns; a++)
+		ptrvec_push(m->arena, out, s->assigns[a].buf);
+}
+
+/* The buffers a block's statements assign, bodies included. */
 static void written_by(ir_module *m, const ir_block *b, ptrvec *out)
 {
 	for (size_t i = 0; i < b->stmts.len; i++) {
 		const ir_stmt *s = b->stmts.items[i];
 		if (s->kind == S_FOR || s->kind == S_IF_GE)
 			written_by(m, &s->body, out);
-		for (int a = 0; a < s->nassigns; a++)
-			ptrvec_push(m->arena, out, s->assigns[a].buf);
+		targets_of(m, s, out);
 	}
+}
+
+/* The statements of `pos` that the scan updates need, in order. */
+static void needed_for_updates(ir_module *m, const segment *g, ir_block *out)
+{
+	size_t n = g->pos.stmts.len;
+	bool *need = arena_alloc(m->arena, n + 1);
+	ptrvec users = {0};
+	for (size_t i = 0; i < g->update.stmts.len; i++)
+		ptrvec_push(m->arena, &users, g->update.stmts.items[i]);
+	for (size_t i = n; i-- > 0;) {
+		const ir_stmt *s = g->pos.stmts.items[i];
+		ptrvec writes = {0};
+		targets_of(m, s, &writes);
+		for (size_t u = 0; u < users.len && !need[i]; u++) {
+			const ir_stmt *us = users.items[u];
+			for (int a = 0; a < us->nassigns; a++)
+				if (reads_any(us->assigns[a].val, &writes))
+					need[i] = true;
+		}
+		if (need[i])
+			ptrvec_push(m->arena, &users, (void *)s);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (need[i])
+			ir_block_push(m, out, g->pos.stmts.items[i]);
 }
 
 static bool block_reads_any(const ir_block *b, const ptrvec *bufs)

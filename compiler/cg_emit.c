@@ -373,8 +373,8 @@ static LLVMErrorRef run_pipeline(cg_unit *u, const char *pipeline, bool vec, boo
  *   vectorizer and interleaving, which make their speed; loop unrolling and
  *   the SLP vectorizer changed nothing measurable in them (their loops are
  *   vectorized already) but cost a fifth of a build, so only -O3 has them;
- *   cold kernels (init, conditionals, and kernels whose heavy part is a call
- *   of another: cg_kernel.c) get default<O1>, which does not vectorize:
+ *   cold kernels (init, and kernels whose heavy part is a call of
+ *   another: cg_kernel.c) get default<O1>, which does not vectorize:
  *   a quarter of a build less, and such kernels run 2-7x slower.
  * The C API runs a pipeline over a whole module, so each run sees the other
  * group as optnone, which every pass skips; the attribute is gone before

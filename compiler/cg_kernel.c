@@ -804,6 +804,7 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 	const ir_loop *saved_rows = c->jam_rows;
 	c->jam_rows = rows;
 	LLVMValueRef count = LLVMBuildNSWSub(c->b, hi, lo, "");
+	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), "");
 	for (size_t i = 0; i < n;) {
 		if (kinds[i] == JAM_NONE) {
 			size_t j = i;
@@ -813,39 +814,32 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			i = j;
 			continue;
 		}
+		/* a full block jammed; the last, partial one with its sums row by
+		 * row in the same loop shape (a row's sum never depends on the
+		 * split) and its accumulations with the missing rows masked */
+		const ir_stmt *t = s->body.stmts.items[i];
+		LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
+		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
+		LLVMBuildCondBr(c->b, full, fullb, part);
+		LLVMPositionBuilderAtEnd(c->b, fullb);
+		if (kinds[i] == JAM_SUM)
+			jam_sum(c, t, lo, cg_i64(c, 0), (int)bl->block);
+		else
+			jam_add(c, t, lo, (int)bl->block, NULL); /* no masks' selects in the loop */
+		LLVMBuildBr(c->b, done);
+		LLVMPositionBuilderAtEnd(c->b, part);
 		if (kinds[i] == JAM_SUM) {
-			/* a full block jammed; the last, partial one row by row with
-			 * the same loop, so a row's sum never depends on the split */
-			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
-			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
-			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
-			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), ""), fullb, part);
-			LLVMPositionBuilderAtEnd(c->b, fullb);
-			jam_sum(c, s->body.stmts.items[i], lo, cg_i64(c, 0), (int)bl->block);
-			LLVMBuildBr(c->b, done);
-			LLVMPositionBuilderAtEnd(c->b, part);
 			cg_loop one;
 			loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
-			jam_sum(c, s->body.stmts.items[i], lo, one.iv, 1);
+			jam_sum(c, t, lo, one.iv, 1);
 			loop_close(c, &one);
-			LLVMBuildBr(c->b, done);
-			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-			LLVMPositionBuilderAtEnd(c->b, done);
 		} else {
-			/* the full blocks without the masks' selects in the loop */
-			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
-			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
-			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.done");
-			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), ""), fullb, part);
-			LLVMPositionBuilderAtEnd(c->b, fullb);
-			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block, NULL);
-			LLVMBuildBr(c->b, done);
-			LLVMPositionBuilderAtEnd(c->b, part);
-			jam_add(c, s->body.stmts.items[i], lo, (int)bl->block, count);
-			LLVMBuildBr(c->b, done);
-			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-			LLVMPositionBuilderAtEnd(c->b, done);
+			jam_add(c, t, lo, (int)bl->block, count);
 		}
+		LLVMBuildBr(c->b, done);
+		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+		LLVMPositionBuilderAtEnd(c->b, done);
 		i++;
 	}
 	c->jam_rows = saved_rows;

@@ -1082,13 +1082,12 @@ bool block_rows_loop(ir_module *m, ir_stmt *rows_loop, int64_t max_reals)
 	ir_stmt *rows = NULL; /* the rows loop gathering the statements between position loops */
 	for (size_t i = 0; i < body->stmts.len; i++) {
 		const ir_stmt *s = body->stmts.items[i];
-		ir_stmt *pos = NULL, *r;
 		if (s->kind == S_FOR) {
 			/* for k { for row in block { its body } } */
-			pos = ir_stmt_new(m, S_FOR);
+			ir_stmt *pos = ir_stmt_new(m, S_FOR);
 			pos->loop = s->loop;
 			pos->reverse = s->reverse;
-			r = rows_of(m, blk);
+			ir_stmt *r = rows_of(m, blk);
 			bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, r->loop), ir_idx_loop(m, blk));
 			block_stmts(&bk, &r->body, &s->body);
 			ir_block_push(m, &pos->body, r);
