@@ -49,11 +49,12 @@ UNIT_BIN     = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/chain $(BUILD)/libchain.a $(BUILD)/libchain.so $(BUILD)/chain.pc
 
-# ---- grammar: flex + bison, generated into $(BUILD)/grammar
-$(BUILD)/grammar/parser.c $(BUILD)/grammar/parser.h: grammar/parser.y
+# ---- grammar: flex + bison, generated into $(BUILD)/grammar (`&:`: one run
+# makes both files; GNU make >= 4.3, Debian 12 has 4.3)
+$(BUILD)/grammar/parser.c $(BUILD)/grammar/parser.h &: grammar/parser.y
 	@mkdir -p $(@D)
 	$(BISON) -Wall -Werror --defines=$(BUILD)/grammar/parser.h -o $(BUILD)/grammar/parser.c $<
-$(BUILD)/grammar/lexer.c $(BUILD)/grammar/lexer.h: grammar/lexer.l $(BUILD)/grammar/parser.h
+$(BUILD)/grammar/lexer.c $(BUILD)/grammar/lexer.h &: grammar/lexer.l $(BUILD)/grammar/parser.h
 	@mkdir -p $(@D)
 	$(FLEX) --header-file=$(BUILD)/grammar/lexer.h -o $(BUILD)/grammar/lexer.c $<
 # generated code: warnings we do not control are not errors
