@@ -105,6 +105,7 @@ void cg_cache_drop(cg_ctx *c);
 
 /* cg_math.c: elementary functions the vectorizer can take */
 LLVMValueRef cg_contract(LLVMValueRef v);
+bool cg_draw_inline(const cg_ctx *c, const ir_val *v);
 LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x); /* x <= 0 or NaN */
 LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x);

@@ -331,16 +331,57 @@ static LLVMValueRef cg_op(cg_ctx *c, ir_opcode op, LLVMValueRef *a)
 	return LLVMGetUndef(c->real);
 }
 
+/* chain_rng_uniform (runtime/rng.c) inline, bit for bit: Philox4x32-10 of
+ * the counter (a, b, stream << 24 | c) under the key seed, its first 64
+ * bits' top 53 as a double in (0, 1).  Straight-line integer code, so a
+ * loop drawing one number per row (ancestral sampling over a block of
+ * rows) vectorizes: its 32 x 32 -> 64-bit products are vector multiplies,
+ * where a call per row kept the loop scalar. */
+static LLVMValueRef philox_uniform(cg_ctx *c, LLVMValueRef seed, uint32_t stream, LLVMValueRef a, LLVMValueRef b,
+                                   LLVMValueRef cc)
+{
+	LLVMBuilderRef B = c->b;
+	LLVMTypeRef i32 = c->i32, i64 = c->i64;
+	LLVMValueRef sh32 = cg_i64(c, 32);
+	LLVMValueRef k0 = LLVMBuildTrunc(B, seed, i32, ""), k1 = LLVMBuildTrunc(B, LLVMBuildLShr(B, seed, sh32, ""), i32, "");
+	LLVMValueRef x[4] = {
+		LLVMBuildTrunc(B, a, i32, ""),
+		LLVMBuildTrunc(B, LLVMBuildLShr(B, a, sh32, ""), i32, ""),
+		b,
+		LLVMBuildOr(B, LLVMConstInt(i32, (unsigned long long)stream << 24, 0),
+		            LLVMBuildAnd(B, cc, LLVMConstInt(i32, 0xffffff, 0), ""), ""),
+	};
+	for (int r = 0; r < 10; r++) {
+		if (r > 0) { /* the key is bumped between rounds */
+			k0 = LLVMBuildAdd(B, k0, LLVMConstInt(i32, 0x9E3779B9u, 0), "");
+			k1 = LLVMBuildAdd(B, k1, LLVMConstInt(i32, 0xBB67AE85u, 0), "");
+		}
+		LLVMValueRef p0 = LLVMBuildNUWMul(B, LLVMConstInt(i64, 0xD2511F53u, 0), LLVMBuildZExt(B, x[0], i64, ""), "");
+		LLVMValueRef p1 = LLVMBuildNUWMul(B, LLVMConstInt(i64, 0xCD9E8D57u, 0), LLVMBuildZExt(B, x[2], i64, ""), "");
+		LLVMValueRef hi0 = LLVMBuildTrunc(B, LLVMBuildLShr(B, p0, sh32, ""), i32, "");
+		LLVMValueRef hi1 = LLVMBuildTrunc(B, LLVMBuildLShr(B, p1, sh32, ""), i32, "");
+		LLVMValueRef y0 = LLVMBuildXor(B, LLVMBuildXor(B, hi1, x[1], ""), k0, "");
+		LLVMValueRef y2 = LLVMBuildXor(B, LLVMBuildXor(B, hi0, x[3], ""), k1, "");
+		x[1] = LLVMBuildTrunc(B, p1, i32, "");
+		x[3] = LLVMBuildTrunc(B, p0, i32, "");
+		x[0] = y0;
+		x[2] = y2;
+	}
+	LLVMValueRef bits = LLVMBuildOr(B, LLVMBuildZExt(B, x[0], i64, ""),
+	                                LLVMBuildShl(B, LLVMBuildZExt(B, x[1], i64, ""), sh32, ""), "");
+	LLVMTypeRef dbl = LLVMDoubleTypeInContext(c->ctx);
+	LLVMValueRef top = LLVMBuildSIToFP(B, LLVMBuildLShr(B, bits, cg_i64(c, 11), ""), dbl, ""); /* < 2^53: exact */
+	LLVMValueRef half = LLVMBuildFAdd(B, top, LLVMConstReal(dbl, 0.5), "");
+	return LLVMBuildFMul(B, half, LLVMConstReal(dbl, 0x1p-53), "");
+}
+
 /* A draw: chain_rng_{uniform,normal,gumbel}(seed, stream, a, b, c) with the
- * kernel's seed (0 for kernels without one), as a real. */
+ * kernel's seed (0 for kernels without one), as a real; uniform draws
+ * inline. */
 static LLVMValueRef cg_draw(cg_ctx *c, const ir_val *v)
 {
 	static const char *const names[] = { "chain_rng_uniform", "chain_rng_normal", "chain_rng_gumbel" };
-	LLVMTypeRef dbl = LLVMDoubleTypeInContext(c->ctx);
-	LLVMTypeRef params[5] = { c->i64, c->i32, c->i64, c->i32, c->i32 };
-	LLVMTypeRef ty;
 	unsigned k = v->u.draw.kind <= DRAW_GUMBEL ? (unsigned)v->u.draw.kind : 0;
-	LLVMValueRef fn = cg_runtime_fn(c, names[k], dbl, params, 5, true, &ty);
 	LLVMValueRef args[5] = {
 		c->seed ? c->seed : cg_i64(c, 0),
 		LLVMConstInt(c->i32, v->u.draw.stream, 0),
@@ -350,8 +391,21 @@ static LLVMValueRef cg_draw(cg_ctx *c, const ir_val *v)
 	};
 	if (v->u.draw.ci) /* one draw per iteration of the enclosing sum */
 		args[4] = LLVMBuildAdd(c->b, args[4], LLVMBuildTrunc(c->b, cg_idx(c, v->u.draw.ci), c->i32, ""), "");
-	LLVMValueRef r = LLVMBuildCall2(c->b, ty, fn, args, 5, "");
+	LLVMValueRef r;
+	if (cg_draw_inline(c, v)) {
+		r = philox_uniform(c, args[0], v->u.draw.stream, args[2], args[3], args[4]);
+	} else {
+		LLVMTypeRef params[5] = { c->i64, c->i32, c->i64, c->i32, c->i32 }, ty;
+		LLVMValueRef fn = cg_runtime_fn(c, names[k], LLVMDoubleTypeInContext(c->ctx), params, 5, true, &ty);
+		r = LLVMBuildCall2(c->b, ty, fn, args, 5, "");
+	}
 	return c->o->f32 ? LLVMBuildFPTrunc(c->b, r, c->real, "") : r;
+}
+
+/* Whether draw v is computed inline (no call): a uniform, when optimizing. */
+bool cg_draw_inline(const cg_ctx *c, const ir_val *v)
+{
+	return v->kind == V_DRAW && v->u.draw.kind == DRAW_UNIFORM && c->o->opt_level > 0;
 }
 
 /* A scalar expression as a real value, emitted once per body (cached by the

@@ -416,6 +416,8 @@ static LLVMValueRef load_real(cg_ctx *c, LLVMValueRef p)
 	return v;
 }
 
+static bool rows_sum_into(cg_ctx *c, const ir_assign *a, const ir_loop *rows);
+
 /* The assignments of s in order, in the current (innermost) body. */
 static void emit_assigns(cg_ctx *c, const ir_stmt *s)
 {
@@ -428,8 +430,15 @@ static void emit_assigns(cg_ctx *c, const ir_stmt *s)
 		}
 		LLVMValueRef v = cg_val(c, a->val);
 		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-		if (s->kind == S_ADD)
+		if (s->kind == S_ADD) {
 			v = cg_contract(LLVMBuildFAdd(c->b, load_real(c, p), v, ""));
+			/* the rows of a block adding into what they share (a
+			 * gradient, the batch's log-likelihood): a sum over the rows,
+			 * which may be reassociated like any sum (cg_assign_stmt), so
+			 * the loop over the rows vectorizes */
+			if (c->lane && c->jam_rows && rows_sum_into(c, a, c->jam_rows))
+				LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+		}
 		store_elt(c, v, p);
 		if (j + 1 < s->nassigns && later_reads(c, s, j))
 			cg_cache_drop(c);
@@ -550,6 +559,21 @@ static bool private_target(cg_ctx *c, const ir_assign *a)
 	return a->buf && a->buf->cls == BUF_TEMP && (a->buf->block_rows || c->lane_stride[a->buf->id] > 0);
 }
 
+/* Whether the rows of a block adding into a's target add into one place,
+ * a sum over the rows: a shared buffer (a gradient) or a TEMP of which the
+ * rows have one copy (the batch's log-likelihood). */
+static bool rows_sum_into(cg_ctx *c, const ir_assign *a, const ir_loop *rows)
+{
+	if (!a->buf || private_target(c, a))
+		return false;
+	if (a->buf->cls != BUF_GRAD && a->buf->cls != BUF_THETA && a->buf->cls != BUF_TEMP)
+		return false;
+	for (int i = 0; i < a->buf->rank; i++)
+		if (!idx_row_free(a->idx[i], rows))
+			return false;
+	return true;
+}
+
 typedef enum { JAM_NONE, JAM_SUM, JAM_ADD } jam_kind;
 
 /* How statement s of the rows of block loop `rows` can run jammed. */
@@ -640,13 +664,13 @@ static void hint_vector_width(cg_ctx *c, LLVMValueRef br, int width, int interle
 }
 
 /* Whether computing v calls a function the vectorizer cannot widen (a
- * random draw, libm's tanh). */
+ * normal or Gumbel draw, libm's tanh). */
 static bool val_calls(cg_ctx *c, const ir_val *v, bool *seen)
 {
 	if (!first_visit(c, v, seen))
 		return false;
 	switch (v->kind) {
-	case V_DRAW: return true;
+	case V_DRAW: return !cg_draw_inline(c, v);
 	case V_OP:
 		if (v->u.op.op == IR_TANH)
 			return true;
@@ -1120,9 +1144,17 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		off[i] = total;
 		int64_t sz = b->size > 0 ? b->size : 1;
 		int64_t padded = (sz + 7) & ~(int64_t)7;  /* 8 reals apart: vector-aligned */
-		if (lanes[b->id] > 1)
+		int64_t nl = lanes[b->id] > 1 ? lanes[b->id] : 1;
+		if (nl > 1 && sz == 1) {
+			/* a scalar per row: the rows' copies side by side, one
+			 * vector for the loop over the rows to load and store */
+			c->lane_stride[b->id] = 1;
+			total += (nl + 7) & ~(int64_t)7;
+			continue;
+		}
+		if (nl > 1)
 			c->lane_stride[b->id] = padded;
-		total += padded * (lanes[b->id] > 1 ? lanes[b->id] : 1);
+		total += padded * nl;
 	}
 	free(lanes);
 	if (!off || !c->lane_stride || sc.oom)

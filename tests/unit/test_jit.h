@@ -15,6 +15,7 @@ typedef struct gen {
 	arena *arena;
 	jit_session *jit;
 	const chain_model *m;
+	bool unoptimized; /* set before compiling: -O0 instead of -O2 */
 } gen;
 
 /* The model of `src` with the given -D overrides, or NULL with the
@@ -35,7 +36,7 @@ static inline const chain_model *gen_compile_with(gen *g, const char *src, dim_o
 	}
 	ad_module(&d, ir);
 	opt_module(ir);
-	cg_options o = {.opt_level = 2, .f32 = f32};
+	cg_options o = {.opt_level = g->unoptimized ? 0 : 2, .f32 = f32};
 	char *err = NULL;
 	cg_unit *u = cg_generate(ir, &o, &err);
 	if (u)

@@ -335,6 +335,44 @@ static void test_nade__batch_split__same_rows_and_logp(void **state)
 	batch_split(nade_src, 50, false);
 }
 
+/* Uniform draws are inline Philox at -O2 and calls to chain_rng_uniform at
+ * -O0: the same bits, with seeds and row numbers past 2^32 (both words of
+ * Philox's key and of its first counter words), in both precisions. */
+static void test_fvsbn__sample_optimized__same_draws_as_runtime(void **state)
+{
+	enum { N = 12, ROWS = 37 };
+	const uint64_t seeds[] = {0, 99, 0x9E3779B97F4A7C15u}, firsts[] = {0, 5, ((uint64_t)1 << 33) + 123};
+	for (int f32 = 0; f32 < 2; f32++) {
+		gen opt = {0}, plain = {.unoptimized = true};
+		const chain_model *a = gen_compile(&opt, model_text(fvsbn_src, NATURAL, N), N, 0, f32);
+		const chain_model *b = gen_compile(&plain, model_text(fvsbn_src, NATURAL, N), N, 0, f32);
+		assert_non_null(a);
+		assert_non_null(b);
+		size_t np = a->num_params, rs = f32 ? sizeof(float) : sizeof(double);
+		void *theta = malloc(np * rs), *ra = malloc(ROWS * N * rs), *rb = malloc(ROWS * N * rs);
+		if (f32)
+			a->f32->init(theta, 2); /* weights near 0: probabilities near 1/2 */
+		else
+			a->f64->init(theta, 2);
+		for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
+			for (size_t k = 0; k < sizeof firsts / sizeof firsts[0]; k++) {
+				if (f32) {
+					a->f32->sample(theta, seeds[s], firsts[k], ROWS, ra);
+					b->f32->sample(theta, seeds[s], firsts[k], ROWS, rb);
+				} else {
+					a->f64->sample(theta, seeds[s], firsts[k], ROWS, ra);
+					b->f64->sample(theta, seeds[s], firsts[k], ROWS, rb);
+				}
+				assert_memory_equal(ra, rb, ROWS * N * rs);
+			}
+		free(theta);
+		free(ra);
+		free(rb);
+		gen_free(&opt);
+		gen_free(&plain);
+	}
+}
+
 /* Small models under every order form: all 2^n probabilities sum to 1; log p,
  * gradient, conditionals, samples and completions equal the reference's for
  * that order. */
@@ -516,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_nade__f32__logp_matches_reference),
 		cmocka_unit_test(test_fvsbn__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_nade__batch_split__same_rows_and_logp),
+		cmocka_unit_test(test_fvsbn__sample_optimized__same_draws_as_runtime),
 		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_sample__frequencies__pass_chi_square),
