@@ -270,10 +270,10 @@ static LLVMValueRef sigmoid(cg_ctx *c, LLVMValueRef x)
 	e = LLVMBuildFNeg(c->b, e, "");
 	e = cg_exp_nonpos(c, e);
 	LLVMValueRef d = LLVMBuildFAdd(c->b, one, e, "");
-	LLVMValueRef pos = LLVMBuildFDiv(c->b, one, d, "");
-	LLVMValueRef neg = LLVMBuildFDiv(c->b, e, d, "");
+	/* both sides divide by d: the numerator is chosen first, so a vector
+	 * of sigmoids costs one division, not two */
 	LLVMValueRef ge = LLVMBuildFCmp(c->b, LLVMRealOGE, x, cg_real_const(c, 0), "");
-	return LLVMBuildSelect(c->b, ge, pos, neg, "");
+	return LLVMBuildFDiv(c->b, LLVMBuildSelect(c->b, ge, one, e, ""), d, "");
 }
 
 static LLVMValueRef cmp(cg_ctx *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)

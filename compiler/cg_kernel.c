@@ -687,7 +687,16 @@ static bool val_calls(cg_ctx *c, const ir_val *v, bool *seen)
  * across rows. */
 static bool per_row_straight(cg_ctx *c, const ir_stmt *t)
 {
-	if (t->kind == S_FOR || t->kind == S_IF_GE || t->nloops != 0)
+	if (t->kind == S_IF_GE) {
+		/* a branch around straight-line code: the vectorizer unswitches
+		 * it (a condition the same for every row, `k >= prefix`) or
+		 * turns it into masks */
+		for (size_t i = 0; i < t->body.stmts.len; i++)
+			if (t->body.stmts.items[i] && !per_row_straight(c, t->body.stmts.items[i]))
+				return false;
+		return true;
+	}
+	if (t->kind == S_FOR || t->nloops != 0)
 		return false;
 	bool *seen = calloc((size_t)c->nids, sizeof *seen);
 	bool ok = seen != NULL;
@@ -831,8 +840,14 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), "");
 	for (size_t i = 0; i < n;) {
 		if (kinds[i] == JAM_NONE) {
-			size_t j = i;
-			while (j < n && kinds[j] == JAM_NONE)
+			/* a loop over the rows for each run of statements that are
+			 * all straight-line per row (vectorized across the rows) or
+			 * all not (one row at a time) */
+			const ir_stmt *t = s->body.stmts.items[i];
+			bool straight = !t || per_row_straight(c, t);
+			size_t j = i + 1;
+			while (j < n && kinds[j] == JAM_NONE &&
+			       (!s->body.stmts.items[j] || per_row_straight(c, s->body.stmts.items[j]) == straight))
 				j++;
 			rows_each(c, s, i, j, lo, count, (int)bl->block);
 			i = j;
