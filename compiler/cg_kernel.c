@@ -732,9 +732,10 @@ static void rows_each(cg_ctx *c, const ir_stmt *s, size_t from, size_t to, LLVMV
 }
 
 /* The vectorization of a jammed sum's loop, the same whatever the number of
- * rows in it: 64 bytes of lanes, no interleaving (with the remainder scalar:
- * cg_emit.c), so that a row's partial sums, and so its bits, are the same
- * summed alone or beside 7 others. */
+ * rows in it: 64 bytes of lanes, no interleaving (and, a loop planned at
+ * that width alone, the remainder scalar: cg_emit.c), so that a row's
+ * partial sums, and so its bits, are the same summed alone or beside 7
+ * others. */
 static void fix_sum_shape(cg_ctx *c, LLVMValueRef latch)
 {
 	hint_vector_width(c, latch, 64 / c->real_size, 1);
