@@ -233,7 +233,8 @@ static void mark_lane_temps(cg_ctx *c, const ir_block *b, int64_t block, int64_t
 		if (block > 0 && st->kind != S_ADD) /* a TEMP only added into is shared (lp) */
 			for (int j = 0; j < st->nassigns; j++) {
 				const ir_buf *t = st->assigns[j].buf;
-				if (t && t->cls == BUF_TEMP && !t->block_rows && t->id >= 0 && t->id < c->nids)
+				if (t && t->cls == BUF_TEMP && !t->block_rows && !t->rows_share && t->id >= 0 &&
+				    t->id < c->nids)
 					lanes[t->id] = block;
 			}
 		if (st->kind == S_FOR || st->kind == S_IF_GE)
@@ -1149,7 +1150,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 	/* an objective without a no-grad variant gets a scratch gradient when
 	 * called with grad == NULL, so "grad may be NULL" always holds */
 	bool grad_scratch = k->kind == KER_OBJECTIVE && !has_nograd && sc.uses_grad;
-	int64_t total = 0;
+	int64_t total = 0, total_big = 0;
 	int64_t *off = calloc(sc.temps.len + 1, sizeof *off);
 	int64_t *lanes = calloc((size_t)c->nids, sizeof *lanes);
 	c->lane_stride = calloc((size_t)c->nids, sizeof *c->lane_stride);
@@ -1157,9 +1158,14 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		mark_lane_temps(c, &k->body, 0, lanes);
 	for (size_t i = 0; off && lanes && c->lane_stride && i < sc.temps.len; i++) {
 		const ir_buf *b = sc.temps.items[i];
-		off[i] = total;
 		int64_t sz = b->size > 0 ? b->size : 1;
 		int64_t padded = (sz + 7) & ~(int64_t)7;  /* 8 reals apart: vector-aligned */
+		if (b->uninit) { /* a region of their own: see below */
+			off[i] = total_big;
+			total_big += padded;
+			continue;
+		}
+		off[i] = total;
 		int64_t nl = lanes[b->id] > 1 ? lanes[b->id] : 1;
 		if (nl > 1 && sz == 1) {
 			/* a scalar per row: the rows' copies side by side, one
@@ -1210,7 +1216,36 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		for (size_t i = 0; i < sc.temps.len; i++) {
 			const ir_buf *b = sc.temps.items[i];
 			LLVMValueRef o = cg_i64(c, off[i]);
-			c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, region, &o, 1, b->name);
+			if (!b->uninit)
+				c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, region, &o, 1, b->name);
+		}
+	}
+	/* the temps written before they are read (layout.c's copies of params,
+	 * n x H reals and more): malloc'd, not zeroed, so that a call of a few
+	 * rows, which touches a few of their columns, pays for no more */
+	LLVMValueRef big = NULL;
+	if (total_big > 0 && off) {
+		LLVMTypeRef pt = c->i64;
+		LLVMValueRef size = cg_i64(c, total_big * c->real_size);
+		big = call_c(c, "malloc", c->ptr, &pt, 1, &size);
+		LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "big.oom");
+		LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "big.ok");
+		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, big, ""), oom, ok);
+		LLVMPositionBuilderAtEnd(c->b, oom);
+		if (heap) {
+			LLVMTypeRef fpt = c->ptr;
+			call_c(c, "free", c->void_t, &fpt, 1, &heap);
+		}
+		if (ret_real)
+			LLVMBuildRet(c->b, failed);
+		else
+			LLVMBuildRetVoid(c->b);
+		LLVMPositionBuilderAtEnd(c->b, ok);
+		for (size_t i = 0; i < sc.temps.len; i++) {
+			const ir_buf *b = sc.temps.items[i];
+			LLVMValueRef o = cg_i64(c, off[i]);
+			if (b->uninit)
+				c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, big, &o, 1, b->name);
 		}
 	}
 
@@ -1230,10 +1265,11 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		LLVMBasicBlockRef mk_ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.scratch.ok");
 		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, g, ""), oom, mk_ok);
 		LLVMPositionBuilderAtEnd(c->b, oom);
-		if (heap) {
-			LLVMTypeRef fpt = c->ptr;
+		LLVMTypeRef fpt = c->ptr;
+		if (heap)
 			call_c(c, "free", c->void_t, &fpt, 1, &heap);
-		}
+		if (big)
+			call_c(c, "free", c->void_t, &fpt, 1, &big);
 		LLVMBuildRet(c->b, failed);
 		LLVMPositionBuilderAtEnd(c->b, mk_ok);
 		LLVMBuildBr(c->b, join);
@@ -1278,6 +1314,8 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 	LLVMTypeRef fpt = c->ptr;
 	if (heap)
 		call_c(c, "free", c->void_t, &fpt, 1, &heap);
+	if (big)
+		call_c(c, "free", c->void_t, &fpt, 1, &big);
 	if (grad_tmp) {
 		LLVMValueRef p = LLVMBuildSelect(c->b, grad_null, c->grad, LLVMConstNull(c->ptr), "");
 		call_c(c, "free", c->void_t, &fpt, 1, &p);

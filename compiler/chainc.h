@@ -385,6 +385,10 @@ struct ir_buf {
 	ir_buf *adjoint;        /* set by ad.c for differentiated buffers */
 	bool block_rows;        /* TEMP: one copy per row of a block of rows, the
 	                           first index the row's place in it (lower.c) */
+	bool rows_share;        /* TEMP: one copy for all the rows of a block, though
+	                           written inside their loop (layout.c's copies) */
+	bool uninit;            /* TEMP: written before it is read, so not zeroed at
+	                           entry: a malloc'd region of its own (layout.c) */
 };
 
 typedef enum ir_idx_kind {
@@ -604,6 +608,7 @@ int ad_module(diag_ctx *d, ir_module *m);
 
 /* IR clean-ups: drop statements whose targets are never read, ... */
 void opt_module(ir_module *m);
+void layout_module(ir_module *m);  /* layout.c: transposed copies of params read by column */
 
 /* --------------------------------------------------------------------- cg */
 

@@ -190,4 +190,5 @@ void opt_module(ir_module *m)
 		dce(m->arena, &kr->body, kr->result);
 		dce(m->arena, &kr->nograd_body, kr->nograd_result);
 	}
+	layout_module(m);
 }
