@@ -152,6 +152,28 @@ static void compiled_free(compiled *c)
 }
 
 /* Removes the directory and the extension: "examples/nade.chain" -> "nade". */
+/* `-o -`: what was written to path goes to stdout, and path is removed. */
+static int copy_to_stdout(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	int rc = f ? 0 : fail("cannot read '%s': %s", path, strerror(errno));
+	unlink(path); /* now, before a closed pipe can end the process */
+	char buf[65536];
+	size_t got;
+	while (f && (got = fread(buf, 1, sizeof buf, f)) > 0)
+		if (fwrite(buf, 1, got, stdout) != got) {
+			rc = fail("cannot write to stdout: %s", strerror(errno));
+			break;
+		}
+	if (f && ferror(f))
+		rc = fail("cannot read '%s': %s", path, strerror(errno));
+	if (f)
+		fclose(f);
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = fail("cannot write to stdout: %s", strerror(errno));
+	return rc;
+}
+
 static char *basename_noext(const char *path, const char *ext)
 {
 	const char *b = strrchr(path, '/');
@@ -203,9 +225,10 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		compiled_free(&c);
 		return 1;
 	}
+	bool to_stdout = out && strcmp(out, "-") == 0;
 	if (ir_dump) {
 		/* the model IR after lowering, AD and clean-ups: for reading */
-		FILE *f = out ? fopen(out, "w") : stdout;
+		FILE *f = out && !to_stdout ? fopen(out, "w") : stdout;
 		if (!f) {
 			compiled_free(&c);
 			return fail("cannot write '%s': %s", out, strerror(errno));
@@ -219,6 +242,16 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		return 0;
 	}
 	char *def = NULL;
+	char tmp[] = "/tmp/chain-build-XXXXXX";
+	if (to_stdout) { /* written beside, then copied: the emitters write files */
+		int fd = mkstemp(tmp);
+		if (fd < 0) {
+			compiled_free(&c);
+			return fail("cannot create a temporary file in /tmp: %s", strerror(errno));
+		}
+		close(fd);
+		out = tmp;
+	}
 	if (!out)
 		out = def = basename_noext(o->path, kinds[k].ext);
 	char *err = NULL;
@@ -235,6 +268,8 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		fail("%s", err ? err : "code generation failed");
 		rc = 1;
 	}
+	if (to_stdout)
+		rc = rc ? (unlink(tmp), rc) : copy_to_stdout(tmp);
 	free(err);
 	free(def);
 	compiled_free(&c);

@@ -33,6 +33,9 @@ for e in asm llvm bc; do
 	expect_ok "build --emit $e" "$CHAIN" build examples/fvsbn.chain --emit $e -o "$T/fvsbn.$e"
 done
 grep -q "define.*fvsbn_logp" "$T/fvsbn.llvm" && ok || bad "--emit llvm has no fvsbn_logp"
+# -o -: stdout, the same bytes as the file, and no file named '-'
+if (cd "$T" && "$CHAIN" build "$OLDPWD/examples/fvsbn.chain" --emit llvm -o - > "$T/stdout.ll" 2>&1) &&
+   cmp -s "$T/stdout.ll" "$T/fvsbn.llvm" && [ ! -e "$T/-" ]; then ok; else bad "build -o - is not stdout"; fi
 expect_ok "build -O0 f32" "$CHAIN" build examples/nade.chain -O0 --precision f32 -o "$T/nade32.o"
 if $CC -std=c11 -Wall -Wextra -Werror -I"$T" -Iruntime/include tests/e2e/embed.c "$T/nade.o" "$BUILD/libchain.a" $LINK_FLAGS -lz -lpng -lm -lpthread -o "$T/embed" 2> "$T/out"; then
 	expect_ok "embedded program runs" "$T/embed"
