@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "chain/alloc.h"
 #include "chain/checkpoint.h"
 #include "chain/data.h"
 #include "chain/error.h"
@@ -252,7 +253,7 @@ static int load_data(const char *cmd, const chain_model *m, const char *path,
 /* num_params reals of the model's precision, zeroed; NULL after a message. */
 static void *alloc_theta(const char *cmd, const chain_model *m)
 {
-	void *theta = calloc(m->num_params ? m->num_params : 1, real_bytes(m));
+	void *theta = chain_calloc_aligned(m->num_params ? m->num_params : 1, real_bytes(m));
 	if (!theta)
 		run_fail(cmd, "out of memory for %zu params", m->num_params);
 	return theta;
@@ -728,7 +729,7 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 		run_fail(cmd, "-n %zu: too many rows", n);
 		goto done;
 	}
-	obs = calloc(n * D, real_bytes(m));
+	obs = chain_calloc_aligned(n * D, real_bytes(m));
 	out.values = malloc(n * D * sizeof *out.values);
 	if (!obs || !out.values) {
 		run_fail(cmd, "out of memory for %zu rows", n);
