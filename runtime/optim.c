@@ -116,13 +116,13 @@ void chain_optim_begin_step(chain_optim *o)
  *   SGD:  v = mu v + g;                      theta -= lr v
  *   Adam: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *         theta -= lr (m c1) / (sqrt(v c2) + eps)
- * The pointers are those of the first entry (restrict: no overlap, so the
- * plain loop vectorizes without runtime alias checks).  Each entry's result
- * depends only on its own values, so any split into calls gives the same
- * bits. */
+ * The pointers are those of the first entry.  Each entry's result depends
+ * only on its own values, so any split into calls gives the same bits.  (No
+ * restrict: the API never said grad may not be theta; the compiler checks
+ * for overlap once per call.) */
 CHAIN_VECTOR_CLONES
-static void update_span(const chain_optim *o, double *restrict theta, double *restrict m,
-                        double *restrict v, const double *restrict grad, size_t n)
+static void update_span(const chain_optim *o, double *theta, double *m, double *v,
+                        const double *grad, size_t n)
 {
 	const double lr = o->opt.lr;
 	if (o->opt.kind == CHAIN_OPTIM_SGD) {
