@@ -17,8 +17,9 @@
  * Memory: the data, the caller's theta (trained in place), Adam's two
  * moments, the penalty gradient and one gradient per thread (the reduced
  * gradient only ever exists a chunk at a time); an f32 model adds its double
- * master copy, and its penalty gradient is float.  The best params are not kept in memory when
- * there is a checkpoint file: they live in the file (checkpoint_fd.h).
+ * master copy, and its penalty gradient is float.  The best params are not
+ * kept in memory when there is a checkpoint file: they live in the file
+ * (checkpoint_fd.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -439,7 +440,6 @@ typedef struct trainer {
 	unsigned TG;            /* threads that compute gradients: min(pool size, batch) */
 	double sign;            /* -1 when the model maximizes: we minimize sign * objective */
 	chain_optim opt;
-	const uint8_t *mask;    /* NULL = every param used */
 	const size_t *runs;     /* the runs of used entries, [runs[2i], runs[2i+1]): the
 	                           optimizer's, or all_used when there is no mask */
 	size_t nruns;
@@ -651,7 +651,6 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 	tr->P = m->num_params;
 	tr->D = m->obs_size;
 	tr->sign = m->maximize ? -1.0 : 1.0;
-	tr->mask = mask;
 	tr->TG = T < batch ? T : (unsigned)batch;
 	if (chain_optim_init(&tr->opt, oo, tr->P, mask, err) != 0)
 		return -1;
