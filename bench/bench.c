@@ -19,9 +19,11 @@
  *
  * Why so: the C kernels are single-threaded and reentrant, so T threads split
  * a batch into T contiguous chunks, each calling the kernel on its chunk (the
- * gradient into its own zeroed buffer, then the buffers summed, one slice of
- * theta per thread): exactly what the training loop does (a batch of 1 has
- * nothing to split and runs on the calling thread).  Implementations
+ * gradient into its own buffer, zero on the used entries; then one pass in
+ * which each thread sums the buffers over its slice of the used entries, a
+ * cache-sized chunk at a time, zeroing them for the next call; with one
+ * thread the pass only zeroes): exactly what the training loop does (a
+ * batch of 1 has nothing to split and runs on the calling thread).  Implementations
  * alternate within each repetition, in a rotating order, so machine drift
  * (this is a shared 2-core machine) hits all alike; each number is a median.
  * Each measurement repeats the call until it lasts about 30 ms (20 ms with
@@ -72,6 +74,7 @@
 #define TRAIN_DATA "examples/data/binarized-train.amat.gz"
 #define MAXT       2
 #define MAXREPS    9
+#define SUM_CHUNK  512   /* entries per chunk of the gradient sum (as in chain_train's step) */
 
 enum kernel { K_LOGP, K_GRAD, K_SAMPLE, K_EPOCH };
 static const char *const kernel_name[] = { "logp", "grad", "sample", "epoch" };
@@ -212,6 +215,9 @@ typedef struct spec {
 	void *obs;             /* the test rows, as reals */
 	size_t rows;
 	void *out, *sobs, *grad[MAXT];
+	size_t *runs, nruns;   /* the used entries of theta, [runs[2i], runs[2i+1]) */
+	size_t slice[MAXT][MAXT + 1]; /* with T threads, thread t sums [slice[T-1][t], slice[T-1][t+1]) */
+	void *sum[MAXT];       /* per thread: the summed gradient of a chunk of SUM_CHUNK entries */
 } spec;
 
 static void *sym(void *so, const char *model, const char *fn)
@@ -236,6 +242,44 @@ static void to_real(void *dst, const double *src, size_t k, int f32)
 static double real_at(const void *p, size_t i, int f32)
 {
 	return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
+/* The runs of used entries of theta (from the descriptor's used flags;
+ * FVSBN's W is half unused, a run per row), and for each thread count the
+ * threads' slices of them, as many used entries each as can be (as
+ * chain_train cuts them). */
+static void spec_runs(spec *s)
+{
+	const chain_model *m = s->gen_desc;
+	uint8_t *used = xmalloc(s->np);
+	memset(used, 1, s->np);
+	for (size_t i = 0; i < m->num_param_vars; i++)
+		if (m->params[i].used)
+			for (size_t e = 0; e < m->params[i].size; e++)
+				used[m->params[i].offset + e] = m->params[i].used[e] != 0;
+	s->runs = xmalloc((s->np + 1) * sizeof *s->runs);
+	s->nruns = 0;
+	size_t U = 0;
+	for (size_t j = 0; j < s->np; j++) {
+		if (used[j] && (j == 0 || !used[j - 1]))
+			s->runs[2 * s->nruns] = j;
+		if (used[j] && (j + 1 == s->np || !used[j + 1]))
+			s->runs[2 * s->nruns++ + 1] = j + 1;
+		U += used[j];
+	}
+	free(used);
+	for (int T = 1; T <= MAXT; T++) {
+		size_t r = 0, seen = 0;
+		for (int t = 0; t < T; t++) {
+			size_t target = U / (size_t)T * (size_t)t + ((size_t)t < U % (size_t)T ? (size_t)t : U % (size_t)T);
+			while (r < s->nruns && seen + s->runs[2 * r + 1] - s->runs[2 * r] <= target) {
+				seen += s->runs[2 * r + 1] - s->runs[2 * r];
+				r++;
+			}
+			s->slice[T - 1][t] = t == 0 ? 0 : r < s->nruns ? s->runs[2 * r] + (target - seen) : s->np;
+		}
+		s->slice[T - 1][T] = s->np;
+	}
 }
 
 static void spec_open(spec *s, const char *arg, const chain_dataset *test)
@@ -274,8 +318,11 @@ static void spec_open(spec *s, const char *arg, const chain_dataset *test)
 	to_real(s->obs, test->values, test->rows * s->n, s->f32);
 	s->out = xmalloc(256 * s->sz);
 	s->sobs = xmalloc(256 * s->n * s->sz);
-	for (int t = 0; t < MAXT; t++)
-		s->grad[t] = xmalloc(s->np * s->sz);
+	for (int t = 0; t < MAXT; t++) {
+		s->grad[t] = xmalloc(s->np * s->sz); /* zeroed: see phase_kernel */
+		s->sum[t] = xmalloc(SUM_CHUNK * s->sz);
+	}
+	spec_runs(s);
 }
 
 /* ---- a pool of T threads: the caller is thread 0 ------------------------ */
@@ -378,8 +425,7 @@ static void phase_kernel(void *arg, int t, int T)
 		else
 			((logp_batch_f64)c->c->fn[2])(s->theta, (const double *)obs, hi - lo, (double *)s->out + lo);
 		break;
-	case K_GRAD:
-		memset(s->grad[t], 0, s->np * s->sz);
+	case K_GRAD: /* grad[t] is 0 on the used entries: phase_sum zeroed it */
 		if (s->f32)
 			((grad_f32)c->c->fn[3])(s->theta, (const float *)obs, hi - lo, s->grad[t]);
 		else
@@ -396,25 +442,55 @@ static void phase_kernel(void *arg, int t, int T)
 	}
 }
 
-/* grad[0] += grad[u] for the threads u that had rows, one slice per thread */
+/* After a gradient call, as chain_train's step does it: thread t takes its
+ * slice of the used entries a chunk at a time, sums the gradients of the
+ * threads that had rows (in thread order, into its chunk buffer, where the
+ * optimizer would take them) and zeroes each buffer as it reads it, ready
+ * for the next call.  With one thread there is nothing to sum: the pass
+ * only zeroes the used entries (what a memset of the whole buffer did). */
 static void phase_sum(void *arg, int t, int T)
 {
 	call *c = arg;
 	spec *s = c->s;
-	size_t lo = s->np * (size_t)t / (size_t)T, hi = s->np * (size_t)(t + 1) / (size_t)T;
-	for (int u = 1; u < T; u++) {
-		if (chunk_lo(c->B, u, T) >= chunk_lo(c->B, u + 1, T))
-			continue;
-		if (s->f32) {
-			float *g = s->grad[0];
-			const float *h = s->grad[u];
-			for (size_t i = lo; i < hi; i++)
-				g[i] += h[i];
-		} else {
-			double *g = s->grad[0];
-			const double *h = s->grad[u];
-			for (size_t i = lo; i < hi; i++)
-				g[i] += h[i];
+	int U = 0, with_rows[MAXT];
+	for (int u = 0; u < T; u++)
+		if (T == 1 || chunk_lo(c->B, u, T) < chunk_lo(c->B, u + 1, T))
+			with_rows[U++] = u;
+	size_t lo = s->slice[T - 1][t], hi = s->slice[T - 1][t + 1];
+	for (size_t r = 0; r < s->nruns; r++) {
+		size_t a = s->runs[2 * r] > lo ? s->runs[2 * r] : lo;
+		size_t e = s->runs[2 * r + 1] < hi ? s->runs[2 * r + 1] : hi;
+		for (; a < e; a += SUM_CHUNK) {
+			size_t n = e - a < SUM_CHUNK ? e - a : SUM_CHUNK;
+			if (U == 1) {
+				memset((char *)s->grad[with_rows[0]] + a * s->sz, 0, n * s->sz);
+			} else if (s->f32) {
+				float *sum = s->sum[t], *g = (float *)s->grad[with_rows[0]] + a;
+				for (size_t i = 0; i < n; i++) {
+					sum[i] = g[i];
+					g[i] = 0;
+				}
+				for (int u = 1; u < U; u++) {
+					g = (float *)s->grad[with_rows[u]] + a;
+					for (size_t i = 0; i < n; i++) {
+						sum[i] += g[i];
+						g[i] = 0;
+					}
+				}
+			} else {
+				double *sum = s->sum[t], *g = (double *)s->grad[with_rows[0]] + a;
+				for (size_t i = 0; i < n; i++) {
+					sum[i] = g[i];
+					g[i] = 0;
+				}
+				for (int u = 1; u < U; u++) {
+					g = (double *)s->grad[with_rows[u]] + a;
+					for (size_t i = 0; i < n; i++) {
+						sum[i] += g[i];
+						g[i] = 0;
+					}
+				}
+			}
 		}
 	}
 }
@@ -426,12 +502,15 @@ static double time_c(spec *s, int impl, enum kernel k, size_t B, pool *p, long c
 	for (long i = 0; i < calls; i++) {
 		c.first = ((size_t)i * B) % (s->rows - B + 1);
 		c.sample_first = (uint64_t)i * B;
-		if (B == 1) /* nothing to split: the caller runs it, no thread is woken */
+		if (B == 1) { /* nothing to split: the caller runs it, no thread is woken */
 			phase_kernel(&c, 0, 1);
-		else
+			if (k == K_GRAD)
+				phase_sum(&c, 0, 1);
+		} else {
 			pool_run(p, phase_kernel, &c);
-		if (k == K_GRAD && p->T > 1 && B > 1)
-			pool_run(p, phase_sum, &c);
+			if (k == K_GRAD)
+				pool_run(p, phase_sum, &c);
+		}
 	}
 	return now() - t0;
 }
@@ -1074,8 +1153,8 @@ static int cmd_memory(int argc, char **argv)
 	}
 	const double n = (double)train.cols, MB = 1048576;
 	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
-	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the summed gradient),\n");
-	printf("f32 40P bytes (theta 4P, its double master copy 8P, m and v 16P, summed gradient 8P, penalty gradient 4P);\n");
+	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the penalty gradient),\n");
+	printf("f32 32P bytes (theta 4P, its double master copy 8P, m and v 16P, penalty gradient 4P);\n");
 	printf("threads = T x (P + n x H) reals (each thread's gradient and the gradient kernel's scratch);\n");
 	printf("rest = max RSS - data - params - threads: the process itself\n");
 	printf("%-5s %4s %6s %11s %11s %11s %11s %11s %7s\n", "H", "prec", "rows", "max RSS", "data", "params",
@@ -1090,7 +1169,7 @@ static int cmd_memory(int argc, char **argv)
 			for (int k = 0; k < 3; k++) {
 				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
 				double rows = (double)sizes[k], tg = rows < T ? rows : T;
-				double data = rows * n, params = f ? 40 * P : 32 * P, grads = tg * (P + n * H) * real;
+				double data = rows * n, params = 32 * P, grads = tg * (P + n * H) * real;
 				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
 				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
 				       k == 2 ? "  (1 row: the compiler's peak)" : "");

@@ -112,19 +112,22 @@ void chain_optim_begin_step(chain_optim *o)
 	}
 }
 
-/* Entries [lo, hi), one at a time, in the textbook form:
+/* n entries, one at a time, in the textbook form:
  *   SGD:  v = mu v + g;                      theta -= lr v
  *   Adam: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *         theta -= lr (m c1) / (sqrt(v c2) + eps)
- * A plain loop, which vectorizes. */
+ * The pointers are those of the first entry.  Each entry's result depends
+ * only on its own values, so any split into calls gives the same bits.  (No
+ * restrict: the API never said grad may not be theta; the compiler checks
+ * for overlap once per call.) */
 CHAIN_VECTOR_CLONES
-static void update_range(chain_optim *o, double *theta, const double *grad, size_t lo, size_t hi)
+static void update_span(const chain_optim *o, double *theta, double *m, double *v,
+                        const double *grad, size_t n)
 {
 	const double lr = o->opt.lr;
-	double *m = o->m;
 	if (o->opt.kind == CHAIN_OPTIM_SGD) {
 		const double mu = o->opt.momentum;
-		for (size_t j = lo; j < hi; j++) {
+		for (size_t j = 0; j < n; j++) {
 			m[j] = mu * m[j] + grad[j];
 			theta[j] -= lr * m[j];
 		}
@@ -132,8 +135,7 @@ static void update_range(chain_optim *o, double *theta, const double *grad, size
 	}
 	const double b1 = o->opt.beta1, b2 = o->opt.beta2, eps = o->opt.eps;
 	const double c1 = o->c1, c2 = o->c2;
-	double *v = o->v;
-	for (size_t j = lo; j < hi; j++) {
+	for (size_t j = 0; j < n; j++) {
 		double g = grad[j];
 		m[j] = b1 * m[j] + (1 - b1) * g;
 		v[j] = b2 * v[j] + (1 - b2) * g * g;
@@ -141,25 +143,57 @@ static void update_range(chain_optim *o, double *theta, const double *grad, size
 	}
 }
 
-/* Masked-out entries are skipped (the runs of used ones are updated), so
+/* Entries [lo, hi), the gradient of entry j at grad[j - lo]. */
+static void update_range(chain_optim *o, double *theta, const double *grad, size_t lo, size_t hi)
+{
+	update_span(o, theta + lo, o->m + lo, o->v ? o->v + lo : NULL, grad, hi - lo);
+}
+
+/* The first run that ends after `begin` (nruns if none): runs are sorted
+ * and disjoint, so a binary search. */
+static size_t first_run_after(const chain_optim *o, size_t begin)
+{
+	size_t lo = 0, hi = o->nruns;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->runs[2 * mid + 1] <= begin)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The step on [begin, end) with entry j's gradient at grad[j - begin]:
+ * masked-out entries are skipped (the runs of used ones are updated), so
  * they keep their value (0) exactly even if the caller's gradient there
  * were not 0. */
+void chain_optim_update_chunk(chain_optim *o, double *theta, const double *grad,
+                              size_t begin, size_t end)
+{
+	if (end > o->n)
+		end = o->n;
+	if (begin >= end)
+		return;
+	if (!o->mask) {
+		update_range(o, theta, grad, begin, end);
+		return;
+	}
+	for (size_t r = first_run_after(o, begin); r < o->nruns && o->runs[2 * r] < end; r++) {
+		size_t lo = o->runs[2 * r] > begin ? o->runs[2 * r] : begin;
+		size_t hi = o->runs[2 * r + 1] < end ? o->runs[2 * r + 1] : end;
+		if (lo < hi)
+			update_range(o, theta, grad + (lo - begin), lo, hi);
+	}
+}
+
 void chain_optim_update(chain_optim *o, double *theta, const double *grad,
                         size_t begin, size_t end)
 {
 	if (end > o->n)
 		end = o->n;
-	if (!o->mask) {
-		if (begin < end)
-			update_range(o, theta, grad, begin, end);
-		return;
-	}
-	for (size_t r = 0; r < o->nruns; r++) {
-		size_t lo = o->runs[2 * r] > begin ? o->runs[2 * r] : begin;
-		size_t hi = o->runs[2 * r + 1] < end ? o->runs[2 * r + 1] : end;
-		if (lo < hi)
-			update_range(o, theta, grad, lo, hi);
-	}
+	if (begin < end)
+		chain_optim_update_chunk(o, theta, grad + begin, begin, end);
 }
 
 void chain_optim_step(chain_optim *o, double *theta, const double *grad)

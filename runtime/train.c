@@ -3,8 +3,9 @@
  *
  * Layout: a tiny thread pool (the caller is thread 0, so one thread means
  * no pthreads at all); evaluation (logp_batch over contiguous chunks, sums in
- * row order); the trainer (one step = three pool phases: gradients per
- * chunk, a reduction in fixed thread order, the optimizer update), the epoch
+ * row order); the trainer (one step = two pool phases: gradients per
+ * chunk of rows, then per slice of theta the reduction in fixed thread order
+ * fused with the optimizer update, a cache-sized chunk at a time), the epoch
  * loop with validation, early stopping, checkpoints and the CSV log; and a
  * ready-made progress printer.
  *
@@ -14,10 +15,11 @@
  * summed in double.
  *
  * Memory: the data, the caller's theta (trained in place), Adam's two
- * moments, the reduced gradient (which also receives the penalty gradient)
- * and one gradient per thread; an f32 model adds its double master copy and
- * a float penalty gradient.  The best params are not kept in memory when
- * there is a checkpoint file: they live in the file (checkpoint_fd.h).
+ * moments, the penalty gradient and one gradient per thread (the reduced
+ * gradient only ever exists a chunk at a time); an f32 model adds its double
+ * master copy, and its penalty gradient is float.  The best params are not
+ * kept in memory when there is a checkpoint file: they live in the file
+ * (checkpoint_fd.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -421,8 +423,14 @@ int chain_eval_nll(const chain_model *m, const void *theta, const chain_dataset 
 }
 
 /* ------------------------------------------------------------------------
- * The trainer: one step as three pool phases
+ * The trainer: one step as two pool phases
  * ------------------------------------------------------------------------ */
+
+/* Entries per chunk of the step's second phase: its gradient (doubles), the
+ * per-thread gradients, the penalty gradient, theta, Adam's moments and the
+ * float copy of a chunk, about 40 KiB at 512, stay in L1 between the chunk's
+ * loops. */
+#define STEP_CHUNK 512u
 
 typedef struct trainer {
 	const chain_model *m;
@@ -432,7 +440,13 @@ typedef struct trainer {
 	unsigned TG;            /* threads that compute gradients: min(pool size, batch) */
 	double sign;            /* -1 when the model maximizes: we minimize sign * objective */
 	chain_optim opt;
-	const uint8_t *mask;    /* NULL = every param used */
+	const size_t *runs;     /* the runs of used entries, [runs[2i], runs[2i+1]): the
+	                           optimizer's, or all_used when there is no mask */
+	size_t nruns;
+	size_t all_used[2];
+	size_t *slice;          /* pool size + 1 bounds: thread t's entries of the step's
+	                           second phase are [slice[t], slice[t+1]), as many used
+	                           entries each as can be */
 
 	double *theta64;        /* the master copy the optimizer updates: the caller's
 	                           theta for f64 models, a buffer of ours for f32 */
@@ -444,22 +458,24 @@ typedef struct trainer {
 	const size_t *rows;     /* indices of this batch's rows in data */
 	size_t B;
 	void **obs;             /* TG blocks of ceil(batch / TG) rows, model precision */
-	void **grad;            /* TG gradients of P reals, model precision */
+	void **grad;            /* TG gradients of P reals, model precision, 0 on every used
+	                           entry between steps (the second phase zeroes them as it
+	                           reads them; unused entries are never read) */
 	double *loglik;         /* TG sums of log p over the chunk */
 	float *pen32;           /* f32 models: P floats, the gradient of the penalty part
-	                           of the objective (f64 models write it into g) */
+	                           of the objective */
+	double *pen64;          /* f64 models: the same in P doubles */
 	double pen_value;       /* the objective on 0 rows (= -penalty for a maximized loglik) */
-	double *g;              /* P: the penalty gradient after phase 1 (f64), the reduced
-	                           gradient of the loss after phase 2 */
 	int *bad;               /* per pool thread: a non-finite gradient entry in its slice */
+	double *bad_value;      /* ... the first of them */
 } trainer;
 
 /* Phase 1: thread t copies its chunk of the batch (converted to the
- * model's precision) and adds its loglik gradient into its own zeroed buffer;
- * thread 0 then evaluates the objective on 0 rows, which is the penalty
- * part alone (the mean loglik of no rows is 0) with its gradient, written
- * straight into g for f64 models (phase 2 reads each entry before it
- * overwrites it), so no theta-sized buffer is spent on it. */
+ * model's precision) and adds its loglik gradient into its own buffer,
+ * which the previous step left zeroed; the last pool thread (the one with
+ * the fewest rows, or none) then evaluates the objective on 0 rows, which
+ * is the penalty part alone (the mean loglik of no rows is 0) with its
+ * gradient. */
 static void phase_gradients(void *arg, unsigned tid, unsigned T)
 {
 	trainer *tr = arg;
@@ -470,80 +486,134 @@ static void phase_gradients(void *arg, unsigned tid, unsigned T)
 		for (size_t i = 0; i < n; i++)
 			get_row(tr->data, tr->rows[lo + i], tr->f32,
 			        (char *)tr->obs[tid] + i * D * (tr->f32 ? sizeof(float) : sizeof(double)));
-		if (tr->f32) {
-			float *obs = tr->obs[tid], *grad = tr->grad[tid];
-			memset(grad, 0, tr->P * sizeof *grad);
-			tr->loglik[tid] = n ? (double)tr->m->f32->loglik_grad(tr->theta32, obs, n, grad) : 0.0;
-		} else {
-			double *obs = tr->obs[tid], *grad = tr->grad[tid];
-			memset(grad, 0, tr->P * sizeof *grad);
-			tr->loglik[tid] = n ? tr->m->f64->loglik_grad(tr->theta64, obs, n, grad) : 0.0;
-		}
+		if (tr->f32)
+			tr->loglik[tid] = n ? (double)tr->m->f32->loglik_grad(tr->theta32, tr->obs[tid], n, tr->grad[tid]) : 0.0;
+		else
+			tr->loglik[tid] = n ? tr->m->f64->loglik_grad(tr->theta64, tr->obs[tid], n, tr->grad[tid]) : 0.0;
 	}
-	if (tid == 0) {
+	if (tid == T - 1) {
 		if (tr->f32)
 			tr->pen_value = (double)tr->m->f32->objective(tr->theta32, tr->obs[0], 0, tr->pen32);
 		else
-			tr->pen_value = tr->m->f64->objective(tr->theta64, tr->obs[0], 0, tr->g);
+			tr->pen_value = tr->m->f64->objective(tr->theta64, tr->obs[0], 0, tr->pen64);
 	}
 }
 
-/* Phase 2: thread t owns a slice of theta and, for each entry there, sums
- * the TG gradient buffers in the order 0, 1, ..., TG-1 (the same order
- * whatever the slices), divides by B, adds the penalty gradient and turns
- * the result into the gradient of the loss to minimize.  Unused entries get
- * exactly 0.  Each pass is a plain loop over the slice, which vectorizes. */
+/* The gradient of the loss on entries [a, a + n) into g: the TG buffers
+ * summed in the order 0, 1, ..., TG-1 (whatever the slices and chunks),
+ * divided by B, plus the penalty gradient, times the sign.  Each buffer is
+ * zeroed as it is read, ready for the next step.  Returns nonzero if an
+ * entry of g is NaN or infinite.  Plain loops over the chunk, which
+ * vectorize. */
 CHAIN_VECTOR_CLONES
-static void phase_reduce(void *arg, unsigned tid, unsigned T)
+static int reduce_chunk(const trainer *tr, size_t a, size_t n, double *restrict g)
 {
-	trainer *tr = arg;
-	size_t lo, hi;
-	chunk_of(tr->P, T, tid, &lo, &hi);
 	const double B = (double)tr->B, sign = tr->sign;
-	double *g = tr->g;
-	/* g holds the penalty's gradient (f64); f32 keeps it in pen32 */
 	if (tr->f32) {
-		const float *pen = tr->pen32, *g0 = tr->grad[0];
-		for (size_t j = lo; j < hi; j++)
-			g[j] = (double)g0[j];
-		for (unsigned s = 1; s < tr->TG; s++) {
-			const float *gs = tr->grad[s];
-			for (size_t j = lo; j < hi; j++)
-				g[j] += (double)gs[j];
+		float *restrict g0 = (float *)tr->grad[0] + a;
+		for (size_t i = 0; i < n; i++) {
+			g[i] = (double)g0[i];
+			g0[i] = 0;
 		}
-		for (size_t j = lo; j < hi; j++)
-			g[j] = sign * (g[j] / B + (double)pen[j]);
+		for (unsigned s = 1; s < tr->TG; s++) {
+			float *restrict gs = (float *)tr->grad[s] + a;
+			for (size_t i = 0; i < n; i++) {
+				g[i] += (double)gs[i];
+				gs[i] = 0;
+			}
+		}
+		const float *restrict pen = tr->pen32 + a;
+		for (size_t i = 0; i < n; i++)
+			g[i] = sign * (g[i] / B + (double)pen[i]);
 	} else {
-		const double *g0 = tr->grad[0];
-		double *acc = tr->TG > 1 ? tr->grad[0] : NULL;
-		for (unsigned s = 1; s < tr->TG; s++) {
-			const double *gs = tr->grad[s];
-			for (size_t j = lo; j < hi; j++)
-				acc[j] += gs[j];
+		double *restrict g0 = (double *)tr->grad[0] + a;
+		for (size_t i = 0; i < n; i++) {
+			g[i] = g0[i];
+			g0[i] = 0;
 		}
-		for (size_t j = lo; j < hi; j++)
-			g[j] = sign * (g0[j] / B + g[j]);
+		for (unsigned s = 1; s < tr->TG; s++) {
+			double *restrict gs = (double *)tr->grad[s] + a;
+			for (size_t i = 0; i < n; i++) {
+				g[i] += gs[i];
+				gs[i] = 0;
+			}
+		}
+		const double *restrict pen = tr->pen64 + a;
+		for (size_t i = 0; i < n; i++)
+			g[i] = sign * (g[i] / B + pen[i]);
 	}
 	int bad = 0;
-	const uint8_t *mask = tr->mask;
-	for (size_t j = lo; j < hi; j++) {
-		double v = mask && !mask[j] ? 0.0 : g[j];
-		bad |= v - v != 0; /* NaN or an infinity */
-		g[j] = v;
-	}
-	tr->bad[tid] = bad;
+	for (size_t i = 0; i < n; i++)
+		bad |= g[i] - g[i] != 0; /* NaN or an infinity */
+	return bad;
 }
 
-/* Phase 3: the optimizer on each thread's slice, then the float copy. */
-static void phase_update(void *arg, unsigned tid, unsigned T)
+/* theta32 = theta64 on [a, a + n): what the kernels read next step. */
+CHAIN_VECTOR_CLONES
+static void round_chunk(float *restrict t32, const double *restrict t64, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		t32[i] = (float)t64[i];
+}
+
+/* Phase 2: thread t takes its slice of theta, the used entries only, a
+ * chunk at a time: the chunk's loss gradient (reduce_chunk), the
+ * optimizer's step on it, then the float copy, while the chunk is in
+ * cache; one pass over each buffer instead of one per loop.  Every entry's
+ * update depends only on its own values, so the bits do not depend on the
+ * slices or the chunks.
+ *
+ * A non-finite gradient entry stops the thread before that chunk's update
+ * and is reported by the caller, which stops training: the chunks already
+ * updated here and in other threads do not matter, because a stopped run
+ * hands back the kept params (the checkpoint or its copy, written only
+ * after finished epochs), never the trainer's theta. */
+static void phase_step(void *arg, unsigned tid, unsigned T)
 {
 	trainer *tr = arg;
-	size_t lo, hi;
-	chunk_of(tr->P, T, tid, &lo, &hi);
-	chain_optim_update(&tr->opt, tr->theta64, tr->g, lo, hi);
-	if (tr->f32)
-		for (size_t j = lo; j < hi; j++)
-			tr->theta32[j] = (float)tr->theta64[j];
+	(void)T;
+	const size_t lo = tr->slice[tid], hi = tr->slice[tid + 1];
+	double g[STEP_CHUNK];
+	tr->bad[tid] = 0;
+	for (size_t r = 0; r < tr->nruns; r++) {
+		size_t a = tr->runs[2 * r] > lo ? tr->runs[2 * r] : lo;
+		size_t e = tr->runs[2 * r + 1] < hi ? tr->runs[2 * r + 1] : hi;
+		for (; a < e; a += STEP_CHUNK) {
+			size_t n = e - a < STEP_CHUNK ? e - a : STEP_CHUNK;
+			if (reduce_chunk(tr, a, n, g)) {
+				size_t i = 0;
+				while (isfinite(g[i]))
+					i++;
+				tr->bad[tid] = 1;
+				tr->bad_value[tid] = g[i];
+				return;
+			}
+			chain_optim_update_chunk(&tr->opt, tr->theta64, g, a, a + n);
+			if (tr->f32)
+				round_chunk(tr->theta32 + a, tr->theta64 + a, n);
+		}
+	}
+}
+
+/* Thread t's bounds for phase 2: the used entries (U of them) cut into
+ * chunk_of(U, T, t), so that FVSBN's triangle (a row of W has as many used
+ * entries as its index) does not leave one thread with most of the work. */
+static void plan_slices(trainer *tr, unsigned T)
+{
+	size_t U = 0;
+	for (size_t r = 0; r < tr->nruns; r++)
+		U += tr->runs[2 * r + 1] - tr->runs[2 * r];
+	size_t r = 0, seen = 0;
+	for (unsigned t = 0; t < T; t++) {
+		size_t target, end;
+		chunk_of(U, T, t, &target, &end);
+		while (r < tr->nruns && seen + (tr->runs[2 * r + 1] - tr->runs[2 * r]) <= target) {
+			seen += tr->runs[2 * r + 1] - tr->runs[2 * r];
+			r++;
+		}
+		tr->slice[t] = t == 0 ? 0 : r < tr->nruns ? tr->runs[2 * r] + (target - seen) : tr->P;
+	}
+	tr->slice[T] = tr->P;
 }
 
 static void trainer_free(trainer *tr)
@@ -559,8 +629,10 @@ static void trainer_free(trainer *tr)
 	free(tr->grad);
 	free(tr->loglik);
 	free(tr->pen32);
-	free(tr->g);
+	free(tr->pen64);
 	free(tr->bad);
+	free(tr->bad_value);
+	free(tr->slice);
 	if (tr->f32)
 		free(tr->theta64);
 	chain_optim_free(&tr->opt);
@@ -579,7 +651,6 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 	tr->P = m->num_params;
 	tr->D = m->obs_size;
 	tr->sign = m->maximize ? -1.0 : 1.0;
-	tr->mask = mask;
 	tr->TG = T < batch ? T : (unsigned)batch;
 	if (chain_optim_init(&tr->opt, oo, tr->P, mask, err) != 0)
 		return -1;
@@ -594,19 +665,22 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 	tr->grad = calloc(tr->TG, sizeof *tr->grad);
 	tr->loglik = calloc(tr->TG, sizeof *tr->loglik);
 	tr->bad = calloc(T, sizeof *tr->bad);
-	tr->g = calloc(P1, sizeof *tr->g);
+	tr->bad_value = calloc(T, sizeof *tr->bad_value);
+	tr->slice = calloc((size_t)T + 1, sizeof *tr->slice);
 	if (tr->f32) {
 		tr->theta32 = theta;
 		tr->theta64 = calloc(P1, sizeof *tr->theta64);
 		tr->pen32 = calloc(P1, sizeof *tr->pen32);
 	} else {
 		tr->theta64 = theta;
+		tr->pen64 = calloc(P1, sizeof *tr->pen64);
 	}
-	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->g && tr->theta64 &&
-	         (!tr->f32 || tr->pen32);
+	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->bad_value && tr->slice && tr->theta64 &&
+	         (tr->f32 ? tr->pen32 != NULL : tr->pen64 != NULL);
 	for (unsigned t = 0; ok && t < tr->TG; t++) {
+		/* zeroed once here; then each step's phase 2 zeroes what it reads */
 		tr->obs[t] = malloc(chunk_rows * D1 * rs);
-		tr->grad[t] = malloc(P1 * rs);
+		tr->grad[t] = calloc(P1, rs);
 		ok = tr->obs[t] && tr->grad[t];
 	}
 	if (!ok) {
@@ -616,6 +690,15 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 		                       T, P, batch);
 	}
 	tr->theta_k = tr->f32 ? (const void *)tr->theta32 : (const void *)tr->theta64;
+	if (mask) {
+		tr->runs = tr->opt.runs;
+		tr->nruns = tr->opt.nruns;
+	} else {
+		tr->all_used[1] = tr->P;
+		tr->runs = tr->all_used;
+		tr->nruns = tr->P ? 1 : 0;
+	}
+	plan_slices(tr, T);
 	return 0;
 }
 
@@ -828,8 +911,8 @@ static void report(run_state *s, chain_train_event ev)
 	s->o->progress(&s->p, s->o->progress_user);
 }
 
-/* The epoch loop: per epoch, shuffle; per batch, the three phases with the
- * NaN/Inf checks between them; after the epoch, validation, the choice of
+/* The epoch loop: per epoch, shuffle; per batch, the two phases with the
+ * NaN/Inf checks after each; after the epoch, validation, the choice of
  * kept params, the checkpoint, the log line, the early-stopping test.  On
  * every way out, theta receives the kept params. */
 int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
@@ -945,21 +1028,16 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 				r->stop = CHAIN_STOP_NONFINITE;
 				goto out;
 			}
-			pool_run(&tr.pool, phase_reduce, &tr);
+			chain_optim_begin_step(&tr.opt);
+			pool_run(&tr.pool, phase_step, &tr);
+			/* the slices are in index order: the first bad thread's first
+			 * non-finite entry is the first of the whole gradient */
 			for (unsigned t = 0; t < T; t++)
 				if (tr.bad[t]) {
-					double gv = NAN;
-					for (size_t j = 0; j < P; j++)
-						if (!isfinite(tr.g[j])) {
-							gv = tr.g[j];
-							break;
-						}
-					nonfinite_message(err, "gradient", gv, epoch, b + 1, o->checkpoint_path);
+					nonfinite_message(err, "gradient", tr.bad_value[t], epoch, b + 1, o->checkpoint_path);
 					r->stop = CHAIN_STOP_NONFINITE;
 					goto out;
 				}
-			chain_optim_begin_step(&tr.opt);
-			pool_run(&tr.pool, phase_update, &tr);
 
 			nll_sum -= ll;
 			s.rows_done += (double)tr.B;

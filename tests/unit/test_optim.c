@@ -142,6 +142,44 @@ static void test_optim__update_in_slices__same_bits_as_whole(void **state)
 	}
 }
 
+/* chain_optim_update_chunk, with the gradient given from each chunk's
+ * start, in chunks that start and end inside and outside the runs of a mask:
+ * the same bits as whole steps, and masked entries (whose gradient is NaN
+ * here) untouched. */
+static void test_optim__update_in_chunks_with_mask__same_bits_as_whole(void **state)
+{
+	enum { N = 40 };
+	uint8_t mask[N];
+	for (int j = 0; j < N; j++)
+		mask[j] = j % 7 != 3 && j % 7 != 4 && j != 0 && j != N - 1;
+	const size_t cuts[] = { 0, 1, 3, 5, 6, 16, 17, 30, 39, N };
+	for (int kind = 0; kind < 2; kind++) {
+		chain_optim a = make((chain_optim_kind)kind, 0.03, N, mask);
+		chain_optim b = make((chain_optim_kind)kind, 0.03, N, mask);
+		double ta[N], tb[N], g[N], chunk[N];
+		for (int j = 0; j < N; j++)
+			ta[j] = tb[j] = mask[j] ? 0.1 * j : 0;
+		for (int t = 0; t < 10; t++) {
+			for (int j = 0; j < N; j++)
+				g[j] = mask[j] ? sin(t * N + j) : NAN;
+			chain_optim_step(&a, ta, g);
+			chain_optim_begin_step(&b);
+			for (size_t c = sizeof cuts / sizeof *cuts - 1; c-- > 0;) {
+				size_t lo = cuts[c], hi = cuts[c + 1];
+				for (size_t j = lo; j < hi; j++)
+					chunk[j - lo] = g[j];
+				chain_optim_update_chunk(&b, tb, chunk, lo, hi);
+			}
+		}
+		assert_memory_equal(ta, tb, sizeof ta);
+		for (int j = 0; j < N; j++)
+			if (!mask[j])
+				assert_true(tb[j] == 0 && b.m[j] == 0);
+		chain_optim_free(&a);
+		chain_optim_free(&b);
+	}
+}
+
 /* Both minimize f(x) = sum_j (j + 1) (x_j - c_j)^2 from 0. */
 static void test_optim__quadratic__both_reach_the_minimum(void **state)
 {
@@ -193,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_optim__sgd_momentum__accumulates_velocity),
 		cmocka_unit_test(test_optim__masked_entries__never_move),
 		cmocka_unit_test(test_optim__update_in_slices__same_bits_as_whole),
+		cmocka_unit_test(test_optim__update_in_chunks_with_mask__same_bits_as_whole),
 		cmocka_unit_test(test_optim__quadratic__both_reach_the_minimum),
 		cmocka_unit_test(test_optim__bad_options__rejected_with_a_reason),
 	};

@@ -11,7 +11,8 @@
  *     chain_optim_begin_step(&o);                       // once per step
  *     chain_optim_update(&o, theta, grad, lo, hi);      // any slices, any threads
  *
- * (chain_optim_step does both over the whole vector.)  Entries whose mask
+ * (chain_optim_update_chunk is the update for a gradient held a chunk at a
+ * time; chain_optim_step does both over the whole vector.)  Entries whose mask
  * flag is 0 (structurally unused params) are never touched: their value and
  * their optimizer state stay exactly as they are.
  */
@@ -74,6 +75,13 @@ void chain_optim_begin_step(chain_optim *o);
  * Disjoint slices may be updated concurrently. */
 void chain_optim_update(chain_optim *o, double *theta, const double *grad,
                         size_t begin, size_t end);
+
+/* chain_optim_update with the gradient given from the slice's start:
+ * grad[j - begin] is entry j's, for j in [begin, end).  For callers that
+ * form the gradient a cache-sized chunk at a time rather than in a vector
+ * of n; the same bits as chain_optim_update. */
+void chain_optim_update_chunk(chain_optim *o, double *theta, const double *grad,
+                              size_t begin, size_t end);
 
 /* begin_step + update over all n entries. */
 void chain_optim_step(chain_optim *o, double *theta, const double *grad);

@@ -3,12 +3,13 @@
  *
  * One training step, for a batch of B rows and T threads:
  *   1. the batch is cut into T contiguous chunks; thread t calls the model's
- *      loglik_grad on its chunk into its own gradient buffer (thread 0 also
- *      asks `objective` on 0 rows for the penalty part and its gradient);
- *   2. the buffers are summed in the fixed order 0, 1, ..., T-1 (each thread
- *      summing one slice of theta), divided by B, the penalty added, the sign
- *      flipped when the model maximizes;
- *   3. the optimizer updates theta, again one slice per thread.
+ *      loglik_grad on its chunk into its own gradient buffer (the last
+ *      thread also asks `objective` on 0 rows for the penalty part and its
+ *      gradient);
+ *   2. each thread takes one slice of theta, a cache-sized chunk at a time:
+ *      the buffers are summed in the fixed order 0, 1, ..., T-1, divided by
+ *      B, the penalty added, the sign flipped when the model maximizes, and
+ *      the optimizer updates the chunk.
  * No step depends on timing, so a run is bit-identical for the same data,
  * options, seed and T.  (Different T sum in a different grouping and may
  * differ in the last bits.)
@@ -116,9 +117,9 @@ typedef struct chain_train_result {
  * only there (read back at the end), without one in a copy in memory.
  *
  * Memory, for P params, T threads, and reals of 8 bytes (f64): the data,
- * theta, 3 P doubles (Adam's two moments, or SGD's one, and the reduced
- * gradient) and T gradients of P reals; f32 models add a double master copy
- * and a float penalty gradient (P doubles + P floats); no checkpoint_path adds
+ * theta, 3 P doubles (Adam's two moments, or SGD's one, and the penalty
+ * gradient) and T gradients of P reals; f32 models keep the penalty gradient
+ * in floats and add a double master copy (P doubles); no checkpoint_path adds
  * the copy of the kept params.
  *
  * valid may be NULL (no validation, no early stopping).  r may be NULL.
