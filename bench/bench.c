@@ -66,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chain/alloc.h"
 #include "chain/data.h"
 #include "chain/model.h"
 #include "chain/train.h"
@@ -111,9 +112,11 @@ static void die(const char *fmt, const char *arg)
 	exit(1);
 }
 
+/* zeroed and 64-byte aligned, as libchain hands buffers to the kernels
+ * (chain/alloc.h): the same for the generated and the reference kernels */
 static void *xmalloc(size_t n)
 {
-	void *p = calloc(1, n ? n : 1);
+	void *p = chain_calloc_aligned(1, n ? n : 1);
 	if (!p)
 		die("out of memory%s", "");
 	return p;

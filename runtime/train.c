@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chain/alloc.h"
 #include "chain/checkpoint.h"
 #include "chain/rng.h"
 #include "chain/train.h"
@@ -336,7 +337,7 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 		if (!j.obs)
 			goto oom;
 		for (unsigned t = 0; t < nt; t++)
-			if (!(j.obs[t] = malloc(j.block * D * (f32 ? sizeof(float) : sizeof(double)))))
+			if (!(j.obs[t] = chain_calloc_aligned(j.block * D, f32 ? sizeof(float) : sizeof(double))))
 				goto oom;
 	}
 	if (f32) {
@@ -670,17 +671,17 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 	if (tr->f32) {
 		tr->theta32 = theta;
 		tr->theta64 = calloc(P1, sizeof *tr->theta64);
-		tr->pen32 = calloc(P1, sizeof *tr->pen32);
+		tr->pen32 = chain_calloc_aligned(P1, sizeof *tr->pen32);
 	} else {
 		tr->theta64 = theta;
-		tr->pen64 = calloc(P1, sizeof *tr->pen64);
+		tr->pen64 = chain_calloc_aligned(P1, sizeof *tr->pen64);
 	}
 	int ok = tr->obs && tr->grad && tr->loglik && tr->bad && tr->bad_value && tr->slice && tr->theta64 &&
 	         (tr->f32 ? tr->pen32 != NULL : tr->pen64 != NULL);
 	for (unsigned t = 0; ok && t < tr->TG; t++) {
 		/* zeroed once here; then each step's phase 2 zeroes what it reads */
-		tr->obs[t] = malloc(chunk_rows * D1 * rs);
-		tr->grad[t] = calloc(P1, rs);
+		tr->obs[t] = chain_calloc_aligned(chunk_rows * D1, rs);
+		tr->grad[t] = chain_calloc_aligned(P1, rs);
 		ok = tr->obs[t] && tr->grad[t];
 	}
 	if (!ok) {
