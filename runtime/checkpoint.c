@@ -210,8 +210,15 @@ static int build_header(const chain_model *m, const chain_metadata *extra, size_
 /* Writes one param's reals as little-endian bytes, whatever the host order. */
 static int write_tensor(FILE *f, const void *theta, chain_precision prec, size_t offset, size_t size)
 {
+	size_t esize = precision_size(prec);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* safetensors is little-endian, as memory is here: the bytes as they are
+	 * (byte by byte, FVSBN's 2.5 MB took 3.7 ms of every epoch's end) */
+	const unsigned char *p = (const unsigned char *)theta + offset * esize;
+	return fwrite(p, 1, size * esize, f) == size * esize ? 0 : -1;
+#else
 	unsigned char buf[8192];
-	size_t o = 0, esize = precision_size(prec);
+	size_t o = 0;
 	for (size_t i = 0; i < size; i++) {
 		uint64_t u = 0;
 		if (prec == CHAIN_F32) {
@@ -230,6 +237,7 @@ static int write_tensor(FILE *f, const void *theta, chain_precision prec, size_t
 		}
 	}
 	return fwrite(buf, 1, o, f) == o ? 0 : -1;
+#endif
 }
 
 /* Copies the data block of the checkpoint open as src (one this file wrote
