@@ -5,20 +5,27 @@
  * and writes one object file.  LLVM gives one object per module; this is
  * the small part of `ld -r` those objects need:
  *
- *   sections   every section of every input, in input order, with the same
- *              name, flags and bytes (an object may hold two .text sections;
- *              linkers merge them as they merge different objects'), except
- *              the symbol and string tables, rebuilt, and .llvm_addrsig, an
- *              optional hint (without it every symbol counts as
- *              address-significant, which is always safe);
- *   symbols    the inputs' locals, each input's in its order, then the
- *              globals by name, in order of first appearance: a kernel that
- *              one part defines and another calls (or whose address the
- *              descriptor takes) becomes one defined symbol;
- *   relocations  unchanged but for the symbol and section indices.
+ *   sections   the inputs' sections of one name, type, flags and entry
+ *              size become one, their bytes end to end (each at its own
+ *              alignment), in input order; the symbol and string tables are
+ *              rebuilt, and .llvm_addrsig, an optional hint, is left out
+ *              (without it every symbol counts as address-significant,
+ *              which is always safe).  Some linkers (LLVM's JITLink) take
+ *              an object with two sections of one name for overlapping
+ *              blocks, so there is one of each;
+ *   symbols    a section symbol per section, the inputs' other locals, each
+ *              input's in its order, then the globals by name, in order of
+ *              first appearance: a kernel that one part defines and another
+ *              calls (or whose address the descriptor takes) becomes one
+ *              defined symbol; values move with their section's bytes;
+ *   relocations  those of a section follow its bytes: offsets move with
+ *              them, symbols are renumbered, and an addend relative to an
+ *              input's section symbol becomes relative to the merged
+ *              section's.
  *
- * Anything else (section groups, extended section numbering, 32-bit or
- * big-endian objects, a symbol defined twice) is refused, and the caller
+ * Anything else (section groups, SHT_REL, linked sections, extended
+ * section numbering, 32-bit or big-endian objects, a symbol defined twice)
+ * is refused, and the caller
  * compiles the model as one part instead.  The output depends only on the
  * inputs' bytes and order.
  */
@@ -103,6 +110,7 @@ typedef struct obj {
 	const char *shstr;
 	size_t shstr_size;
 	uint32_t *secmap;            /* input section -> output section, 0: dropped */
+	uint64_t *secoff;            /* input section -> its offset in the output section */
 	uint32_t *symmap;            /* input symbol -> output symbol, UINT32_MAX: none */
 } obj;
 
@@ -140,7 +148,8 @@ static void *load(obj *o, const elf_input *in, char **why)
 		return refuse(why, "unexpected section header table");
 	o->sh = calloc(o->eh.e_shnum, sizeof *o->sh);
 	o->secmap = calloc(o->eh.e_shnum, sizeof *o->secmap);
-	if (!o->sh || !o->secmap)
+	o->secoff = calloc(o->eh.e_shnum, sizeof *o->secoff);
+	if (!o->sh || !o->secmap || !o->secoff)
 		return refuse(why, "out of memory");
 	memcpy(o->sh, o->base + o->eh.e_shoff, o->eh.e_shnum * sizeof *o->sh);
 	for (unsigned i = 0; i < o->eh.e_shnum; i++) {
@@ -149,6 +158,8 @@ static void *load(obj *o, const elf_input *in, char **why)
 			return refuse(why, "a section outside the file");
 		if (s->sh_type == SHT_GROUP || s->sh_type == SHT_SYMTAB_SHNDX || (s->sh_flags & SHF_GROUP))
 			return refuse(why, "section groups");
+		if (s->sh_type == SHT_REL)
+			return refuse(why, "relocations without addends");
 		if (s->sh_type == SHT_SYMTAB) {
 			if (o->symtab)
 				return refuse(why, "two symbol tables");
@@ -180,6 +191,7 @@ static void unload(obj *o)
 	free(o->sh);
 	free(o->sym);
 	free(o->secmap);
+	free(o->secoff);
 	free(o->symmap);
 }
 
@@ -194,10 +206,31 @@ static bool kept(const obj *o, unsigned i)
 	return true;
 }
 
+/* An output section: the input sections of one name, type, flags and
+ * entry size, end to end; or (rel) the relocations of output section
+ * `target`. */
+typedef struct osec {
+	const char *name;
+	Elf64_Shdr sh;               /* sh_size: so far; sh_offset: once written */
+	bool rel;
+	uint32_t target;             /* rel: the section it relocates (os[] index, then output index) */
+} osec;
+
 typedef struct global {
 	const char *name;
-	Elf64_Sym sym;               /* st_name still the input's, st_shndx already the output's */
+	Elf64_Sym sym;               /* st_name still the input's, st_shndx and st_value the output's */
 } global;
+
+static bool same_kind(const osec *s, const char *name, const Elf64_Shdr *sh)
+{
+	return !s->rel && strcmp(s->name, name) == 0 && s->sh.sh_type == sh->sh_type &&
+	       s->sh.sh_flags == sh->sh_flags && s->sh.sh_entsize == sh->sh_entsize;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	return a > 1 ? (x + a - 1) / a * a : x;
+}
 
 void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 {
@@ -206,6 +239,10 @@ void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 	obj *o = calloc((size_t)n, sizeof *o);
 	global *g = NULL;
 	size_t ng = 0, gcap = 0;
+	osec *os = NULL;
+	size_t nos = 0;
+	uint32_t *order = NULL;      /* output section index -> os[] */
+	uint32_t *sec_symbol = NULL; /* output section index -> its section symbol */
 	Elf64_Shdr *osh = NULL;
 	bytes out = { 0 }, symtab = { 0 }, strtab = { 0 }, shstr = { 0 };
 	void *result = NULL;
@@ -223,30 +260,136 @@ void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 			goto done;
 		}
 
-	/* output sections: null, the kept ones of each input, .symtab,
-	 * .strtab, .shstrtab */
-	size_t nsec = 1;
+	/* the output sections: each kept section joins the first of its kind,
+	 * at its alignment; its relocations, the output's of that kind */
+	size_t cap = 1;
 	for (int k = 0; k < n; k++)
-		for (unsigned i = 0; i < o[k].eh.e_shnum; i++)
-			if (kept(&o[k], i))
-				o[k].secmap[i] = (uint32_t)nsec++;
-	size_t sym_sec = nsec, str_sec = nsec + 1, shstr_sec = nsec + 2;
-	nsec += 3;
+		cap += o[k].eh.e_shnum;
+	os = calloc(2 * cap, sizeof *os);
+	if (!os) {
+		refuse(why, "out of memory");
+		goto done;
+	}
+	for (int k = 0; k < n; k++)
+		for (unsigned i = 0; i < o[k].eh.e_shnum; i++) {
+			const Elf64_Shdr *s = &o[k].sh[i];
+			if (!kept(&o[k], i) || s->sh_type == SHT_RELA)
+				continue;
+			const char *name = name_at(o[k].shstr, o[k].shstr_size, s->sh_name);
+			if (!name) {
+				refuse(why, "a section name outside the string table");
+				goto done;
+			}
+			if (s->sh_link || s->sh_info || (s->sh_flags & SHF_LINK_ORDER)) {
+				refuse(why, "a section linked to another (%s)", name);
+				goto done;
+			}
+			size_t to = 0;
+			while (to < nos && !same_kind(&os[to], name, s))
+				to++;
+			if (to == nos) {
+				os[nos].name = name;
+				os[nos].sh = *s;
+				os[nos].sh.sh_size = 0;
+				os[nos].sh.sh_addralign = 1;
+				nos++;
+			}
+			osec *d = &os[to];
+			uint64_t a = s->sh_addralign ? s->sh_addralign : 1;
+			if (a > d->sh.sh_addralign)
+				d->sh.sh_addralign = a;
+			o[k].secoff[i] = align_up(d->sh.sh_size, a);
+			d->sh.sh_size = o[k].secoff[i] + s->sh_size;
+			o[k].secmap[i] = (uint32_t)to; /* an os[] index for now */
+		}
+	size_t ndata = nos;
+	for (size_t t = 0; t < ndata; t++) {
+		/* the relocations of os[t], if any input has some */
+		for (int k = 0; k < n; k++)
+			for (unsigned i = 0; i < o[k].eh.e_shnum; i++) {
+				const Elf64_Shdr *s = &o[k].sh[i];
+				if (s->sh_type != SHT_RELA || !kept(&o[k], i))
+					continue;
+				if (s->sh_link != o[k].symtab || s->sh_info == 0 || s->sh_info >= o[k].eh.e_shnum ||
+				    !kept(&o[k], s->sh_info) || o[k].sh[s->sh_info].sh_type == SHT_RELA ||
+				    s->sh_entsize != sizeof(Elf64_Rela) || s->sh_size % sizeof(Elf64_Rela)) {
+					refuse(why, "unexpected relocation section");
+					goto done;
+				}
+				if (o[k].secmap[s->sh_info] != t)
+					continue;
+				size_t r = ndata;
+				while (r < nos && !(os[r].rel && os[r].target == t))
+					r++;
+				if (r == nos) {
+					os[nos].name = name_at(o[k].shstr, o[k].shstr_size, s->sh_name);
+					if (!os[nos].name) {
+						refuse(why, "a section name outside the string table");
+						goto done;
+					}
+					os[nos].sh = *s;
+					os[nos].sh.sh_size = 0;
+					os[nos].sh.sh_addralign = 8;
+					os[nos].rel = true;
+					os[nos].target = (uint32_t)t;
+					nos++;
+				}
+				o[k].secmap[i] = (uint32_t)r;
+			}
+	}
+	/* section indices: each data section, its relocations right after it,
+	 * then .symtab, .strtab, .shstrtab */
+	size_t nsec = 1 + nos + 3;
 	if (nsec >= SHN_LORESERVE) {
 		refuse(why, "too many sections");
 		goto done;
 	}
+	order = calloc(nsec, sizeof *order);
+	uint32_t *index_of = calloc(nos + 1, sizeof *index_of);
 	osh = calloc(nsec, sizeof *osh);
-	if (!osh) {
+	if (!order || !index_of || !osh) {
+		free(index_of);
+		refuse(why, "out of memory");
+		goto done;
+	}
+	size_t next = 1;
+	for (size_t t = 0; t < ndata; t++) {
+		index_of[t] = (uint32_t)next;
+		order[next++] = (uint32_t)t;
+		for (size_t r = ndata; r < nos; r++)
+			if (os[r].target == t) {
+				index_of[r] = (uint32_t)next;
+				order[next++] = (uint32_t)r;
+			}
+	}
+	size_t sym_sec = next, str_sec = next + 1, shstr_sec = next + 2;
+	for (int k = 0; k < n; k++)
+		for (unsigned i = 0; i < o[k].eh.e_shnum; i++)
+			if (kept(&o[k], i))
+				o[k].secmap[i] = index_of[o[k].secmap[i]];
+	for (size_t r = ndata; r < nos; r++)
+		os[r].target = index_of[os[r].target];
+	sec_symbol = calloc(nsec, sizeof *sec_symbol);
+	free(index_of);
+	if (!sec_symbol) {
 		refuse(why, "out of memory");
 		goto done;
 	}
 
-	/* symbols: the null symbol, every input's locals, then the globals */
+	/* symbols: null, a section symbol per section but the relocations,
+	 * the inputs' other locals, then the globals */
 	put(&strtab, "", 1);
 	Elf64_Sym null = { 0 };
 	put(&symtab, &null, sizeof null);
 	size_t nout = 1;
+	for (size_t x = 1; x < sym_sec; x++) {
+		const osec *d = &os[order[x]];
+		if (d->rel)
+			continue;
+		Elf64_Sym s = { .st_info = ELF64_ST_INFO(STB_LOCAL, STT_SECTION), .st_shndx = (uint16_t)x };
+		put(&symtab, &s, sizeof s);
+		sec_symbol[x] = (uint32_t)nout++;
+	}
 	for (int k = 0; k < n; k++) {
 		o[k].symmap[0] = 0;
 		for (size_t j = 1; j < o[k].nsym; j++) {
@@ -269,6 +412,17 @@ void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 					continue;
 				}
 				s.st_shndx = (uint16_t)o[k].secmap[shn];
+				s.st_value += o[k].secoff[shn];
+			}
+			if (ELF64_ST_TYPE(s.st_info) == STT_SECTION) {
+				/* relocations against it get the section's offset in
+				 * their addend (below) */
+				if (shn == SHN_UNDEF || shn >= SHN_LORESERVE || !sec_symbol[s.st_shndx]) {
+					refuse(why, "a section symbol of no section");
+					goto done;
+				}
+				o[k].symmap[j] = sec_symbol[s.st_shndx];
+				continue;
 			}
 			if (ELF64_ST_BIND(s.st_info) != STB_LOCAL) {
 				/* globals: merged below, in order of first appearance */
@@ -321,70 +475,59 @@ void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 				o[k].symmap[j] = (uint32_t)(first_global + (UINT32_MAX - 1 - m));
 		}
 
-	/* section contents */
+	/* the sections' bytes, in index order */
 	Elf64_Ehdr eh = o[0].eh;
 	put(&out, &eh, sizeof eh); /* rewritten at the end */
 	put(&shstr, "", 1);
-	for (int k = 0; k < n; k++)
-		for (unsigned i = 0; i < o[k].eh.e_shnum; i++) {
-			uint32_t to = o[k].secmap[i];
-			if (!to)
-				continue;
-			Elf64_Shdr s = o[k].sh[i];
-			const char *name = name_at(o[k].shstr, o[k].shstr_size, s.sh_name);
-			if (!name) {
-				refuse(why, "a section name outside the string table");
-				goto done;
-			}
-			s.sh_name = (uint32_t)put(&shstr, name, strlen(name) + 1);
-			bool rel = s.sh_type == SHT_RELA || s.sh_type == SHT_REL;
-			if (rel) {
-				if (s.sh_link != o[k].symtab || s.sh_info >= o[k].eh.e_shnum || !o[k].secmap[s.sh_info]) {
-					refuse(why, "relocations for a section not kept");
-					goto done;
+	for (size_t x = 1; x < sym_sec; x++) {
+		osec *d = &os[order[x]];
+		Elf64_Shdr sh = d->sh;
+		sh.sh_name = (uint32_t)put(&shstr, d->name, strlen(d->name) + 1);
+		if (d->rel) {
+			sh.sh_link = (uint32_t)sym_sec;
+			sh.sh_info = d->target;
+		}
+		align(&out, sh.sh_addralign);
+		sh.sh_offset = out.len;
+		size_t start = out.len;
+		for (int k = 0; k < n; k++)
+			for (unsigned i = 0; i < o[k].eh.e_shnum; i++) {
+				if (!kept(&o[k], i) || o[k].secmap[i] != x)
+					continue;
+				const Elf64_Shdr *s = &o[k].sh[i];
+				const unsigned char *src = o[k].base + s->sh_offset;
+				if (!d->rel) {
+					if (s->sh_type != SHT_NOBITS) {
+						put(&out, NULL, (size_t)(start + o[k].secoff[i] - out.len));
+						put(&out, src, s->sh_size);
+					}
+					continue;
 				}
-				s.sh_link = (uint32_t)sym_sec;
-				s.sh_info = o[k].secmap[s.sh_info];
-			} else if (s.sh_flags & SHF_LINK_ORDER) {
-				if (s.sh_link >= o[k].eh.e_shnum || !o[k].secmap[s.sh_link]) {
-					refuse(why, "a link to a section not kept");
-					goto done;
-				}
-				s.sh_link = o[k].secmap[s.sh_link];
-			} else if (s.sh_link || s.sh_info) {
-				refuse(why, "a section linked to another (type %u)", (unsigned)s.sh_type);
-				goto done;
-			}
-			if (s.sh_type != SHT_NOBITS) {
-				align(&out, s.sh_addralign);
-				size_t at = out.len;
-				const unsigned char *src = o[k].base + o[k].sh[i].sh_offset;
-				if (rel) {
-					size_t es = s.sh_type == SHT_RELA ? sizeof(Elf64_Rela) : sizeof(Elf64_Rel);
-					if (s.sh_entsize != es || s.sh_size % es) {
-						refuse(why, "unexpected relocation entries");
+				uint64_t moved = o[k].secoff[s->sh_info];
+				for (size_t e = 0; e < s->sh_size; e += sizeof(Elf64_Rela)) {
+					Elf64_Rela r;
+					memcpy(&r, src + e, sizeof r);
+					uint64_t sym = ELF64_R_SYM(r.r_info);
+					if (sym >= o[k].nsym || o[k].symmap[sym] == UINT32_MAX) {
+						refuse(why, "a relocation against an unknown symbol");
 						goto done;
 					}
-					for (size_t e = 0; e < s.sh_size; e += es) {
-						Elf64_Rela r = { 0 };
-						memcpy(&r, src + e, es);
-						uint64_t sym = ELF64_R_SYM(r.r_info);
-						if (sym >= o[k].nsym || o[k].symmap[sym] == UINT32_MAX) {
-							refuse(why, "a relocation against an unknown symbol");
-							goto done;
-						}
-						r.r_info = ELF64_R_INFO((uint64_t)o[k].symmap[sym], ELF64_R_TYPE(r.r_info));
-						put(&out, &r, es);
-					}
-				} else {
-					put(&out, src, s.sh_size);
+					const Elf64_Sym *is = &o[k].sym[sym];
+					if (sym && ELF64_ST_TYPE(is->st_info) == STT_SECTION)
+						r.r_addend += (int64_t)o[k].secoff[is->st_shndx];
+					r.r_offset += moved;
+					r.r_info = ELF64_R_INFO((uint64_t)o[k].symmap[sym], ELF64_R_TYPE(r.r_info));
+					put(&out, &r, sizeof r);
 				}
-				s.sh_offset = at;
-			} else {
-				s.sh_offset = out.len;
 			}
-			osh[to] = s;
-		}
+		if (sh.sh_type == SHT_NOBITS)
+			sh.sh_offset = start;
+		else if (d->rel)
+			sh.sh_size = out.len - start;
+		else
+			put(&out, NULL, (size_t)(start + sh.sh_size - out.len));
+		osh[x] = sh;
+	}
 	Elf64_Shdr *ss = &osh[sym_sec];
 	ss->sh_name = (uint32_t)put(&shstr, ".symtab", 8);
 	ss->sh_type = SHT_SYMTAB;
@@ -425,11 +568,14 @@ void *elf_merge(const elf_input *in, int n, size_t *size, char **why)
 	*size = out.len;
 	out.p = NULL;
 done:
+	free(sec_symbol);
 	if (o)
 		for (int k = 0; k < n; k++)
 			unload(&o[k]);
 	free(o);
 	free(g);
+	free(os);
+	free(order);
 	free(osh);
 	free(out.p);
 	free(symtab.p);
