@@ -117,22 +117,35 @@ static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unused)
 
 /* ------------------------------------------------------ target machine */
 
-static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
+static pthread_once_t native_once = PTHREAD_ONCE_INIT, all_once = PTHREAD_ONCE_INIT,
+                      options_once = PTHREAD_ONCE_INIT;
 
-/* Every target LLVM was built with, so --target can cross compile; and
- * LLVM's global options, once per process.  -disable-lsr: loop strength
+/* The host's target, enough unless --target names one: registering every
+ * target LLVM was built with is a millisecond of each build. */
+static void init_native(void)
+{
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+}
+
+/* Every target LLVM was built with, so --target can cross compile. */
+static void init_all(void)
+{
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+}
+
+/* LLVM's global options, once per process.  -disable-lsr: loop strength
  * reduction is a quarter of instruction selection's time on our kernels
  * (many address expressions over few loops) and made no difference to
  * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%).
  * -enable-epilogue-vectorization=false: the remainder of a vectorized loop
  * runs scalar, whatever else the loop holds, so that a jammed sum gives
  * each row the same bits for one row as for a block (cg_kernel.c). */
-static void init_targets(void)
+static void init_options(void)
 {
-	LLVMInitializeAllTargetInfos();
-	LLVMInitializeAllTargets();
-	LLVMInitializeAllTargetMCs();
-	LLVMInitializeAllAsmPrinters();
 	const char *argv[] = { "chain", "-disable-lsr", "-enable-epilogue-vectorization=false" };
 	LLVMParseCommandLineOptions(3, argv, NULL);
 }
@@ -204,7 +217,9 @@ static LLVMTargetMachineRef create_tm_checked(LLVMTargetRef t, const char *tripl
 static LLVMTargetMachineRef make_target(const cg_options *o, char **triple, char **cpu,
                                         char **features, char **err)
 {
-	pthread_once(&targets_once, init_targets);
+	pthread_once(o->target && o->target[0] ? &all_once : &native_once,
+	             o->target && o->target[0] ? init_all : init_native);
+	pthread_once(&options_once, init_options);
 	char *host = LLVMGetDefaultTargetTriple();
 	char *host_norm = LLVMNormalizeTargetTriple(host);
 	LLVMDisposeMessage(host);
@@ -389,9 +404,16 @@ static int run_passes(cg_unit *u, LLVMValueRef const *cold, int ncold, char **er
 {
 	int lvl = u->opt_level;
 	bool split = lvl >= 2 && ncold > 0;
+	/* a module of cold kernels only (cg_build_object's parts) has nothing
+	 * for the first pipeline: everything in it would be optnone */
+	int nhot = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(u->mod); f; f = LLVMGetNextFunction(f))
+		nhot += !LLVMIsDeclaration(f) && !in_list(f, cold, ncold);
 	char pipeline[32];
 	snprintf(pipeline, sizeof pipeline, "default<O%d>", lvl);
-	LLVMErrorRef e = run_pipeline(u, pipeline, lvl >= 2, lvl >= 3, cold, split ? ncold : 0, false);
+	LLVMErrorRef e = NULL;
+	if (nhot > 0 || !split)
+		e = run_pipeline(u, pipeline, lvl >= 2, lvl >= 3, cold, split ? ncold : 0, false);
 	if (!e && split) {
 		snprintf(pipeline, sizeof pipeline, "default<O1>");
 		e = run_pipeline(u, pipeline, false, false, cold, ncold, true);
