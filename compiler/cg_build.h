@@ -5,9 +5,10 @@
 
 #include "chainc.h"
 
-/* What cg_generate and cg_emit(EMIT_OBJ) write to path, the kernels
- * compiled on up to as many threads as there are CPUs (at most 4): the
- * same bits whatever the thread count.  Returns -1 with *err set. */
+/* The object of cg_generate and cg_emit(EMIT_OBJ), the same machine code,
+ * with the kernels compiled on up to as many threads as there are CPUs (at
+ * most 4): the file is the same bits whatever the thread count.  Returns
+ * -1 with *err set. */
 int cg_build_object(const ir_module *m, const cg_options *o, const char *path, char **err);
 
 #endif

@@ -227,7 +227,7 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 	if (kinds[k].kind == EMIT_HEADER) {
 		rc = cg_emit_header(c.ir, &o->cg, out, &err);
 	} else if (kinds[k].kind == EMIT_OBJ) {
-		/* the kernels on several threads: same bits as below, sooner */
+		/* the kernels on several threads: the same code as below, sooner */
 		rc = cg_build_object(c.ir, &o->cg, out, &err);
 	} else {
 		cg_unit *u = cg_generate(c.ir, &o->cg, &err);
