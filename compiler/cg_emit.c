@@ -8,6 +8,9 @@
  *   -> cg_emit: LLVMTargetMachineEmitToFile (obj, asm), LLVMPrintModuleToFile
  *      (llvm), LLVMWriteBitcodeToFile (bc)
  *
+ * `chain build`'s object (cg_build_object) takes the same steps, a module
+ * per kernel, on several threads, and merges the objects (elf_merge.c).
+ *
  * Every message LLVM hands us is disposed; every output goes to a temporary
  * file in the destination's directory that is renamed over the destination
  * only when complete, so an error never leaves a partial file behind.
@@ -29,7 +32,9 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "cg_build.h"
 #include "cg_context.h"
+#include "elf_merge.h"
 
 char *cg_strdup(const char *s)
 {
@@ -112,10 +117,27 @@ static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unused)
 
 /* ------------------------------------------------------ target machine */
 
-static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
+static pthread_once_t native_once = PTHREAD_ONCE_INIT, all_once = PTHREAD_ONCE_INIT,
+                      options_once = PTHREAD_ONCE_INIT;
 
-/* Every target LLVM was built with, so --target can cross compile; and
- * LLVM's global options, once per process.  -disable-lsr: loop strength
+/* The host's target, enough unless --target names one: registering every
+ * target LLVM was built with is a millisecond of each build. */
+static void init_native(void)
+{
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+}
+
+/* Every target LLVM was built with, so --target can cross compile. */
+static void init_all(void)
+{
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+}
+
+/* LLVM's global options, once per process.  -disable-lsr: loop strength
  * reduction is a quarter of instruction selection's time on our kernels
  * (many address expressions over few loops) and made no difference to
  * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%).
@@ -125,12 +147,8 @@ static pthread_once_t targets_once = PTHREAD_ONCE_INIT;
  * a width hint (cg_kernel.c's jammed sums) is planned at that width alone,
  * so its remainder stays scalar and a row's sum keeps the same bits in a
  * block or alone (test_models' batch_split checks it). */
-static void init_targets(void)
+static void init_options(void)
 {
-	LLVMInitializeAllTargetInfos();
-	LLVMInitializeAllTargets();
-	LLVMInitializeAllTargetMCs();
-	LLVMInitializeAllAsmPrinters();
 	const char *argv[] = { "chain", "-disable-lsr" };
 	LLVMParseCommandLineOptions(2, argv, NULL);
 }
@@ -202,7 +220,9 @@ static LLVMTargetMachineRef create_tm_checked(LLVMTargetRef t, const char *tripl
 static LLVMTargetMachineRef make_target(const cg_options *o, char **triple, char **cpu,
                                         char **features, char **err)
 {
-	pthread_once(&targets_once, init_targets);
+	pthread_once(o->target && o->target[0] ? &all_once : &native_once,
+	             o->target && o->target[0] ? init_all : init_native);
+	pthread_once(&options_once, init_options);
 	char *host = LLVMGetDefaultTargetTriple();
 	char *host_norm = LLVMNormalizeTargetTriple(host);
 	LLVMDisposeMessage(host);
@@ -273,8 +293,9 @@ static void ctx_free(cg_ctx *c)
 	free(c->vstamp);
 }
 
-/* Builds the kernels and the descriptor into u->mod. */
-static void generate(cg_ctx *c)
+/* Builds the kernels in `mask` (bit k: kernel kind k; the others are only
+ * declared) and, when `descriptor`, the descriptor into c->mod. */
+static void generate(cg_ctx *c, unsigned mask, bool descriptor)
 {
 	c->real = c->o->f32 ? LLVMFloatTypeInContext(c->ctx) : LLVMDoubleTypeInContext(c->ctx);
 	c->real_size = c->o->f32 ? 4 : 8;
@@ -305,9 +326,9 @@ static void generate(cg_ctx *c)
 				cg_declare_kernel(c, c->m->kernels[k]);
 		}
 	for (int k = 0; k < KER__COUNT && !c->err; k++)
-		if (c->m->kernels[k])
+		if (c->m->kernels[k] && (mask >> k & 1))
 			cg_kernel(c, c->m->kernels[k]);
-	if (!c->err)
+	if (!c->err && descriptor)
 		cg_model_descriptor(c);
 }
 
@@ -386,9 +407,16 @@ static int run_passes(cg_unit *u, LLVMValueRef const *cold, int ncold, char **er
 {
 	int lvl = u->opt_level;
 	bool split = lvl >= 2 && ncold > 0;
+	/* a module of cold kernels only (cg_build_object's parts) has nothing
+	 * for the first pipeline: everything in it would be optnone */
+	int nhot = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(u->mod); f; f = LLVMGetNextFunction(f))
+		nhot += !LLVMIsDeclaration(f) && !in_list(f, cold, ncold);
 	char pipeline[32];
 	snprintf(pipeline, sizeof pipeline, "default<O%d>", lvl);
-	LLVMErrorRef e = run_pipeline(u, pipeline, lvl >= 2, lvl >= 3, cold, split ? ncold : 0, false);
+	LLVMErrorRef e = NULL;
+	if (nhot > 0 || !split)
+		e = run_pipeline(u, pipeline, lvl >= 2, lvl >= 3, cold, split ? ncold : 0, false);
 	if (!e && split) {
 		snprintf(pipeline, sizeof pipeline, "default<O1>");
 		e = run_pipeline(u, pipeline, false, false, cold, ncold, true);
@@ -402,11 +430,10 @@ static int run_passes(cg_unit *u, LLVMValueRef const *cold, int ncold, char **er
 	return 0;
 }
 
-cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
+/* A unit with its target machine and no module yet; NULL with *err set
+ * on a bad target. */
+static cg_unit *unit_new(const ir_module *m, const cg_options *o, char **err)
 {
-	cg_options defaults = { .opt_level = 2 };
-	if (!o)
-		o = &defaults;
 	if (!m || !m->model || !m->model->name) {
 		set_err(err, cg_strdup("internal error: cg_generate without a model"));
 		return NULL;
@@ -426,13 +453,39 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 		return NULL;
 	}
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
-	if (LLVMPointerSize(td) != 8) {
+	bool ok = LLVMPointerSize(td) == 8;
+	LLVMDisposeTargetData(td);
+	if (!ok) {
 		set_err(err, cg_fmt("target %s: only 64-bit targets are supported (the chain_model "
 		                    "descriptor is laid out for 64-bit pointers and size_t)", u->triple));
-		LLVMDisposeTargetData(td);
 		cg_unit_free(u);
 		return NULL;
 	}
+	return u;
+}
+
+/* Lets the inliner take cg_math.c's out-of-line helpers (private
+ * functions named chain.*). */
+static void inline_math_helpers(LLVMModuleRef mod)
+{
+	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+		size_t len;
+		const char *name = LLVMGetValueName2(f, &len);
+		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) == LLVMPrivateLinkage && len > 6 &&
+		    strncmp(name, "chain.", 6) == 0)
+			LLVMRemoveEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, noinline);
+	}
+}
+
+/* Generates the kernels in `mask` (and the descriptor when asked) into a
+ * new module of the unit, in a context of its own, verifies it and runs
+ * the passes.  Touches nothing shared but the read-only IR, so units can
+ * be built on several threads at once.  Returns -1 with *err set. */
+static int unit_build(cg_unit *u, const ir_module *m, const cg_options *o, unsigned mask, bool descriptor,
+                      char **err)
+{
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
 	u->tsctx = LLVMOrcCreateNewThreadSafeContext();
 	u->ctx = LLVMOrcThreadSafeContextGetContext(u->tsctx);
 	LLVMContextSetDiagnosticHandler(u->ctx, llvm_diagnostic, NULL);
@@ -441,18 +494,33 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 	LLVMSetModuleDataLayout(u->mod, td);
 
 	cg_ctx c = { .m = m, .o = o, .ctx = u->ctx, .mod = u->mod, .td = td };
-	generate(&c);
+	generate(&c, mask, descriptor);
 	ctx_free(&c);
+	/* cg_kernel.c counts a kernel that calls another as cold: the light
+	 * pipeline, and its math as calls of out-of-line helpers (cg_math.c).
+	 * The objective that calls loglik_grad (cg_share.c) also has a no-grad
+	 * variant, a whole log-likelihood over the rows that it runs itself:
+	 * that keeps the hot pipeline, with the helpers' noinline taken off so
+	 * that the inliner puts the math back in line, where the vectorizer
+	 * takes the loops.  So the objective is what it was when compiled in
+	 * full: the same bits, the no-grad variant as fast. */
 	LLVMValueRef cold[KER__COUNT];
 	int ncold = 0;
-	for (int k = 0; k < KER__COUNT; k++)
-		if (c.kernel_fn[k] && c.cold[k])
+	bool hot_objective = false;
+	for (int k = 0; k < KER__COUNT; k++) {
+		if (!c.kernel_fn[k] || !c.cold[k])
+			continue;
+		if (k == KER_OBJECTIVE && m->kernels[k]->nograd_body.stmts.len > 0)
+			hot_objective = true;
+		else
 			cold[ncold++] = c.kernel_fn[k];
+	}
+	if (hot_objective)
+		inline_math_helpers(u->mod);
 	LLVMDisposeTargetData(td);
 	if (c.err) {
 		set_err(err, c.err);
-		cg_unit_free(u);
-		return NULL;
+		return -1;
 	}
 
 	char *msg = NULL;
@@ -461,16 +529,241 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 		set_err(err, cg_fmt("internal error: generated LLVM IR does not verify:\n%s\n%s", msg, ir));
 		LLVMDisposeMessage(ir);
 		LLVMDisposeMessage(msg);
-		cg_unit_free(u);
-		return NULL;
+		return -1;
 	}
 	if (msg)
 		LLVMDisposeMessage(msg);
-	if (run_passes(u, cold, ncold, err) < 0) {
+	return run_passes(u, cold, ncold, err);
+}
+
+#define ALL_KERNELS ((1u << KER__COUNT) - 1)
+
+cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
+{
+	cg_options defaults = { .opt_level = 2 };
+	if (!o)
+		o = &defaults;
+	cg_unit *u = unit_new(m, o, err);
+	if (u && unit_build(u, m, o, ALL_KERNELS, true, err) < 0) {
 		cg_unit_free(u);
 		return NULL;
 	}
 	return u;
+}
+
+static int tmp_beside(const char *path, char **tmp, char **err);
+static int tmp_finish(char *tmp, const char *path, bool ok, char **err);
+
+/* ------------------------------------------------- objects on threads */
+
+/* `chain build` of an object: most of its time is LLVM's passes and
+ * instruction selection, which run on one function at a time but on one
+ * module per LLVMContext, and a context is for one thread.  So each kernel
+ * is a module of its own, in a context of its own (the other kernels
+ * declared only: the calls between kernels are to external functions
+ * anyway, and a callee is never inlined, cg_kernel.c), generated,
+ * optimized and code-generated by whichever worker thread takes it next,
+ * into an object in memory; elf_merge.c then puts the objects together in
+ * the order of the kernels.  Each object depends only on its kernel, so
+ * the file is the same bits whatever thread took what or how many threads
+ * there are, and each kernel's machine code is byte for byte what it is
+ * when compiled with the others (the pipelines work per function; only a
+ * call of another kernel is a relocation instead of a displacement).
+ * The JIT and the other outputs keep one module (cg_generate). */
+
+/* Which kernels go first: the costliest for LLVM (the hot kernels with
+ * their vectorized loops; the gradient largest), so that the two threads
+ * end close together; the descriptor goes with the last. */
+static const ir_kernel_kind part_order[KER__COUNT] = {
+	KER_LOGLIK_GRAD, KER_COMPLETE, KER_LOGP_BATCH, KER_OBJECTIVE, KER_CONDITIONALS, KER_INIT, KER_LOGP,
+	KER_SAMPLE,
+};
+
+enum { MAX_WORKERS = 4 };
+
+typedef struct part {
+	unsigned mask;               /* bit k: kernel kind k */
+	bool descriptor;
+	LLVMMemoryBufferRef obj;
+	char *err;
+} part;
+
+typedef struct job {
+	const ir_module *m;
+	const cg_options *o;
+	part parts[KER__COUNT];      /* in kernel order: the order of the output */
+	int nparts;
+	int order[KER__COUNT];       /* part indices, in the order they are taken */
+	int next;                    /* the next of order[] to take, under lock */
+	pthread_mutex_t lock;
+} job;
+
+typedef struct worker {
+	job *j;
+	cg_unit *u;                  /* its target machine; a module per part in turn */
+} worker;
+
+/* Generates, optimizes and code-generates one part with w's target
+ * machine, leaving its object (or its error) in the part. */
+static void build_part(worker *w, part *p)
+{
+	cg_unit *u = w->u;
+	if (unit_build(u, w->j->m, w->j->o, p->mask, p->descriptor, &p->err) == 0) {
+		char *msg = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &p->obj)) {
+			set_err(&p->err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
+			p->obj = NULL;
+		}
+		if (msg)
+			LLVMDisposeMessage(msg);
+	} else if (!p->err) {
+		set_err(&p->err, NULL);
+	}
+	if (u->mod)
+		LLVMDisposeModule(u->mod);
+	if (u->tsctx)
+		LLVMOrcDisposeThreadSafeContext(u->tsctx);
+	u->mod = NULL;
+	u->tsctx = NULL;
+	u->ctx = NULL;
+}
+
+static void *worker_run(void *arg)
+{
+	worker *w = arg;
+	job *j = w->j;
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		int i = j->next < j->nparts ? j->order[j->next++] : -1;
+		pthread_mutex_unlock(&j->lock);
+		if (i < 0)
+			return NULL;
+		build_part(w, &j->parts[i]);
+	}
+}
+
+/* Whether the triple's objects are ELF, which elf_merge.c can combine. */
+static bool elf_triple(const char *triple)
+{
+	static const char *const os[] = { "-linux", "-freebsd", "-netbsd", "-openbsd", "-elf" };
+	for (size_t i = 0; i < sizeof os / sizeof os[0]; i++)
+		if (strstr(triple, os[i]))
+			return true;
+	return false;
+}
+
+/* One module, one thread: cg_generate and cg_emit. */
+static int build_object_serial(const ir_module *m, const cg_options *o, const char *path, char **err)
+{
+	cg_unit *u = cg_generate(m, o, err);
+	int r = u ? cg_emit(u, EMIT_OBJ, path, err) : -1;
+	cg_unit_free(u);
+	return r;
+}
+
+static int write_file(const char *path, const void *data, size_t size, char **err)
+{
+	char *tmp;
+	int fd = tmp_beside(path, &tmp, err);
+	if (fd < 0)
+		return -1;
+	const char *p = data;
+	bool ok = true;
+	while (size > 0 && ok) {
+		ssize_t w = write(fd, p, size);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			set_err(err, cg_fmt("%s: %s", path, w < 0 ? strerror(errno) : "write error"));
+			ok = false;
+		} else {
+			p += w;
+			size -= (size_t)w;
+		}
+	}
+	if (close(fd) != 0 && ok) {
+		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+		ok = false;
+	}
+	return tmp_finish(tmp, path, ok, err);
+}
+
+int cg_build_object(const ir_module *m, const cg_options *o, const char *path, char **err)
+{
+	cg_options defaults = { .opt_level = 2 };
+	if (!o)
+		o = &defaults;
+	worker w[MAX_WORKERS] = { { 0 } };
+	w[0].u = unit_new(m, o, err);
+	if (!w[0].u)
+		return -1;
+	job j = { .m = m, .o = o, .lock = PTHREAD_MUTEX_INITIALIZER };
+	int last = -1;
+	for (int k = 0; k < KER__COUNT; k++)
+		if (m->kernels[k])
+			j.parts[j.nparts++].mask = 1u << k;
+	for (int t = 0; t < KER__COUNT; t++)
+		for (int i = 0; i < j.nparts; i++)
+			if (j.parts[i].mask == 1u << part_order[t])
+				j.order[last = j.next++] = i;
+	j.next = 0;
+	if (j.nparts < 2 || last != j.nparts - 1 || !elf_triple(w[0].u->triple)) {
+		cg_unit_free(w[0].u);
+		return build_object_serial(m, o, path, err);
+	}
+	j.parts[j.order[last]].descriptor = true;
+
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
+	if (nw > j.nparts)
+		nw = j.nparts;
+	for (int i = 1; i < nw; i++) {
+		char *e = NULL; /* the first machine was made: fewer threads, not an error */
+		w[i].u = unit_new(m, o, &e);
+		free(e);
+		if (!w[i].u) {
+			nw = i;
+			break;
+		}
+	}
+	pthread_t th[MAX_WORKERS];
+	int started = 1;
+	for (int i = 0; i < nw; i++)
+		w[i].j = &j;
+	for (int i = 1; i < nw; i++, started++)
+		if (pthread_create(&th[i], NULL, worker_run, &w[i]) != 0)
+			break; /* the threads there are take the rest */
+	worker_run(&w[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < nw; i++)
+		cg_unit_free(w[i].u);
+
+	int r = 0;
+	elf_input in[KER__COUNT];
+	for (int i = 0; i < j.nparts && r == 0; i++) {
+		if (j.parts[i].err) {
+			set_err(err, j.parts[i].err);
+			j.parts[i].err = NULL;
+			r = -1;
+		} else {
+			in[i].data = LLVMGetBufferStart(j.parts[i].obj);
+			in[i].size = LLVMGetBufferSize(j.parts[i].obj);
+		}
+	}
+	size_t size = 0;
+	void *obj = r == 0 ? elf_merge(in, j.nparts, &size, NULL) : NULL;
+	for (int i = 0; i < j.nparts; i++) {
+		if (j.parts[i].obj)
+			LLVMDisposeMemoryBuffer(j.parts[i].obj);
+		free(j.parts[i].err);
+	}
+	if (r == 0 && !obj) /* objects elf_merge.c does not know: one module then */
+		return build_object_serial(m, o, path, err);
+	if (r == 0)
+		r = write_file(path, obj, size, err);
+	free(obj);
+	return r;
 }
 
 /* ---------------------------------------------------------------- emit */

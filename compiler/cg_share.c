@@ -19,9 +19,12 @@
  *              is `body` when i is an index that is never negative, and
  *              its other `prefix` reads are the caller's constant 0;
  *   a counter  the caller may count its rows in a scalar temp (`count = 0`
- *              at the top, `count += 1` first in the one plain rows loop):
- *              after the call, count is n as a real, saturated at 2^p (p =
- *              53 or 24 mantissa bits) exactly as the additions saturate.
+ *              at the top, then `count += 1` once per row: first in the one
+ *              plain rows loop, or, under a loop over blocks of rows, first
+ *              in one of the block's rows loops or alone in a rows loop of
+ *              its own that the callee does not have): after the call,
+ *              count is n as a real, saturated at 2^p (p = 53 or 24
+ *              mantissa bits) exactly as the additions saturate.
  *
  * The scratch temps of the stretch must not be touched by the caller's
  * other statements (they start zeroed in both kernels, and the callee's
@@ -46,6 +49,7 @@ typedef struct matcher {
 	bool prefix_zero;            /* A reads `prefix` as 0 (B calls it with prefix 0) */
 	const ir_buf *counter;       /* B's row counter, or NULL */
 	int counter_sets, counter_adds;
+	const ir_loop *b_block;      /* B's loop over blocks of rows being matched, or NULL */
 } matcher;
 
 static bool bind(matcher *mt, int aid, const void *a, int bid, const void *b)
@@ -212,10 +216,26 @@ static void open_ifs(const matcher *mt, const ir_block *b, ptrvec *out, bool *oo
 	}
 }
 
-/* Where a block is: the stretch itself, the body of a plain rows loop
- * that is one of its statements (the loop that runs exactly once per row),
- * or deeper. */
-typedef enum where { TOP, ROWS_BODY, INNER } where;
+/* Where a block is: the stretch itself, the body of a loop over blocks of
+ * rows that is one of its statements, the body of a loop that runs exactly
+ * once per row (a plain rows loop of the stretch, or a rows loop over the
+ * rows of the block in such a block body), or deeper. */
+typedef enum where { TOP, BLOCK_BODY, ROWS_BODY, INNER } where;
+
+/* Whether s is a loop over the rows of block loop bl (whose body then runs
+ * once per row of the block, so once per row over all the blocks). */
+static bool rows_of(const ir_stmt *s, const ir_loop *bl)
+{
+	return bl && s && s->kind == S_FOR && s->loop && s->loop->is_rows && s->loop->block_of == bl;
+}
+
+/* Whether B's statement s, in the body of B's block loop, is a rows loop
+ * over the block that only counts rows: `for row in rows of block
+ * { count += 1 }`, which the callee need not have. */
+static bool counter_loop(const matcher *mt, const ir_stmt *s)
+{
+	return rows_of(s, mt->b_block) && s->body.stmts.len == 1 && counter_stmt(mt, s->body.stmts.items[0], S_ADD);
+}
 
 static bool same_block(matcher *mt, const ir_block *a, const ir_block *b, where w);
 
@@ -239,33 +259,58 @@ static bool same_stmt(matcher *mt, const ir_stmt *a, const ir_stmt *b, where w)
 					return false;
 		}
 		return true;
-	case S_FOR:
+	case S_FOR: {
 		if (a->reverse != b->reverse || !same_loop(mt, a->loop, b->loop))
 			return false;
-		return same_block(mt, &a->body, &b->body,
-		                  w == TOP && a->loop && a->loop->is_rows && !a->loop->block && !a->loop->block_of ? ROWS_BODY
-		                                                                                      : INNER);
+		where inner = INNER;
+		if (w == TOP && a->loop && a->loop->is_rows && !a->loop->block_of)
+			inner = a->loop->block > 0 ? BLOCK_BODY : ROWS_BODY;
+		else if (w == BLOCK_BODY && rows_of(b, mt->b_block))
+			inner = ROWS_BODY;
+		const ir_loop *outer = mt->b_block;
+		if (inner == BLOCK_BODY)
+			mt->b_block = b->loop;
+		bool ok = same_block(mt, &a->body, &b->body, inner);
+		mt->b_block = outer;
+		return ok;
+	}
 	case S_IF_GE:
 		return same_idx(mt, a->a, b->a) && same_idx(mt, a->b, b->b) && same_block(mt, &a->body, &b->body, INNER);
 	}
 	return false;
 }
 
-/* A's statements against B's, in order; the body of a plain rows loop at
- * the top of the stretch may start with the counter's `+= 1`. */
+/* B's statement j of a block at w, when it is one of the counter's alone:
+ * counts the counter's `+= 1` it holds. */
+static bool skip_counter(matcher *mt, const ir_block *b, size_t j, where w)
+{
+	if (j >= b->stmts.len)
+		return false;
+	const ir_stmt *s = b->stmts.items[j];
+	if ((w == ROWS_BODY && j == 0 && counter_stmt(mt, s, S_ADD)) || (w == BLOCK_BODY && counter_loop(mt, s))) {
+		mt->counter_adds++;
+		return true;
+	}
+	return false;
+}
+
+/* A's statements against B's, in order; the body of a loop that runs once
+ * per row may start with the counter's `+= 1`, and a block body may hold
+ * rows loops that only count. */
 static bool same_block(matcher *mt, const ir_block *a, const ir_block *b, where w)
 {
 	ptrvec as = { 0 };
 	bool oom = false;
 	open_ifs(mt, a, &as, &oom);
 	size_t j = 0;
-	if (w == ROWS_BODY && j < b->stmts.len && counter_stmt(mt, b->stmts.items[j], S_ADD)) {
-		mt->counter_adds++;
-		j++;
-	}
 	bool ok = !oom;
-	for (size_t i = 0; ok && i < as.len; i++, j++)
-		ok = j < b->stmts.len && same_stmt(mt, as.items[i], b->stmts.items[j], w == TOP ? TOP : INNER);
+	for (size_t i = 0; ok && i < as.len; i++, j++) {
+		while (skip_counter(mt, b, j, w))
+			j++;
+		ok = j < b->stmts.len && same_stmt(mt, as.items[i], b->stmts.items[j], w);
+	}
+	while (ok && skip_counter(mt, b, j, w))
+		j++;
 	ok = ok && j == b->stmts.len;
 	free(as.items);
 	return ok;
@@ -423,15 +468,24 @@ static bool match_at(cg_ctx *c, const ir_block *body, size_t from, size_t to, co
 	return ok;
 }
 
-/* The scalar temps a plain rows loop of B's statements [from, to) counts
- * rows in: the first statement of its body, `t += 1`. */
+/* The scalar temp that B's statements [from, to) count rows in, if any:
+ * `t += 1` first in the body of a plain rows loop, or of a rows loop over
+ * the block of a loop over blocks of rows.  match_at checks the rest. */
 static const ir_buf *row_counter(const ir_block *body, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++) {
 		const ir_stmt *s = body->stmts.items[i];
-		if (s && s->kind == S_FOR && s->loop && s->loop->is_rows && !s->loop->block && !s->loop->block_of &&
-		    s->body.stmts.len > 0)
-			return counter_of(s->body.stmts.items[0], S_ADD);
+		if (!s || s->kind != S_FOR || !s->loop || !s->loop->is_rows || s->loop->block_of)
+			continue;
+		if (!s->loop->block)
+			return s->body.stmts.len > 0 ? counter_of(s->body.stmts.items[0], S_ADD) : NULL;
+		for (size_t j = 0; j < s->body.stmts.len; j++) {
+			const ir_stmt *r = s->body.stmts.items[j];
+			const ir_buf *t = rows_of(r, s->loop) && r->body.stmts.len > 0
+			                  ? counter_of(r->body.stmts.items[0], S_ADD) : NULL;
+			if (t)
+				return t;
+		}
 	}
 	return NULL;
 }

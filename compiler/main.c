@@ -15,6 +15,7 @@
 #include "chain/model.h"
 #include "chain/rng.h"
 #include "chainc.h"
+#include "cg_build.h"
 #include "cmd.h"
 
 static const char usage[] =
@@ -258,6 +259,9 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 	int rc = 0;
 	if (kinds[k].kind == EMIT_HEADER) {
 		rc = cg_emit_header(c.ir, &o->cg, out, &err);
+	} else if (kinds[k].kind == EMIT_OBJ) {
+		/* the kernels on several threads: the same code as below, sooner */
+		rc = cg_build_object(c.ir, &o->cg, out, &err);
 	} else {
 		cg_unit *u = cg_generate(c.ir, &o->cg, &err);
 		rc = u ? cg_emit(u, kinds[k].kind, out, &err) : -1;
