@@ -464,20 +464,6 @@ static cg_unit *unit_new(const ir_module *m, const cg_options *o, char **err)
 	return u;
 }
 
-/* Lets the inliner take cg_math.c's out-of-line helpers (private
- * functions named chain.*). */
-static void inline_math_helpers(LLVMModuleRef mod)
-{
-	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
-		size_t len;
-		const char *name = LLVMGetValueName2(f, &len);
-		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) == LLVMPrivateLinkage && len > 6 &&
-		    strncmp(name, "chain.", 6) == 0)
-			LLVMRemoveEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, noinline);
-	}
-}
-
 /* Generates the kernels in `mask` (and the descriptor when asked) into a
  * new module of the unit, in a context of its own, verifies it and runs
  * the passes.  Touches nothing shared but the read-only IR, so units can
@@ -496,27 +482,11 @@ static int unit_build(cg_unit *u, const ir_module *m, const cg_options *o, unsig
 	cg_ctx c = { .m = m, .o = o, .ctx = u->ctx, .mod = u->mod, .td = td };
 	generate(&c, mask, descriptor);
 	ctx_free(&c);
-	/* cg_kernel.c counts a kernel that calls another as cold: the light
-	 * pipeline, and its math as calls of out-of-line helpers (cg_math.c).
-	 * The objective that calls loglik_grad (cg_share.c) also has a no-grad
-	 * variant, a whole log-likelihood over the rows that it runs itself:
-	 * that keeps the hot pipeline, with the helpers' noinline taken off so
-	 * that the inliner puts the math back in line, where the vectorizer
-	 * takes the loops.  So the objective is what it was when compiled in
-	 * full: the same bits, the no-grad variant as fast. */
 	LLVMValueRef cold[KER__COUNT];
 	int ncold = 0;
-	bool hot_objective = false;
-	for (int k = 0; k < KER__COUNT; k++) {
-		if (!c.kernel_fn[k] || !c.cold[k])
-			continue;
-		if (k == KER_OBJECTIVE && m->kernels[k]->nograd_body.stmts.len > 0)
-			hot_objective = true;
-		else
+	for (int k = 0; k < KER__COUNT; k++)
+		if (c.kernel_fn[k] && c.cold[k])
 			cold[ncold++] = c.kernel_fn[k];
-	}
-	if (hot_objective)
-		inline_math_helpers(u->mod);
 	LLVMDisposeTargetData(td);
 	if (c.err) {
 		set_err(err, c.err);

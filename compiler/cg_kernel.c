@@ -1135,9 +1135,12 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		scan_block(c, &sc, &tail);
 		scan_buf(c, &sc, call->result);
 		scan_buf(c, &sc, call->counter);
-		/* the callee stays a function of its own */
+		/* the callee stays a function of its own; what is left is light
+		 * (cold), unless the kernel also has a no-grad variant, a whole
+		 * log-likelihood it runs itself (the objective calling
+		 * loglik_grad: its math stays inline, its loops vectorized) */
 		add_attr(c, c->kernel_fn[call->callee->kind], LLVMAttributeFunctionIndex, "noinline");
-		c->cold[k->kind] = true;
+		c->cold[k->kind] = k->nograd_body.stmts.len == 0;
 	} else {
 		for (size_t i = 0; i < k->temps.len; i++)
 			scan_buf(c, &sc, k->temps.items[i]);
