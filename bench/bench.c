@@ -1158,7 +1158,7 @@ static int cmd_memory(int argc, char **argv)
 	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
 	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the penalty gradient),\n");
 	printf("f32 32P bytes (theta 4P, its double master copy 8P, m and v 16P, penalty gradient 4P);\n");
-	printf("threads = T x (P + n x H) reals (each thread's gradient and the gradient kernel's scratch);\n");
+	printf("threads = T x (P + 2 x n x H) reals (each thread's gradient, and the gradient kernel's scratch: its transposed copies of W and dW);\n");
 	printf("rest = max RSS - data - params - threads: the process itself\n");
 	printf("%-5s %4s %6s %11s %11s %11s %11s %11s %7s\n", "H", "prec", "rows", "max RSS", "data", "params",
 	       "threads", "rest", "time");
@@ -1172,7 +1172,7 @@ static int cmd_memory(int argc, char **argv)
 			for (int k = 0; k < 3; k++) {
 				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
 				double rows = (double)sizes[k], tg = rows < T ? rows : T;
-				double data = rows * n, params = 32 * P, grads = tg * (P + n * H) * real;
+				double data = rows * n, params = 32 * P, grads = tg * (P + 2 * n * H) * real;
 				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
 				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
 				       k == 2 ? "  (1 row: the compiler's peak)" : "");
