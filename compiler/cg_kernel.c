@@ -1079,6 +1079,42 @@ static void emit_body(cg_ctx *c, const ir_block *b, const cg_call_plan *p)
 	cg_block(c, &tail);
 }
 
+/* A call of calloc or malloc for scratch; when it gives NULL the kernel
+ * frees what it allocated before (frees[0..nfrees), those not NULL) and
+ * returns `failed` (NaN, or nothing for a void kernel).  The builder goes
+ * on where the pointer is good. */
+static LLVMValueRef scratch_alloc(cg_ctx *c, const char *fn_name, LLVMValueRef *args, unsigned nargs,
+                                  const LLVMValueRef *frees, int nfrees, LLVMValueRef failed)
+{
+	LLVMTypeRef pt[2] = { c->i64, c->i64 };
+	LLVMValueRef p = call_c(c, fn_name, c->ptr, pt, nargs, args);
+	LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "scratch.oom");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "scratch.ok");
+	LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, p, ""), oom, ok);
+	LLVMPositionBuilderAtEnd(c->b, oom);
+	LLVMTypeRef fpt = c->ptr;
+	for (int i = 0; i < nfrees; i++)
+		if (frees[i])
+			call_c(c, "free", c->void_t, &fpt, 1, (LLVMValueRef *)&frees[i]);
+	if (failed)
+		LLVMBuildRet(c->b, failed);
+	else
+		LLVMBuildRetVoid(c->b);
+	LLVMPositionBuilderAtEnd(c->b, ok);
+	return p;
+}
+
+/* Points the temps of one region (uninit: the not-zeroed one) into it. */
+static void point_temps(cg_ctx *c, const kernel_scan *sc, const int64_t *off, LLVMValueRef region, bool uninit)
+{
+	for (size_t i = 0; i < sc->temps.len; i++) {
+		const ir_buf *b = sc->temps.items[i];
+		LLVMValueRef o = cg_i64(c, off[i]);
+		if (b->uninit == uninit)
+			c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, region, &o, 1, b->name);
+	}
+}
+
 /* Emits the body of kernel k into its declared function. */
 void cg_kernel(cg_ctx *c, const ir_kernel *k)
 {
@@ -1203,53 +1239,19 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 			LLVMSetAlignment(region, 64);
 			LLVMBuildMemSet(c->b, region, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)bytes), 64);
 		} else {
-			LLVMTypeRef pt[2] = { c->i64, c->i64 };
 			LLVMValueRef args[2] = { cg_i64(c, total), cg_i64(c, c->real_size) };
-			region = heap = call_c(c, "calloc", c->ptr, pt, 2, args);
-			LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "scratch.ok");
-			LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "scratch.oom");
-			LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, heap, ""), oom, ok);
-			LLVMPositionBuilderAtEnd(c->b, oom);
-			if (ret_real)
-				LLVMBuildRet(c->b, failed);
-			else
-				LLVMBuildRetVoid(c->b);
-			LLVMPositionBuilderAtEnd(c->b, ok);
+			region = heap = scratch_alloc(c, "calloc", args, 2, NULL, 0, failed);
 		}
-		for (size_t i = 0; i < sc.temps.len; i++) {
-			const ir_buf *b = sc.temps.items[i];
-			LLVMValueRef o = cg_i64(c, off[i]);
-			if (!b->uninit)
-				c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, region, &o, 1, b->name);
-		}
+		point_temps(c, &sc, off, region, false);
 	}
 	/* the temps written before they are read (layout.c's copies of params,
 	 * n x H reals and more): malloc'd, not zeroed, so that a call of a few
 	 * rows, which touches a few of their columns, pays for no more */
 	LLVMValueRef big = NULL;
 	if (total_big > 0 && off) {
-		LLVMTypeRef pt = c->i64;
 		LLVMValueRef size = cg_i64(c, total_big * c->real_size);
-		big = call_c(c, "malloc", c->ptr, &pt, 1, &size);
-		LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "big.oom");
-		LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "big.ok");
-		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, big, ""), oom, ok);
-		LLVMPositionBuilderAtEnd(c->b, oom);
-		if (heap) {
-			LLVMTypeRef fpt = c->ptr;
-			call_c(c, "free", c->void_t, &fpt, 1, &heap);
-		}
-		if (ret_real)
-			LLVMBuildRet(c->b, failed);
-		else
-			LLVMBuildRetVoid(c->b);
-		LLVMPositionBuilderAtEnd(c->b, ok);
-		for (size_t i = 0; i < sc.temps.len; i++) {
-			const ir_buf *b = sc.temps.items[i];
-			LLVMValueRef o = cg_i64(c, off[i]);
-			if (b->uninit)
-				c->temp_ptr[b->id] = LLVMBuildInBoundsGEP2(c->b, c->real, big, &o, 1, b->name);
-		}
+		big = scratch_alloc(c, "malloc", &size, 1, &heap, 1, failed);
+		point_temps(c, &sc, off, big, true);
 	}
 
 	LLVMValueRef grad_tmp = NULL, grad_null = NULL;
@@ -1260,21 +1262,11 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.ready");
 		LLVMBuildCondBr(c->b, grad_null, mk, join);
 		LLVMPositionBuilderAtEnd(c->b, mk);
-		LLVMTypeRef pt[2] = { c->i64, c->i64 };
 		int64_t np = c->m->model->num_params > 0 ? c->m->model->num_params : 1;
 		LLVMValueRef args[2] = { cg_i64(c, np), cg_i64(c, c->real_size) };
-		LLVMValueRef g = call_c(c, "calloc", c->ptr, pt, 2, args);
-		LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.oom");
-		LLVMBasicBlockRef mk_ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "grad.scratch.ok");
-		LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, g, ""), oom, mk_ok);
-		LLVMPositionBuilderAtEnd(c->b, oom);
-		LLVMTypeRef fpt = c->ptr;
-		if (heap)
-			call_c(c, "free", c->void_t, &fpt, 1, &heap);
-		if (big)
-			call_c(c, "free", c->void_t, &fpt, 1, &big);
-		LLVMBuildRet(c->b, failed);
-		LLVMPositionBuilderAtEnd(c->b, mk_ok);
+		LLVMValueRef frees[2] = { heap, big };
+		LLVMValueRef g = scratch_alloc(c, "calloc", args, 2, frees, 2, failed);
+		LLVMBasicBlockRef mk_ok = LLVMGetInsertBlock(c->b);
 		LLVMBuildBr(c->b, join);
 		LLVMPositionBuilderAtEnd(c->b, join);
 		LLVMValueRef phi = LLVMBuildPhi(c->b, c->ptr, "grad");
