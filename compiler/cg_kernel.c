@@ -244,22 +244,6 @@ static void mark_lane_temps(cg_ctx *c, const ir_block *b, int64_t block, int64_t
 
 /* ---------------------------------------------------- reads-after-write */
 
-static bool idx_reads(const ir_idx *x, const ir_buf *b)
-{
-	if (!x)
-		return false;
-	if (x->kind == IX_ADD || x->kind == IX_SUB || x->kind == IX_MUL)
-		return idx_reads(x->u.bin.a, b) || idx_reads(x->u.bin.b, b);
-	if (x->kind == IX_LOAD) {
-		if (x->u.load.buf == b)
-			return true;
-		for (int i = 0; i < IR_MAX_RANK; i++)
-			if (idx_reads(x->u.load.idx[i], b))
-				return true;
-	}
-	return false;
-}
-
 /* For a DAG walk that visits each node once: whether v is there and new,
  * marking it seen (`seen`: a scratch array by val id, cleared by the
  * caller). */
@@ -285,7 +269,7 @@ static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
 		if (v->u.read.buf == b)
 			return true;
 		for (int i = 0; i < IR_MAX_RANK; i++)
-			if (idx_reads(v->u.read.idx[i], b))
+			if (ir_idx_reads(v->u.read.idx[i], b))
 				return true;
 		return false;
 	case V_OP:
@@ -293,8 +277,8 @@ static bool val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
 			if (val_reads(c, v->u.op.a[i], b, seen))
 				return true;
 		return false;
-	case V_INT: return idx_reads(v->u.idx, b);
-	case V_DRAW: return idx_reads(v->u.draw.a, b) || idx_reads(v->u.draw.b, b) || idx_reads(v->u.draw.ci, b);
+	case V_INT: return ir_idx_reads(v->u.idx, b);
+	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
 	case V_STOP: return val_reads(c, v->u.stop, b, seen);
 	case V_CONST: return false;
 	}
@@ -313,7 +297,7 @@ static bool later_reads(cg_ctx *c, const ir_stmt *s, int j)
 	for (int k = j + 1; k < s->nassigns && !r; k++) {
 		r = val_reads(c, s->assigns[k].val, b, seen);
 		for (int i = 0; i < IR_MAX_RANK && !r; i++)
-			r = idx_reads(s->assigns[k].idx[i], b);
+			r = ir_idx_reads(s->assigns[k].idx[i], b);
 	}
 	free(seen);
 	return r;

@@ -22,6 +22,24 @@ bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l)
 	}
 }
 
+/* Whether index i reads buffer b (an IX_LOAD of it, at any depth). */
+bool ir_idx_reads(const ir_idx *i, const ir_buf *b)
+{
+	if (!i)
+		return false;
+	switch (i->kind) {
+	case IX_ADD: case IX_SUB: case IX_MUL: return ir_idx_reads(i->u.bin.a, b) || ir_idx_reads(i->u.bin.b, b);
+	case IX_LOAD:
+		if (i->u.load.buf == b)
+			return true;
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			if (ir_idx_reads(i->u.load.idx[k], b))
+				return true;
+		return false;
+	default: return false;
+	}
+}
+
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 {
 	switch (v->kind) {

@@ -29,26 +29,6 @@
 
 /* ------------------------------------------------------------ the check */
 
-/* Whether index x reads buffer b (through an IX_LOAD). */
-static bool idx_reads(const ir_idx *x, const ir_buf *b)
-{
-	if (!x)
-		return false;
-	switch (x->kind) {
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		return idx_reads(x->u.bin.a, b) || idx_reads(x->u.bin.b, b);
-	case IX_LOAD:
-		if (x->u.load.buf == b)
-			return true;
-		for (int d = 0; d < x->u.load.buf->rank; d++)
-			if (idx_reads(x->u.load.idx[d], b))
-				return true;
-		return false;
-	default:
-		return false;
-	}
-}
-
 /* The accesses to one buffer in a statement, or in a loop over blocks. */
 typedef struct check {
 	const ir_buf *b;
@@ -85,7 +65,7 @@ static void check_val(check *ck, const ir_val *v, const ir_loop *inner)
 	switch (v->kind) {
 	case V_READ:
 		for (int d = 0; d < v->u.read.buf->rank; d++)
-			if (idx_reads(v->u.read.idx[d], ck->b))
+			if (ir_idx_reads(v->u.read.idx[d], ck->b))
 				ck->ok = false;
 		if (v->u.read.buf == ck->b) {
 			/* a gradient's copy holds this call's terms only */
@@ -98,10 +78,10 @@ static void check_val(check *ck, const ir_val *v, const ir_loop *inner)
 			check_val(ck, v->u.op.a[i], inner);
 		return;
 	case V_STOP: check_val(ck, v->u.stop, inner); return;
-	case V_INT: ck->ok &= !idx_reads(v->u.idx, ck->b); return;
+	case V_INT: ck->ok &= !ir_idx_reads(v->u.idx, ck->b); return;
 	case V_DRAW:
-		ck->ok &= !idx_reads(v->u.draw.a, ck->b) && !idx_reads(v->u.draw.b, ck->b) &&
-		          !idx_reads(v->u.draw.ci, ck->b);
+		ck->ok &= !ir_idx_reads(v->u.draw.a, ck->b) && !ir_idx_reads(v->u.draw.b, ck->b) &&
+		          !ir_idx_reads(v->u.draw.ci, ck->b);
 		return;
 	default: return;
 	}
@@ -116,11 +96,11 @@ static void check_stmt(check *ck, const ir_stmt *s)
 	int before = ck->uses;
 	const ir_loop *inner = s->nloops > 0 ? s->loops[s->nloops - 1] : NULL;
 	for (int l = 0; l < s->nloops; l++)
-		ck->ok &= !idx_reads(s->loops[l]->lo, ck->b) && !idx_reads(s->loops[l]->hi, ck->b);
+		ck->ok &= !ir_idx_reads(s->loops[l]->lo, ck->b) && !ir_idx_reads(s->loops[l]->hi, ck->b);
 	for (int a = 0; a < s->nassigns; a++) {
 		const ir_assign *as = &s->assigns[a];
 		for (int d = 0; d < as->buf->rank; d++)
-			ck->ok &= !idx_reads(as->idx[d], ck->b);
+			ck->ok &= !ir_idx_reads(as->idx[d], ck->b);
 		if (as->buf == ck->b) {
 			ck->ok &= ck->b->cls == BUF_GRAD && s->kind == S_ADD;
 			access(ck, as->idx, inner);
@@ -136,9 +116,9 @@ static void check_block(check *ck, const ir_block *blk)
 	for (size_t i = 0; i < blk->stmts.len && ck->ok; i++) {
 		const ir_stmt *s = blk->stmts.items[i];
 		if (s->kind == S_FOR || s->kind == S_IF_GE) {
-			ck->ok &= !idx_reads(s->a, ck->b) && !idx_reads(s->b, ck->b);
+			ck->ok &= !ir_idx_reads(s->a, ck->b) && !ir_idx_reads(s->b, ck->b);
 			if (s->loop)
-				ck->ok &= !idx_reads(s->loop->lo, ck->b) && !idx_reads(s->loop->hi, ck->b);
+				ck->ok &= !ir_idx_reads(s->loop->lo, ck->b) && !ir_idx_reads(s->loop->hi, ck->b);
 			check_block(ck, &s->body);
 		} else {
 			check_stmt(ck, s);
