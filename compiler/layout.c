@@ -130,11 +130,13 @@ static void check_block(check *ck, const ir_block *blk)
 
 /* The buffers copied in one loop over blocks: X (from), its copy T (to,
  * [d1, d0]) and the copy's flags F (done, [d1]: column j is there). */
+enum { MAX_COPIES = 16 }; /* buffers copied in one loop over blocks, at most */
+
 typedef struct swap {
 	ir_module *m;
 	check ck;
 	int n;
-	ir_buf *from[16], *to[16], *done[16];
+	ir_buf *from[MAX_COPIES], *to[MAX_COPIES], *done[MAX_COPIES];
 } swap;
 
 static int swapped(const swap *w, const ir_buf *b)
@@ -281,7 +283,7 @@ static void transpose_in(ir_module *m, ir_kernel *k, ir_block *dst, ir_stmt *s)
 {
 	swap w = {.m = m, .ck = {.nids = m->next_id}};
 	w.ck.seen = calloc((size_t)w.ck.nids + 1, sizeof *w.ck.seen);
-	for (size_t i = 0; w.ck.seen && i < m->bufs.len && w.n < 16; i++) {
+	for (size_t i = 0; w.ck.seen && i < m->bufs.len && w.n < MAX_COPIES; i++) {
 		ir_buf *b = m->bufs.items[i];
 		if ((b->cls != BUF_THETA && b->cls != BUF_GRAD) || b->rank != 2 || b->dims[0] < 2)
 			continue;
@@ -316,6 +318,7 @@ static void transpose_in(ir_module *m, ir_kernel *k, ir_block *dst, ir_stmt *s)
 	}
 	free(w.ck.seen);
 }
+
 static void transpose_block(ir_module *m, ir_kernel *k, ir_block *b)
 {
 	ir_block out = {0};
