@@ -506,8 +506,9 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
  * row: mark_lane_temps), so only the order of statements within a row
  * matters, and that is kept.  A row's values must not depend on where the
  * batch was split (M_sample's contract): the last, partial block runs its
- * sums one row at a time in a loop of the same vector shape (fix_sum_shape)
- * and its accumulations jammed with the missing rows masked. */
+ * sums one row at a time in a loop of the same vector shape (fix_sum_shape),
+ * and its accumulations one row at a time too (a call of one row does one
+ * row's work). */
 
 enum { CG_JAM_ROWS = 16, CG_JAM_LOOPS = 8 }; /* the most rows and loops jammed */
 
@@ -610,22 +611,6 @@ static void set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMVal
 	point_row(c, row);
 	c->lane = lane;
 	cg_cache_drop(c);
-}
-
-/* Lane r of a jammed statement over the `count` rows of a block (count <=
- * the lanes): a lane past the last row reads the block's first row (so
- * every read is of a real row) and its result is dropped.  Returns whether
- * the lane holds a row (i1). */
-static LLVMValueRef set_jam_lane(cg_ctx *c, LLVMValueRef first, int r, LLVMValueRef count)
-{
-	LLVMValueRef lane = cg_i64(c, r);
-	LLVMValueRef active = LLVMBuildICmp(c->b, LLVMIntSLT, lane, count, "");
-	/* the rows loop variable places the lane in the block's per-row
-	 * buffers: lane r keeps slot r (distinct slots, so the lanes' stores
-	 * provably do not alias); only the data read is the clamped row's */
-	set_lane(c, c->jam_rows, first, lane);
-	point_row(c, LLVMBuildNSWAdd(c->b, first, LLVMBuildSelect(c->b, active, lane, cg_i64(c, 0), ""), ""));
-	return active;
 }
 
 /* Asks the loop vectorizer for `width` lanes on the loop of latch branch
@@ -757,11 +742,11 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 	}
 }
 
-/* Accumulations over loops: into the rows' own buffers one by one, into a
- * shared buffer the rows' terms summed, then one load and store.  Values
- * are computed once per row (no value reads a target: jam_kind_of); with a
- * count (a partial block), a lane without a row adds 0. */
-static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, LLVMValueRef count)
+/* Accumulations over loops for rows first + lane0 .. first + lane0 + lanes
+ * - 1: into the rows' own buffers one by one, into a shared buffer the
+ * rows' terms summed, then one load and store.  Values are computed once
+ * per row (no value reads a target: jam_kind_of). */
+static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int lanes)
 {
 	cg_loop st[CG_JAM_LOOPS];
 	LLVMValueRef *total = calloc((size_t)s->nassigns, sizeof *total);
@@ -772,12 +757,10 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, int lanes, 
 	for (int i = 0; i < s->nloops; i++)
 		open_stmt_loop(c, &st[i], s->loops[i]);
 	for (int r = 0; r < lanes; r++) {
-		LLVMValueRef active = set_jam_lane(c, first, r, count ? count : cg_i64(c, lanes));
+		set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
 		for (int j = 0; j < s->nassigns; j++) {
 			const ir_assign *a = &s->assigns[j];
 			LLVMValueRef v = cg_val(c, a->val);
-			if (count)
-				v = LLVMBuildSelect(c->b, active, v, cg_real_const(c, 0.0), "");
 			if (shared_target(a, c->jam_rows)) {
 				total[j] = total[j] ? cg_contract(LLVMBuildFAdd(c->b, total[j], v, "")) : v;
 			} else {
@@ -839,9 +822,9 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 			i = j;
 			continue;
 		}
-		/* a full block jammed; the last, partial one with its sums row by
-		 * row in the same loop shape (a row's sum never depends on the
-		 * split) and its accumulations with the missing rows masked */
+		/* a full block jammed; the last, partial one row by row in the
+		 * same loop shapes (a row's sum never depends on the split, and a
+		 * call of one row does the work of one) */
 		const ir_stmt *t = s->body.stmts.items[i];
 		LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.full");
 		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows.partial");
@@ -851,17 +834,16 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 		if (kinds[i] == JAM_SUM)
 			jam_sum(c, t, lo, cg_i64(c, 0), (int)bl->block);
 		else
-			jam_add(c, t, lo, (int)bl->block, NULL); /* no masks' selects in the loop */
+			jam_add(c, t, lo, cg_i64(c, 0), (int)bl->block);
 		LLVMBuildBr(c->b, done);
 		LLVMPositionBuilderAtEnd(c->b, part);
-		if (kinds[i] == JAM_SUM) {
-			cg_loop one;
-			loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+		cg_loop one;
+		loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+		if (kinds[i] == JAM_SUM)
 			jam_sum(c, t, lo, one.iv, 1);
-			loop_close(c, &one);
-		} else {
-			jam_add(c, t, lo, (int)bl->block, count);
-		}
+		else
+			jam_add(c, t, lo, one.iv, 1);
+		loop_close(c, &one);
 		LLVMBuildBr(c->b, done);
 		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
 		LLVMPositionBuilderAtEnd(c->b, done);
