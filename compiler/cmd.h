@@ -18,4 +18,8 @@ int cmd_sample(const chain_model *m, int argc, char **argv);
 /* cmd_compare.c: generated kernels against a hand-written reference */
 int cmd_compare(const chain_model *m, int argc, char **argv);
 
+/* cmd_run.c: a mkstemp/mkdtemp template "DIR/stem-XXXXXX" in $TMPDIR (/tmp
+ * when unset or empty), malloc'd; NULL when out of memory. */
+char *cmd_temp_template(const char *stem);
+
 #endif

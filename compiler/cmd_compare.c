@@ -172,11 +172,15 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		o.tol = m->f32 ? 1e-4 : 1e-10;
 	bool f32 = o.f32 = m->f32 != NULL;
 	size_t rs = f32 ? sizeof(float) : sizeof(double), np = m->num_params, ob = m->obs_size;
-	char dir[] = "/tmp/chain-compare-XXXXXX";
-	if (!mkdtemp(dir))
-		return cfail("cannot make a temp directory: %s", strerror(errno));
+	char *dir = cmd_temp_template("chain-compare");
+	if (!dir || !mkdtemp(dir)) {
+		int e = dir ? errno : ENOMEM;
+		free(dir);
+		return cfail("cannot make a temp directory: %s", strerror(e));
+	}
 	void *ref = load_reference(&o, dir);
 	rmdir(dir);
+	free(dir);
 	if (!ref)
 		return 1;
 	char name[256];

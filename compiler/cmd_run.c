@@ -250,6 +250,18 @@ static int load_data(const char *cmd, const chain_model *m, const char *path,
 	return 0;
 }
 
+char *cmd_temp_template(const char *stem)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	size_t len = strlen(dir) + strlen(stem) + 16;
+	char *t = malloc(len);
+	if (t)
+		snprintf(t, len, "%s/%s-XXXXXX", dir, stem);
+	return t;
+}
+
 /* num_params reals of the model's precision, zeroed; NULL after a message. */
 static void *alloc_theta(const char *cmd, const chain_model *m)
 {

@@ -242,13 +242,15 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		compiled_free(&c);
 		return 0;
 	}
-	char *def = NULL;
-	char tmp[] = "/tmp/chain-build-XXXXXX";
-	if (to_stdout) { /* written beside, then copied: the emitters write files */
-		int fd = mkstemp(tmp);
+	char *def = NULL, *tmp = NULL;
+	if (to_stdout) { /* written to a temporary file, then copied: the emitters write files */
+		int fd = (tmp = cmd_temp_template("chain-build")) ? mkstemp(tmp) : -1;
 		if (fd < 0) {
+			int e = tmp ? errno : ENOMEM;
+			fail("cannot create a temporary file%s%s: %s", tmp ? " " : "", tmp ? tmp : "", strerror(e));
+			free(tmp);
 			compiled_free(&c);
-			return fail("cannot create a temporary file in /tmp: %s", strerror(errno));
+			return 1;
 		}
 		close(fd);
 		out = tmp;
@@ -274,6 +276,7 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 	}
 	if (to_stdout)
 		rc = rc ? (unlink(tmp), rc) : copy_to_stdout(tmp);
+	free(tmp);
 	free(err);
 	free(def);
 	compiled_free(&c);
