@@ -580,6 +580,13 @@ bool ir_val_uses_loop(const ir_val *v, const ir_loop *l);
 /* Replaces loop variables from[k] by index expressions to[k], all at once. */
 ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
 ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);
+/* A copy of v (or index i) with every read of a buffer passed through map,
+ * which gets the read's buffer and its (already remapped) indices, may
+ * rewrite the indices in place (up to IR_MAX_RANK) and returns the buffer
+ * to read: blocks of rows (lower.c), transposed copies (layout.c). */
+typedef ir_buf *(*ir_read_map)(void *ctx, ir_buf *b, ir_idx **idx);
+ir_idx *ir_remap_idx(ir_module *m, ir_idx *i, ir_read_map map, void *ctx);
+ir_val *ir_remap_val(ir_module *m, ir_val *v, ir_read_map map, void *ctx);
 ir_buf *ir_temp_scalar(ir_module *m, const char *name);
 /* Fresh loops over every element of b; returns b's rank. */
 int ir_buf_loops(ir_module *m, const ir_buf *b, ir_loop **loops, ir_idx **idx);

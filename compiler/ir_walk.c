@@ -61,6 +61,55 @@ bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 	}
 }
 
+/* ------------------------------------------------- remapping buffer reads */
+
+ir_idx *ir_remap_idx(ir_module *m, ir_idx *i, ir_read_map map, void *ctx)
+{
+	if (!i)
+		return NULL;
+	switch (i->kind) {
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		return ir_idx_bin(m, i->kind, ir_remap_idx(m, i->u.bin.a, map, ctx), ir_remap_idx(m, i->u.bin.b, map, ctx));
+	case IX_LOAD: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < i->u.load.buf->rank; k++)
+			idx[k] = ir_remap_idx(m, i->u.load.idx[k], map, ctx);
+		ir_buf *b = map(ctx, i->u.load.buf, idx);
+		return ir_idx_load(m, b, idx);
+	}
+	default:
+		return i;
+	}
+}
+
+ir_val *ir_remap_val(ir_module *m, ir_val *v, ir_read_map map, void *ctx)
+{
+	switch (v->kind) {
+	case V_READ: {
+		ir_idx *idx[IR_MAX_RANK] = {0};
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			idx[k] = ir_remap_idx(m, v->u.read.idx[k], map, ctx);
+		ir_buf *b = map(ctx, v->u.read.buf, idx);
+		return ir_read(m, b, idx);
+	}
+	case V_OP: {
+		ir_val *a[3] = {0};
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			a[i] = ir_remap_val(m, v->u.op.a[i], map, ctx);
+		return ir_op(m, v->u.op.op, a[0], a[1], a[2]);
+	}
+	case V_STOP:
+		return ir_stop(m, ir_remap_val(m, v->u.stop, map, ctx));
+	case V_INT:
+		return ir_int(m, ir_remap_idx(m, v->u.idx, map, ctx));
+	case V_DRAW:
+		return ir_draw_at(m, v->u.draw.kind, v->u.draw.stream, ir_remap_idx(m, v->u.draw.a, map, ctx),
+		                  ir_remap_idx(m, v->u.draw.b, map, ctx), v->u.draw.c, ir_remap_idx(m, v->u.draw.ci, map, ctx));
+	default:
+		return v;
+	}
+}
+
 /* ----------------------------------------------------------- substitution */
 
 ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n)

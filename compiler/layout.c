@@ -147,46 +147,18 @@ static int swapped(const swap *w, const ir_buf *b)
 	return -1;
 }
 
-static ir_idx *swap_idx(swap *w, ir_idx *x)
+/* ir_read_map for the copies: a read of a copied buffer X[i, j] becomes
+ * one of its copy, T[j, i]. */
+static ir_buf *swap_read(void *arg, ir_buf *b, ir_idx **idx)
 {
-	if (!x)
-		return NULL;
-	switch (x->kind) {
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		return ir_idx_bin(w->m, x->kind, swap_idx(w, x->u.bin.a), swap_idx(w, x->u.bin.b));
-	case IX_LOAD: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int d = 0; d < x->u.load.buf->rank; d++)
-			idx[d] = swap_idx(w, x->u.load.idx[d]);
-		return ir_idx_load(w->m, x->u.load.buf, idx); /* checked: never a copied buffer */
-	}
-	default:
-		return x;
-	}
-}
-
-static ir_val *swap_val(swap *w, ir_val *v)
-{
-	switch (v->kind) {
-	case V_READ: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int d = 0; d < v->u.read.buf->rank; d++)
-			idx[d] = swap_idx(w, v->u.read.idx[d]);
-		int t = swapped(w, v->u.read.buf);
-		if (t < 0)
-			return ir_read(w->m, v->u.read.buf, idx);
-		ir_idx *tidx[IR_MAX_RANK] = {idx[1], idx[0]};
-		return ir_read(w->m, w->to[t], tidx);
-	}
-	case V_OP: {
-		ir_val *a[3] = {0};
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			a[i] = swap_val(w, v->u.op.a[i]);
-		return ir_op(w->m, v->u.op.op, a[0], a[1], a[2]);
-	}
-	case V_STOP: return ir_stop(w->m, swap_val(w, v->u.stop));
-	default: return v; /* constants, indices and draws read no copied buffer */
-	}
+	swap *w = arg;
+	int t = swapped(w, b);
+	if (t < 0)
+		return b;
+	ir_idx *i = idx[0];
+	idx[0] = idx[1];
+	idx[1] = i;
+	return w->to[t];
 }
 
 static ir_loop *loop_to(ir_module *m, const char *name, int64_t hi)
@@ -259,14 +231,9 @@ static void swap_stmt(swap *w, ir_block *dst, const ir_stmt *s)
 		ir_assign *ca = &c->assigns[a];
 		*ca = *sa;
 		for (int d = 0; d < sa->buf->rank; d++)
-			ca->idx[d] = swap_idx(w, sa->idx[d]);
-		int t = swapped(w, sa->buf);
-		if (t >= 0) {
-			ca->buf = w->to[t];
-			ca->idx[0] = swap_idx(w, sa->idx[1]);
-			ca->idx[1] = swap_idx(w, sa->idx[0]);
-		}
-		ca->val = swap_val(w, sa->val);
+			ca->idx[d] = ir_remap_idx(w->m, sa->idx[d], swap_read, w);
+		ca->buf = swap_read(w, sa->buf, ca->idx);
+		ca->val = ir_remap_val(w->m, sa->val, swap_read, w);
 	}
 	ir_block_push(w->m, dst, c);
 }

@@ -886,59 +886,27 @@ static void block_persist_block(blocker *k, const ir_block *blk)
 	}
 }
 
-static ir_val *block_val(blocker *k, ir_val *v);
+/* ir_read_map for blocks of rows: a read of a per-block buffer gets the
+ * row's place in the block as its first index. */
+static ir_buf *block_read(void *arg, ir_buf *b, ir_idx **idx)
+{
+	blocker *k = arg;
+	ir_buf *nb = block_buf(k, b);
+	if (!nb)
+		return b;
+	memmove(idx + 1, idx, (IR_MAX_RANK - 1) * sizeof *idx); /* rank < IR_MAX_RANK: block_persist */
+	idx[0] = k->b;
+	return nb;
+}
 
 static ir_idx *block_idx(blocker *k, ir_idx *i)
 {
-	if (!i)
-		return NULL;
-	switch (i->kind) {
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		return ir_idx_bin(k->m, i->kind, block_idx(k, i->u.bin.a), block_idx(k, i->u.bin.b));
-	case IX_LOAD: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int d = 0; d < i->u.load.buf->rank; d++)
-			idx[d] = block_idx(k, i->u.load.idx[d]);
-		ir_buf *nb = block_buf(k, i->u.load.buf);
-		if (!nb)
-			return ir_idx_load(k->m, i->u.load.buf, idx);
-		ir_idx *bidx[IR_MAX_RANK] = {k->b, idx[0], idx[1]};
-		return ir_idx_load(k->m, nb, bidx);
-	}
-	default:
-		return i;
-	}
+	return ir_remap_idx(k->m, i, block_read, k);
 }
 
 static ir_val *block_val(blocker *k, ir_val *v)
 {
-	switch (v->kind) {
-	case V_READ: {
-		ir_idx *idx[IR_MAX_RANK] = {0};
-		for (int d = 0; d < v->u.read.buf->rank; d++)
-			idx[d] = block_idx(k, v->u.read.idx[d]);
-		ir_buf *nb = block_buf(k, v->u.read.buf);
-		if (!nb)
-			return ir_read(k->m, v->u.read.buf, idx);
-		ir_idx *bidx[IR_MAX_RANK] = {k->b, idx[0], idx[1]};
-		return ir_read(k->m, nb, bidx);
-	}
-	case V_OP: {
-		ir_val *a[3] = {0};
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			a[i] = block_val(k, v->u.op.a[i]);
-		return ir_op(k->m, v->u.op.op, a[0], a[1], a[2]);
-	}
-	case V_STOP:
-		return ir_stop(k->m, block_val(k, v->u.stop));
-	case V_INT:
-		return ir_int(k->m, block_idx(k, v->u.idx));
-	case V_DRAW:
-		return ir_draw_at(k->m, v->u.draw.kind, v->u.draw.stream, block_idx(k, v->u.draw.a), block_idx(k, v->u.draw.b),
-		                  v->u.draw.c, block_idx(k, v->u.draw.ci));
-	default:
-		return v;
-	}
+	return ir_remap_val(k->m, v, block_read, k);
 }
 
 /* A copy of a statement reading and writing the per-block buffers. */
@@ -958,13 +926,9 @@ static ir_stmt *block_stmt(blocker *k, const ir_stmt *s)
 	for (int a = 0; a < s->nassigns; a++) {
 		const ir_assign *sa = &s->assigns[a];
 		ir_assign *ca = &c->assigns[a];
-		ir_buf *nb = block_buf(k, sa->buf);
-		ca->buf = nb ? nb : sa->buf;
-		int r = 0;
-		if (nb)
-			ca->idx[r++] = k->b;
-		for (int d = 0; d < sa->buf->rank; d++)
-			ca->idx[r++] = block_idx(k, sa->idx[d]);
+		for (int d = 0; d < IR_MAX_RANK; d++)
+			ca->idx[d] = d < sa->buf->rank ? block_idx(k, sa->idx[d]) : NULL;
+		ca->buf = block_read(k, sa->buf, ca->idx);
 		ca->val = block_val(k, sa->val);
 	}
 	return c;
