@@ -617,6 +617,7 @@ int ad_module(diag_ctx *d, ir_module *m);
 /* IR clean-ups: drop statements whose targets are never read, ... */
 void opt_module(ir_module *m);
 void layout_module(ir_module *m);  /* layout.c: transposed copies of params read by column */
+void fuse_kernel(ir_module *m, ir_kernel *k);  /* fuse.c: fewer passes over the same elements */
 
 /* --------------------------------------------------------------------- cg */
 

@@ -187,6 +187,7 @@ void opt_module(ir_module *m)
 			continue;
 		guard_bin_products(m, &kr->body);
 		guard_bin_products(m, &kr->nograd_body);
+		fuse_kernel(m, kr);
 		dce(m->arena, &kr->body, kr->result);
 		dce(m->arena, &kr->nograd_body, kr->nograd_result);
 	}

@@ -1,0 +1,455 @@
+/* fuse.c -- fewer passes over the same elements.
+ *
+ * Differentiation writes each adjoint as a temp zeroed, then added into,
+ * then read: NADE's gradient, per position and row, sets dh = 0 over the H
+ * hidden units, adds dh += V[i, :] * ddot, and reads dh once more to
+ * propagate through the sigmoid.  Each is a loop over H of its own, and
+ * each stores and reloads the row's H reals.  Two rewrites remove such
+ * passes:
+ *   - forwarding: a temp that is zeroed, added into once over all its
+ *     elements, and read by one later statement, element by element, is
+ *     replaced there by the value added; the zeroing and the addition go;
+ *   - merging: adjacent accumulations over the same ranges into buffers
+ *     the rows of a block share (a gradient) or own (their state), which
+ *     read nothing the other writes, become one statement: one loop that
+ *     loads each element once (cg_kernel.c runs it jammed over the rows).
+ * Both change which loops compute a value, never the value: the forwarded
+ * value is computed from the same operands in the same order, and merged
+ * statements touch disjoint buffers.
+ */
+#include "chainc.h"
+
+enum { FUSE_MAX_LOOPS = 8 }; /* the most loops of a merged statement */
+
+/* ------------------------------------------------------- reads and writes */
+
+static bool val_reads(const ir_val *v, const ir_buf *b)
+{
+	switch (v->kind) {
+	case V_READ:
+		if (v->u.read.buf == b)
+			return true;
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			if (ir_idx_reads(v->u.read.idx[k], b))
+				return true;
+		return false;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (val_reads(v->u.op.a[k], b))
+				return true;
+		return false;
+	case V_STOP: return val_reads(v->u.stop, b);
+	case V_INT: return ir_idx_reads(v->u.idx, b);
+	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
+	default: return false;
+	}
+}
+
+static bool val_draws(const ir_val *v)
+{
+	switch (v->kind) {
+	case V_DRAW: return true;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (val_draws(v->u.op.a[k]))
+				return true;
+		return false;
+	case V_STOP: return val_draws(v->u.stop);
+	default: return false;
+	}
+}
+
+/* Whether statement s (with what it nests) reads b: values, indices, loop
+ * bounds, conditions, and the target of an addition. */
+static bool stmt_reads(const ir_stmt *s, const ir_buf *b)
+{
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		if (s->kind == S_FOR && s->loop && (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b)))
+			return true;
+		if (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))
+			return true;
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			if (stmt_reads(s->body.stmts.items[i], b))
+				return true;
+		return false;
+	}
+	for (int l = 0; l < s->nloops; l++)
+		if (ir_idx_reads(s->loops[l]->lo, b) || ir_idx_reads(s->loops[l]->hi, b))
+			return true;
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		if (val_reads(a->val, b) || (s->kind == S_ADD && a->buf == b))
+			return true;
+		for (int d = 0; d < a->buf->rank; d++)
+			if (ir_idx_reads(a->idx[d], b))
+				return true;
+	}
+	return false;
+}
+
+static bool stmt_writes(const ir_stmt *s, const ir_buf *b)
+{
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			if (stmt_writes(s->body.stmts.items[i], b))
+				return true;
+		return false;
+	}
+	for (int j = 0; j < s->nassigns; j++)
+		if (s->assigns[j].buf == b)
+			return true;
+	return false;
+}
+
+/* Whether s writes any buffer that v reads. */
+static bool stmt_writes_read_of(const ir_stmt *s, const ir_val *v)
+{
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			if (stmt_writes_read_of(s->body.stmts.items[i], v))
+				return true;
+		return false;
+	}
+	for (int j = 0; j < s->nassigns; j++)
+		if (val_reads(v, s->assigns[j].buf))
+			return true;
+	return false;
+}
+
+/* Statements of a block (and what they nest) that read or write b. */
+static int count_block(const ir_block *blk, const ir_buf *b, bool writes)
+{
+	int n = 0;
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			if (!writes && ((s->kind == S_FOR && s->loop &&
+			                 (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b))) ||
+			                (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))))
+				n++;
+			n += count_block(&s->body, b, writes);
+		} else if (writes ? stmt_writes(s, b) : stmt_reads(s, b)) {
+			n++;
+		}
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------- forwarding */
+
+static bool is_zero(const ir_val *v)
+{
+	return v->kind == V_CONST && v->u.c == 0;
+}
+
+static bool const_is(const ir_idx *x, int64_t c)
+{
+	return x && x->kind == IX_CONST && x->u.c == c;
+}
+
+/* Which of s's loops index dimension d of a (loop_of[d], or -1 for an index
+ * none of s's loops changes); false unless every loop of s indexes exactly
+ * one dimension, over the whole of it. */
+static bool element_wise(const ir_stmt *s, const ir_assign *a, int *loop_of)
+{
+	int used = 0;
+	for (int d = 0; d < a->buf->rank; d++) {
+		loop_of[d] = -1;
+		const ir_idx *x = a->idx[d];
+		for (int l = 0; l < s->nloops; l++) {
+			if (x && x->kind == IX_LOOP && x->u.loop == s->loops[l]) {
+				if (!const_is(s->loops[l]->lo, 0) || !const_is(s->loops[l]->hi, a->buf->dims[d]))
+					return false;
+				loop_of[d] = l;
+				used++;
+			} else if (ir_idx_uses_loop(x, s->loops[l])) {
+				return false;
+			}
+		}
+		if (loop_of[d] < 0 && x && x->kind == IX_LOAD)
+			return false;
+	}
+	for (int d = 0; d < a->buf->rank; d++)
+		for (int e = 0; e < d; e++)
+			if (loop_of[d] >= 0 && loop_of[d] == loop_of[e])
+				return false;
+	return used == s->nloops;
+}
+
+/* Whether a (of statement s) writes the same elements as w, given w's
+ * loop_of. */
+static bool same_elements(const ir_stmt *s, const ir_assign *a, const ir_assign *w, const int *loop_of)
+{
+	int mine[IR_MAX_RANK];
+	if (!element_wise(s, a, mine))
+		return false;
+	for (int d = 0; d < a->buf->rank; d++) {
+		if ((mine[d] < 0) != (loop_of[d] < 0))
+			return false;
+		if (mine[d] < 0 && !ir_idx_equal(a->idx[d], w->idx[d]))
+			return false;
+	}
+	return true;
+}
+
+typedef struct forward {
+	ir_module *m;
+	const ir_buf *t;          /* the temp forwarded */
+	const ir_stmt *def;       /* its addition */
+	const ir_assign *add;
+	const int *loop_of;
+	const ir_stmt *use;       /* the statement that reads it */
+	bool ok;
+} forward;
+
+/* Whether read idx of t in the using statement reads, for every iteration
+ * of it, the element its own iteration names: the fixed dimensions as the
+ * addition wrote them, one loop of the user per other dimension, every
+ * loop of the user used (so the value is computed once per iteration, as
+ * the read was). */
+static bool read_matches(const forward *f, ir_idx *const *idx)
+{
+	int used = 0;
+	for (int d = 0; d < f->t->rank; d++) {
+		if (f->loop_of[d] < 0) {
+			if (!ir_idx_equal(idx[d], f->add->idx[d]))
+				return false;
+			continue;
+		}
+		bool found = false;
+		for (int l = 0; l < f->use->nloops && !found; l++)
+			found = idx[d] && idx[d]->kind == IX_LOOP && idx[d]->u.loop == f->use->loops[l];
+		if (!found)
+			return false;
+		used++;
+	}
+	return used == f->use->nloops;
+}
+
+/* v with each read of the temp replaced by the value added into it at the
+ * element read. */
+static ir_val *replace_reads(forward *f, ir_val *v)
+{
+	switch (v->kind) {
+	case V_READ: {
+		if (v->u.read.buf != f->t)
+			return v;
+		if (!read_matches(f, v->u.read.idx)) {
+			f->ok = false;
+			return v;
+		}
+		ir_loop *from[IR_MAX_RANK];
+		ir_idx *to[IR_MAX_RANK];
+		int n = 0;
+		for (int d = 0; d < f->t->rank; d++)
+			if (f->loop_of[d] >= 0) {
+				from[n] = f->def->loops[f->loop_of[d]];
+				to[n++] = v->u.read.idx[d];
+			}
+		return ir_subst_val(f->m, f->add->val, from, to, n);
+	}
+	case V_OP: {
+		ir_val *a[3] = {0};
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			a[k] = replace_reads(f, v->u.op.a[k]);
+		return ir_op(f->m, v->u.op.op, a[0], a[1], a[2]);
+	}
+	case V_STOP:
+		return ir_stop(f->m, replace_reads(f, v->u.stop));
+	default:
+		return v;
+	}
+}
+
+static void remove_stmt(ir_block *b, size_t i)
+{
+	for (size_t k = i + 1; k < b->stmts.len; k++)
+		b->stmts.items[k - 1] = b->stmts.items[k];
+	b->stmts.len--;
+}
+
+/* Tries to forward assignment j of statement blk[i] (an addition into a
+ * temp); true if done. */
+static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t i, int j)
+{
+	ir_stmt *def = blk->stmts.items[i];
+	ir_assign *add = &def->assigns[j];
+	ir_buf *t = add->buf;
+	if (t->cls != BUF_TEMP || t == k->result || t == k->nograd_result || val_reads(add->val, t) ||
+	    val_draws(add->val))
+		return false;
+	int loop_of[IR_MAX_RANK];
+	if (!element_wise(def, add, loop_of))
+		return false;
+	/* the addition's other assignments neither change what the value
+	 * reads nor read the temp */
+	for (int a = 0; a < def->nassigns; a++) {
+		if (val_reads(add->val, def->assigns[a].buf) || (a != j && val_reads(def->assigns[a].val, t)))
+			return false;
+		for (int d = 0; d < def->assigns[a].buf->rank; d++)
+			if (ir_idx_reads(def->assigns[a].idx[d], t))
+				return false;
+	}
+	/* written twice in the whole kernel: zeroed, then this addition */
+	if (count_block(&k->body, t, true) + count_block(&k->nograd_body, t, true) != 2)
+		return false;
+	size_t z = i;
+	while (z > 0 && !stmt_writes(blk->stmts.items[z - 1], t) && !stmt_reads(blk->stmts.items[z - 1], t))
+		z--;
+	if (z == 0)
+		return false;
+	const ir_stmt *zero = blk->stmts.items[--z];
+	if (zero->kind != S_SET || zero->nassigns != 1 || zero->assigns[0].buf != t || !is_zero(zero->assigns[0].val) ||
+	    !same_elements(zero, &zero->assigns[0], add, loop_of))
+		return false;
+	/* read by one later statement of this block, with nothing it reads
+	 * written in between */
+	size_t u = i + 1;
+	while (u < blk->stmts.len && !stmt_reads(blk->stmts.items[u], t)) {
+		if (stmt_writes_read_of(blk->stmts.items[u], add->val))
+			return false;
+		u++;
+	}
+	if (u == blk->stmts.len)
+		return false;
+	ir_stmt *use = blk->stmts.items[u];
+	if (use->kind == S_FOR || use->kind == S_IF_GE || stmt_writes_read_of(use, add->val) ||
+	    count_block(&k->body, t, false) + count_block(&k->nograd_body, t, false) != 2)
+		return false; /* read by the addition itself and by this statement only */
+	for (int l = 0; l < use->nloops; l++)
+		if (ir_idx_reads(use->loops[l]->lo, t) || ir_idx_reads(use->loops[l]->hi, t))
+			return false;
+	for (int a = 0; a < use->nassigns; a++)
+		for (int d = 0; d < use->assigns[a].buf->rank; d++)
+			if (ir_idx_reads(use->assigns[a].idx[d], t))
+				return false;
+	forward f = { .m = m, .t = t, .def = def, .add = add, .loop_of = loop_of, .use = use, .ok = true };
+	ir_val **vals = arena_alloc(m->arena, (size_t)use->nassigns * sizeof *vals);
+	for (int a = 0; a < use->nassigns && f.ok; a++)
+		vals[a] = replace_reads(&f, use->assigns[a].val);
+	if (!f.ok)
+		return false;
+	for (int a = 0; a < use->nassigns; a++)
+		use->assigns[a].val = vals[a];
+	for (int a = j + 1; a < def->nassigns; a++)
+		def->assigns[a - 1] = def->assigns[a];
+	def->nassigns--;
+	if (def->nassigns == 0)
+		remove_stmt(blk, i);
+	remove_stmt(blk, z);
+	return true;
+}
+
+static bool forward_block(ir_module *m, const ir_kernel *k, ir_block *blk)
+{
+	bool changed = false;
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			changed |= forward_block(m, k, &s->body);
+			continue;
+		}
+		if (s->kind != S_ADD)
+			continue;
+		for (int j = 0; j < s->nassigns; j++)
+			if (try_forward(m, k, blk, i, j))
+				return true; /* the block changed under us: start again */
+	}
+	return changed;
+}
+
+/* --------------------------------------------------------------- merging */
+
+/* Whether an index is the same for every row of a block (see cg_kernel.c's
+ * jammed accumulations). */
+static bool row_free(const ir_idx *x, const ir_loop *rows)
+{
+	if (!x)
+		return true;
+	switch (x->kind) {
+	case IX_LOOP: return x->u.loop != rows;
+	case IX_ADD: case IX_SUB: case IX_MUL: return row_free(x->u.bin.a, rows) && row_free(x->u.bin.b, rows);
+	case IX_LOAD: case IX_ROW: return false;
+	default: return true;
+	}
+}
+
+/* A target the rows of a block share at one index (a gradient) or each
+ * own: what a jammed accumulation takes. */
+static bool jam_target(const ir_assign *a, const ir_loop *rows)
+{
+	if (a->buf->cls == BUF_TEMP)
+		return a->buf->block_rows;
+	if (a->buf->cls != BUF_GRAD && a->buf->cls != BUF_THETA)
+		return false;
+	for (int d = 0; d < a->buf->rank; d++)
+		if (!row_free(a->idx[d], rows))
+			return false;
+	return true;
+}
+
+static bool can_merge(const ir_stmt *a, const ir_stmt *b, const ir_loop *rows)
+{
+	if (a->kind != S_ADD || b->kind != S_ADD || a->nloops != b->nloops || a->nloops == 0)
+		return false;
+	for (int l = 0; l < a->nloops; l++)
+		if (!ir_idx_equal(a->loops[l]->lo, b->loops[l]->lo) || !ir_idx_equal(a->loops[l]->hi, b->loops[l]->hi) ||
+		    a->loops[l]->reverse != b->loops[l]->reverse)
+			return false;
+	for (int j = 0; j < a->nassigns; j++)
+		if (!jam_target(&a->assigns[j], rows) || stmt_reads(b, a->assigns[j].buf))
+			return false;
+	for (int j = 0; j < b->nassigns; j++)
+		if (!jam_target(&b->assigns[j], rows) || stmt_reads(a, b->assigns[j].buf))
+			return false;
+	return true;
+}
+
+/* b's assignments appended to a's, b's loops renamed to a's. */
+static void merge_into(ir_module *m, ir_stmt *a, const ir_stmt *b)
+{
+	ir_assign *all = arena_alloc(m->arena, (size_t)(a->nassigns + b->nassigns) * sizeof *all);
+	for (int j = 0; j < a->nassigns; j++)
+		all[j] = a->assigns[j];
+	ir_idx *to[FUSE_MAX_LOOPS];
+	for (int l = 0; l < b->nloops; l++)
+		to[l] = ir_idx_loop(m, a->loops[l]);
+	for (int j = 0; j < b->nassigns; j++) {
+		ir_assign *d = &all[a->nassigns + j];
+		*d = b->assigns[j];
+		d->val = ir_subst_val(m, d->val, b->loops, to, b->nloops);
+		for (int r = 0; r < d->buf->rank; r++)
+			d->idx[r] = ir_subst_idx(m, d->idx[r], b->loops, to, b->nloops);
+	}
+	a->assigns = all;
+	a->nassigns += b->nassigns;
+}
+
+/* Merges within the rows of every block of rows. */
+static void merge_block(ir_module *m, ir_block *blk, const ir_loop *rows)
+{
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			const ir_loop *inner = s->kind == S_FOR && s->loop->is_rows && s->loop->block_of ? s->loop : rows;
+			merge_block(m, &s->body, inner);
+			continue;
+		}
+		if (!rows || s->nloops > FUSE_MAX_LOOPS)
+			continue;
+		while (i + 1 < blk->stmts.len && can_merge(s, blk->stmts.items[i + 1], rows)) {
+			merge_into(m, s, blk->stmts.items[i + 1]);
+			remove_stmt(blk, i + 1);
+		}
+	}
+}
+
+void fuse_kernel(ir_module *m, ir_kernel *k)
+{
+	while (forward_block(m, k, &k->body))
+		;
+	while (forward_block(m, k, &k->nograd_body))
+		;
+	merge_block(m, &k->body, NULL);
+	merge_block(m, &k->nograd_body, NULL);
+}
