@@ -143,14 +143,16 @@ static void init_all(void)
  * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%).
  * Vectorized epilogues stay on: the remainder of a loop LLVM vectorizes on
  * its own runs in narrower vectors (NADE's hidden layer of 100 is 96 + 4,
- * and 4 scalar sigmoids cost half as much as the 6 vectors).  A loop with
+ * and 4 scalar sigmoids cost half as much as the 6 vectors), from main
+ * loops of 8 lanes up (LLVM's default is 16, which left f64's 512-bit
+ * loops with scalar remainders: NADE H = 100 f64 1.13x).  A loop with
  * a width hint (cg_kernel.c's jammed sums) is planned at that width alone,
  * so its remainder stays scalar and a row's sum keeps the same bits in a
  * block or alone (test_models' batch_split checks it). */
 static void init_options(void)
 {
-	const char *argv[] = { "chain", "-disable-lsr" };
-	LLVMParseCommandLineOptions(2, argv, NULL);
+	const char *argv[] = { "chain", "-disable-lsr", "-epilogue-vectorization-minimum-VF=8" };
+	LLVMParseCommandLineOptions(3, argv, NULL);
 }
 
 static LLVMCodeGenOptLevel codegen_level(int opt)
