@@ -6,16 +6,19 @@
  * propagate through the sigmoid.  Each is a loop over H of its own, and
  * each stores and reloads the row's H reals.  Two rewrites remove such
  * passes:
- *   - forwarding: a temp that is zeroed, added into once over all its
- *     elements, and read by one later statement, element by element, is
- *     replaced there by the value added; the zeroing and the addition go;
+ *   - forwarding: a temp that is zeroed and added into once (or set once)
+ *     over all its elements, and read by one later statement, element by
+ *     element, is replaced there by its value; its statements go.  The
+ *     same makes log p's hidden layer h = sigmoid(...) part of the dot
+ *     product that reads it: no store and reload of h;
  *   - merging: adjacent accumulations over the same ranges into buffers
  *     the rows of a block share (a gradient) or own (their state), which
  *     read nothing the other writes, become one statement: one loop that
  *     loads each element once (cg_kernel.c runs it jammed over the rows).
  * Both change which loops compute a value, never the value: the forwarded
  * value is computed from the same operands in the same order, and merged
- * statements touch disjoint buffers.
+ * statements touch disjoint buffers.  Kernels share statement objects, so
+ * a rewrite makes new statements and leaves the old ones as they are.
  */
 #include "chainc.h"
 
@@ -261,6 +264,20 @@ static ir_val *replace_reads(forward *f, ir_val *v)
 	}
 }
 
+/* A copy of assignment statement s with room for n assignments, of which
+ * the first min(n, s's) are s's: kernels share statements (lower.c builds
+ * them from common pieces), so a rewrite for one kernel makes new ones. */
+static ir_stmt *stmt_copy(ir_module *m, const ir_stmt *s, int n)
+{
+	ir_stmt *c = ir_stmt_new(m, s->kind);
+	*c = *s;
+	c->assigns = arena_alloc(m->arena, (size_t)(n > 0 ? n : 1) * sizeof *c->assigns);
+	for (int j = 0; j < n && j < s->nassigns; j++)
+		c->assigns[j] = s->assigns[j];
+	c->nassigns = n;
+	return c;
+}
+
 static void remove_stmt(ir_block *b, size_t i)
 {
 	for (size_t k = i + 1; k < b->stmts.len; k++)
@@ -290,18 +307,22 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 			if (ir_idx_reads(def->assigns[a].idx[d], t))
 				return false;
 	}
-	/* written twice in the whole kernel: zeroed, then this addition */
-	if (count_block(&k->body, t, true) + count_block(&k->nograd_body, t, true) != 2)
+	/* written once in the whole kernel (set), or twice: zeroed, then this
+	 * addition */
+	bool set = def->kind == S_SET;
+	if (count_block(&k->body, t, true) + count_block(&k->nograd_body, t, true) != (set ? 1 : 2))
 		return false;
 	size_t z = i;
-	while (z > 0 && !stmt_writes(blk->stmts.items[z - 1], t) && !stmt_reads(blk->stmts.items[z - 1], t))
-		z--;
-	if (z == 0)
-		return false;
-	const ir_stmt *zero = blk->stmts.items[--z];
-	if (zero->kind != S_SET || zero->nassigns != 1 || zero->assigns[0].buf != t || !is_zero(zero->assigns[0].val) ||
-	    !same_elements(zero, &zero->assigns[0], add, loop_of))
-		return false;
+	if (!set) {
+		while (z > 0 && !stmt_writes(blk->stmts.items[z - 1], t) && !stmt_reads(blk->stmts.items[z - 1], t))
+			z--;
+		if (z == 0)
+			return false;
+		const ir_stmt *zero = blk->stmts.items[--z];
+		if (zero->kind != S_SET || zero->nassigns != 1 || zero->assigns[0].buf != t ||
+		    !is_zero(zero->assigns[0].val) || !same_elements(zero, &zero->assigns[0], add, loop_of))
+			return false;
+	}
 	/* read by one later statement of this block, with nothing it reads
 	 * written in between */
 	size_t u = i + 1;
@@ -314,8 +335,8 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 		return false;
 	ir_stmt *use = blk->stmts.items[u];
 	if (use->kind == S_FOR || use->kind == S_IF_GE || stmt_writes_read_of(use, add->val) ||
-	    count_block(&k->body, t, false) + count_block(&k->nograd_body, t, false) != 2)
-		return false; /* read by the addition itself and by this statement only */
+	    count_block(&k->body, t, false) + count_block(&k->nograd_body, t, false) != (set ? 1 : 2))
+		return false; /* read by this statement only (and the addition) */
 	for (int l = 0; l < use->nloops; l++)
 		if (ir_idx_reads(use->loops[l]->lo, t) || ir_idx_reads(use->loops[l]->hi, t))
 			return false;
@@ -324,19 +345,22 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 			if (ir_idx_reads(use->assigns[a].idx[d], t))
 				return false;
 	forward f = { .m = m, .t = t, .def = def, .add = add, .loop_of = loop_of, .use = use, .ok = true };
-	ir_val **vals = arena_alloc(m->arena, (size_t)use->nassigns * sizeof *vals);
+	ir_stmt *used = stmt_copy(m, use, use->nassigns);
 	for (int a = 0; a < use->nassigns && f.ok; a++)
-		vals[a] = replace_reads(&f, use->assigns[a].val);
+		used->assigns[a].val = replace_reads(&f, use->assigns[a].val);
 	if (!f.ok)
 		return false;
-	for (int a = 0; a < use->nassigns; a++)
-		use->assigns[a].val = vals[a];
-	for (int a = j + 1; a < def->nassigns; a++)
-		def->assigns[a - 1] = def->assigns[a];
-	def->nassigns--;
-	if (def->nassigns == 0)
+	blk->stmts.items[u] = used;
+	if (def->nassigns > 1) {
+		ir_stmt *rest = stmt_copy(m, def, def->nassigns - 1);
+		for (int a = j + 1; a < def->nassigns; a++)
+			rest->assigns[a - 1] = def->assigns[a];
+		blk->stmts.items[i] = rest;
+	} else {
 		remove_stmt(blk, i);
-	remove_stmt(blk, z);
+	}
+	if (!set)
+		remove_stmt(blk, z);
 	return true;
 }
 
@@ -349,7 +373,7 @@ static bool forward_block(ir_module *m, const ir_kernel *k, ir_block *blk)
 			changed |= forward_block(m, k, &s->body);
 			continue;
 		}
-		if (s->kind != S_ADD)
+		if (s->kind != S_ADD && !(s->kind == S_SET && s->nassigns == 1))
 			continue;
 		for (int j = 0; j < s->nassigns; j++)
 			if (try_forward(m, k, blk, i, j))
@@ -405,24 +429,21 @@ static bool can_merge(const ir_stmt *a, const ir_stmt *b, const ir_loop *rows)
 	return true;
 }
 
-/* b's assignments appended to a's, b's loops renamed to a's. */
-static void merge_into(ir_module *m, ir_stmt *a, const ir_stmt *b)
+/* a's assignments and then b's, b's loops renamed to a's. */
+static ir_stmt *merged(ir_module *m, const ir_stmt *a, const ir_stmt *b)
 {
-	ir_assign *all = arena_alloc(m->arena, (size_t)(a->nassigns + b->nassigns) * sizeof *all);
-	for (int j = 0; j < a->nassigns; j++)
-		all[j] = a->assigns[j];
+	ir_stmt *s = stmt_copy(m, a, a->nassigns + b->nassigns);
 	ir_idx *to[FUSE_MAX_LOOPS];
 	for (int l = 0; l < b->nloops; l++)
 		to[l] = ir_idx_loop(m, a->loops[l]);
 	for (int j = 0; j < b->nassigns; j++) {
-		ir_assign *d = &all[a->nassigns + j];
+		ir_assign *d = &s->assigns[a->nassigns + j];
 		*d = b->assigns[j];
 		d->val = ir_subst_val(m, d->val, b->loops, to, b->nloops);
 		for (int r = 0; r < d->buf->rank; r++)
 			d->idx[r] = ir_subst_idx(m, d->idx[r], b->loops, to, b->nloops);
 	}
-	a->assigns = all;
-	a->nassigns += b->nassigns;
+	return s;
 }
 
 /* Merges within the rows of every block of rows. */
@@ -438,7 +459,7 @@ static void merge_block(ir_module *m, ir_block *blk, const ir_loop *rows)
 		if (!rows || s->nloops > FUSE_MAX_LOOPS)
 			continue;
 		while (i + 1 < blk->stmts.len && can_merge(s, blk->stmts.items[i + 1], rows)) {
-			merge_into(m, s, blk->stmts.items[i + 1]);
+			s = blk->stmts.items[i] = merged(m, s, blk->stmts.items[i + 1]);
 			remove_stmt(blk, i + 1);
 		}
 	}

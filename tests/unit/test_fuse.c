@@ -162,6 +162,39 @@ static void test_fuse__read_at_another_element__is_not_forwarded(void **state)
 	assert_int_equal(b->stmts.len, 3);
 }
 
+static void test_fuse__set_read_once__is_forwarded(void **state)
+{
+	fixture *f = *state;
+	ir_block *b = &f->k->body;
+	ir_loop *i = loop_n(f, "i"), *q = loop_n(f, "q");
+	ir_block_push(f->m, b, elementwise(f, S_SET, i, f->t, ir_op(f->m, IR_SIGMOID, at(f, f->w, i), NULL, NULL)));
+	ir_loop *ls[1] = { q };
+	ir_block_push(f->m, b, ir_assign_stmt(f->m, S_SUM, ls, 1, 0, f->s, NULL, ir_op(f->m, IR_MUL, at(f, f->t, q), at(f, f->x, q), NULL)));
+	fuse_kernel(f->m, f->k);
+	assert_int_equal(b->stmts.len, 1);
+	ir_val *want = ir_op(f->m, IR_MUL, ir_op(f->m, IR_SIGMOID, at(f, f->w, q), NULL, NULL), at(f, f->x, q), NULL);
+	assert_ptr_equal(((ir_stmt *)b->stmts.items[0])->assigns[0].val, want);
+}
+
+static void test_fuse__statements_another_kernel_shares__stay_as_they_were(void **state)
+{
+	fixture *f = *state;
+	/* the same statement objects in two kernels (lower.c shares pieces) */
+	push_zeroed_and_added(f, &f->k->body);
+	ir_loop *q = loop_n(f, "q");
+	ir_block_push(f->m, &f->k->body, elementwise(f, S_ADD, q, f->u, at(f, f->t, q)));
+	ir_kernel *other = ir_kernel_new(f->m, KER_OBJECTIVE, "objective");
+	for (size_t i = 0; i < f->k->body.stmts.len; i++)
+		ir_block_push(f->m, &other->body, f->k->body.stmts.items[i]);
+	ir_stmt *def = f->k->body.stmts.items[1], *use = f->k->body.stmts.items[2];
+	ir_val *read = use->assigns[0].val;
+	fuse_kernel(f->m, f->k);
+	assert_int_equal(f->k->body.stmts.len, 2);
+	assert_int_equal(other->body.stmts.len, 3);
+	assert_int_equal(def->nassigns, 2);
+	assert_ptr_equal(use->assigns[0].val, read);
+}
+
 /* for block { for row in rows of block { body } }: the body */
 static ir_block *rows_body(fixture *f, ir_loop **rows_out)
 {
@@ -192,9 +225,11 @@ static void test_fuse__independent_accumulations_of_rows__merge(void **state)
 	ir_loop *rows;
 	ir_block *b = rows_body(f, &rows);
 	ir_loop *p = loop_n(f, "p"), *q = loop_n(f, "q");
-	ir_block_push(f->m, b, elementwise(f, S_ADD, p, f->gw, at(f, f->w, p)));
+	ir_stmt *first = elementwise(f, S_ADD, p, f->gw, at(f, f->w, p));
+	ir_block_push(f->m, b, first);
 	ir_block_push(f->m, b, row_add(f, rows, q, at(f, f->x, q)));
 	fuse_kernel(f->m, f->k);
+	assert_int_equal(first->nassigns, 1); /* a new statement, the old one as it was */
 	assert_int_equal(b->stmts.len, 1);
 	const ir_stmt *s = b->stmts.items[0];
 	assert_int_equal(s->nassigns, 2);
@@ -243,6 +278,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fuse__read_by_two_statements__is_not_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__read_inside_a_longer_loop_nest__is_not_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__read_at_another_element__is_not_forwarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuse__set_read_once__is_forwarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuse__statements_another_kernel_shares__stay_as_they_were, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__independent_accumulations_of_rows__merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__accumulation_reading_the_other__does_not_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__accumulations_outside_rows_or_over_other_ranges__do_not_merge,
