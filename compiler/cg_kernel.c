@@ -711,11 +711,326 @@ static void fix_sum_shape(cg_ctx *c, LLVMValueRef latch)
 	hint_vector_width(c, latch, 64 / c->real_size, 1);
 }
 
+/* ------------------------------------------- a jammed sum in vectors
+ *
+ * When a jammed sum's summand is a polynomial (+, -, *, negation) of reads
+ * that are contiguous in the innermost loop or do not depend on it (FVSBN's
+ * W[k, kk] * x[kk], NADE's V[i, m] * h[m]), the loop is written here in
+ * vectors of 64 bytes, not left to the loop vectorizer:
+ *   - the remainder of the innermost loop (its length mod the lanes) is one
+ *     masked step, not a scalar loop per row;
+ *   - the horizontal sums of the rows are done together: the rows'
+ *     accumulators are folded pairwise (lanes i and i + w/2 of each row
+ *     added, two rows' halves in one vector) until each row is one lane.
+ * Every row's lanes are added in the same tree whatever the number of rows
+ * summed together, so a row's bits do not depend on the batch split (the
+ * partial block runs this same code one row at a time). */
+
+enum { JV_NO = -1, JV_INVARIANT = 0, JV_VARYING = 1 };
+
+/* The coefficient of loop l in index x; *ok is cleared when x is not
+ * affine in l with a constant coefficient. */
+static int64_t idx_coef(const ir_idx *x, const ir_loop *l, bool *ok)
+{
+	if (!x)
+		return 0;
+	switch (x->kind) {
+	case IX_CONST: case IX_PREFIX: case IX_ROW: return 0;
+	case IX_LOOP: return x->u.loop == l;
+	case IX_ADD: return idx_coef(x->u.bin.a, l, ok) + idx_coef(x->u.bin.b, l, ok);
+	case IX_SUB: return idx_coef(x->u.bin.a, l, ok) - idx_coef(x->u.bin.b, l, ok);
+	case IX_MUL: {
+		int64_t ca = idx_coef(x->u.bin.a, l, ok), cb = idx_coef(x->u.bin.b, l, ok);
+		if (ca == 0 && cb == 0)
+			return 0;
+		if (ca == 0 && x->u.bin.a->kind == IX_CONST)
+			return x->u.bin.a->u.c * cb;
+		if (cb == 0 && x->u.bin.b->kind == IX_CONST)
+			return x->u.bin.b->u.c * ca;
+		*ok = false;
+		return 0;
+	}
+	case IX_LOAD:
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			if (idx_coef(x->u.load.idx[i], l, ok) != 0)
+				*ok = false;
+		return 0;
+	}
+	*ok = false;
+	return 0;
+}
+
+/* Whether index x does not depend on loop l. */
+static bool idx_free_of(const ir_idx *x, const ir_loop *l)
+{
+	bool ok = true;
+	return idx_coef(x, l, &ok) == 0 && ok;
+}
+
+/* How v can be computed across loop l in vectors: JV_INVARIANT (a scalar,
+ * broadcast), JV_VARYING (vector code: jv_emit) or JV_NO.  memo: by val
+ * id, 0 unknown, else the kind + 2. */
+static int jv_kind(cg_ctx *c, const ir_val *v, const ir_loop *l, signed char *memo)
+{
+	if (!v)
+		return JV_NO;
+	bool has_id = v->id >= 0 && v->id < c->nids;
+	if (has_id && memo[v->id])
+		return memo[v->id] - 2;
+	int k = JV_NO;
+	switch (v->kind) {
+	case V_CONST: k = JV_INVARIANT; break;
+	case V_READ: {
+		const ir_buf *b = v->u.read.buf;
+		bool ok = true, inv = true;
+		int64_t last = 0;
+		for (int i = 0; i < b->rank; i++) {
+			int64_t cf = idx_coef(v->u.read.idx[i], l, &ok);
+			inv = inv && cf == 0;
+			if (i + 1 < b->rank && cf != 0)
+				ok = false;
+			last = cf;
+		}
+		if (ok && inv)
+			k = JV_INVARIANT;
+		else if (ok && last == 1 && !(b->cls == BUF_CONST && (b->bits || b->is_int)))
+			k = JV_VARYING;
+		break;
+	}
+	case V_OP: {
+		int n = v->u.op.op < IR_OP__COUNT ? ir_op_arity[v->u.op.op] : 0;
+		k = JV_INVARIANT;
+		for (int i = 0; i < n && k != JV_NO; i++) {
+			int ka = jv_kind(c, v->u.op.a[i], l, memo);
+			k = ka == JV_NO ? JV_NO : ka > k ? ka : k;
+		}
+		if (k == JV_VARYING && v->u.op.op != IR_NEG && v->u.op.op != IR_ADD && v->u.op.op != IR_SUB &&
+		    v->u.op.op != IR_MUL && v->u.op.op != IR_SQUARE)
+			k = JV_NO;
+		break;
+	}
+	case V_INT: k = idx_free_of(v->u.idx, l) ? JV_INVARIANT : JV_NO; break;
+	case V_STOP: k = jv_kind(c, v->u.stop, l, memo); break;
+	case V_DRAW: k = JV_NO; break;
+	}
+	if (has_id)
+		memo[v->id] = (signed char)(k + 2);
+	return k;
+}
+
+/* Whether a sum's summand can be computed in vectors across loop l. */
+static bool jv_summand(cg_ctx *c, const ir_val *v, const ir_loop *l)
+{
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo)
+		return false;
+	bool ok = jv_kind(c, v, l, memo) != JV_NO;
+	free(memo);
+	return ok;
+}
+
+static LLVMValueRef jv_splat(cg_ctx *c, LLVMValueRef x, unsigned n)
+{
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), n);
+	LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), x, cg_i64(c, 0), "");
+	return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, n)), "");
+}
+
+static LLVMValueRef jv_mask_const(cg_ctx *c, const int *idx, unsigned n)
+{
+	LLVMValueRef e[64];
+	for (unsigned i = 0; i < n; i++)
+		e[i] = LLVMConstInt(c->i32, (unsigned long long)idx[i], 0);
+	return LLVMConstVector(e, n);
+}
+
+/* v for the `lanes` iterations of loop l from its current value on (its
+ * variable set by the caller), loads masked by `mask` when not NULL; v is
+ * not JV_NO (memo: jv_kind's). */
+static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsigned lanes, LLVMValueRef mask,
+                            signed char *memo)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	if (jv_kind(c, v, l, memo) == JV_INVARIANT)
+		return jv_splat(c, cg_val(c, v), lanes);
+	switch (v->kind) {
+	case V_READ: {
+		LLVMValueRef p = cg_addr(c, v->u.read.buf, v->u.read.idx);
+		if (!mask) {
+			LLVMValueRef x = LLVMBuildLoad2(c->b, vt, p, "");
+			LLVMSetAlignment(x, (unsigned)c->real_size);
+			return x;
+		}
+		unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+		LLVMTypeRef tys[2] = { vt, c->ptr };
+		LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+		LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+		LLVMValueRef args[4] = { p, LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0), mask,
+			                 LLVMConstNull(vt) };
+		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+	}
+	case V_OP: {
+		LLVMValueRef a = jv_emit(c, v->u.op.a[0], l, lanes, mask, memo), b = NULL;
+		if (ir_op_arity[v->u.op.op] > 1)
+			b = jv_emit(c, v->u.op.a[1], l, lanes, mask, memo);
+		switch (v->u.op.op) { /* as cg_op computes them */
+		case IR_NEG: return LLVMBuildFNeg(c->b, a, "");
+		case IR_SQUARE: return LLVMBuildFMul(c->b, a, a, "");
+		case IR_ADD: return cg_contract(LLVMBuildFAdd(c->b, a, b, ""));
+		case IR_SUB: return cg_contract(LLVMBuildFSub(c->b, a, b, ""));
+		case IR_MUL: return cg_contract(LLVMBuildFMul(c->b, a, b, ""));
+		default: break;
+		}
+		break;
+	}
+	case V_STOP: return jv_emit(c, v->u.stop, l, lanes, mask, memo);
+	default: break;
+	}
+	cg_fail(c, "internal error: a summand not computable in vectors");
+	return LLVMGetUndef(vt);
+}
+
+/* The sums of the rows' accumulators acc[0..n) (n a power of two, at most
+ * lanes), row j in lane j of the result: pairs of vectors folded into one
+ * (each row's lanes i and i + w/2 added, w its width), then the vector's
+ * rows halved alone, until each row is one lane.  A row's lanes are added
+ * in the same tree for any n. */
+static LLVMValueRef jv_hsum(cg_ctx *c, LLVMValueRef *acc, unsigned n, unsigned lanes)
+{
+	int lo[64], hi[64];
+	unsigned g = 1, w = lanes; /* rows per vector, lanes per row */
+	for (; n > 1; n /= 2, g *= 2, w /= 2) {
+		for (unsigned j = 0; j < 2 * g; j++)
+			for (unsigned t = 0; t < w / 2; t++) {
+				unsigned from = (j % g) * w + t + (j >= g ? g * w : 0);
+				lo[j * (w / 2) + t] = (int)from;
+				hi[j * (w / 2) + t] = (int)(from + w / 2);
+			}
+		for (unsigned i = 0; i < n / 2; i++) {
+			LLVMValueRef a = acc[2 * i], b = acc[2 * i + 1];
+			acc[i] = LLVMBuildFAdd(c->b, LLVMBuildShuffleVector(c->b, a, b, jv_mask_const(c, lo, g * w), ""),
+			                       LLVMBuildShuffleVector(c->b, a, b, jv_mask_const(c, hi, g * w), ""), "");
+		}
+	}
+	for (; w > 1; w /= 2) {
+		for (unsigned j = 0; j < g; j++)
+			for (unsigned t = 0; t < w / 2; t++) {
+				lo[j * (w / 2) + t] = (int)(j * w + t);
+				hi[j * (w / 2) + t] = (int)(j * w + t + w / 2);
+			}
+		LLVMValueRef a = acc[0], u = LLVMGetPoison(LLVMTypeOf(a));
+		acc[0] = LLVMBuildFAdd(c->b, LLVMBuildShuffleVector(c->b, a, u, jv_mask_const(c, lo, g * w / 2), ""),
+		                       LLVMBuildShuffleVector(c->b, a, u, jv_mask_const(c, hi, g * w / 2), ""), "");
+	}
+	return acc[0];
+}
+
+/* jam_sum in vectors (the summand passes jv_summand): the outer loops as
+ * they are, the innermost in steps of 64 bytes of lanes with an
+ * accumulator vector per row, its remainder one masked step, and the rows'
+ * horizontal sums together (jv_hsum). */
+static void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows)
+{
+	const ir_assign *a = &s->assigns[0];
+	const ir_loop *l = s->loops[s->nloops - 1];
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	jv_kind(c, a->val, l, memo);
+	LLVMValueRef acc[CG_JAM_ROWS], lane[CG_JAM_ROWS];
+	for (int r = 0; r < rows; r++) {
+		acc[r] = entry_alloca(c, vt, "vacc");
+		LLVMValueRef st = LLVMBuildStore(c->b, LLVMConstNull(vt), acc[r]);
+		LLVMSetAlignment(st, (unsigned)c->real_size);
+		lane[r] = r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0;
+	}
+	cg_loop st[CG_JAM_LOOPS];
+	for (int i = 0; i + 1 < s->nloops; i++)
+		open_stmt_loop(c, &st[i], s->loops[i]);
+	LLVMValueRef lo = cg_idx(c, l->lo), hi = cg_idx(c, l->hi);
+	LLVMValueRef saved = c->loop_var[l->id];
+	/* for (k = lo; k + lanes <= hi; k += lanes) */
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
+	LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.tail");
+	LLVMBuildBr(c->b, head);
+	LLVMPositionBuilderAtEnd(c->b, head);
+	LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "vk");
+	LLVMAddIncoming(k, &lo, &pre, 1);
+	LLVMValueRef next = LLVMBuildNSWAdd(c->b, k, cg_i64(c, lanes), "");
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLE, next, hi, ""), body, tail);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	for (int r = 0; r < rows; r++) {
+		set_lane(c, c->jam_rows, first, lane[r]);
+		c->loop_var[l->id] = k;
+		LLVMValueRef v = jv_emit(c, a->val, l, lanes, NULL, memo);
+		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
+		LLVMValueRef st2 = LLVMBuildStore(c->b, cg_contract(LLVMBuildFAdd(c->b, old, v, "")), acc[r]);
+		LLVMSetAlignment(old, (unsigned)c->real_size);
+		LLVMSetAlignment(st2, (unsigned)c->real_size);
+	}
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, head);
+	LLVMAddIncoming(k, &next, &latch, 1);
+	hint_vector_width(c, br, 1, 1); /* vector code already */
+	/* the remainder, hi - k < lanes iterations (maybe none): one masked step */
+	LLVMPositionBuilderAtEnd(c->b, tail);
+	int iota[64];
+	for (unsigned i = 0; i < lanes; i++)
+		iota[i] = (int)i;
+	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, hi, k, ""), c->i32, "");
+	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+	for (int r = 0; r < rows; r++) {
+		set_lane(c, c->jam_rows, first, lane[r]);
+		c->loop_var[l->id] = k;
+		LLVMValueRef v = jv_emit(c, a->val, l, lanes, mask, memo);
+		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
+		LLVMSetAlignment(old, (unsigned)c->real_size);
+		LLVMValueRef nv = LLVMBuildSelect(c->b, mask, cg_contract(LLVMBuildFAdd(c->b, old, v, "")), old, "");
+		LLVMValueRef st2 = LLVMBuildStore(c->b, nv, acc[r]);
+		LLVMSetAlignment(st2, (unsigned)c->real_size);
+	}
+	c->loop_var[l->id] = saved;
+	cg_cache_drop(c);
+	for (int i = s->nloops - 2; i >= 0; i--)
+		loop_close(c, &st[i]);
+	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
+	for (int g0 = 0; g0 < rows; g0 += (int)lanes) {
+		unsigned n = 1;
+		while ((int)n < rows - g0 && n < lanes)
+			n *= 2;
+		LLVMValueRef v[64];
+		for (unsigned j = 0; j < n; j++) {
+			if (g0 + (int)j < rows) {
+				v[j] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)j], "");
+				LLVMSetAlignment(v[j], (unsigned)c->real_size);
+			} else {
+				v[j] = LLVMConstNull(vt);
+			}
+		}
+		LLVMValueRef sums = jv_hsum(c, v, n, lanes);
+		for (unsigned j = 0; j < n && g0 + (int)j < rows; j++) {
+			set_lane(c, c->jam_rows, first, lane[g0 + (int)j]);
+			store_elt(c, LLVMBuildExtractElement(c->b, sums, cg_i64(c, j), ""), cg_addr(c, a->buf, a->idx));
+		}
+	}
+	free(memo);
+}
+
 /* A sum over loops for rows first + lane0 .. first + lane0 + lanes - 1 of a
  * full block: one loop, an accumulator per row. */
 static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int lanes)
 {
 	const ir_assign *a = &s->assigns[0];
+	if (jv_summand(c, a->val, s->loops[s->nloops - 1])) {
+		jam_sum_vec(c, s, first, lane0, lanes);
+		return;
+	}
 	LLVMValueRef acc[CG_JAM_ROWS];
 	for (int r = 0; r < lanes; r++) {
 		acc[r] = entry_alloca(c, c->real, "acc");
