@@ -925,6 +925,27 @@ static LLVMValueRef jv_hsum(cg_ctx *c, LLVMValueRef *acc, unsigned n, unsigned l
 	return acc[0];
 }
 
+/* One step of a vector sum: for each row, acc[r] += the summand at
+ * iterations k .. k + lanes - 1 of loop l, only the lanes of `mask` when
+ * it is not NULL. */
+static void jv_step(cg_ctx *c, const ir_val *v, const ir_loop *l, LLVMValueRef first, const LLVMValueRef *lane,
+                    const LLVMValueRef *acc, int rows, LLVMValueRef k, LLVMValueRef mask, signed char *memo)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	for (int r = 0; r < rows; r++) {
+		set_lane(c, c->jam_rows, first, lane[r]);
+		c->loop_var[l->id] = k;
+		LLVMValueRef x = jv_emit(c, v, l, lanes, mask, memo);
+		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
+		LLVMSetAlignment(old, (unsigned)c->real_size);
+		LLVMValueRef nv = cg_contract(LLVMBuildFAdd(c->b, old, x, ""));
+		if (mask)
+			nv = LLVMBuildSelect(c->b, mask, nv, old, "");
+		LLVMSetAlignment(LLVMBuildStore(c->b, nv, acc[r]), (unsigned)c->real_size);
+	}
+}
+
 /* jam_sum in vectors (the summand passes jv_summand): the outer loops as
  * they are, the innermost in steps of 64 bytes of lanes with an
  * accumulator vector per row, its remainder one masked step, and the rows'
@@ -1022,6 +1043,125 @@ static void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMVal
 	free(memo);
 }
 
+/* The sums of statement s (a jammed sum over one loop, its summand passing
+ * jv_summand) for `rows` rows (lanes lane[]) at `npos` values pk[] of the
+ * position loop pl, which may move the sum's end (not its start): sums[q *
+ * rows + r] gets position q's sum for row r (or, when out is not NULL,
+ * out[q * rows + r], stored a vector at a time).  Each position's sum is
+ * computed in the steps of jam_sum_vec, so its bits are those of
+ * jam_sum_vec's: the full steps the positions have in common run in one
+ * loop, where each loaded x[kk] serves every position (register tiling:
+ * npos x rows accumulators), then each position's own full steps and its
+ * masked step. */
+static void jv_multi(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
+                     const ir_loop *pl, const LLVMValueRef *pk, int npos, LLVMValueRef *sums, LLVMValueRef out)
+{
+	const ir_assign *a = &s->assigns[0];
+	const ir_loop *l = s->loops[0];
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	jv_kind(c, a->val, l, memo);
+	LLVMValueRef saved_pl = c->loop_var[pl->id], saved_l = c->loop_var[l->id];
+	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0);
+	LLVMValueRef acc[2 * CG_JAM_ROWS], len[2], m[2], mmin = NULL;
+	c->loop_var[pl->id] = pk[0];
+	LLVMValueRef lo = cg_idx(c, l->lo);
+	for (int q = 0; q < npos; q++) {
+		c->loop_var[pl->id] = pk[q];
+		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), lo, "");
+		len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
+		m[q] = LLVMBuildUDiv(c->b, len[q], V, "");
+		mmin = mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, m[q], mmin, ""), m[q], mmin, "") : m[q];
+	}
+	for (int i = 0; i < npos * rows; i++) {
+		acc[i] = entry_alloca(c, vt, "vacc");
+		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), acc[i]), (unsigned)c->real_size);
+	}
+	/* steps [j0, j1) of positions [q0, q1) together */
+	for (int part = 0; part <= npos; part++) {
+		int q0 = part == 0 ? 0 : part - 1, q1 = part == 0 ? npos : part;
+		LLVMValueRef j0 = part == 0 ? zero : mmin, j1 = part == 0 ? mmin : m[part - 1];
+		if (part == 0 || npos > 1) {
+			LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+			LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
+			LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
+			LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.exit");
+			LLVMBuildBr(c->b, head);
+			LLVMPositionBuilderAtEnd(c->b, head);
+			LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
+			LLVMAddIncoming(j, &j0, &pre, 1);
+			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, j1, ""), body, exit);
+			LLVMPositionBuilderAtEnd(c->b, body);
+			LLVMValueRef k = LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, j, V, ""), "");
+			for (int q = q0; q < q1; q++) {
+				c->loop_var[pl->id] = pk[q];
+				jv_step(c, a->val, l, first, lane, acc + q * rows, rows, k, NULL, memo);
+			}
+			LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
+			LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+			LLVMValueRef br = LLVMBuildBr(c->b, head);
+			LLVMAddIncoming(j, &jn, &latch, 1);
+			hint_vector_width(c, br, 1, 1); /* vector code already */
+			LLVMPositionBuilderAtEnd(c->b, exit);
+		}
+		if (part == 0)
+			continue;
+		/* position q's masked step */
+		int q = part - 1;
+		c->loop_var[pl->id] = pk[q];
+		LLVMValueRef used = LLVMBuildNSWMul(c->b, m[q], V, "");
+		LLVMValueRef k = LLVMBuildNSWAdd(c->b, lo, used, "");
+		int iota[64];
+		for (unsigned i = 0; i < lanes; i++)
+			iota[i] = (int)i;
+		LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, len[q], used, ""), c->i32, "");
+		LLVMValueRef mask =
+			LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+		jv_step(c, a->val, l, first, lane, acc + q * rows, rows, k, mask, memo);
+	}
+	c->loop_var[pl->id] = saved_pl;
+	c->loop_var[l->id] = saved_l;
+	cg_cache_drop(c);
+	/* the horizontal sums, `lanes` accumulators (padded to a power of two) at a time */
+	int total = npos * rows;
+	for (int g0 = 0; g0 < total; g0 += (int)lanes) {
+		unsigned n = 1;
+		while ((int)n < total - g0 && n < lanes)
+			n *= 2;
+		LLVMValueRef v[64];
+		for (unsigned i = 0; i < n; i++) {
+			if (g0 + (int)i < total) {
+				v[i] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)i], "");
+				LLVMSetAlignment(v[i], (unsigned)c->real_size);
+			} else {
+				v[i] = LLVMConstNull(vt);
+			}
+		}
+		LLVMValueRef hs = jv_hsum(c, v, n, lanes);
+		if (out && g0 + (int)n <= total) {
+			LLVMValueRef at = cg_i64(c, g0);
+			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, "");
+			LLVMSetAlignment(LLVMBuildStore(c->b, hs, p), (unsigned)c->real_size);
+			continue;
+		}
+		for (unsigned i = 0; i < n && g0 + (int)i < total; i++) {
+			LLVMValueRef x = LLVMBuildExtractElement(c->b, hs, cg_i64(c, i), "");
+			if (out) {
+				LLVMValueRef at = cg_i64(c, g0 + (int)i);
+				store_elt(c, x, LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, ""));
+			} else {
+				sums[g0 + (int)i] = x;
+			}
+		}
+	}
+	free(memo);
+}
+
 /* A sum over loops for rows first + lane0 .. first + lane0 + lanes - 1 of a
  * full block: one loop, an accumulator per row. */
 static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int lanes)
@@ -1097,9 +1237,11 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 
 /* The rows of block loop `bl` (s->loop), rows [lo, hi): the statements run
  * in groups, each group a loop over the rows, split at the statements that
- * run jammed.  Returns false when the caller should
- * emit the plain loop. */
-static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi)
+ * run jammed.  When `given` is not NULL, the first statement is a sum
+ * computed already (pair_positions): row r's value is given[r].  Returns
+ * false when the caller should emit the plain loop. */
+static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi,
+                             LLVMValueRef given)
 {
 	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || bl->block < 2 || bl->block > CG_JAM_ROWS)
 		return false;
@@ -1123,6 +1265,18 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 	LLVMValueRef count = LLVMBuildNSWSub(c->b, hi, lo, "");
 	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, bl->block), "");
 	for (size_t i = 0; i < n;) {
+		if (i == 0 && given) {
+			const ir_assign *a = &((const ir_stmt *)s->body.stmts.items[0])->assigns[0];
+			cg_loop st;
+			loop_open(c, &st, NULL, cg_i64(c, 0), count, false);
+			set_lane(c, rows, lo, st.iv);
+			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, given, &st.iv, 1, "");
+			store_elt(c, load_real(c, p), cg_addr(c, a->buf, a->idx));
+			loop_close(c, &st);
+			hint_vector_width(c, st.latch, (int)bl->block, 0);
+			i++;
+			continue;
+		}
 		if (kinds[i] == JAM_NONE) {
 			/* a loop over the rows for each run of statements that are
 			 * all straight-line per row (vectorized across the rows) or
@@ -1173,6 +1327,132 @@ static bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLV
 	return true;
 }
 
+/* Whether a statement of block b (from its statement `from` on, nested
+ * bodies included) writes a buffer that value v, or index lo or hi,
+ * reads. */
+static bool writes_read(cg_ctx *c, const ir_block *b, size_t from, const ir_val *v, const ir_idx *lo,
+                        const ir_idx *hi)
+{
+	for (size_t i = from; i < b->stmts.len; i++) {
+		const ir_stmt *t = b->stmts.items[i];
+		if (!t)
+			continue;
+		if (t->kind == S_FOR || t->kind == S_IF_GE) {
+			if (writes_read(c, &t->body, 0, v, lo, hi))
+				return true;
+			continue;
+		}
+		for (int j = 0; j < t->nassigns; j++) {
+			const ir_buf *w = t->assigns[j].buf;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || val_reads(c, v, w, seen) || ir_idx_reads(lo, w) || ir_idx_reads(hi, w);
+			free(seen);
+			if (r)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A loop over positions whose body is the rows of a block, starting with a
+ * jammed sum in vectors whose start does not depend on the position and
+ * whose inputs nothing in the body writes (FVSBN's log p and gradient,
+ * not its sampling, which writes the x[k] the next position reads): the
+ * positions run in pairs, the sums of both computed together (jv_multi:
+ * each x[kk] loaded once for 2 positions of each row, W[k, kk] once for
+ * all rows), then the rest of each position's statements in turn.  A
+ * position's sum has the bits it has alone (jv_multi), so a last, odd
+ * position runs alone.  Returns false when s is not such a loop. */
+static bool pair_positions(cg_ctx *c, const ir_stmt *s)
+{
+	const ir_loop *L = s->loop;
+	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || L->reverse || s->reverse ||
+	    s->body.stmts.len != 1)
+		return false;
+	const ir_stmt *rs = s->body.stmts.items[0];
+	if (!rs || rs->kind != S_FOR || !rs->loop || !rs->loop->is_rows || !rs->loop->block_of)
+		return false;
+	const ir_loop *rows = rs->loop, *bl = rows->block_of;
+	if (bl->block < 2 || 2 * bl->block > CG_JAM_ROWS || bl->id < 0 || bl->id >= c->nids || !c->loop_var[bl->id] ||
+	    rs->body.stmts.len < 1)
+		return false;
+	const ir_stmt *t = rs->body.stmts.items[0];
+	if (!t || jam_kind_of(c, t, rows) != JAM_SUM || t->nloops != 1 || !idx_free_of(t->loops[0]->lo, L) ||
+	    !jv_summand(c, t->assigns[0].val, t->loops[0]) ||
+	    writes_read(c, &rs->body, 0, t->assigns[0].val, t->loops[0]->lo, t->loops[0]->hi))
+		return false;
+	int block = (int)bl->block;
+	LLVMValueRef n = c->n ? c->n : cg_i64(c, 1);
+	LLVMValueRef rlo = c->loop_var[bl->id];
+	LLVMValueRef end = LLVMBuildNSWAdd(c->b, rlo, cg_i64(c, block), "");
+	LLVMValueRef rhi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
+	LLVMValueRef count = LLVMBuildNSWSub(c->b, rhi, rlo, "");
+	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, block), "");
+	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
+	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
+	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
+	LLVMValueRef npairs = LLVMBuildUDiv(c->b, len, cg_i64(c, 2), "");
+	LLVMValueRef res = entry_alloca(c, LLVMArrayType(c->real, (unsigned)(2 * block)), "pair");
+	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
+	const ir_loop *saved_rows = c->jam_rows;
+	cg_row saved_row = c->row;
+	cg_loop pst;
+	loop_open(c, &pst, NULL, zero, npairs, false);
+	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, 2), ""), "");
+	LLVMValueRef pk[2] = { k, LLVMBuildNSWAdd(c->b, k, cg_i64(c, 1), "") };
+	/* the sums of both positions: a full block together, a partial one row by row */
+	c->jam_rows = rows;
+	LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
+	LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
+	LLVMBuildCondBr(c->b, full, fullb, part);
+	LLVMPositionBuilderAtEnd(c->b, fullb);
+	LLVMValueRef lane[CG_JAM_ROWS], sums[2];
+	for (int r = 0; r < block; r++)
+		lane[r] = cg_i64(c, r);
+	LLVMValueRef res0 = LLVMBuildInBoundsGEP2(c->b, c->real, res, &zero, 1, "");
+	jv_multi(c, t, rlo, lane, block, L, pk, 2, NULL, res0);
+	LLVMBuildBr(c->b, done);
+	LLVMPositionBuilderAtEnd(c->b, part);
+	cg_loop one;
+	loop_open(c, &one, NULL, zero, count, false);
+	jv_multi(c, t, rlo, &one.iv, 1, L, pk, 2, sums, NULL);
+	for (int q = 0; q < 2; q++) {
+		LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, q * block), "");
+		store_elt(c, sums[q], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	}
+	loop_close(c, &one);
+	LLVMBuildBr(c->b, done);
+	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, done);
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	/* then each position's statements */
+	for (int q = 0; q < 2; q++) {
+		c->loop_var[L->id] = pk[q];
+		LLVMValueRef at = cg_i64(c, q * block);
+		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	}
+	loop_close(c, &pst);
+	/* an odd last position alone */
+	LLVMValueRef last = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, npairs, cg_i64(c, 2), ""), "");
+	LLVMBasicBlockRef odd = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.odd");
+	LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.end");
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildNSWSub(c->b, last, plo, ""), len, ""), odd, after);
+	LLVMPositionBuilderAtEnd(c->b, odd);
+	c->loop_var[L->id] = last;
+	cg_rows_of_block(c, rs, bl, rlo, rhi, NULL);
+	LLVMBuildBr(c->b, after);
+	LLVMMoveBasicBlockAfter(after, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, after);
+	c->loop_var[L->id] = saved_pos;
+	cg_cache_drop(c);
+	return true;
+}
+
 /* S_FOR: one loop around a block; a rows loop runs over [0, n) (n = 1 in
  * kernels without an n argument) and moves the row pointer. */
 static void cg_for(cg_ctx *c, const ir_stmt *s)
@@ -1197,12 +1477,14 @@ static void cg_for(cg_ctx *c, const ir_stmt *s)
 		lo = c->loop_var[bl->id];
 		LLVMValueRef end = LLVMBuildNSWAdd(c->b, lo, cg_i64(c, bl->block), "");
 		hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
-		if (cg_rows_of_block(c, s, bl, lo, hi))
+		if (cg_rows_of_block(c, s, bl, lo, hi, NULL))
 			return;
 	} else if (l->is_rows) {
 		lo = cg_i64(c, 0);
 		hi = n;
 	} else {
+		if (pair_positions(c, s))
+			return;
 		lo = cg_idx(c, l->lo);
 		hi = cg_idx(c, l->hi);
 	}
