@@ -1197,12 +1197,147 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 	}
 }
 
+/* Whether accumulation s can run in vectors (jam_add_vec): every target
+ * shared by the rows and contiguous in the innermost loop, every value
+ * computable in vectors (jv_kind). */
+static bool jv_add_ok(cg_ctx *c, const ir_stmt *s, const ir_loop *rows)
+{
+	const ir_loop *l = s->loops[s->nloops - 1];
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		if (!shared_target(a, rows) || !jv_summand(c, a->val, l))
+			return false;
+		bool ok = true;
+		int64_t last = 0;
+		for (int i = 0; i < a->buf->rank; i++) {
+			last = idx_coef(a->idx[i], l, &ok);
+			if (i + 1 < a->buf->rank && last != 0)
+				ok = false;
+		}
+		if (!ok || last != 1)
+			return false;
+	}
+	return true;
+}
+
+/* A masked load or store of a vector at p (the lanes of mask). */
+static LLVMValueRef jv_masked(cg_ctx *c, bool store, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef v,
+                              LLVMTypeRef vt)
+{
+	const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef tys[2] = { vt, c->ptr };
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+	LLVMValueRef align = LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0);
+	if (store) {
+		LLVMValueRef args[4] = { v, p, align, mask };
+		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+	}
+	LLVMValueRef args[4] = { p, align, mask, LLVMConstNull(vt) };
+	return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+}
+
+/* One step of jam_add_vec at iterations k .. k + lanes - 1 of loop l
+ * (only the lanes of mask when it is not NULL): for each target, the rows'
+ * terms summed in 4 independent chains (a chain of 16 dependent
+ * multiply-adds would be the loop's latency), then added to the target. */
+static void jv_add_step(cg_ctx *c, const ir_stmt *s, const ir_loop *l, LLVMValueRef first, LLVMValueRef lane0,
+                        int rows, LLVMValueRef k, LLVMValueRef mask, signed char *memo)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		memset(memo, 0, (size_t)c->nids * sizeof *memo);
+		LLVMValueRef chain[4] = { NULL, NULL, NULL, NULL };
+		for (int r = 0; r < rows; r++) {
+			set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
+			c->loop_var[l->id] = k;
+			LLVMValueRef v = jv_emit(c, a->val, l, lanes, mask, memo);
+			LLVMValueRef *t = &chain[r % 4];
+			*t = *t ? cg_contract(LLVMBuildFAdd(c->b, *t, v, "")) : v;
+		}
+		LLVMValueRef total = chain[0];
+		if (chain[1])
+			total = LLVMBuildFAdd(c->b, total, chain[1], "");
+		if (chain[2])
+			total = LLVMBuildFAdd(c->b, total,
+			                      chain[3] ? LLVMBuildFAdd(c->b, chain[2], chain[3], "") : chain[2], "");
+		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+		if (mask) {
+			LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
+			jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, total, ""), vt);
+		} else {
+			LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
+			LLVMSetAlignment(old, (unsigned)c->real_size);
+			LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, total, ""), p), (unsigned)c->real_size);
+		}
+	}
+}
+
+/* jam_add when jv_add_ok: the outer loops as they are, the innermost in
+ * steps of 64 bytes of lanes and one masked step for its remainder (no
+ * scalar loop over the remainder for each row). */
+static void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows)
+{
+	const ir_loop *l = s->loops[s->nloops - 1];
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	cg_loop st[CG_JAM_LOOPS];
+	for (int i = 0; i + 1 < s->nloops; i++)
+		open_stmt_loop(c, &st[i], s->loops[i]);
+	LLVMValueRef saved = c->loop_var[l->id];
+	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0);
+	LLVMValueRef lo = cg_idx(c, l->lo), len = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), lo, "");
+	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
+	LLVMValueRef m = LLVMBuildUDiv(c->b, len, V, "");
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd.body");
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd.exit");
+	LLVMBuildBr(c->b, head);
+	LLVMPositionBuilderAtEnd(c->b, head);
+	LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
+	LLVMAddIncoming(j, &zero, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, m, ""), body, exit);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	jv_add_step(c, s, l, first, lane0, rows, LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, j, V, ""), ""), NULL,
+	            memo);
+	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, head);
+	LLVMAddIncoming(j, &jn, &latch, 1);
+	hint_vector_width(c, br, 1, 1); /* vector code already */
+	LLVMPositionBuilderAtEnd(c->b, exit);
+	LLVMValueRef used = LLVMBuildNSWMul(c->b, m, V, "");
+	int iota[64];
+	for (unsigned i = 0; i < lanes; i++)
+		iota[i] = (int)i;
+	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, len, used, ""), c->i32, "");
+	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+	jv_add_step(c, s, l, first, lane0, rows, LLVMBuildNSWAdd(c->b, lo, used, ""), mask, memo);
+	c->loop_var[l->id] = saved;
+	cg_cache_drop(c);
+	for (int i = s->nloops - 2; i >= 0; i--)
+		loop_close(c, &st[i]);
+	free(memo);
+}
+
 /* Accumulations over loops for rows first + lane0 .. first + lane0 + lanes
  * - 1: into the rows' own buffers one by one, into a shared buffer the
  * rows' terms summed, then one load and store.  Values are computed once
  * per row (no value reads a target: jam_kind_of). */
 static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int lanes)
 {
+	if (jv_add_ok(c, s, c->jam_rows)) {
+		jam_add_vec(c, s, first, lane0, lanes);
+		return;
+	}
 	cg_loop st[CG_JAM_LOOPS];
 	LLVMValueRef *total = calloc((size_t)s->nassigns, sizeof *total);
 	if (!total) {
