@@ -1051,97 +1051,136 @@ static void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMVal
 
 /* The sums of statement s (a jammed sum over one loop, its summand passing
  * jv_summand) for `rows` rows (lanes lane[]) at `npos` values pk[] of the
- * position loop pl, which may move the sum's end (not its start): sums[q *
- * rows + r] gets position q's sum for row r (or, when out is not NULL,
- * out[q * rows + r], stored a vector at a time).  Each position's sum is
- * computed in the steps of jam_sum_vec, so its bits are those of
- * jam_sum_vec's: the full steps the positions have in common run in one
- * loop, where each loaded x[kk] serves every position (register tiling:
- * npos x rows accumulators), then each position's own full steps and its
- * masked step. */
-static void jv_multi(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
-                     const ir_loop *pl, const LLVMValueRef *pk, int npos, LLVMValueRef *sums, LLVMValueRef out)
+ * position loop pl, which may move the sum's end (not its start).  Each
+ * position's sum is computed in the steps of jam_sum_vec, so its bits are
+ * those of jam_sum_vec's: jv_prepare computes the bounds, jv_fused runs
+ * the full steps the positions have in common in one loop, where each loaded x[kk] serves every position
+ * (register tiling: npos x rows accumulators); jv_finish(q), later,
+ * position q's own full steps, its masked step and its rows' horizontal
+ * sums. */
+typedef struct jv_state {
+	const ir_stmt *s;
+	const ir_loop *l, *pl;
+	LLVMValueRef first;
+	const LLVMValueRef *lane;
+	int rows, npos;
+	LLVMValueRef pk[CG_JAM_POS], acc[CG_JAM_TILE], len[CG_JAM_POS], m[CG_JAM_POS], mmin, lo;
+	signed char *memo;
+} jv_state;
+
+/* One loop of steps [j0, j1) of positions [q0, q1) together. */
+static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, int q0, int q1)
 {
-	const ir_assign *a = &s->assigns[0];
-	const ir_loop *l = s->loops[0];
+	const ir_val *v = st->s->assigns[0].val;
+	LLVMValueRef V = cg_i64(c, 64 / c->real_size);
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.exit");
+	LLVMBuildBr(c->b, head);
+	LLVMPositionBuilderAtEnd(c->b, head);
+	LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
+	LLVMAddIncoming(j, &j0, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, j1, ""), body, exit);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	LLVMValueRef k = LLVMBuildNSWAdd(c->b, st->lo, LLVMBuildNSWMul(c->b, j, V, ""), "");
+	LLVMValueRef saved = c->loop_var[st->pl->id];
+	for (int q = q0; q < q1; q++) {
+		c->loop_var[st->pl->id] = st->pk[q];
+		jv_step(c, v, st->l, st->first, st->lane, st->acc + q * st->rows, st->rows, k, NULL, st->memo);
+	}
+	c->loop_var[st->pl->id] = saved;
+	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, head);
+	LLVMAddIncoming(j, &jn, &latch, 1);
+	hint_vector_width(c, br, 1, 1); /* vector code already */
+	LLVMPositionBuilderAtEnd(c->b, exit);
+}
+
+static bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane,
+                     int rows, const ir_loop *pl, const LLVMValueRef *pk, int npos)
+{
+	memset(st, 0, sizeof *st);
+	st->s = s;
+	st->l = s->loops[0];
+	st->pl = pl;
+	st->first = first;
+	st->lane = lane;
+	st->rows = rows;
+	st->npos = npos;
+	st->memo = calloc((size_t)c->nids, sizeof *st->memo);
+	if (!st->memo) {
+		cg_fail(c, "out of memory");
+		return false;
+	}
+	jv_kind(c, s->assigns[0].val, st->l, st->memo);
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef saved = c->loop_var[pl->id];
+	LLVMValueRef V = cg_i64(c, 64 / c->real_size), zero = cg_i64(c, 0);
+	c->loop_var[pl->id] = pk[0];
+	st->lo = cg_idx(c, st->l->lo);
+	for (int q = 0; q < npos; q++) {
+		st->pk[q] = pk[q];
+		c->loop_var[pl->id] = pk[q];
+		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, st->l->hi), st->lo, "");
+		st->len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
+		st->m[q] = LLVMBuildUDiv(c->b, st->len[q], V, "");
+		st->mmin = st->mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, st->m[q], st->mmin, ""),
+		                                      st->m[q], st->mmin, "")
+		                    : st->m[q];
+	}
+	c->loop_var[pl->id] = saved;
+	for (int i = 0; i < npos * rows; i++) {
+		st->acc[i] = entry_alloca(c, vt, "vacc");
+		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), st->acc[i]), (unsigned)c->real_size);
+	}
+	return true;
+}
+
+/* The full steps all positions have. */
+static void jv_fused(cg_ctx *c, jv_state *st)
+{
+	jv_steps(c, st, cg_i64(c, 0), st->mmin, 0, st->npos);
+	cg_cache_drop(c);
+}
+
+static void jv_end(jv_state *st)
+{
+	free(st->memo);
+	st->memo = NULL;
+}
+
+/* Position q's own steps, its masked step and its rows' sums: row r's in
+ * sums[r], or (out not NULL) out[r], stored a vector at a time. */
+static void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out)
+{
 	unsigned lanes = (unsigned)(64 / c->real_size);
 	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
-	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
-	if (!memo) {
-		cg_fail(c, "out of memory");
-		return;
-	}
-	jv_kind(c, a->val, l, memo);
-	LLVMValueRef saved_pl = c->loop_var[pl->id], saved_l = c->loop_var[l->id];
-	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0);
-	LLVMValueRef acc[CG_JAM_TILE], len[CG_JAM_POS], m[CG_JAM_POS], mmin = NULL;
-	c->loop_var[pl->id] = pk[0];
-	LLVMValueRef lo = cg_idx(c, l->lo);
-	for (int q = 0; q < npos; q++) {
-		c->loop_var[pl->id] = pk[q];
-		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), lo, "");
-		len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
-		m[q] = LLVMBuildUDiv(c->b, len[q], V, "");
-		mmin = mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, m[q], mmin, ""), m[q], mmin, "") : m[q];
-	}
-	for (int i = 0; i < npos * rows; i++) {
-		acc[i] = entry_alloca(c, vt, "vacc");
-		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), acc[i]), (unsigned)c->real_size);
-	}
-	/* steps [j0, j1) of positions [q0, q1) together */
-	for (int part = 0; part <= npos; part++) {
-		int q0 = part == 0 ? 0 : part - 1, q1 = part == 0 ? npos : part;
-		LLVMValueRef j0 = part == 0 ? zero : mmin, j1 = part == 0 ? mmin : m[part - 1];
-		if (part == 0 || npos > 1) {
-			LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-			LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
-			LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
-			LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.exit");
-			LLVMBuildBr(c->b, head);
-			LLVMPositionBuilderAtEnd(c->b, head);
-			LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
-			LLVMAddIncoming(j, &j0, &pre, 1);
-			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, j1, ""), body, exit);
-			LLVMPositionBuilderAtEnd(c->b, body);
-			LLVMValueRef k = LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, j, V, ""), "");
-			for (int q = q0; q < q1; q++) {
-				c->loop_var[pl->id] = pk[q];
-				jv_step(c, a->val, l, first, lane, acc + q * rows, rows, k, NULL, memo);
-			}
-			LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
-			LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-			LLVMValueRef br = LLVMBuildBr(c->b, head);
-			LLVMAddIncoming(j, &jn, &latch, 1);
-			hint_vector_width(c, br, 1, 1); /* vector code already */
-			LLVMPositionBuilderAtEnd(c->b, exit);
-		}
-		if (part == 0)
-			continue;
-		/* position q's masked step */
-		int q = part - 1;
-		c->loop_var[pl->id] = pk[q];
-		LLVMValueRef used = LLVMBuildNSWMul(c->b, m[q], V, "");
-		LLVMValueRef k = LLVMBuildNSWAdd(c->b, lo, used, "");
-		int iota[64];
-		for (unsigned i = 0; i < lanes; i++)
-			iota[i] = (int)i;
-		LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, len[q], used, ""), c->i32, "");
-		LLVMValueRef mask =
-			LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
-		jv_step(c, a->val, l, first, lane, acc + q * rows, rows, k, mask, memo);
-	}
-	c->loop_var[pl->id] = saved_pl;
-	c->loop_var[l->id] = saved_l;
+	LLVMValueRef saved_pl = c->loop_var[st->pl->id], saved_l = c->loop_var[st->l->id];
+	LLVMValueRef *acc = st->acc + q * st->rows;
+	if (st->npos > 1)
+		jv_steps(c, st, st->mmin, st->m[q], q, q + 1);
+	c->loop_var[st->pl->id] = st->pk[q];
+	LLVMValueRef used = LLVMBuildNSWMul(c->b, st->m[q], cg_i64(c, lanes), "");
+	int iota[64];
+	for (unsigned i = 0; i < lanes; i++)
+		iota[i] = (int)i;
+	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, st->len[q], used, ""), c->i32, "");
+	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+	jv_step(c, st->s->assigns[0].val, st->l, st->first, st->lane, acc, st->rows,
+	        LLVMBuildNSWAdd(c->b, st->lo, used, ""), mask, st->memo);
+	c->loop_var[st->pl->id] = saved_pl;
+	c->loop_var[st->l->id] = saved_l;
 	cg_cache_drop(c);
-	/* the horizontal sums, `lanes` accumulators (padded to a power of two) at a time */
-	int total = npos * rows;
-	for (int g0 = 0; g0 < total; g0 += (int)lanes) {
+	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
+	for (int g0 = 0; g0 < st->rows; g0 += (int)lanes) {
 		unsigned n = 1;
-		while ((int)n < total - g0 && n < lanes)
+		while ((int)n < st->rows - g0 && n < lanes)
 			n *= 2;
 		LLVMValueRef v[64];
 		for (unsigned i = 0; i < n; i++) {
-			if (g0 + (int)i < total) {
+			if (g0 + (int)i < st->rows) {
 				v[i] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)i], "");
 				LLVMSetAlignment(v[i], (unsigned)c->real_size);
 			} else {
@@ -1149,13 +1188,13 @@ static void jv_multi(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, const LLVM
 			}
 		}
 		LLVMValueRef hs = jv_hsum(c, v, n, lanes);
-		if (out && g0 + (int)n <= total) {
+		if (out && g0 + (int)n <= st->rows) {
 			LLVMValueRef at = cg_i64(c, g0);
 			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, "");
 			LLVMSetAlignment(LLVMBuildStore(c->b, hs, p), (unsigned)c->real_size);
 			continue;
 		}
-		for (unsigned i = 0; i < n && g0 + (int)i < total; i++) {
+		for (unsigned i = 0; i < n && g0 + (int)i < st->rows; i++) {
 			LLVMValueRef x = LLVMBuildExtractElement(c->b, hs, cg_i64(c, i), "");
 			if (out) {
 				LLVMValueRef at = cg_i64(c, g0 + (int)i);
@@ -1165,7 +1204,6 @@ static void jv_multi(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, const LLVM
 			}
 		}
 	}
-	free(memo);
 }
 
 /* A sum over loops for rows first + lane0 .. first + lane0 + lanes - 1 of a
@@ -1495,15 +1533,151 @@ static bool writes_read(cg_ctx *c, const ir_block *b, size_t from, const ir_val 
 	return false;
 }
 
+/* x as cf * L + k0 with constants cf and k0 (false when it is not). */
+static bool idx_affine(const ir_idx *x, const ir_loop *L, int64_t *cf, int64_t *k0)
+{
+	int64_t ca, ka, cb, kb;
+	if (!x)
+		return false;
+	switch (x->kind) {
+	case IX_CONST: *cf = 0; *k0 = x->u.c; return true;
+	case IX_LOOP: *cf = 1; *k0 = 0; return x->u.loop == L;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		if (!idx_affine(x->u.bin.a, L, &ca, &ka) || !idx_affine(x->u.bin.b, L, &cb, &kb))
+			return false;
+		if (x->kind == IX_MUL) {
+			if (ca != 0 && cb != 0)
+				return false;
+			*cf = ca * kb + cb * ka;
+			*k0 = ka * kb;
+		} else {
+			int64_t sg = x->kind == IX_ADD ? 1 : -1;
+			*cf = ca + sg * cb;
+			*k0 = ka + sg * kb;
+		}
+		return true;
+	default: return false;
+	}
+}
+
+/* The largest c of v's reads w[kk + c] (kk: loop l); false when v reads w
+ * in another way. */
+static bool reads_ahead(cg_ctx *c, const ir_val *v, const ir_buf *w, const ir_loop *l, int64_t *cmax)
+{
+	if (!v)
+		return true;
+	switch (v->kind) {
+	case V_READ: {
+		for (int i = 0; i < IR_MAX_RANK; i++) {
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = seen && i < v->u.read.buf->rank && ir_idx_reads(v->u.read.idx[i], w);
+			free(seen);
+			if (r)
+				return false;
+		}
+		if (v->u.read.buf != w)
+			return true;
+		int64_t cf, k0;
+		if (w->rank != 1 || !idx_affine(v->u.read.idx[0], l, &cf, &k0) || cf != 1)
+			return false;
+		if (k0 > *cmax)
+			*cmax = k0;
+		return true;
+	}
+	case V_OP:
+		for (int i = 0; i < 3; i++)
+			if (!reads_ahead(c, v->u.op.a[i], w, l, cmax))
+				return false;
+		return true;
+	case V_STOP: return reads_ahead(c, v->u.stop, w, l, cmax);
+	case V_CONST: return true;
+	default: {
+		bool *seen = calloc((size_t)c->nids, sizeof *seen);
+		bool r = seen && !val_reads(c, v, w, seen);
+		free(seen);
+		return r;
+	}
+	}
+}
+
+/* Whether every write of block b (statements of its own or under
+ * branches) to what sum t reads is ahead of what the common steps of a
+ * group of positions read: a single element w[L + dw] of a rank-1 buffer
+ * that the summand reads as w[kk + c] only, with dw >= (t's end - L) +
+ * every c (FVSBN's sampling writes x[k], its sums read x[kk] for kk < k).
+ * The common steps read below the first position's end, so the writes of
+ * a group's earlier positions never reach them; each later position's
+ * own steps run after them (pair_positions). */
+static bool writes_ahead(cg_ctx *c, const ir_block *b, const ir_stmt *t, const ir_loop *L)
+{
+	const ir_loop *l = t->loops[0];
+	int64_t hc, hk;
+	if (!idx_affine(l->hi, L, &hc, &hk) || hc != 1)
+		return false;
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *u = b->stmts.items[i];
+		if (!u)
+			continue;
+		if (u->kind == S_IF_GE) {
+			if (!writes_ahead(c, &u->body, t, L))
+				return false;
+			continue;
+		}
+		if (u->kind == S_FOR) {
+			if (writes_read(c, &u->body, 0, t->assigns[0].val, l->lo, l->hi))
+				return false;
+			continue;
+		}
+		for (int j = 0; j < u->nassigns; j++) {
+			const ir_buf *w = u->assigns[j].buf;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || val_reads(c, t->assigns[0].val, w, seen);
+			free(seen);
+			if (!r)
+				continue;
+			if (ir_idx_reads(l->lo, w) || ir_idx_reads(l->hi, w) || u->nloops != 0 || w->rank != 1)
+				return false;
+			int64_t cf, dw, cmax = INT64_MIN;
+			if (!idx_affine(u->assigns[j].idx[0], L, &cf, &dw) || cf != 1 ||
+			    !reads_ahead(c, t->assigns[0].val, w, l, &cmax) || cmax == INT64_MIN || dw < hk + cmax)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* The sums of rows [0, count) of a block at positions pk[0..npos) of L for
+ * a partial block, a row at a time: row r's at res[q * block + r]. */
+static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
+                         const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block)
+{
+	cg_loop one;
+	loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+	jv_state st;
+	LLVMValueRef sums[1];
+	if (jv_prepare(c, &st, t, rlo, &one.iv, 1, L, pk, npos)) {
+		jv_fused(c, &st);
+		for (int q = 0; q < npos; q++) {
+			jv_finish(c, &st, q, sums, NULL);
+			LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, (q0 + q) * block), "");
+			store_elt(c, sums[0], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		}
+		jv_end(&st);
+	}
+	loop_close(c, &one);
+}
+
 /* A loop over positions whose body is the rows of a block, starting with a
- * jammed sum in vectors whose start does not depend on the position and
- * whose inputs nothing in the body writes (FVSBN's log p and gradient,
- * not its sampling, which writes the x[k] the next position reads): the
- * positions run in pairs, the sums of both computed together (jv_multi:
- * each x[kk] loaded once for 2 positions of each row, W[k, kk] once for
- * all rows), then the rest of each position's statements in turn.  A
- * position's sum has the bits it has alone (jv_multi), so a last, odd
- * position runs alone.  Returns false when s is not such a loop. */
+ * jammed sum in vectors whose start does not depend on the position, and
+ * whose inputs the body does not write, or writes only ahead of them
+ * (writes_ahead: FVSBN's sampling): the positions run in groups of P, the
+ * sums of all computed together as far as they can be (jv_fused: each
+ * x[kk] loaded once for P positions of each row, W[k, kk] once for all
+ * rows), then each position's statements in turn, its sums finished
+ * (jv_finish) just before them when the body writes ahead.  A position's
+ * sum has the bits it has alone (jv_state), so a partial block finishes
+ * its rows one at a time, and the last len mod P positions run alone.
+ * Returns false when s is not such a loop. */
 static bool pair_positions(cg_ctx *c, const ir_stmt *s)
 {
 	const ir_loop *L = s->loop;
@@ -1522,9 +1696,14 @@ static bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		P = CG_JAM_POS;
 	const ir_stmt *t = rs->body.stmts.items[0];
 	if (!t || jam_kind_of(c, t, rows) != JAM_SUM || t->nloops != 1 || !idx_free_of(t->loops[0]->lo, L) ||
-	    !jv_summand(c, t->assigns[0].val, t->loops[0]) ||
-	    writes_read(c, &rs->body, 0, t->assigns[0].val, t->loops[0]->lo, t->loops[0]->hi))
+	    !jv_summand(c, t->assigns[0].val, t->loops[0]))
 		return false;
+	bool ahead = false; /* the body writes ahead of the sums: each finished late */
+	if (writes_read(c, &rs->body, 0, t->assigns[0].val, t->loops[0]->lo, t->loops[0]->hi)) {
+		if (!writes_ahead(c, &rs->body, t, L))
+			return false;
+		ahead = true;
+	}
 	int block = (int)bl->block;
 	LLVMValueRef n = c->n ? c->n : cg_i64(c, 1);
 	LLVMValueRef rlo = c->loop_var[bl->id];
@@ -1535,58 +1714,63 @@ static bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
 	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
 	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
-	LLVMValueRef npairs = LLVMBuildUDiv(c->b, len, cg_i64(c, P), "");
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, len, cg_i64(c, P), "");
 	LLVMValueRef res = entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
 	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
 	const ir_loop *saved_rows = c->jam_rows;
 	cg_row saved_row = c->row;
 	cg_loop pst;
-	loop_open(c, &pst, NULL, zero, npairs, false);
+	loop_open(c, &pst, NULL, zero, ngroups, false);
 	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), ""), "");
-	LLVMValueRef pk[CG_JAM_POS];
+	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
 	for (int q = 0; q < P; q++)
 		pk[q] = q ? LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "") : k;
-	/* the sums of both positions: a full block together, a partial one row by row */
-	c->jam_rows = rows;
-	LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
-	LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
-	LLVMBuildCondBr(c->b, full, fullb, part);
-	LLVMPositionBuilderAtEnd(c->b, fullb);
-	LLVMValueRef lane[CG_JAM_ROWS], sums[CG_JAM_POS];
 	for (int r = 0; r < block; r++)
 		lane[r] = cg_i64(c, r);
-	LLVMValueRef res0 = LLVMBuildInBoundsGEP2(c->b, c->real, res, &zero, 1, "");
-	jv_multi(c, t, rlo, lane, block, L, pk, P, NULL, res0);
-	LLVMBuildBr(c->b, done);
-	LLVMPositionBuilderAtEnd(c->b, part);
-	cg_loop one;
-	loop_open(c, &one, NULL, zero, count, false);
-	jv_multi(c, t, rlo, &one.iv, 1, L, pk, P, sums, NULL);
-	for (int q = 0; q < P; q++) {
-		LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, q * block), "");
-		store_elt(c, sums[q], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	c->jam_rows = rows;
+	jv_state fst;
+	if (!jv_prepare(c, &fst, t, rlo, lane, block, L, pk, P)) {
+		c->jam_rows = saved_rows;
+		return true; /* cg_fail said why */
 	}
-	loop_close(c, &one);
-	LLVMBuildBr(c->b, done);
-	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-	LLVMPositionBuilderAtEnd(c->b, done);
-	c->jam_rows = saved_rows;
-	c->lane = NULL;
-	c->row = saved_row;
-	c->loop_var[rows->id] = saved_rowvar;
-	cg_cache_drop(c);
-	/* then each position's statements */
+	int now = ahead ? 1 : P; /* positions finished before any statement runs */
 	for (int q = 0; q < P; q++) {
+		if (q == 0 || q >= now) {
+			/* position q's sums (with q = 0, all the sums that can run now):
+			 * a full block together, a partial one a row at a time */
+			c->jam_rows = rows;
+			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
+			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
+			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
+			LLVMBuildCondBr(c->b, full, fullb, part);
+			LLVMPositionBuilderAtEnd(c->b, fullb);
+			if (q == 0)
+				jv_fused(c, &fst);
+			for (int f = q; f < (q == 0 ? now : q + 1); f++) {
+				LLVMValueRef at = cg_i64(c, f * block);
+				jv_finish(c, &fst, f, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+			}
+			LLVMBuildBr(c->b, done);
+			LLVMPositionBuilderAtEnd(c->b, part);
+			pair_partial(c, t, rlo, count, L, pk + q, q == 0 ? now : 1, q, res, block);
+			LLVMBuildBr(c->b, done);
+			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, done);
+			c->jam_rows = saved_rows;
+			c->lane = NULL;
+			c->row = saved_row;
+			c->loop_var[rows->id] = saved_rowvar;
+			cg_cache_drop(c);
+		}
 		c->loop_var[L->id] = pk[q];
 		LLVMValueRef at = cg_i64(c, q * block);
 		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 	}
+	jv_end(&fst);
 	loop_close(c, &pst);
 	/* the last len mod P positions alone */
-	LLVMValueRef done_n = LLVMBuildNSWMul(c->b, npairs, cg_i64(c, P), "");
 	cg_loop lst;
-	loop_open(c, &lst, NULL, done_n, len, false);
+	loop_open(c, &lst, NULL, LLVMBuildNSWMul(c->b, ngroups, cg_i64(c, P), ""), len, false);
 	c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, plo, lst.iv, "");
 	cg_rows_of_block(c, rs, bl, rlo, rhi, NULL);
 	loop_close(c, &lst);
