@@ -602,12 +602,25 @@ static void *worker_run(void *arg)
 {
 	worker *w = arg;
 	job *j = w->j;
+	if (!w->u) {
+		/* the first worker's machine was made before the threads, so a
+		 * bad target is reported there; the others make theirs here, in
+		 * parallel with the first part (a machine is about 0.4 ms) */
+		char *e = NULL;
+		w->u = unit_new(j->m, j->o, &e);
+		free(e);
+		if (!w->u)
+			return NULL; /* fewer threads, not an error: the others take the parts */
+	}
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
 		int i = j->next < j->nparts ? j->order[j->next++] : -1;
 		pthread_mutex_unlock(&j->lock);
-		if (i < 0)
+		if (i < 0) {
+			cg_unit_free(w->u); /* while the others finish their parts */
+			w->u = NULL;
 			return NULL;
+		}
 		build_part(w, &j->parts[i]);
 	}
 }
@@ -687,15 +700,6 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 	int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
 	if (nw > j.nparts)
 		nw = j.nparts;
-	for (int i = 1; i < nw; i++) {
-		char *e = NULL; /* the first machine was made: fewer threads, not an error */
-		w[i].u = unit_new(m, o, &e);
-		free(e);
-		if (!w[i].u) {
-			nw = i;
-			break;
-		}
-	}
 	pthread_t th[MAX_WORKERS];
 	int started = 1;
 	for (int i = 0; i < nw; i++)
