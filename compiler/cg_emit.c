@@ -400,6 +400,11 @@ static LLVMErrorRef run_pipeline(cg_unit *u, const char *pipeline, bool vec, boo
  *   cold kernels (init, and kernels whose heavy part is a call of
  *   another: cg_kernel.c) get default<O1>, which does not vectorize:
  *   a quarter of a build less, and such kernels run 2-7x slower.
+ * The SLP vectorizer runs in the -O2 pipeline all the same (LLVM 19:
+ * -opt-bisect-limit=-1 lists SLPVectorizerPass on every hot kernel, and
+ * -vectorize-slp=false changes the objects); switched off for real it saves
+ * 4-5% of a build but makes FVSBN's f32 logp_batch, loglik_grad and sample
+ * 7-12% slower, so it is left as it is.
  * The C API runs a pipeline over a whole module, so each run sees the other
  * group as optnone, which every pass skips; the attribute is gone before
  * code generation.  At -O1 and -O0 there is one group. */
