@@ -402,6 +402,11 @@ static LLVMErrorRef run_pipeline(cg_unit *u, const char *pipeline, bool vec, boo
  *   cold kernels (init, and kernels whose heavy part is a call of
  *   another: cg_kernel.c) get default<O1>, which does not vectorize:
  *   a quarter of a build less, and such kernels run 2-7x slower.
+ * The SLP vectorizer runs in the -O2 pipeline all the same (LLVM 19:
+ * -opt-bisect-limit=-1 lists SLPVectorizerPass on every hot kernel, and
+ * -vectorize-slp=false changes the objects); switched off for real it saves
+ * 4-5% of a build but makes FVSBN's f32 logp_batch, loglik_grad and sample
+ * 7-12% slower, so it is left as it is.
  * The C API runs a pipeline over a whole module, so each run sees the other
  * group as optnone, which every pass skips; the attribute is gone before
  * code generation.  At -O1 and -O0 there is one group. */
@@ -604,12 +609,25 @@ static void *worker_run(void *arg)
 {
 	worker *w = arg;
 	job *j = w->j;
+	if (!w->u) {
+		/* the first worker's machine was made before the threads, so a
+		 * bad target is reported there; the others make theirs here, in
+		 * parallel with the first part (a machine is about 0.4 ms) */
+		char *e = NULL;
+		w->u = unit_new(j->m, j->o, &e);
+		free(e);
+		if (!w->u)
+			return NULL; /* fewer threads, not an error: the others take the parts */
+	}
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
 		int i = j->next < j->nparts ? j->order[j->next++] : -1;
 		pthread_mutex_unlock(&j->lock);
-		if (i < 0)
+		if (i < 0) {
+			cg_unit_free(w->u); /* while the others finish their parts */
+			w->u = NULL;
 			return NULL;
+		}
 		build_part(w, &j->parts[i]);
 	}
 }
@@ -689,15 +707,6 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 	int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
 	if (nw > j.nparts)
 		nw = j.nparts;
-	for (int i = 1; i < nw; i++) {
-		char *e = NULL; /* the first machine was made: fewer threads, not an error */
-		w[i].u = unit_new(m, o, &e);
-		free(e);
-		if (!w[i].u) {
-			nw = i;
-			break;
-		}
-	}
 	pthread_t th[MAX_WORKERS];
 	int started = 1;
 	for (int i = 0; i < nw; i++)

@@ -738,6 +738,30 @@ static int cmd_gradcheck(compile_opts *o, int argc, char **argv)
 
 /* ---------------------------------------------------------------- main */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAIN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAIN_ASAN 1
+#endif
+#endif
+
+/* `chain build` has written its file, or said why not: what is left is
+ * freeing memory the exit gives back anyway and running LLVM's static
+ * destructors, 1.5 ms of a 0.15 s build (strace: from the rename of the
+ * output to exit_group).  So the build ends the process at once, as clang
+ * does; not under AddressSanitizer, whose leak check runs at exit. */
+static int exit_now(int rc)
+{
+#ifndef CHAIN_ASAN
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = 1;
+	fflush(stderr);
+	_exit(rc);
+#endif
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -758,7 +782,7 @@ int main(int argc, char **argv)
 	}
 	int rc;
 	if (strcmp(cmd, "build") == 0)
-		rc = cmd_build(&o, sub_argc, sub_argv);
+		rc = exit_now(cmd_build(&o, sub_argc, sub_argv));
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&o, sub_argc, sub_argv);
 	else if (strcmp(cmd, "train") == 0)
