@@ -159,7 +159,7 @@ static inline float exp_poly_f32(float v)
 
 /* The same with the polynomial of least relative error (degree 11 in
  * double, 6 in float; the coefficients of compiler/cg_math.c, from
- * tools/minimax_exp.py): the same accuracy in fewer multiply-adds. */
+ * tools/minimax.py exp): the same accuracy in fewer multiply-adds. */
 static inline double exp_minimax_f64(double v)
 {
 	v = v < -708.0 ? -708.0 : v;

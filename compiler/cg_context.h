@@ -109,6 +109,7 @@ bool cg_draw_inline(const cg_ctx *c, const ir_val *v);
 LLVMValueRef cg_exp(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x); /* x <= 0 or NaN */
 LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x);
+LLVMValueRef cg_log1p_unit(cg_ctx *c, LLVMValueRef x); /* x in [0, 1] or NaN */
 
 /* cg_share.c: a stretch of a kernel's top-level statements that does
  * exactly what another kernel's whole body does, so a call can replace it */

@@ -258,7 +258,7 @@ static LLVMValueRef softplus(cg_ctx *c, LLVMValueRef x)
 	LLVMValueRef ax = cg_call_intrinsic(c, "llvm.fabs", &x, 1);
 	LLVMValueRef e = LLVMBuildFNeg(c->b, ax, "");
 	e = cg_exp_nonpos(c, e);
-	return LLVMBuildFAdd(c->b, relu(c, x), cg_log1p(c, e), "");
+	return LLVMBuildFAdd(c->b, relu(c, x), cg_log1p_unit(c, e), "");
 }
 
 /* sigmoid(x) = x >= 0 ? 1/(1+exp(-x)) : exp(x)/(1+exp(x)), with one exp:

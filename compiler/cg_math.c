@@ -48,7 +48,7 @@ static LLVMValueRef pow2(cg_ctx *c, LLVMValueRef k)
 }
 
 /* exp(r) for |r| <= ln(2)/2: the polynomial of least relative error on
- * [-0.3466, 0.3466] (Remez; tools/minimax_exp.py prints these, rounded to
+ * [-0.3466, 0.3466] (Remez; `tools/minimax.py exp` prints these, rounded to
  * the precision): within 0.1 ulp in f64 (degree 11), 0.15 ulp in f32
  * (degree 6), before the rounding of its evaluation. */
 static const double exp_poly_f64[] = {
@@ -196,6 +196,38 @@ static LLVMValueRef log1p_inline(cg_ctx *c, LLVMValueRef x)
 	                       "");
 }
 
+/* log1p(x) for x in [0, 1] (and NaN): softplus' log1p(exp(-|l|)).  x q(x),
+ * q the polynomial of least relative error to log1p(x) / x on [0, 1]
+ * (`tools/minimax.py log1p`; degree 20 in f64, 9 in f32: within 0.2 and 0.3
+ * ulp before the rounding of its evaluation).  No division and no exponent
+ * bits: log1p_inline's two divisions made f64's softplus wait on the
+ * divider, and on [0, 1] none of its edge cases (-1, infinity) arise.
+ * log1p(0) = 0, log1p(1) = ln 2, NaN in, NaN out. */
+static const double log1p_unit_f64[] = {
+	0x1.0000000000000p+0,  -0x1.fffffffffff6dp-2, 0x1.555555554ff6ep-2,  -0x1.fffffffd7fd95p-3,
+	0x1.9999994a6352cp-3,  -0x1.55554f4f2253ep-3, 0x1.2491fa7b6847ep-3,  -0x1.fffa4ca9d69bfp-4,
+	0x1.c6f5553cb9a5fp-4,  -0x1.98cd2ff149293p-4, 0x1.711cf4caa1192p-4,  -0x1.4ad865f7d7f74p-4,
+	0x1.1fddbd34ce642p-4,  -0x1.d61fd1655aa80p-5, 0x1.596dd1779dc45p-5,  -0x1.b432564e8d7e6p-6,
+	0x1.c2c43b4262dbdp-7,  -0x1.6896e070bca4ap-8, 0x1.9ea33a760debbp-10, -0x1.2ed64c6a96a66p-12,
+	0x1.a42182c550149p-16,
+};
+static const double log1p_unit_f32[] = {
+	0x1.0000000000000p+0, -0x1.ffffbe0000000p-2, 0x1.554c800000000p-2, -0x1.ff0f880000000p-3,
+	0x1.92f6960000000p-3, -0x1.3975620000000p-3, 0x1.b253620000000p-4, -0x1.d29cce0000000p-5,
+	0x1.453f120000000p-6, -0x1.a9336c0000000p-9,
+};
+
+static LLVMValueRef log1p_unit_inline(cg_ctx *c, LLVMValueRef x)
+{
+	bool f32 = c->o->f32;
+	const double *coef = f32 ? log1p_unit_f32 : log1p_unit_f64;
+	int degree = f32 ? 9 : 20;
+	LLVMValueRef q = cg_real_const(c, coef[degree]);
+	for (int k = degree - 1; k >= 0; k--)
+		q = fma3(c, q, x, cg_real_const(c, coef[k]));
+	return LLVMBuildFMul(c->b, x, q, "");
+}
+
 typedef LLVMValueRef (*math_body)(cg_ctx *c, LLVMValueRef x);
 
 /* The arithmetic of `body` as the private function `name`, made on first
@@ -247,4 +279,9 @@ LLVMValueRef cg_exp_nonpos(cg_ctx *c, LLVMValueRef x)
 LLVMValueRef cg_log1p(cg_ctx *c, LLVMValueRef x)
 {
 	return math(c, "chain.log1p", log1p_inline, x);
+}
+
+LLVMValueRef cg_log1p_unit(cg_ctx *c, LLVMValueRef x)
+{
+	return math(c, "chain.log1p_unit", log1p_unit_inline, x);
 }
