@@ -221,6 +221,78 @@ static LLVMValueRef jv_hsum(cg_ctx *c, LLVMValueRef *acc, unsigned n, unsigned l
 	return acc[0];
 }
 
+/* The horizontal sums (jv_hsum) of the rows' accumulators acc[g0 ..
+ * g0 + *n) of rows [0, rows): *n at most the lanes, a power of two, the
+ * rows past the last summed as zeros. */
+static LLVMValueRef jv_hsum_rows(cg_ctx *c, const LLVMValueRef *acc, int rows, int g0, unsigned *np)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	unsigned n = 1;
+	while ((int)n < rows - g0 && n < lanes)
+		n *= 2;
+	LLVMValueRef v[64];
+	for (unsigned j = 0; j < n; j++) {
+		if (g0 + (int)j < rows) {
+			v[j] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)j], "");
+			LLVMSetAlignment(v[j], (unsigned)c->real_size);
+		} else {
+			v[j] = LLVMConstNull(vt);
+		}
+	}
+	*np = n;
+	return jv_hsum(c, v, n, lanes);
+}
+
+/* The mask of a loop's last, partial step, taken at iteration `at` of a
+ * loop that ends before `end`: the lanes i < end - at. */
+static LLVMValueRef jv_tail_mask(cg_ctx *c, LLVMValueRef end, LLVMValueRef at, unsigned lanes)
+{
+	int iota[64];
+	for (unsigned i = 0; i < lanes; i++)
+		iota[i] = (int)i;
+	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, end, at, ""), c->i32, "");
+	return LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+}
+
+/* A loop over the full steps j in [j0, j1) of a loop from lo in steps of
+ * 64 bytes of lanes (blocks `name`, `name`.body, `name`.exit):
+ * jv_loop_open returns the step's first iteration, lo + j * lanes, the
+ * builder in the body; jv_loop_close continues after the loop. */
+typedef struct jv_loop {
+	LLVMBasicBlockRef head, exit;
+	LLVMValueRef j;
+} jv_loop;
+
+static LLVMValueRef jv_loop_open(cg_ctx *c, jv_loop *lp, const char *name, LLVMValueRef j0, LLVMValueRef j1,
+                                 LLVMValueRef lo)
+{
+	char body_name[32], exit_name[32];
+	snprintf(body_name, sizeof body_name, "%s.body", name);
+	snprintf(exit_name, sizeof exit_name, "%s.exit", name);
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	lp->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, body_name);
+	lp->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, exit_name);
+	LLVMBuildBr(c->b, lp->head);
+	LLVMPositionBuilderAtEnd(c->b, lp->head);
+	lp->j = LLVMBuildPhi(c->b, c->i64, "vj");
+	LLVMAddIncoming(lp->j, &j0, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, lp->j, j1, ""), body, lp->exit);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	return LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, lp->j, cg_i64(c, 64 / c->real_size), ""), "");
+}
+
+static void jv_loop_close(cg_ctx *c, jv_loop *lp)
+{
+	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, lp->j, cg_i64(c, 1), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, lp->head);
+	LLVMAddIncoming(lp->j, &jn, &latch, 1);
+	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
+	LLVMPositionBuilderAtEnd(c->b, lp->exit);
+}
+
 /* One step of a vector sum: for each row, acc[r] += the summand at
  * iterations k .. k + lanes - 1 of loop l, only the lanes of `mask` when
  * it is not NULL. */
@@ -282,55 +354,22 @@ void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 	LLVMValueRef next = LLVMBuildNSWAdd(c->b, k, cg_i64(c, lanes), "");
 	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLE, next, hi, ""), body, tail);
 	LLVMPositionBuilderAtEnd(c->b, body);
-	for (int r = 0; r < rows; r++) {
-		cg_set_lane(c, c->jam_rows, first, lane[r]);
-		c->loop_var[l->id] = k;
-		LLVMValueRef v = jv_emit(c, a->val, l, lanes, NULL, memo);
-		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
-		LLVMValueRef st2 = LLVMBuildStore(c->b, cg_contract(LLVMBuildFAdd(c->b, old, v, "")), acc[r]);
-		LLVMSetAlignment(old, (unsigned)c->real_size);
-		LLVMSetAlignment(st2, (unsigned)c->real_size);
-	}
+	jv_step(c, a->val, l, first, lane, acc, rows, k, NULL, memo);
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	LLVMValueRef br = LLVMBuildBr(c->b, head);
 	LLVMAddIncoming(k, &next, &latch, 1);
 	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
 	/* the remainder, hi - k < lanes iterations (maybe none): one masked step */
 	LLVMPositionBuilderAtEnd(c->b, tail);
-	int iota[64];
-	for (unsigned i = 0; i < lanes; i++)
-		iota[i] = (int)i;
-	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, hi, k, ""), c->i32, "");
-	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
-	for (int r = 0; r < rows; r++) {
-		cg_set_lane(c, c->jam_rows, first, lane[r]);
-		c->loop_var[l->id] = k;
-		LLVMValueRef v = jv_emit(c, a->val, l, lanes, mask, memo);
-		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
-		LLVMSetAlignment(old, (unsigned)c->real_size);
-		LLVMValueRef nv = LLVMBuildSelect(c->b, mask, cg_contract(LLVMBuildFAdd(c->b, old, v, "")), old, "");
-		LLVMValueRef st2 = LLVMBuildStore(c->b, nv, acc[r]);
-		LLVMSetAlignment(st2, (unsigned)c->real_size);
-	}
+	jv_step(c, a->val, l, first, lane, acc, rows, k, jv_tail_mask(c, hi, k, lanes), memo);
 	c->loop_var[l->id] = saved;
 	cg_cache_drop(c);
 	for (int i = s->nloops - 2; i >= 0; i--)
 		cg_loop_close(c, &st[i]);
 	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
 	for (int g0 = 0; g0 < rows; g0 += (int)lanes) {
-		unsigned n = 1;
-		while ((int)n < rows - g0 && n < lanes)
-			n *= 2;
-		LLVMValueRef v[64];
-		for (unsigned j = 0; j < n; j++) {
-			if (g0 + (int)j < rows) {
-				v[j] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)j], "");
-				LLVMSetAlignment(v[j], (unsigned)c->real_size);
-			} else {
-				v[j] = LLVMConstNull(vt);
-			}
-		}
-		LLVMValueRef sums = jv_hsum(c, v, n, lanes);
+		unsigned n;
+		LLVMValueRef sums = jv_hsum_rows(c, acc, rows, g0, &n);
 		for (unsigned j = 0; j < n && g0 + (int)j < rows; j++) {
 			cg_set_lane(c, c->jam_rows, first, lane[g0 + (int)j]);
 			cg_store_real(c, LLVMBuildExtractElement(c->b, sums, cg_i64(c, j), ""), cg_addr(c, a->buf, a->idx));
@@ -345,30 +384,15 @@ void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, int q0, int q1)
 {
 	const ir_val *v = st->s->assigns[0].val;
-	LLVMValueRef V = cg_i64(c, 64 / c->real_size);
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
-	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
-	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.exit");
-	LLVMBuildBr(c->b, head);
-	LLVMPositionBuilderAtEnd(c->b, head);
-	LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
-	LLVMAddIncoming(j, &j0, &pre, 1);
-	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, j1, ""), body, exit);
-	LLVMPositionBuilderAtEnd(c->b, body);
-	LLVMValueRef k = LLVMBuildNSWAdd(c->b, st->lo, LLVMBuildNSWMul(c->b, j, V, ""), "");
+	jv_loop lp;
+	LLVMValueRef k = jv_loop_open(c, &lp, "vsum", j0, j1, st->lo);
 	LLVMValueRef saved = c->loop_var[st->pl->id];
 	for (int q = q0; q < q1; q++) {
 		c->loop_var[st->pl->id] = st->pk[q];
 		jv_step(c, v, st->l, st->first, st->lane, st->acc + q * st->rows, st->rows, k, NULL, st->memo);
 	}
 	c->loop_var[st->pl->id] = saved;
-	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
-	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-	LLVMValueRef br = LLVMBuildBr(c->b, head);
-	LLVMAddIncoming(j, &jn, &latch, 1);
-	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
-	LLVMPositionBuilderAtEnd(c->b, exit);
+	jv_loop_close(c, &lp);
 }
 
 bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
@@ -429,18 +453,13 @@ void jv_end(jv_state *st)
 void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out)
 {
 	unsigned lanes = (unsigned)(64 / c->real_size);
-	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
 	LLVMValueRef saved_pl = c->loop_var[st->pl->id], saved_l = c->loop_var[st->l->id];
 	LLVMValueRef *acc = st->acc + q * st->rows;
 	if (st->npos > 1)
 		jv_steps(c, st, st->mmin, st->m[q], q, q + 1);
 	c->loop_var[st->pl->id] = st->pk[q];
 	LLVMValueRef used = LLVMBuildNSWMul(c->b, st->m[q], cg_i64(c, lanes), "");
-	int iota[64];
-	for (unsigned i = 0; i < lanes; i++)
-		iota[i] = (int)i;
-	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, st->len[q], used, ""), c->i32, "");
-	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+	LLVMValueRef mask = jv_tail_mask(c, st->len[q], used, lanes);
 	jv_step(c, st->s->assigns[0].val, st->l, st->first, st->lane, acc, st->rows,
 	        LLVMBuildNSWAdd(c->b, st->lo, used, ""), mask, st->memo);
 	c->loop_var[st->pl->id] = saved_pl;
@@ -448,19 +467,8 @@ void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef 
 	cg_cache_drop(c);
 	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
 	for (int g0 = 0; g0 < st->rows; g0 += (int)lanes) {
-		unsigned n = 1;
-		while ((int)n < st->rows - g0 && n < lanes)
-			n *= 2;
-		LLVMValueRef v[64];
-		for (unsigned i = 0; i < n; i++) {
-			if (g0 + (int)i < st->rows) {
-				v[i] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)i], "");
-				LLVMSetAlignment(v[i], (unsigned)c->real_size);
-			} else {
-				v[i] = LLVMConstNull(vt);
-			}
-		}
-		LLVMValueRef hs = jv_hsum(c, v, n, lanes);
+		unsigned n;
+		LLVMValueRef hs = jv_hsum_rows(c, acc, st->rows, g0, &n);
 		if (out && g0 + (int)n <= st->rows) {
 			LLVMValueRef at = cg_i64(c, g0);
 			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, "");
@@ -579,30 +587,11 @@ void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 	LLVMValueRef lo = cg_idx(c, l->lo), len = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), lo, "");
 	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
 	LLVMValueRef m = LLVMBuildUDiv(c->b, len, V, "");
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd");
-	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd.body");
-	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vadd.exit");
-	LLVMBuildBr(c->b, head);
-	LLVMPositionBuilderAtEnd(c->b, head);
-	LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "vj");
-	LLVMAddIncoming(j, &zero, &pre, 1);
-	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j, m, ""), body, exit);
-	LLVMPositionBuilderAtEnd(c->b, body);
-	jv_add_step(c, s, l, first, lane0, rows, LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, j, V, ""), ""), NULL,
-	            memo);
-	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
-	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-	LLVMValueRef br = LLVMBuildBr(c->b, head);
-	LLVMAddIncoming(j, &jn, &latch, 1);
-	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
-	LLVMPositionBuilderAtEnd(c->b, exit);
+	jv_loop lp;
+	jv_add_step(c, s, l, first, lane0, rows, jv_loop_open(c, &lp, "vadd", zero, m, lo), NULL, memo);
+	jv_loop_close(c, &lp);
 	LLVMValueRef used = LLVMBuildNSWMul(c->b, m, V, "");
-	int iota[64];
-	for (unsigned i = 0; i < lanes; i++)
-		iota[i] = (int)i;
-	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, len, used, ""), c->i32, "");
-	LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+	LLVMValueRef mask = jv_tail_mask(c, len, used, lanes);
 	jv_add_step(c, s, l, first, lane0, rows, LLVMBuildNSWAdd(c->b, lo, used, ""), mask, memo);
 	c->loop_var[l->id] = saved;
 	cg_cache_drop(c);
