@@ -8,6 +8,9 @@
  * by construct, around this one context:
  *   cg_expr.c    index and scalar expressions, buffer addressing, math
  *   cg_kernel.c  kernels: signatures, scratch, statements and loops
+ *   cg_rows.c, cg_jam_vec.c, cg_pair_positions.c
+ *                the rows of a block, their sums and accumulations in
+ *                vectors, positions in pairs (cg_kernel_internal.h)
  *   cg_share.c   kernels (or stretches of them) that are a call of another
  *   cg_model.c   the M_model descriptor global
  *   cg_emit.c    target machine, verification, passes, output files
@@ -70,7 +73,7 @@ typedef struct cg_ctx {
 	LLVMValueRef *temp_ptr;      /* by buf id: the scratch of each TEMP buffer */
 	int64_t *lane_stride;        /* by buf id: a TEMP written in the rows of a block has
 	                                one copy per row of the block, this many reals
-	                                apart (cg_kernel.c, jammed rows); 0: one copy */
+	                                apart (cg_rows.c, jammed rows); 0: one copy */
 	LLVMValueRef lane;           /* in the rows of a block: the row's place in it (i64),
 	                                whose copies of such TEMPs are used; else NULL */
 	const ir_loop *jam_rows;     /* the rows of a block loop being emitted, or NULL */

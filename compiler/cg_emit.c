@@ -146,7 +146,7 @@ static void init_all(void)
  * and 4 scalar sigmoids cost half as much as the 6 vectors), from main
  * loops of 8 lanes up (LLVM's default is 16, which left f64's 512-bit
  * loops with scalar remainders: NADE H = 100 f64 1.13x).  A loop with
- * a width hint (cg_kernel.c's jammed sums) is planned at that width alone,
+ * a width hint (cg_rows.c's jammed sums) is planned at that width alone,
  * so its remainder stays scalar and a row's sum keeps the same bits in a
  * block or alone (test_models' batch_split checks it). */
 static void init_options(void)

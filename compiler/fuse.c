@@ -14,7 +14,7 @@
  *   - merging: adjacent accumulations over the same ranges into buffers
  *     the rows of a block share (a gradient) or own (their state), which
  *     read nothing the other writes, become one statement: one loop that
- *     loads each element once (cg_kernel.c runs it jammed over the rows).
+ *     loads each element once (cg_rows.c runs it jammed over the rows).
  * Both change which loops compute a value, never the value: the forwarded
  * value is computed from the same operands in the same order, and merged
  * statements touch disjoint buffers.  Kernels share statement objects, so
@@ -384,7 +384,7 @@ static bool forward_block(ir_module *m, const ir_kernel *k, ir_block *blk)
 
 /* --------------------------------------------------------------- merging */
 
-/* Whether an index is the same for every row of a block (see cg_kernel.c's
+/* Whether an index is the same for every row of a block (see cg_rows.c's
  * jammed accumulations). */
 static bool row_free(const ir_idx *x, const ir_loop *rows)
 {

@@ -337,9 +337,9 @@ static void test_nade__batch_split__same_rows_and_logp(void **state)
 
 /* A jammed sum whose summand has terms that are not zero where the data
  * is (a constant, a param alone: the masked last step of a sum in vectors,
- * cg_kernel.c's jam_sum_vec, must leave its idle lanes out), over lengths
+ * cg_jam_vec.c's jam_sum_vec, must leave its idle lanes out), over lengths
  * 0..36, so every remainder of 8 and 16 lanes, and log p's positions in
- * pairs (cg_kernel.c's pair_positions; 37 positions, the last alone):
+ * pairs (cg_pair_positions.c; 37 positions, the last alone):
  * log p and the gradient at -O2 (blocks of rows, jammed) against -O0 (one
  * row at a time, plain loops), and a row's log p the same bits alone or in
  * a block. */

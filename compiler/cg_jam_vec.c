@@ -1,0 +1,601 @@
+/* cg_jam_vec.c -- a jammed sum or accumulation of the rows of a block
+ * (cg_rows.c), written in vectors.
+ *
+ * When a jammed sum's summand is a polynomial (+, -, *, negation) of reads
+ * that are contiguous in the innermost loop or do not depend on it (FVSBN's
+ * W[k, kk] * x[kk], NADE's V[i, m] * h[m]), the loop is written here in
+ * vectors of 64 bytes, not left to the loop vectorizer:
+ *   - the remainder of the innermost loop (its length mod the lanes) is one
+ *     masked step, not a scalar loop per row;
+ *   - the horizontal sums of the rows are done together: the rows'
+ *     accumulators are folded pairwise (lanes i and i + w/2 of each row
+ *     added, two rows' halves in one vector) until each row is one lane.
+ * Every row's lanes are added in the same tree whatever the number of rows
+ * summed together, so a row's bits do not depend on the batch split (the
+ * partial block runs this same code one row at a time).  The same steps
+ * serve the sums of several positions at once (jv_state, for
+ * cg_pair_positions.c) and accumulations into what the rows share
+ * (jam_add_vec).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_kernel_internal.h"
+
+enum { JV_NO = -1, JV_INVARIANT = 0, JV_VARYING = 1 };
+
+/* The coefficient of loop l in index x; *ok is cleared when x is not
+ * affine in l with a constant coefficient. */
+static int64_t idx_coef(const ir_idx *x, const ir_loop *l, bool *ok)
+{
+	if (!x)
+		return 0;
+	switch (x->kind) {
+	case IX_CONST: case IX_PREFIX: case IX_ROW: return 0;
+	case IX_LOOP: return x->u.loop == l;
+	case IX_ADD: return idx_coef(x->u.bin.a, l, ok) + idx_coef(x->u.bin.b, l, ok);
+	case IX_SUB: return idx_coef(x->u.bin.a, l, ok) - idx_coef(x->u.bin.b, l, ok);
+	case IX_MUL: {
+		int64_t ca = idx_coef(x->u.bin.a, l, ok), cb = idx_coef(x->u.bin.b, l, ok);
+		if (ca == 0 && cb == 0)
+			return 0;
+		if (ca == 0 && x->u.bin.a->kind == IX_CONST)
+			return x->u.bin.a->u.c * cb;
+		if (cb == 0 && x->u.bin.b->kind == IX_CONST)
+			return x->u.bin.b->u.c * ca;
+		*ok = false;
+		return 0;
+	}
+	case IX_LOAD:
+		for (int i = 0; i < IR_MAX_RANK; i++)
+			if (idx_coef(x->u.load.idx[i], l, ok) != 0)
+				*ok = false;
+		return 0;
+	}
+	*ok = false;
+	return 0;
+}
+
+/* Whether index x does not depend on loop l. */
+bool cg_idx_free_of(const ir_idx *x, const ir_loop *l)
+{
+	bool ok = true;
+	return idx_coef(x, l, &ok) == 0 && ok;
+}
+
+/* How v can be computed across loop l in vectors: JV_INVARIANT (a scalar,
+ * broadcast), JV_VARYING (vector code: jv_emit) or JV_NO.  memo: by val
+ * id, 0 unknown, else the kind + 2. */
+static int jv_kind(cg_ctx *c, const ir_val *v, const ir_loop *l, signed char *memo)
+{
+	if (!v)
+		return JV_NO;
+	bool has_id = v->id >= 0 && v->id < c->nids;
+	if (has_id && memo[v->id])
+		return memo[v->id] - 2;
+	int k = JV_NO;
+	switch (v->kind) {
+	case V_CONST: k = JV_INVARIANT; break;
+	case V_READ: {
+		const ir_buf *b = v->u.read.buf;
+		bool ok = true, inv = true;
+		int64_t last = 0;
+		for (int i = 0; i < b->rank; i++) {
+			int64_t cf = idx_coef(v->u.read.idx[i], l, &ok);
+			inv = inv && cf == 0;
+			if (i + 1 < b->rank && cf != 0)
+				ok = false;
+			last = cf;
+		}
+		if (ok && inv)
+			k = JV_INVARIANT;
+		else if (ok && last == 1 && !(b->cls == BUF_CONST && (b->bits || b->is_int)))
+			k = JV_VARYING;
+		break;
+	}
+	case V_OP: {
+		int n = v->u.op.op < IR_OP__COUNT ? ir_op_arity[v->u.op.op] : 0;
+		k = JV_INVARIANT;
+		for (int i = 0; i < n && k != JV_NO; i++) {
+			int ka = jv_kind(c, v->u.op.a[i], l, memo);
+			k = ka == JV_NO ? JV_NO : ka > k ? ka : k;
+		}
+		if (k == JV_VARYING && v->u.op.op != IR_NEG && v->u.op.op != IR_ADD && v->u.op.op != IR_SUB &&
+		    v->u.op.op != IR_MUL && v->u.op.op != IR_SQUARE)
+			k = JV_NO;
+		break;
+	}
+	case V_INT: k = cg_idx_free_of(v->u.idx, l) ? JV_INVARIANT : JV_NO; break;
+	case V_STOP: k = jv_kind(c, v->u.stop, l, memo); break;
+	case V_DRAW: k = JV_NO; break;
+	}
+	if (has_id)
+		memo[v->id] = (signed char)(k + 2);
+	return k;
+}
+
+/* Whether a sum's summand can be computed in vectors across loop l. */
+bool jv_summand(cg_ctx *c, const ir_val *v, const ir_loop *l)
+{
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo)
+		return false;
+	bool ok = jv_kind(c, v, l, memo) != JV_NO;
+	free(memo);
+	return ok;
+}
+
+static LLVMValueRef jv_splat(cg_ctx *c, LLVMValueRef x, unsigned n)
+{
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), n);
+	LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), x, cg_i64(c, 0), "");
+	return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, n)), "");
+}
+
+static LLVMValueRef jv_mask_const(cg_ctx *c, const int *idx, unsigned n)
+{
+	LLVMValueRef e[64];
+	for (unsigned i = 0; i < n; i++)
+		e[i] = LLVMConstInt(c->i32, (unsigned long long)idx[i], 0);
+	return LLVMConstVector(e, n);
+}
+
+/* v for the `lanes` iterations of loop l from its current value on (its
+ * variable set by the caller), loads masked by `mask` when not NULL; v is
+ * not JV_NO (memo: jv_kind's). */
+static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsigned lanes, LLVMValueRef mask,
+                            signed char *memo)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	if (jv_kind(c, v, l, memo) == JV_INVARIANT)
+		return jv_splat(c, cg_val(c, v), lanes);
+	switch (v->kind) {
+	case V_READ: {
+		LLVMValueRef p = cg_addr(c, v->u.read.buf, v->u.read.idx);
+		if (!mask) {
+			LLVMValueRef x = LLVMBuildLoad2(c->b, vt, p, "");
+			LLVMSetAlignment(x, (unsigned)c->real_size);
+			return x;
+		}
+		unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+		LLVMTypeRef tys[2] = { vt, c->ptr };
+		LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+		LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+		LLVMValueRef args[4] = { p, LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0), mask,
+			                 LLVMConstNull(vt) };
+		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+	}
+	case V_OP: {
+		LLVMValueRef a = jv_emit(c, v->u.op.a[0], l, lanes, mask, memo), b = NULL;
+		if (ir_op_arity[v->u.op.op] > 1)
+			b = jv_emit(c, v->u.op.a[1], l, lanes, mask, memo);
+		switch (v->u.op.op) { /* as cg_op computes them */
+		case IR_NEG: return LLVMBuildFNeg(c->b, a, "");
+		case IR_SQUARE: return LLVMBuildFMul(c->b, a, a, "");
+		case IR_ADD: return cg_contract(LLVMBuildFAdd(c->b, a, b, ""));
+		case IR_SUB: return cg_contract(LLVMBuildFSub(c->b, a, b, ""));
+		case IR_MUL: return cg_contract(LLVMBuildFMul(c->b, a, b, ""));
+		default: break;
+		}
+		break;
+	}
+	case V_STOP: return jv_emit(c, v->u.stop, l, lanes, mask, memo);
+	default: break;
+	}
+	cg_fail(c, "internal error: a summand not computable in vectors");
+	return LLVMGetUndef(vt);
+}
+
+/* The sums of the rows' accumulators acc[0..n) (n a power of two, at most
+ * lanes), row j in lane j of the result: pairs of vectors folded into one
+ * (each row's lanes i and i + w/2 added, w its width), then the vector's
+ * rows halved alone, until each row is one lane.  A row's lanes are added
+ * in the same tree for any n. */
+static LLVMValueRef jv_hsum(cg_ctx *c, LLVMValueRef *acc, unsigned n, unsigned lanes)
+{
+	int lo[64], hi[64];
+	unsigned g = 1, w = lanes; /* rows per vector, lanes per row */
+	for (; n > 1; n /= 2, g *= 2, w /= 2) {
+		for (unsigned j = 0; j < 2 * g; j++)
+			for (unsigned t = 0; t < w / 2; t++) {
+				unsigned from = (j % g) * w + t + (j >= g ? g * w : 0);
+				lo[j * (w / 2) + t] = (int)from;
+				hi[j * (w / 2) + t] = (int)(from + w / 2);
+			}
+		for (unsigned i = 0; i < n / 2; i++) {
+			LLVMValueRef a = acc[2 * i], b = acc[2 * i + 1];
+			acc[i] = LLVMBuildFAdd(c->b, LLVMBuildShuffleVector(c->b, a, b, jv_mask_const(c, lo, g * w), ""),
+			                       LLVMBuildShuffleVector(c->b, a, b, jv_mask_const(c, hi, g * w), ""), "");
+		}
+	}
+	for (; w > 1; w /= 2) {
+		for (unsigned j = 0; j < g; j++)
+			for (unsigned t = 0; t < w / 2; t++) {
+				lo[j * (w / 2) + t] = (int)(j * w + t);
+				hi[j * (w / 2) + t] = (int)(j * w + t + w / 2);
+			}
+		LLVMValueRef a = acc[0], u = LLVMGetPoison(LLVMTypeOf(a));
+		acc[0] = LLVMBuildFAdd(c->b, LLVMBuildShuffleVector(c->b, a, u, jv_mask_const(c, lo, g * w / 2), ""),
+		                       LLVMBuildShuffleVector(c->b, a, u, jv_mask_const(c, hi, g * w / 2), ""), "");
+	}
+	return acc[0];
+}
+
+/* The horizontal sums (jv_hsum) of the rows' accumulators acc[g0 ..
+ * g0 + *n) of rows [0, rows): *n at most the lanes, a power of two, the
+ * rows past the last summed as zeros. */
+static LLVMValueRef jv_hsum_rows(cg_ctx *c, const LLVMValueRef *acc, int rows, int g0, unsigned *np)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	unsigned n = 1;
+	while ((int)n < rows - g0 && n < lanes)
+		n *= 2;
+	LLVMValueRef v[64];
+	for (unsigned j = 0; j < n; j++) {
+		if (g0 + (int)j < rows) {
+			v[j] = LLVMBuildLoad2(c->b, vt, acc[g0 + (int)j], "");
+			LLVMSetAlignment(v[j], (unsigned)c->real_size);
+		} else {
+			v[j] = LLVMConstNull(vt);
+		}
+	}
+	*np = n;
+	return jv_hsum(c, v, n, lanes);
+}
+
+/* The mask of a loop's last, partial step, taken at iteration `at` of a
+ * loop that ends before `end`: the lanes i < end - at. */
+static LLVMValueRef jv_tail_mask(cg_ctx *c, LLVMValueRef end, LLVMValueRef at, unsigned lanes)
+{
+	int iota[64];
+	for (unsigned i = 0; i < lanes; i++)
+		iota[i] = (int)i;
+	LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildNSWSub(c->b, end, at, ""), c->i32, "");
+	return LLVMBuildICmp(c->b, LLVMIntSLT, jv_mask_const(c, iota, lanes), jv_splat(c, left, lanes), "");
+}
+
+/* A loop over the full steps j in [j0, j1) of a loop from lo in steps of
+ * 64 bytes of lanes (blocks `name`, `name`.body, `name`.exit):
+ * jv_loop_open returns the step's first iteration, lo + j * lanes, the
+ * builder in the body; jv_loop_close continues after the loop. */
+typedef struct jv_loop {
+	LLVMBasicBlockRef head, exit;
+	LLVMValueRef j;
+} jv_loop;
+
+static LLVMValueRef jv_loop_open(cg_ctx *c, jv_loop *lp, const char *name, LLVMValueRef j0, LLVMValueRef j1,
+                                 LLVMValueRef lo)
+{
+	char body_name[32], exit_name[32];
+	snprintf(body_name, sizeof body_name, "%s.body", name);
+	snprintf(exit_name, sizeof exit_name, "%s.exit", name);
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	lp->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, body_name);
+	lp->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, exit_name);
+	LLVMBuildBr(c->b, lp->head);
+	LLVMPositionBuilderAtEnd(c->b, lp->head);
+	lp->j = LLVMBuildPhi(c->b, c->i64, "vj");
+	LLVMAddIncoming(lp->j, &j0, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, lp->j, j1, ""), body, lp->exit);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	return LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, lp->j, cg_i64(c, 64 / c->real_size), ""), "");
+}
+
+static void jv_loop_close(cg_ctx *c, jv_loop *lp)
+{
+	LLVMValueRef jn = LLVMBuildNUWAdd(c->b, lp->j, cg_i64(c, 1), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, lp->head);
+	LLVMAddIncoming(lp->j, &jn, &latch, 1);
+	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
+	LLVMPositionBuilderAtEnd(c->b, lp->exit);
+}
+
+/* One step of a vector sum: for each row, acc[r] += the summand at
+ * iterations k .. k + lanes - 1 of loop l, only the lanes of `mask` when
+ * it is not NULL. */
+static void jv_step(cg_ctx *c, const ir_val *v, const ir_loop *l, LLVMValueRef first, const LLVMValueRef *lane,
+                    const LLVMValueRef *acc, int rows, LLVMValueRef k, LLVMValueRef mask, signed char *memo)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	for (int r = 0; r < rows; r++) {
+		cg_set_lane(c, c->jam_rows, first, lane[r]);
+		c->loop_var[l->id] = k;
+		LLVMValueRef x = jv_emit(c, v, l, lanes, mask, memo);
+		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
+		LLVMSetAlignment(old, (unsigned)c->real_size);
+		LLVMValueRef nv = cg_contract(LLVMBuildFAdd(c->b, old, x, ""));
+		if (mask)
+			nv = LLVMBuildSelect(c->b, mask, nv, old, "");
+		LLVMSetAlignment(LLVMBuildStore(c->b, nv, acc[r]), (unsigned)c->real_size);
+	}
+}
+
+/* cg_rows.c's jam_sum in vectors (the summand passes jv_summand): the
+ * outer loops as they are, the innermost in steps of 64 bytes of lanes with
+ * an accumulator vector per row, its remainder one masked step, and the
+ * rows' horizontal sums together (jv_hsum). */
+void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows)
+{
+	const ir_assign *a = &s->assigns[0];
+	const ir_loop *l = s->loops[s->nloops - 1];
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	jv_kind(c, a->val, l, memo);
+	LLVMValueRef acc[CG_JAM_ROWS], lane[CG_JAM_ROWS];
+	for (int r = 0; r < rows; r++) {
+		acc[r] = cg_entry_alloca(c, vt, "vacc");
+		LLVMValueRef st = LLVMBuildStore(c->b, LLVMConstNull(vt), acc[r]);
+		LLVMSetAlignment(st, (unsigned)c->real_size);
+		lane[r] = r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0;
+	}
+	cg_loop st[CG_JAM_LOOPS];
+	for (int i = 0; i + 1 < s->nloops; i++)
+		cg_loop_open_stmt(c, &st[i], s->loops[i]);
+	LLVMValueRef lo = cg_idx(c, l->lo), hi = cg_idx(c, l->hi);
+	LLVMValueRef saved = c->loop_var[l->id];
+	/* for (k = lo; k + lanes <= hi; k += lanes) */
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.body");
+	LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "vsum.tail");
+	LLVMBuildBr(c->b, head);
+	LLVMPositionBuilderAtEnd(c->b, head);
+	LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "vk");
+	LLVMAddIncoming(k, &lo, &pre, 1);
+	LLVMValueRef next = LLVMBuildNSWAdd(c->b, k, cg_i64(c, lanes), "");
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLE, next, hi, ""), body, tail);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	jv_step(c, a->val, l, first, lane, acc, rows, k, NULL, memo);
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef br = LLVMBuildBr(c->b, head);
+	LLVMAddIncoming(k, &next, &latch, 1);
+	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
+	/* the remainder, hi - k < lanes iterations (maybe none): one masked step */
+	LLVMPositionBuilderAtEnd(c->b, tail);
+	jv_step(c, a->val, l, first, lane, acc, rows, k, jv_tail_mask(c, hi, k, lanes), memo);
+	c->loop_var[l->id] = saved;
+	cg_cache_drop(c);
+	for (int i = s->nloops - 2; i >= 0; i--)
+		cg_loop_close(c, &st[i]);
+	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
+	for (int g0 = 0; g0 < rows; g0 += (int)lanes) {
+		unsigned n;
+		LLVMValueRef sums = jv_hsum_rows(c, acc, rows, g0, &n);
+		for (unsigned j = 0; j < n && g0 + (int)j < rows; j++) {
+			cg_set_lane(c, c->jam_rows, first, lane[g0 + (int)j]);
+			cg_store_real(c, LLVMBuildExtractElement(c->b, sums, cg_i64(c, j), ""), cg_addr(c, a->buf, a->idx));
+		}
+	}
+	free(memo);
+}
+
+/* ------------------------- the sums of several positions (jv_state) */
+
+/* One loop of steps [j0, j1) of positions [q0, q1) together. */
+static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, int q0, int q1)
+{
+	const ir_val *v = st->s->assigns[0].val;
+	jv_loop lp;
+	LLVMValueRef k = jv_loop_open(c, &lp, "vsum", j0, j1, st->lo);
+	LLVMValueRef saved = c->loop_var[st->pl->id];
+	for (int q = q0; q < q1; q++) {
+		c->loop_var[st->pl->id] = st->pk[q];
+		jv_step(c, v, st->l, st->first, st->lane, st->acc + q * st->rows, st->rows, k, NULL, st->memo);
+	}
+	c->loop_var[st->pl->id] = saved;
+	jv_loop_close(c, &lp);
+}
+
+bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
+                const ir_loop *pl, const LLVMValueRef *pk, int npos)
+{
+	memset(st, 0, sizeof *st);
+	st->s = s;
+	st->l = s->loops[0];
+	st->pl = pl;
+	st->first = first;
+	st->lane = lane;
+	st->rows = rows;
+	st->npos = npos;
+	st->memo = calloc((size_t)c->nids, sizeof *st->memo);
+	if (!st->memo) {
+		cg_fail(c, "out of memory");
+		return false;
+	}
+	jv_kind(c, s->assigns[0].val, st->l, st->memo);
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef saved = c->loop_var[pl->id];
+	LLVMValueRef V = cg_i64(c, 64 / c->real_size), zero = cg_i64(c, 0);
+	c->loop_var[pl->id] = pk[0];
+	st->lo = cg_idx(c, st->l->lo);
+	for (int q = 0; q < npos; q++) {
+		st->pk[q] = pk[q];
+		c->loop_var[pl->id] = pk[q];
+		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, st->l->hi), st->lo, "");
+		st->len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
+		st->m[q] = LLVMBuildUDiv(c->b, st->len[q], V, "");
+		st->mmin = st->mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, st->m[q], st->mmin, ""),
+		                                      st->m[q], st->mmin, "")
+		                    : st->m[q];
+	}
+	c->loop_var[pl->id] = saved;
+	for (int i = 0; i < npos * rows; i++) {
+		st->acc[i] = cg_entry_alloca(c, vt, "vacc");
+		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), st->acc[i]), (unsigned)c->real_size);
+	}
+	return true;
+}
+
+/* The full steps all positions have. */
+void jv_fused(cg_ctx *c, jv_state *st)
+{
+	jv_steps(c, st, cg_i64(c, 0), st->mmin, 0, st->npos);
+	cg_cache_drop(c);
+}
+
+void jv_end(jv_state *st)
+{
+	free(st->memo);
+	st->memo = NULL;
+}
+
+/* Position q's own steps, its masked step and its rows' sums: row r's in
+ * sums[r], or (out not NULL) out[r], stored a vector at a time. */
+void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMValueRef saved_pl = c->loop_var[st->pl->id], saved_l = c->loop_var[st->l->id];
+	LLVMValueRef *acc = st->acc + q * st->rows;
+	if (st->npos > 1)
+		jv_steps(c, st, st->mmin, st->m[q], q, q + 1);
+	c->loop_var[st->pl->id] = st->pk[q];
+	LLVMValueRef used = LLVMBuildNSWMul(c->b, st->m[q], cg_i64(c, lanes), "");
+	LLVMValueRef mask = jv_tail_mask(c, st->len[q], used, lanes);
+	jv_step(c, st->s->assigns[0].val, st->l, st->first, st->lane, acc, st->rows,
+	        LLVMBuildNSWAdd(c->b, st->lo, used, ""), mask, st->memo);
+	c->loop_var[st->pl->id] = saved_pl;
+	c->loop_var[st->l->id] = saved_l;
+	cg_cache_drop(c);
+	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
+	for (int g0 = 0; g0 < st->rows; g0 += (int)lanes) {
+		unsigned n;
+		LLVMValueRef hs = jv_hsum_rows(c, acc, st->rows, g0, &n);
+		if (out && g0 + (int)n <= st->rows) {
+			LLVMValueRef at = cg_i64(c, g0);
+			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, "");
+			LLVMSetAlignment(LLVMBuildStore(c->b, hs, p), (unsigned)c->real_size);
+			continue;
+		}
+		for (unsigned i = 0; i < n && g0 + (int)i < st->rows; i++) {
+			LLVMValueRef x = LLVMBuildExtractElement(c->b, hs, cg_i64(c, i), "");
+			if (out) {
+				LLVMValueRef at = cg_i64(c, g0 + (int)i);
+				cg_store_real(c, x, LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, ""));
+			} else {
+				sums[g0 + (int)i] = x;
+			}
+		}
+	}
+}
+/* ------------------------------------------------------ accumulations */
+
+/* Whether accumulation s can run in vectors (jam_add_vec): every target
+ * shared by the rows and contiguous in the innermost loop, every value
+ * computable in vectors (jv_kind). */
+bool jv_add_ok(cg_ctx *c, const ir_stmt *s, const ir_loop *rows)
+{
+	const ir_loop *l = s->loops[s->nloops - 1];
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		if (!cg_rows_shared_target(a, rows) || !jv_summand(c, a->val, l))
+			return false;
+		bool ok = true;
+		int64_t last = 0;
+		for (int i = 0; i < a->buf->rank; i++) {
+			last = idx_coef(a->idx[i], l, &ok);
+			if (i + 1 < a->buf->rank && last != 0)
+				ok = false;
+		}
+		if (!ok || last != 1)
+			return false;
+	}
+	return true;
+}
+
+/* A masked load or store of a vector at p (the lanes of mask). */
+static LLVMValueRef jv_masked(cg_ctx *c, bool store, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef v,
+                              LLVMTypeRef vt)
+{
+	const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef tys[2] = { vt, c->ptr };
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+	LLVMValueRef align = LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0);
+	if (store) {
+		LLVMValueRef args[4] = { v, p, align, mask };
+		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+	}
+	LLVMValueRef args[4] = { p, align, mask, LLVMConstNull(vt) };
+	return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+}
+
+/* One step of jam_add_vec at iterations k .. k + lanes - 1 of loop l
+ * (only the lanes of mask when it is not NULL): for each target, the rows'
+ * terms summed in 4 independent chains (a chain of 16 dependent
+ * multiply-adds would be the loop's latency), then added to the target. */
+static void jv_add_step(cg_ctx *c, const ir_stmt *s, const ir_loop *l, LLVMValueRef first, LLVMValueRef lane0,
+                        int rows, LLVMValueRef k, LLVMValueRef mask, signed char *memo)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		memset(memo, 0, (size_t)c->nids * sizeof *memo);
+		LLVMValueRef chain[4] = { NULL, NULL, NULL, NULL };
+		for (int r = 0; r < rows; r++) {
+			cg_set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
+			c->loop_var[l->id] = k;
+			LLVMValueRef v = jv_emit(c, a->val, l, lanes, mask, memo);
+			LLVMValueRef *t = &chain[r % 4];
+			*t = *t ? cg_contract(LLVMBuildFAdd(c->b, *t, v, "")) : v;
+		}
+		LLVMValueRef total = chain[0];
+		if (chain[1])
+			total = LLVMBuildFAdd(c->b, total, chain[1], "");
+		if (chain[2])
+			total = LLVMBuildFAdd(c->b, total,
+			                      chain[3] ? LLVMBuildFAdd(c->b, chain[2], chain[3], "") : chain[2], "");
+		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+		if (mask) {
+			LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
+			jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, total, ""), vt);
+		} else {
+			LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
+			LLVMSetAlignment(old, (unsigned)c->real_size);
+			LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, total, ""), p), (unsigned)c->real_size);
+		}
+	}
+}
+
+/* cg_rows.c's jam_add when jv_add_ok: the outer loops as they are, the
+ * innermost in steps of 64 bytes of lanes and one masked step for its
+ * remainder (no scalar loop over the remainder for each row). */
+void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows)
+{
+	const ir_loop *l = s->loops[s->nloops - 1];
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	if (!memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	cg_loop st[CG_JAM_LOOPS];
+	for (int i = 0; i + 1 < s->nloops; i++)
+		cg_loop_open_stmt(c, &st[i], s->loops[i]);
+	LLVMValueRef saved = c->loop_var[l->id];
+	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0);
+	LLVMValueRef lo = cg_idx(c, l->lo), len = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), lo, "");
+	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
+	LLVMValueRef m = LLVMBuildUDiv(c->b, len, V, "");
+	jv_loop lp;
+	jv_add_step(c, s, l, first, lane0, rows, jv_loop_open(c, &lp, "vadd", zero, m, lo), NULL, memo);
+	jv_loop_close(c, &lp);
+	LLVMValueRef used = LLVMBuildNSWMul(c->b, m, V, "");
+	LLVMValueRef mask = jv_tail_mask(c, len, used, lanes);
+	jv_add_step(c, s, l, first, lane0, rows, LLVMBuildNSWAdd(c->b, lo, used, ""), mask, memo);
+	c->loop_var[l->id] = saved;
+	cg_cache_drop(c);
+	for (int i = s->nloops - 2; i >= 0; i--)
+		cg_loop_close(c, &st[i]);
+	free(memo);
+}

@@ -1,0 +1,108 @@
+/* cg_kernel_internal.h -- what the files that emit a kernel's statements
+ * share.
+ *
+ * cg_kernel.c emits each kernel (signature, scratch, the call of another
+ * kernel) and its statements one by one: loops, assignments, branches.
+ * Where a loop runs over the rows of a block, three files take over:
+ *   cg_rows.c            the rows of a block: the statements run for all
+ *                        rows in turn, sums and shared accumulations jammed
+ *                        (one loop for all rows)
+ *   cg_jam_vec.c         such a jammed sum or accumulation written in
+ *                        vectors, not left to the loop vectorizer
+ *   cg_pair_positions.c  a position loop whose rows start with such a sum:
+ *                        the sums of several positions in one loop
+ * They share cg_kernel.c's loops and loads and stores, and call each other
+ * through what is declared here; all else stays static in its file.
+ */
+#ifndef CG_KERNEL_INTERNAL_H
+#define CG_KERNEL_INTERNAL_H
+
+#include "cg_context.h"
+
+/* The most rows and loops jammed. */
+enum { CG_JAM_ROWS = 16, CG_JAM_LOOPS = 8 };
+/* the most accumulators of positions x rows summed together (pair_positions):
+ * 16, pairs of positions for blocks of 8 rows.  24 (3 positions) ran FVSBN's
+ * f32 log p 1.10x and its f64 1.03x faster, but took 1.3x the time to
+ * build FVSBN (each position's statements are emitted once per position of
+ * the group, and once more for the last positions alone). */
+enum { CG_JAM_TILE = 16, CG_JAM_POS = 8 };
+
+/* ---------------------------------------------------- cg_kernel.c */
+
+/* A counted loop being emitted (cg_loop_open .. cg_loop_close). */
+typedef struct cg_loop {
+	const ir_loop *l;
+	LLVMBasicBlockRef header, exit;
+	LLVMValueRef iv, lo, hi, saved;
+	LLVMValueRef latch;          /* the back edge's branch, once closed */
+	bool reverse;
+} cg_loop;
+
+LLVMValueRef cg_entry_alloca(cg_ctx *c, LLVMTypeRef ty, const char *name);
+/* l may be NULL: a counter of codegen's own over [lo, hi). */
+void cg_loop_open(cg_ctx *c, cg_loop *st, const ir_loop *l, LLVMValueRef lo, LLVMValueRef hi, bool reverse);
+void cg_loop_close(cg_ctx *c, cg_loop *st);
+/* Opens IR loop l over its own bounds. */
+void cg_loop_open_stmt(cg_ctx *c, cg_loop *st, const ir_loop *l);
+void cg_hint_vector_width(cg_ctx *c, LLVMValueRef br, int width, int interleave);
+
+/* A real at p, aligned as a real. */
+void cg_store_real(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
+LLVMValueRef cg_load_real(cg_ctx *c, LLVMValueRef p);
+
+bool cg_first_visit(cg_ctx *c, const ir_val *v, bool *seen);
+bool cg_val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen);
+
+void cg_point_row(cg_ctx *c, LLVMValueRef row);
+void cg_stmt(cg_ctx *c, const ir_stmt *s);
+
+/* ------------------------------------------------------ cg_rows.c */
+
+typedef enum { JAM_NONE, JAM_SUM, JAM_ADD } jam_kind;
+
+jam_kind jam_kind_of(cg_ctx *c, const ir_stmt *s, const ir_loop *rows);
+bool cg_rows_shared_target(const ir_assign *a, const ir_loop *rows);
+bool cg_rows_sum_into(cg_ctx *c, const ir_assign *a, const ir_loop *rows);
+void cg_set_lane(cg_ctx *c, const ir_loop *rows, LLVMValueRef first, LLVMValueRef lane);
+bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueRef lo, LLVMValueRef hi,
+                      LLVMValueRef given);
+
+/* --------------------------------------------------- cg_jam_vec.c */
+
+bool cg_idx_free_of(const ir_idx *x, const ir_loop *l);
+bool jv_summand(cg_ctx *c, const ir_val *v, const ir_loop *l);
+void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows);
+bool jv_add_ok(cg_ctx *c, const ir_stmt *s, const ir_loop *rows);
+void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef lane0, int rows);
+
+/* The sums of statement s (a jammed sum over one loop, its summand passing
+ * jv_summand) for `rows` rows (lanes lane[]) at `npos` values pk[] of the
+ * position loop pl, which may move the sum's end (not its start).  Each
+ * position's sum is computed in the steps of jam_sum_vec, so its bits are
+ * those of jam_sum_vec's: jv_prepare computes the bounds, jv_fused runs
+ * the full steps the positions have in common in one loop, where each
+ * loaded x[kk] serves every position (register tiling: npos x rows
+ * accumulators); jv_finish(q), later, position q's own full steps, its
+ * masked step and its rows' horizontal sums. */
+typedef struct jv_state {
+	const ir_stmt *s;
+	const ir_loop *l, *pl;
+	LLVMValueRef first;
+	const LLVMValueRef *lane;
+	int rows, npos;
+	LLVMValueRef pk[CG_JAM_POS], acc[CG_JAM_TILE], len[CG_JAM_POS], m[CG_JAM_POS], mmin, lo;
+	signed char *memo;
+} jv_state;
+
+bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
+                const ir_loop *pl, const LLVMValueRef *pk, int npos);
+void jv_fused(cg_ctx *c, jv_state *st);
+void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out);
+void jv_end(jv_state *st);
+
+/* -------------------------------------------- cg_pair_positions.c */
+
+bool pair_positions(cg_ctx *c, const ir_stmt *s);
+
+#endif

@@ -1,0 +1,285 @@
+/* cg_pair_positions.c -- a loop over positions whose body is the rows of a
+ * block starting with a jammed sum in vectors (FVSBN's sum(j before i)
+ * W[i, j] * x[j]), run a group of positions at a time: the group's sums in
+ * one loop (cg_jam_vec.c's jv_state), so that each x[j] loaded serves
+ * every position of the group for every row, then each position's rows of
+ * the block (cg_rows.c) with its sums given.  The body may write what the
+ * sums read only ahead of what the group's common steps read (FVSBN's
+ * sampling writes x[k]): writes_ahead.
+ */
+#include <stdlib.h>
+
+#include "cg_kernel_internal.h"
+
+/* Whether a statement of block b (from its statement `from` on, nested
+ * bodies included) writes a buffer that value v, or index lo or hi,
+ * reads. */
+static bool writes_read(cg_ctx *c, const ir_block *b, size_t from, const ir_val *v, const ir_idx *lo,
+                        const ir_idx *hi)
+{
+	for (size_t i = from; i < b->stmts.len; i++) {
+		const ir_stmt *t = b->stmts.items[i];
+		if (!t)
+			continue;
+		if (t->kind == S_FOR || t->kind == S_IF_GE) {
+			if (writes_read(c, &t->body, 0, v, lo, hi))
+				return true;
+			continue;
+		}
+		for (int j = 0; j < t->nassigns; j++) {
+			const ir_buf *w = t->assigns[j].buf;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || cg_val_reads(c, v, w, seen) || ir_idx_reads(lo, w) || ir_idx_reads(hi, w);
+			free(seen);
+			if (r)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* x as cf * L + k0 with constants cf and k0 (false when it is not). */
+static bool idx_affine(const ir_idx *x, const ir_loop *L, int64_t *cf, int64_t *k0)
+{
+	int64_t ca, ka, cb, kb;
+	if (!x)
+		return false;
+	switch (x->kind) {
+	case IX_CONST: *cf = 0; *k0 = x->u.c; return true;
+	case IX_LOOP: *cf = 1; *k0 = 0; return x->u.loop == L;
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		if (!idx_affine(x->u.bin.a, L, &ca, &ka) || !idx_affine(x->u.bin.b, L, &cb, &kb))
+			return false;
+		if (x->kind == IX_MUL) {
+			if (ca != 0 && cb != 0)
+				return false;
+			*cf = ca * kb + cb * ka;
+			*k0 = ka * kb;
+		} else {
+			int64_t sg = x->kind == IX_ADD ? 1 : -1;
+			*cf = ca + sg * cb;
+			*k0 = ka + sg * kb;
+		}
+		return true;
+	default: return false;
+	}
+}
+
+/* The largest c of v's reads w[kk + c] (kk: loop l); false when v reads w
+ * in another way. */
+static bool reads_ahead(cg_ctx *c, const ir_val *v, const ir_buf *w, const ir_loop *l, int64_t *cmax)
+{
+	if (!v)
+		return true;
+	switch (v->kind) {
+	case V_READ: {
+		for (int i = 0; i < IR_MAX_RANK; i++) {
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = seen && i < v->u.read.buf->rank && ir_idx_reads(v->u.read.idx[i], w);
+			free(seen);
+			if (r)
+				return false;
+		}
+		if (v->u.read.buf != w)
+			return true;
+		int64_t cf, k0;
+		if (w->rank != 1 || !idx_affine(v->u.read.idx[0], l, &cf, &k0) || cf != 1)
+			return false;
+		if (k0 > *cmax)
+			*cmax = k0;
+		return true;
+	}
+	case V_OP:
+		for (int i = 0; i < 3; i++)
+			if (!reads_ahead(c, v->u.op.a[i], w, l, cmax))
+				return false;
+		return true;
+	case V_STOP: return reads_ahead(c, v->u.stop, w, l, cmax);
+	case V_CONST: return true;
+	default: {
+		bool *seen = calloc((size_t)c->nids, sizeof *seen);
+		bool r = seen && !cg_val_reads(c, v, w, seen);
+		free(seen);
+		return r;
+	}
+	}
+}
+
+/* Whether every write of block b (statements of its own or under
+ * branches) to what sum t reads is ahead of what the common steps of a
+ * group of positions read: a single element w[L + dw] of a rank-1 buffer
+ * that the summand reads as w[kk + c] only, with dw >= (t's end - L) +
+ * every c (FVSBN's sampling writes x[k], its sums read x[kk] for kk < k).
+ * The common steps read below the first position's end, so the writes of
+ * a group's earlier positions never reach them; each later position's
+ * own steps run after them (pair_positions). */
+static bool writes_ahead(cg_ctx *c, const ir_block *b, const ir_stmt *t, const ir_loop *L)
+{
+	const ir_loop *l = t->loops[0];
+	int64_t hc, hk;
+	if (!idx_affine(l->hi, L, &hc, &hk) || hc != 1)
+		return false;
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *u = b->stmts.items[i];
+		if (!u)
+			continue;
+		if (u->kind == S_IF_GE) {
+			if (!writes_ahead(c, &u->body, t, L))
+				return false;
+			continue;
+		}
+		if (u->kind == S_FOR) {
+			if (writes_read(c, &u->body, 0, t->assigns[0].val, l->lo, l->hi))
+				return false;
+			continue;
+		}
+		for (int j = 0; j < u->nassigns; j++) {
+			const ir_buf *w = u->assigns[j].buf;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || cg_val_reads(c, t->assigns[0].val, w, seen);
+			free(seen);
+			if (!r)
+				continue;
+			if (ir_idx_reads(l->lo, w) || ir_idx_reads(l->hi, w) || u->nloops != 0 || w->rank != 1)
+				return false;
+			int64_t cf, dw, cmax = INT64_MIN;
+			if (!idx_affine(u->assigns[j].idx[0], L, &cf, &dw) || cf != 1 ||
+			    !reads_ahead(c, t->assigns[0].val, w, l, &cmax) || cmax == INT64_MIN || dw < hk + cmax)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* The sums of rows [0, count) of a block at positions pk[0..npos) of L for
+ * a partial block, a row at a time: row r's at res[q * block + r]. */
+static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
+                         const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block)
+{
+	cg_loop one;
+	cg_loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+	jv_state st;
+	LLVMValueRef sums[1];
+	if (jv_prepare(c, &st, t, rlo, &one.iv, 1, L, pk, npos)) {
+		jv_fused(c, &st);
+		for (int q = 0; q < npos; q++) {
+			jv_finish(c, &st, q, sums, NULL);
+			LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, (q0 + q) * block), "");
+			cg_store_real(c, sums[0], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		}
+		jv_end(&st);
+	}
+	cg_loop_close(c, &one);
+}
+
+/* A loop over positions whose body is the rows of a block, starting with a
+ * jammed sum in vectors whose start does not depend on the position, and
+ * whose inputs the body does not write, or writes only ahead of them
+ * (writes_ahead: FVSBN's sampling): the positions run in groups of P, the
+ * sums of all computed together as far as they can be (jv_fused: each
+ * x[kk] loaded once for P positions of each row, W[k, kk] once for all
+ * rows), then each position's statements in turn, its sums finished
+ * (jv_finish) just before them when the body writes ahead.  A position's
+ * sum has the bits it has alone (jv_state), so a partial block finishes
+ * its rows one at a time, and the last len mod P positions run alone.
+ * Returns false when s is not such a loop. */
+bool pair_positions(cg_ctx *c, const ir_stmt *s)
+{
+	const ir_loop *L = s->loop;
+	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || L->reverse || s->reverse ||
+	    s->body.stmts.len != 1)
+		return false;
+	const ir_stmt *rs = s->body.stmts.items[0];
+	if (!rs || rs->kind != S_FOR || !rs->loop || !rs->loop->is_rows || !rs->loop->block_of)
+		return false;
+	const ir_loop *rows = rs->loop, *bl = rows->block_of;
+	if (bl->block < 2 || bl->block > CG_JAM_TILE / 2 || bl->id < 0 || bl->id >= c->nids || !c->loop_var[bl->id] ||
+	    rs->body.stmts.len < 1)
+		return false;
+	int P = CG_JAM_TILE / (int)bl->block; /* positions together */
+	if (P > CG_JAM_POS)
+		P = CG_JAM_POS;
+	const ir_stmt *t = rs->body.stmts.items[0];
+	if (!t || jam_kind_of(c, t, rows) != JAM_SUM || t->nloops != 1 || !cg_idx_free_of(t->loops[0]->lo, L) ||
+	    !jv_summand(c, t->assigns[0].val, t->loops[0]))
+		return false;
+	bool ahead = false; /* the body writes ahead of the sums: each finished late */
+	if (writes_read(c, &rs->body, 0, t->assigns[0].val, t->loops[0]->lo, t->loops[0]->hi)) {
+		if (!writes_ahead(c, &rs->body, t, L))
+			return false;
+		ahead = true;
+	}
+	int block = (int)bl->block;
+	LLVMValueRef n = c->n ? c->n : cg_i64(c, 1);
+	LLVMValueRef rlo = c->loop_var[bl->id];
+	LLVMValueRef end = LLVMBuildNSWAdd(c->b, rlo, cg_i64(c, block), "");
+	LLVMValueRef rhi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
+	LLVMValueRef count = LLVMBuildNSWSub(c->b, rhi, rlo, "");
+	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, block), "");
+	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
+	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
+	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, len, cg_i64(c, P), "");
+	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
+	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
+	const ir_loop *saved_rows = c->jam_rows;
+	cg_row saved_row = c->row;
+	cg_loop pst;
+	cg_loop_open(c, &pst, NULL, zero, ngroups, false);
+	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), ""), "");
+	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
+	for (int q = 0; q < P; q++)
+		pk[q] = q ? LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "") : k;
+	for (int r = 0; r < block; r++)
+		lane[r] = cg_i64(c, r);
+	c->jam_rows = rows;
+	jv_state fst;
+	if (!jv_prepare(c, &fst, t, rlo, lane, block, L, pk, P)) {
+		c->jam_rows = saved_rows;
+		return true; /* cg_fail said why */
+	}
+	int now = ahead ? 1 : P; /* positions finished before any statement runs */
+	for (int q = 0; q < P; q++) {
+		if (q == 0 || q >= now) {
+			/* position q's sums (with q = 0, all the sums that can run now):
+			 * a full block together, a partial one a row at a time */
+			c->jam_rows = rows;
+			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
+			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
+			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
+			LLVMBuildCondBr(c->b, full, fullb, part);
+			LLVMPositionBuilderAtEnd(c->b, fullb);
+			if (q == 0)
+				jv_fused(c, &fst);
+			for (int f = q; f < (q == 0 ? now : q + 1); f++) {
+				LLVMValueRef at = cg_i64(c, f * block);
+				jv_finish(c, &fst, f, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+			}
+			LLVMBuildBr(c->b, done);
+			LLVMPositionBuilderAtEnd(c->b, part);
+			pair_partial(c, t, rlo, count, L, pk + q, q == 0 ? now : 1, q, res, block);
+			LLVMBuildBr(c->b, done);
+			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, done);
+			c->jam_rows = saved_rows;
+			c->lane = NULL;
+			c->row = saved_row;
+			c->loop_var[rows->id] = saved_rowvar;
+			cg_cache_drop(c);
+		}
+		c->loop_var[L->id] = pk[q];
+		LLVMValueRef at = cg_i64(c, q * block);
+		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	}
+	jv_end(&fst);
+	cg_loop_close(c, &pst);
+	/* the last len mod P positions alone */
+	cg_loop lst;
+	cg_loop_open(c, &lst, NULL, LLVMBuildNSWMul(c->b, ngroups, cg_i64(c, P), ""), len, false);
+	c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, plo, lst.iv, "");
+	cg_rows_of_block(c, rs, bl, rlo, rhi, NULL);
+	cg_loop_close(c, &lst);
+	c->loop_var[L->id] = saved_pos;
+	cg_cache_drop(c);
+	return true;
+}
