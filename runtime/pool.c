@@ -9,8 +9,9 @@
  * lost: the caller changes gen under the mutex, and a worker that finds
  * pending at 0 takes the mutex before it signals.
  */
-#include <string.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,18 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Every 64 turns of a spin: 1 when its time is up, else 0 after a
+ * sched_yield, which hands the CPU to any other thread ready to run on it
+ * (the one waited for, when the machine is busier than the pool thought)
+ * and returns at once when there is none, keeping the CPU awake. */
+static int yield_until(int64_t end)
+{
+	if (now_ns() > end)
+		return 1;
+	sched_yield();
+	return 0;
+}
+
 /* Spins until gen differs from seen or CHAIN_POOL_SPIN_NS pass; returns
  * the last gen read. */
 static uint64_t spin_gen(chain_pool *p, uint64_t seen)
@@ -42,7 +55,7 @@ static uint64_t spin_gen(chain_pool *p, uint64_t seen)
 	for (unsigned i = 1;; i++) {
 		CPU_RELAX();
 		g = atomic_load_explicit(&p->gen, memory_order_acquire);
-		if (g != seen || (i % 64 == 0 && now_ns() > end))
+		if (g != seen || (i % 64 == 0 && yield_until(end)))
 			return g;
 	}
 }
@@ -57,7 +70,7 @@ static unsigned spin_pending(chain_pool *p)
 	for (unsigned i = 1;; i++) {
 		CPU_RELAX();
 		k = atomic_load_explicit(&p->pending, memory_order_acquire);
-		if (k == 0 || (i % 64 == 0 && now_ns() > end))
+		if (k == 0 || (i % 64 == 0 && yield_until(end)))
 			return k;
 	}
 }
