@@ -30,7 +30,7 @@ cp "$BUILD/libchain.a" "$T/libchain.a"
 CHAIN=$T/chain
 W="-Wall -Wextra"
 $CC -O3 -march=native -ffast-math $W bench/limits.c -o "$T/limits" -lm -lpthread
-$CC -O2 $W -Iruntime/include bench/bench.c -rdynamic \
+$CC -O3 $W -Iruntime/include bench/bench.c -rdynamic \
 	-Wl,--whole-archive "$T/libchain.a" -Wl,--no-whole-archive \
 	-lz -lpng -lm -lpthread -ldl -o "$T/bench"
 

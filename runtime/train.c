@@ -1,8 +1,8 @@
 /* train.c -- the training loop and NLL evaluation, data-parallel over
  * pthreads with results that do not depend on timing.
  *
- * Layout: a tiny thread pool (the caller is thread 0, so one thread means
- * no pthreads at all); evaluation (logp_batch over contiguous chunks, sums in
+ * Layout: the thread pool is pool.c's (the caller is thread 0, so one
+ * thread means no pthreads at all); evaluation (logp_batch over contiguous chunks, sums in
  * row order); the trainer (one step = two pool phases: gradients per
  * chunk of rows, then per slice of theta the reduction in fixed thread order
  * fused with the optimizer update, a cache-sized chunk at a time), the epoch
@@ -38,6 +38,7 @@
 #include "vector_clones.h"
 
 #include "checkpoint_fd.h"
+#include "pool.h"
 
 #define MAX_THREADS 1024u
 #define EVAL_BLOCK_ROWS 256u        /* rows per logp_batch call at most */
@@ -66,133 +67,6 @@ unsigned chain_default_threads(void)
 	if (n < 1)
 		return 1;
 	return n > (long)MAX_THREADS ? MAX_THREADS : (unsigned)n;
-}
-
-/* ------------------------------------------------------------------------
- * Thread pool: run one function on T threads and wait for all of them.
- * The caller runs tid 0 itself; workers sleep on a condition variable
- * between jobs and are woken by a generation counter, so a job costs two
- * lock round trips rather than T thread creations.
- * ------------------------------------------------------------------------ */
-
-typedef void (*job_fn)(void *arg, unsigned tid, unsigned nthreads);
-
-typedef struct pool pool;
-typedef struct pool_worker {
-	pool *p;
-	unsigned tid;
-} pool_worker;
-
-struct pool {
-	unsigned n;            /* threads, the caller included */
-	unsigned started;      /* workers running (n - 1 once set up) */
-	pthread_t *th;
-	pool_worker *w;
-	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	int sync_ready;
-	uint64_t gen;          /* incremented for every job */
-	unsigned pending;      /* workers still running the current job */
-	int quit;
-	job_fn fn;
-	void *arg;
-};
-
-/* A worker: wait for a new generation, run the job, report, repeat. */
-static void *pool_worker_main(void *a)
-{
-	pool_worker *w = a;
-	pool *p = w->p;
-	uint64_t seen = 0;
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (!p->quit && p->gen == seen)
-			pthread_cond_wait(&p->go, &p->mu);
-		if (p->quit)
-			break;
-		seen = p->gen;
-		job_fn fn = p->fn;
-		void *arg = p->arg;
-		pthread_mutex_unlock(&p->mu);
-		fn(arg, w->tid, p->n);
-		pthread_mutex_lock(&p->mu);
-		if (--p->pending == 0)
-			pthread_cond_signal(&p->done);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-static void pool_stop(pool *p)
-{
-	if (p->sync_ready) {
-		pthread_mutex_lock(&p->mu);
-		p->quit = 1;
-		pthread_cond_broadcast(&p->go);
-		pthread_mutex_unlock(&p->mu);
-		for (unsigned i = 0; i < p->started; i++)
-			pthread_join(p->th[i], NULL);
-		pthread_cond_destroy(&p->go);
-		pthread_cond_destroy(&p->done);
-		pthread_mutex_destroy(&p->mu);
-	}
-	free(p->th);
-	free(p->w);
-	memset(p, 0, sizeof *p);
-}
-
-/* Starts n - 1 workers.  A thread that cannot be started is an error rather
- * than a silent fallback: the thread count decides the summation order, so
- * it must be what the user asked for. */
-static int pool_start(pool *p, unsigned n, chain_error *err)
-{
-	memset(p, 0, sizeof *p);
-	p->n = n;
-	if (n <= 1)
-		return 0;
-	p->th = calloc(n - 1, sizeof *p->th);
-	p->w = calloc(n - 1, sizeof *p->w);
-	if (!p->th || !p->w) {
-		pool_stop(p);
-		return chain_error_set(err, "out of memory starting %u threads", n);
-	}
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->go, NULL);
-	pthread_cond_init(&p->done, NULL);
-	p->sync_ready = 1;
-	for (unsigned i = 0; i + 1 < n; i++) {
-		p->w[i].p = p;
-		p->w[i].tid = i + 1;
-		int rc = pthread_create(&p->th[i], NULL, pool_worker_main, &p->w[i]);
-		if (rc != 0) {
-			pool_stop(p);
-			return chain_error_set(err, "cannot start thread %u of %u: %s (try a smaller --threads)",
-			                       i + 2, n, strerror(rc));
-		}
-		p->started++;
-	}
-	return 0;
-}
-
-/* Runs fn(arg, tid, n) for tid = 0..n-1 and returns when all are done. */
-static void pool_run(pool *p, job_fn fn, void *arg)
-{
-	if (p->n <= 1) {
-		fn(arg, 0, 1);
-		return;
-	}
-	pthread_mutex_lock(&p->mu);
-	p->fn = fn;
-	p->arg = arg;
-	p->pending = p->n - 1;
-	p->gen++;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	fn(arg, 0, p->n);
-	pthread_mutex_lock(&p->mu);
-	while (p->pending)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* ------------------------------------------------------------------------
@@ -314,7 +188,7 @@ static void eval_chunk(void *arg, unsigned tid, unsigned T)
 
 /* Evaluates on an existing pool; the mean and the spread are summed in row
  * order on the calling thread, so they do not depend on the pool size. */
-static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const chain_dataset *d,
+static int eval_on_pool(chain_pool *p, const chain_model *m, const void *theta, const chain_dataset *d,
                         chain_eval_result *r, chain_error *err)
 {
 	memset(r, 0, sizeof *r);
@@ -348,7 +222,7 @@ static int eval_on_pool(pool *p, const chain_model *m, const void *theta, const 
 			if (!(j.out32[t] = malloc(j.block * sizeof(float))))
 				goto oom;
 	}
-	pool_run(p, eval_chunk, &j);
+	chain_pool_run(p, eval_chunk, &j);
 
 	double sum = 0;
 	for (size_t i = 0; i < d->rows; i++)
@@ -414,12 +288,12 @@ int chain_eval_nll(const chain_model *m, const void *theta, const chain_dataset 
 		return chain_error_set(err, "eval: %u threads asked for, at most %u", threads, MAX_THREADS);
 	if (threads > d->rows)
 		threads = (unsigned)d->rows;
-	pool p;
-	if (pool_start(&p, threads, err) != 0)
+	chain_pool p;
+	if (chain_pool_start(&p, threads, err) != 0)
 		return -1;
 	chain_eval_result tmp;
 	int rc = eval_on_pool(&p, m, theta, d, r ? r : &tmp, err);
-	pool_stop(&p);
+	chain_pool_stop(&p);
 	return rc;
 }
 
@@ -437,7 +311,7 @@ typedef struct trainer {
 	const chain_model *m;
 	int f32;
 	size_t P, D;
-	pool pool;
+	chain_pool pool;
 	unsigned TG;            /* threads that compute gradients: min(pool size, batch) */
 	double sign;            /* -1 when the model maximizes: we minimize sign * objective */
 	chain_optim opt;
@@ -619,7 +493,7 @@ static void plan_slices(trainer *tr, unsigned T)
 
 static void trainer_free(trainer *tr)
 {
-	pool_stop(&tr->pool);
+	chain_pool_stop(&tr->pool);
 	if (tr->obs)
 		for (unsigned t = 0; t < tr->TG; t++)
 			free(tr->obs[t]);
@@ -655,7 +529,7 @@ static int trainer_init(trainer *tr, const chain_model *m, void *theta, unsigned
 	tr->TG = T < batch ? T : (unsigned)batch;
 	if (chain_optim_init(&tr->opt, oo, tr->P, mask, err) != 0)
 		return -1;
-	if (pool_start(&tr->pool, T, err) != 0) {
+	if (chain_pool_start(&tr->pool, T, err) != 0) {
 		chain_optim_free(&tr->opt);
 		return -1;
 	}
@@ -1019,7 +893,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 			tr.data = train;
 			tr.rows = perm + b * batch;
 			tr.B = b + 1 < batches ? batch : N - b * batch;
-			pool_run(&tr.pool, phase_gradients, &tr);
+			chain_pool_run(&tr.pool, phase_gradients, &tr);
 			double ll = 0;
 			for (unsigned t = 0; t < tr.TG; t++)
 				ll += tr.loglik[t];
@@ -1030,7 +904,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 				goto out;
 			}
 			chain_optim_begin_step(&tr.opt);
-			pool_run(&tr.pool, phase_step, &tr);
+			chain_pool_run(&tr.pool, phase_step, &tr);
 			/* the slices are in index order: the first bad thread's first
 			 * non-finite entry is the first of the whole gradient */
 			for (unsigned t = 0; t < T; t++)
