@@ -106,16 +106,33 @@ static int has_textrel(const struct dl_phdr_info *info)
 	return 0;
 }
 
-/* dl_iterate_phdr callback: unmaps the pages of libLLVM's read-only
- * segments (code and constants).  They are private file mappings that were
- * never written, so MADV_DONTNEED only drops them from the page tables: they
- * stay in the page cache and fault back in if LLVM runs again (jit_free).
- * Pages shared with a writable segment are left alone (the range is rounded
- * inwards). */
-static int drop_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
+/* Whether a loaded object is libLLVM (a shared build). */
+static bool is_llvm_library(const struct dl_phdr_info *info)
 {
 	const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
-	if (!name || strncmp(name + 1, "libLLVM", 7) != 0 || has_textrel(info))
+	return name && strncmp(name + 1, "libLLVM", 7) == 0;
+}
+
+/* dl_iterate_phdr callback: *arg = 1 if libLLVM is a loaded library. */
+static int find_llvm_library(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (is_llvm_library(info))
+		*(int *)arg = 1;
+	return 0;
+}
+
+/* dl_iterate_phdr callback: unmaps the pages of LLVM's read-only segments
+ * (code and constants): libLLVM's, or, when LLVM is linked into the
+ * executable (*arg = 1: the Makefile's static build), the executable's.
+ * They are private file mappings that were never written, so MADV_DONTNEED
+ * only drops them from the page tables: they stay in the page cache and
+ * fault back in when used again (LLVM running again, or chain's own code,
+ * which in a static build shares the segments).  Pages shared with a
+ * writable segment are left alone (the range is rounded inwards). */
+static int drop_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	bool executable = !info->dlpi_name || !info->dlpi_name[0];
+	if (!(executable ? *(const int *)arg : is_llvm_library(info)) || has_textrel(info))
 		return 0;
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	for (size_t i = 0; i < info->dlpi_phnum; i++) {
@@ -128,26 +145,35 @@ static int drop_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
 		if (hi > lo)
 			madvise((void *)lo, hi - lo, MADV_DONTNEED);
 	}
-	return 1;
+	return 0;
+}
+
+/* Drops LLVM's read-only pages, wherever LLVM is linked. */
+static void drop_llvm_pages(void)
+{
+	int shared = 0;
+	dl_iterate_phdr(find_llvm_library, &shared);
+	int in_executable = !shared;
+	dl_iterate_phdr(drop_llvm_code, &in_executable);
 }
 
 /* The dynamic loader and LLVM's static constructors touch some 40 MB of
- * libLLVM (its relocation tables, option registrations all over the
- * library) that compiling a model does not read again.  Dropped as soon as
- * those constructors have run (the executable's run after the libraries'),
- * they do not add to the compiler's peak. */
+ * LLVM (its relocation tables, option registrations all over the library)
+ * that compiling a model does not read again.  Dropped as soon as those
+ * constructors have run (the executable's run after the libraries'), they
+ * do not add to the compiler's peak. */
 __attribute__((constructor)) static void release_startup_memory(void)
 {
-	dl_iterate_phdr(drop_llvm_code, NULL);
+	drop_llvm_pages();
 }
 
 /* After compilation the process's resident memory is mostly the
- * compiler's: some 60 MB of libLLVM's pages touched while compiling, and
+ * compiler's: some 60 MB of LLVM's pages touched while compiling, and
  * freed heap.  The commands then load data and allocate theta-sized
  * buffers, and without this the two would add up in the peak. */
 static void release_compiler_memory(void)
 {
-	dl_iterate_phdr(drop_llvm_code, NULL);
+	drop_llvm_pages();
 	malloc_trim(0);
 }
 
