@@ -14,8 +14,8 @@
  *                      kernels use, over an L1-resident array of 512 values:
  *                      the best of glibc's vector exp (libmvec, reached with
  *                      -ffast-math) and two polynomial exps the compiler
- *                      vectorizes (Taylor's, and the minimax polynomial of
- *                      the generated kernels);
+ *                      vectorizes (Taylor's, and the generated kernels' own:
+ *                      minimax polynomial, exponent from the bits);
  *   bw_l2, bw_l3, bw_dram  read bandwidth in GB/s: vectorized sums over an
  *                      array of 1 MiB per thread (in L2), 16 MiB in all (in
  *                      L3) and 1 GiB (DRAM; 256 MiB with --quick).
@@ -157,13 +157,22 @@ static inline float exp_poly_f32(float v)
 	return p * s;
 }
 
-/* The same with the polynomial of least relative error (degree 11 in
- * double, 6 in float; the coefficients of compiler/cg_math.c, from
- * tools/minimax.py exp): the same accuracy in fewer multiply-adds. */
+/* The exp of the generated kernels (compiler/cg_math.c): the polynomial of
+ * least relative error (degree 11 in double, 6 in float; tools/minimax.py
+ * exp), n = x / ln 2 rounded by adding 1.5 * 2^52 (2^23), whose low bits
+ * are n, and 2^n made from those bits; the same accuracy in fewer
+ * operations.  n is taken from the bits as an integer, which -ffast-math
+ * cannot fold away (it could fold (t - shift) into x / ln 2). */
 static inline double exp_minimax_f64(double v)
 {
 	v = v < -708.0 ? -708.0 : v;
-	double k = __builtin_round(v * 1.4426950408889634);
+	double t = v * 1.4426950408889634 + 0x1.8p52;
+	int64_t tb, sb;
+	double shift = 0x1.8p52;
+	memcpy(&tb, &t, sizeof tb);
+	memcpy(&sb, &shift, sizeof sb);
+	int64_t n = tb - sb;
+	double k = (double)n;
 	double r = v - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10;
 	static const double c[12] = {
 		0x1.0000000000000p+0, 0x1.0000000000000p+0, 0x1.0000000000010p-1, 0x1.55555555554a2p-3,
@@ -173,7 +182,7 @@ static inline double exp_minimax_f64(double v)
 	double p = c[11];
 	for (int i = 10; i >= 0; i--)
 		p = p * r + c[i];
-	int64_t bits = ((int64_t)k + 1023) << 52;
+	int64_t bits = (int64_t)((uint64_t)(tb + 1023) << 52);
 	double s;
 	memcpy(&s, &bits, sizeof s);
 	return p * s;
@@ -182,7 +191,13 @@ static inline double exp_minimax_f64(double v)
 static inline float exp_minimax_f32(float v)
 {
 	v = v < -87.0f ? -87.0f : v;
-	float k = __builtin_roundf(v * 1.44269504f);
+	float t = v * 1.44269504f + 0x1.8p23f;
+	int32_t tb, sb;
+	float shift = 0x1.8p23f;
+	memcpy(&tb, &t, sizeof tb);
+	memcpy(&sb, &shift, sizeof sb);
+	int32_t n = tb - sb;
+	float k = (float)n;
 	float r = v - k * 0.693145752f - k * 1.42860677e-6f;
 	static const float c[7] = {
 		0x1.000000p+0f, 0x1.000000p+0f, 0x1.fffffap-2f, 0x1.55540ap-3f, 0x1.55589ap-5f, 0x1.126d1ap-7f, 0x1.6ab972p-10f,
@@ -190,7 +205,7 @@ static inline float exp_minimax_f32(float v)
 	float p = c[6];
 	for (int i = 5; i >= 0; i--)
 		p = p * r + c[i];
-	int32_t bits = ((int32_t)k + 127) << 23;
+	int32_t bits = (int32_t)((uint32_t)(tb + 127) << 23);
 	float s;
 	memcpy(&s, &bits, sizeof s);
 	return p * s;
