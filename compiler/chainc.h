@@ -576,6 +576,7 @@ void ir_print_kernel(FILE *out, const ir_kernel *k);
 /* ir_walk.c: rewrites and walks shared by lowering, AD and optimization */
 bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l);
 bool ir_idx_reads(const ir_idx *i, const ir_buf *b);
+bool ir_val_reads(const ir_val *v, const ir_buf *b);
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l);
 /* Replaces loop variables from[k] by index expressions to[k], all at once. */
 ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);

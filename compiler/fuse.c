@@ -26,28 +26,6 @@ enum { FUSE_MAX_LOOPS = 8 }; /* the most loops of a merged statement */
 
 /* ------------------------------------------------------- reads and writes */
 
-static bool val_reads(const ir_val *v, const ir_buf *b)
-{
-	switch (v->kind) {
-	case V_READ:
-		if (v->u.read.buf == b)
-			return true;
-		for (int k = 0; k < v->u.read.buf->rank; k++)
-			if (ir_idx_reads(v->u.read.idx[k], b))
-				return true;
-		return false;
-	case V_OP:
-		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			if (val_reads(v->u.op.a[k], b))
-				return true;
-		return false;
-	case V_STOP: return val_reads(v->u.stop, b);
-	case V_INT: return ir_idx_reads(v->u.idx, b);
-	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
-	default: return false;
-	}
-}
-
 static bool val_draws(const ir_val *v)
 {
 	switch (v->kind) {
@@ -81,7 +59,7 @@ static bool stmt_reads(const ir_stmt *s, const ir_buf *b)
 			return true;
 	for (int j = 0; j < s->nassigns; j++) {
 		const ir_assign *a = &s->assigns[j];
-		if (val_reads(a->val, b) || (s->kind == S_ADD && a->buf == b))
+		if (ir_val_reads(a->val, b) || (s->kind == S_ADD && a->buf == b))
 			return true;
 		for (int d = 0; d < a->buf->rank; d++)
 			if (ir_idx_reads(a->idx[d], b))
@@ -114,7 +92,7 @@ static bool stmt_writes_read_of(const ir_stmt *s, const ir_val *v)
 		return false;
 	}
 	for (int j = 0; j < s->nassigns; j++)
-		if (val_reads(v, s->assigns[j].buf))
+		if (ir_val_reads(v, s->assigns[j].buf))
 			return true;
 	return false;
 }
@@ -292,7 +270,7 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 	ir_stmt *def = blk->stmts.items[i];
 	ir_assign *add = &def->assigns[j];
 	ir_buf *t = add->buf;
-	if (t->cls != BUF_TEMP || t == k->result || t == k->nograd_result || val_reads(add->val, t) ||
+	if (t->cls != BUF_TEMP || t == k->result || t == k->nograd_result || ir_val_reads(add->val, t) ||
 	    val_draws(add->val))
 		return false;
 	int loop_of[IR_MAX_RANK];
@@ -301,7 +279,7 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 	/* the addition's other assignments neither change what the value
 	 * reads nor read the temp */
 	for (int a = 0; a < def->nassigns; a++) {
-		if (val_reads(add->val, def->assigns[a].buf) || (a != j && val_reads(def->assigns[a].val, t)))
+		if (ir_val_reads(add->val, def->assigns[a].buf) || (a != j && ir_val_reads(def->assigns[a].val, t)))
 			return false;
 		for (int d = 0; d < def->assigns[a].buf->rank; d++)
 			if (ir_idx_reads(def->assigns[a].idx[d], t))

@@ -40,6 +40,30 @@ bool ir_idx_reads(const ir_idx *i, const ir_buf *b)
 	}
 }
 
+/* Whether value v reads buffer b (a read of it, or in an index, at any
+ * depth). */
+bool ir_val_reads(const ir_val *v, const ir_buf *b)
+{
+	switch (v->kind) {
+	case V_READ:
+		if (v->u.read.buf == b)
+			return true;
+		for (int k = 0; k < v->u.read.buf->rank; k++)
+			if (ir_idx_reads(v->u.read.idx[k], b))
+				return true;
+		return false;
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (ir_val_reads(v->u.op.a[k], b))
+				return true;
+		return false;
+	case V_STOP: return ir_val_reads(v->u.stop, b);
+	case V_INT: return ir_idx_reads(v->u.idx, b);
+	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
+	default: return false;
+	}
+}
+
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 {
 	switch (v->kind) {
