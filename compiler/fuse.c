@@ -22,7 +22,7 @@
  */
 #include "chainc.h"
 
-enum { FUSE_MAX_LOOPS = 8 }; /* the most loops of a merged statement */
+enum { FUSE_MAX_LOOPS = 8 }; /* the most loops of a statement rewritten */
 
 /* ------------------------------------------------------- reads and writes */
 
@@ -190,21 +190,25 @@ typedef struct forward {
  * the read was). */
 static bool read_matches(const forward *f, ir_idx *const *idx)
 {
-	int used = 0;
+	if (f->use->nloops > FUSE_MAX_LOOPS)
+		return false;
+	bool used[FUSE_MAX_LOOPS] = {0};
+	int nused = 0;
 	for (int d = 0; d < f->t->rank; d++) {
 		if (f->loop_of[d] < 0) {
 			if (!ir_idx_equal(idx[d], f->add->idx[d]))
 				return false;
 			continue;
 		}
-		bool found = false;
-		for (int l = 0; l < f->use->nloops && !found; l++)
-			found = idx[d] && idx[d]->kind == IX_LOOP && idx[d]->u.loop == f->use->loops[l];
-		if (!found)
+		int l = 0;
+		while (l < f->use->nloops && !(idx[d] && idx[d]->kind == IX_LOOP && idx[d]->u.loop == f->use->loops[l]))
+			l++;
+		if (l == f->use->nloops || used[l])
 			return false;
-		used++;
+		used[l] = true;
+		nused++;
 	}
-	return used == f->use->nloops;
+	return nused == f->use->nloops;
 }
 
 /* v with each read of the temp replaced by the value added into it at the
