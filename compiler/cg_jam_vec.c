@@ -140,6 +140,24 @@ static LLVMValueRef jv_mask_const(cg_ctx *c, const int *idx, unsigned n)
 	return LLVMConstVector(e, n);
 }
 
+/* A masked load or store of a vector at p (the lanes of mask). */
+static LLVMValueRef jv_masked(cg_ctx *c, bool store, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef v,
+                              LLVMTypeRef vt)
+{
+	const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef tys[2] = { vt, c->ptr };
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+	LLVMValueRef align = LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0);
+	if (store) {
+		LLVMValueRef args[4] = { v, p, align, mask };
+		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+	}
+	LLVMValueRef args[4] = { p, align, mask, LLVMConstNull(vt) };
+	return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+}
+
 /* v for the `lanes` iterations of loop l from its current value on (its
  * variable set by the caller), loads masked by `mask` when not NULL; v is
  * not JV_NO (memo: jv_kind's). */
@@ -157,13 +175,7 @@ static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsign
 			LLVMSetAlignment(x, (unsigned)c->real_size);
 			return x;
 		}
-		unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-		LLVMTypeRef tys[2] = { vt, c->ptr };
-		LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-		LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
-		LLVMValueRef args[4] = { p, LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0), mask,
-			                 LLVMConstNull(vt) };
-		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+		return jv_masked(c, false, p, mask, NULL, vt);
 	}
 	case V_OP: {
 		LLVMValueRef a = jv_emit(c, v->u.op.a[0], l, lanes, mask, memo), b = NULL;
@@ -509,24 +521,6 @@ bool jv_add_ok(cg_ctx *c, const ir_stmt *s, const ir_loop *rows)
 			return false;
 	}
 	return true;
-}
-
-/* A masked load or store of a vector at p (the lanes of mask). */
-static LLVMValueRef jv_masked(cg_ctx *c, bool store, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef v,
-                              LLVMTypeRef vt)
-{
-	const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
-	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-	LLVMTypeRef tys[2] = { vt, c->ptr };
-	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
-	LLVMValueRef align = LLVMConstInt(c->i32, (unsigned long long)c->real_size, 0);
-	if (store) {
-		LLVMValueRef args[4] = { v, p, align, mask };
-		return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
-	}
-	LLVMValueRef args[4] = { p, align, mask, LLVMConstNull(vt) };
-	return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
 }
 
 /* One step of jam_add_vec at iterations k .. k + lanes - 1 of loop l
