@@ -148,23 +148,26 @@ static int drop_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* Drops LLVM's read-only pages, wherever LLVM is linked. */
-static void drop_llvm_pages(void)
+/* Drops LLVM's read-only pages: libLLVM's, and with executable_too, the
+ * executable's when LLVM is linked into it. */
+static void drop_llvm_pages(bool executable_too)
 {
 	int shared = 0;
 	dl_iterate_phdr(find_llvm_library, &shared);
-	int in_executable = !shared;
+	int in_executable = executable_too && !shared;
 	dl_iterate_phdr(drop_llvm_code, &in_executable);
 }
 
 /* The dynamic loader and LLVM's static constructors touch some 40 MB of
- * LLVM (its relocation tables, option registrations all over the library)
- * that compiling a model does not read again.  Dropped as soon as those
- * constructors have run (the executable's run after the libraries'), they
- * do not add to the compiler's peak. */
+ * libLLVM (its relocation tables, option registrations all over the
+ * library) that compiling a model does not read again.  Dropped as soon as
+ * those constructors have run (the executable's run after the libraries'),
+ * they do not add to the compiler's peak.  Linked into the executable,
+ * LLVM has no such relocations to apply, and its pages are left alone
+ * until the compiler is done. */
 __attribute__((constructor)) static void release_startup_memory(void)
 {
-	drop_llvm_pages();
+	drop_llvm_pages(false);
 }
 
 /* After compilation the process's resident memory is mostly the
@@ -173,7 +176,7 @@ __attribute__((constructor)) static void release_startup_memory(void)
  * buffers, and without this the two would add up in the peak. */
 static void release_compiler_memory(void)
 {
-	drop_llvm_pages();
+	drop_llvm_pages(true);
 	malloc_trim(0);
 }
 
