@@ -22,7 +22,10 @@
  */
 #include "chainc.h"
 
-enum { FUSE_MAX_LOOPS = 8 }; /* the most loops of a statement rewritten */
+enum {
+	FUSE_MAX_LOOPS = 8,   /* the most loops of a statement rewritten */
+	FUSE_MAX_DEPTH = 8,   /* the most conditions around a forwarded read */
+};
 
 /* ------------------------------------------------------- reads and writes */
 
@@ -260,6 +263,17 @@ static ir_stmt *stmt_copy(ir_module *m, const ir_stmt *s, int n)
 	return c;
 }
 
+/* A copy of condition s whose body has statement i replaced by r. */
+static ir_stmt *if_with(ir_module *m, const ir_stmt *s, size_t i, ir_stmt *r)
+{
+	ir_stmt *c = ir_stmt_new(m, s->kind);
+	*c = *s;
+	c->body.stmts = (ptrvec){ 0 };
+	for (size_t j = 0; j < s->body.stmts.len; j++)
+		ir_block_push(m, &c->body, j == i ? r : s->body.stmts.items[j]);
+	return c;
+}
+
 static void remove_stmt(ir_block *b, size_t i)
 {
 	for (size_t k = i + 1; k < b->stmts.len; k++)
@@ -315,7 +329,28 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 	}
 	if (u == blk->stmts.len)
 		return false;
+	/* the reader may sit under conditions that do not read the temp
+	 * (complete's `if k >= prefix { x[k] = ... l ... }`): the value is then
+	 * computed when it is needed, no more often */
 	ir_stmt *use = blk->stmts.items[u];
+	ir_stmt *under[FUSE_MAX_DEPTH];
+	size_t at[FUSE_MAX_DEPTH];
+	int depth = 0;
+	while (use->kind == S_IF_GE && !ir_idx_reads(use->a, t) && !ir_idx_reads(use->b, t)) {
+		if (depth == FUSE_MAX_DEPTH)
+			return false;
+		size_t w = 0;
+		while (w < use->body.stmts.len && !stmt_reads(use->body.stmts.items[w], t)) {
+			if (stmt_writes_read_of(use->body.stmts.items[w], add->val))
+				return false;
+			w++;
+		}
+		if (w == use->body.stmts.len)
+			return false;
+		under[depth] = use;
+		at[depth++] = w;
+		use = use->body.stmts.items[w];
+	}
 	if (use->kind == S_FOR || use->kind == S_IF_GE || stmt_writes_read_of(use, add->val) ||
 	    count_block(&k->body, t, false) + count_block(&k->nograd_body, t, false) != (set ? 1 : 2))
 		return false; /* read by this statement only (and the addition) */
@@ -332,6 +367,8 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 		used->assigns[a].val = replace_reads(&f, use->assigns[a].val);
 	if (!f.ok)
 		return false;
+	for (int d = depth - 1; d >= 0; d--)
+		used = if_with(m, under[d], at[d], used);
 	blk->stmts.items[u] = used;
 	if (def->nassigns > 1) {
 		ir_stmt *rest = stmt_copy(m, def, def->nassigns - 1);

@@ -33,6 +33,18 @@ for e in asm llvm bc; do
 	expect_ok "build --emit $e" "$CHAIN" build examples/fvsbn.chain --emit $e -o "$T/fvsbn.$e"
 done
 grep -q "define.*fvsbn_logp" "$T/fvsbn.llvm" && ok || bad "--emit llvm has no fvsbn_logp"
+# a kernel that does what another does is a call of it (cg_share.c): sample
+# is complete with prefix 0, objective's gradient is loglik_grad's, logp is
+# logp_batch of one row; one body each, for half the build time
+expect_ok "build nade --emit llvm" "$CHAIN" build examples/nade.chain -D H=20 --emit llvm -o "$T/nade.llvm"
+for m in fvsbn nade; do
+	for call in "sample complete" "objective loglik_grad" "logp logp_batch"; do
+		caller=${call% *}; callee=${call#* }
+		if awk -v f="define.*@${m}_$caller[(]" -v c="call .*@${m}_$callee[(]" \
+			'$0 ~ f {in_f = 1} in_f && $0 ~ c {found = 1} in_f && /^}/ {in_f = 0} END {exit !found}' "$T/$m.llvm"
+		then ok; else bad "$m: ${m}_$caller does not call ${m}_$callee"; fi
+	done
+done
 # -o -: stdout, the same bytes as the file, and no file named '-'
 if (cd "$T" && "$CHAIN" build "$OLDPWD/examples/fvsbn.chain" --emit llvm -o - > "$T/stdout.ll" 2>&1) &&
    cmp -s "$T/stdout.ll" "$T/fvsbn.llvm" && [ ! -e "$T/-" ]; then ok; else bad "build -o - is not stdout"; fi

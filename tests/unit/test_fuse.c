@@ -176,6 +176,72 @@ static void test_fuse__set_read_once__is_forwarded(void **state)
 	assert_ptr_equal(((ir_stmt *)b->stmts.items[0])->assigns[0].val, want);
 }
 
+/* if s >= 1 { stmt }: a condition that does not read t */
+static ir_stmt *under_if(fixture *f, ir_buf *on, ir_stmt *body)
+{
+	ir_stmt *g = ir_stmt_new(f->m, S_IF_GE);
+	g->a = ir_idx_load(f->m, on, NULL);
+	g->b = ir_idx_const(f->m, 1);
+	ir_block_push(f->m, &g->body, body);
+	return g;
+}
+
+static void test_fuse__set_read_under_a_condition__is_forwarded_into_it(void **state)
+{
+	fixture *f = *state;
+	ir_block *b = &f->k->body;
+	/* t[i] = sigmoid(w[i]); if s >= 1 { u[q] = t[q] * x[q] }: complete's
+	 * `if k >= prefix { x[k] = ... }` */
+	ir_loop *i = loop_n(f, "i"), *q = loop_n(f, "q");
+	ir_block_push(f->m, b, elementwise(f, S_SET, i, f->t, ir_op(f->m, IR_SIGMOID, at(f, f->w, i), NULL, NULL)));
+	ir_stmt *use = elementwise(f, S_SET, q, f->u, ir_op(f->m, IR_MUL, at(f, f->t, q), at(f, f->x, q), NULL));
+	ir_stmt *cond = under_if(f, f->s, use);
+	ir_block_push(f->m, b, cond);
+	fuse_kernel(f->m, f->k);
+
+	assert_int_equal(b->stmts.len, 1);
+	const ir_stmt *g = b->stmts.items[0];
+	assert_int_equal(g->kind, S_IF_GE);
+	assert_int_equal(g->body.stmts.len, 1);
+	ir_val *want = ir_op(f->m, IR_MUL, ir_op(f->m, IR_SIGMOID, at(f, f->w, q), NULL, NULL), at(f, f->x, q), NULL);
+	assert_ptr_equal(((ir_stmt *)g->body.stmts.items[0])->assigns[0].val, want);
+	/* the condition was copied, not changed: another kernel may share it */
+	assert_ptr_not_equal(g, cond);
+	assert_ptr_equal(cond->body.stmts.items[0], use);
+}
+
+static void test_fuse__condition_reading_the_temp__is_not_entered(void **state)
+{
+	fixture *f = *state;
+	ir_block *b = &f->k->body;
+	/* s = sigmoid(w[0]); if s >= 1 { u[q] = s * x[q] }: the condition reads s */
+	ir_idx *zero = ir_idx_const(f->m, 0);
+	ir_block_push(f->m, b, ir_assign_stmt(f->m, S_SET, NULL, 0, 0, f->s, NULL,
+	                                      ir_op(f->m, IR_SIGMOID, ir_read(f->m, f->w, &zero), NULL, NULL)));
+	ir_loop *q = loop_n(f, "q");
+	ir_block_push(f->m, b, under_if(f, f->s, elementwise(f, S_SET, q, f->u,
+	                                                    ir_op(f->m, IR_MUL, scalar(f, f->s), at(f, f->x, q), NULL))));
+	fuse_kernel(f->m, f->k);
+	assert_int_equal(b->stmts.len, 2);
+}
+
+static void test_fuse__operand_written_under_the_condition_first__is_not_forwarded(void **state)
+{
+	fixture *f = *state;
+	ir_block *b = &f->k->body;
+	/* t[i] = w[i] * s; if x0 >= 1 { s = 2; u[q] = t[q] }: t holds the old s */
+	ir_loop *i = loop_n(f, "i"), *q = loop_n(f, "q");
+	ir_block_push(f->m, b, elementwise(f, S_SET, i, f->t, ir_op(f->m, IR_MUL, at(f, f->w, i), scalar(f, f->s), NULL)));
+	ir_buf *on = ir_buf_new(f->m, "on", BUF_TEMP, 0, NULL);
+	ir_stmt *g = under_if(f, on, ir_assign_stmt(f->m, S_SET, NULL, 0, 0, f->s, NULL, ir_const(f->m, 2)));
+	ir_block_push(f->m, &g->body, elementwise(f, S_SET, q, f->u, at(f, f->t, q)));
+	ir_block_push(f->m, b, g);
+	fuse_kernel(f->m, f->k);
+	assert_int_equal(b->stmts.len, 2);
+	assert_int_equal(g->body.stmts.len, 2);
+	assert_ptr_equal(((ir_stmt *)g->body.stmts.items[1])->assigns[0].val, at(f, f->t, q));
+}
+
 static void test_fuse__statements_another_kernel_shares__stay_as_they_were(void **state)
 {
 	fixture *f = *state;
@@ -279,6 +345,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fuse__read_inside_a_longer_loop_nest__is_not_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__read_at_another_element__is_not_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__set_read_once__is_forwarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuse__set_read_under_a_condition__is_forwarded_into_it, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_fuse__condition_reading_the_temp__is_not_entered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuse__operand_written_under_the_condition_first__is_not_forwarded,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__statements_another_kernel_shares__stay_as_they_were, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_fuse__independent_accumulations_of_rows__merge, setup, teardown),
