@@ -545,7 +545,8 @@ static void emit_penalty(adctx *c, ir_block *b, ir_buf *pen, bool grad)
 }
 
 /* The objective without gradient: the logp pass over the rows. */
-static void emit_loglik_value(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count)
+/* Returns the loop over rows, which adds each row's log p into lp. */
+static const ir_loop *emit_loglik_value(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count)
 {
 	ir_module *m = c->m;
 	lowered *low = c->low;
@@ -565,6 +566,7 @@ static void emit_loglik_value(adctx *c, ir_block *body, ir_buf *lp, ir_buf *coun
 		ir_block_push(m, &rows->body, f);
 	}
 	ir_block_push(m, body, rows);
+	return rl;
 }
 
 /* obj = (count > 0 ? lp / count : 0) [+ sign * pen] */
@@ -574,12 +576,14 @@ static ir_val *mean_of(ir_module *m, ir_buf *lp, ir_buf *count)
 	return ir_op(m, IR_SELECT, OP2(GT, n, C(0)), OP2(DIV, ir_read(m, lp, NULL), n), C(0));
 }
 
-static void build_objective(adctx *c, bool grad, ir_block *b, ir_buf **result)
+/* k's body (grad) or no-grad body. */
+static void build_objective(adctx *c, bool grad, ir_kernel *k)
 {
 	ir_module *m = c->m;
 	const model *mod = m->model;
+	ir_block *b = grad ? &k->body : &k->nograd_body;
 	ir_buf *obj = ir_temp_scalar(m, "objective");
-	*result = obj;
+	*(grad ? &k->result : &k->nograd_result) = obj;
 	if (grad)
 		scale_grad(c, b, NULL, true);
 	if (mod->objective_has_loglik) {
@@ -591,7 +595,9 @@ static void build_objective(adctx *c, bool grad, ir_block *b, ir_buf **result)
 			ir_val *n = ir_read(m, count, NULL);
 			scale_grad(c, b, ir_op(m, IR_SELECT, OP2(GT, n, C(0)), OP2(DIV, C(1), n), C(0)), false);
 		} else {
-			emit_loglik_value(c, b, lp, count);
+			k->nograd_rows = emit_loglik_value(c, b, lp, count);
+			k->nograd_lp = lp;
+			k->nograd_count = count;
 		}
 		ir_block_push(m, b, ir_assign_stmt(m, S_SET, NULL, 0, 0, obj, (ir_idx *[]){NULL}, mean_of(m, lp, count)));
 	} else {
@@ -618,8 +624,8 @@ int ad_module(diag_ctx *d, ir_module *m)
 		ir_kernel_collect_temps(m, k);
 	}
 	ir_kernel *k = ir_kernel_new(m, KER_OBJECTIVE, "objective");
-	build_objective(c, true, &k->body, &k->result);
-	build_objective(c, false, &k->nograd_body, &k->nograd_result);
+	build_objective(c, true, k);
+	build_objective(c, false, k);
 	m->kernels[KER_OBJECTIVE] = k;
 	ir_kernel_collect_temps(m, k);
 	return 0;

@@ -530,6 +530,11 @@ typedef struct ir_kernel {
 	ir_buf *result;         /* a rank-0 TEMP whose final value is returned, or NULL */
 	ir_block nograd_body;   /* KER_OBJECTIVE: what runs when grad == NULL */
 	ir_buf *nograd_result;
+	/* KER_OBJECTIVE: the no-grad body's loop over rows, which adds each
+	 * row's log p (what logp_batch gives for it) into nograd_lp and 1 into
+	 * nograd_count (ad.c); codegen may run it as calls of logp_batch */
+	const ir_loop *nograd_rows;
+	const ir_buf *nograd_lp, *nograd_count;
 	ptrvec temps;           /* ir_buf* of class TEMP this kernel uses (codegen allocates them) */
 } ir_kernel;
 

@@ -209,6 +209,25 @@ static void full_size(const char *name, const char *tmpl, size_t h)
 		if (!(fabs(batch[i] - b) <= 1e-12 * fabs(b)))
 			fail_msg("%s row %zu: logp_batch %.17g, logp %.17g", name, i, batch[i], b);
 	}
+	/* the objective (mean log p) without a gradient runs logp_batch over
+	 * chunks of 64 rows (cg_kernel.c): 130 rows are two chunks and part of
+	 * a third, added in row order, so it is the mean of logp_batch's rows
+	 * to the bit; with a gradient (loglik_grad) it agrees to rounding */
+	enum { OBJ_ROWS = 130 };
+	double lps[OBJ_ROWS], sum = 0;
+	m->f64->logp_batch(theta, digits.values, OBJ_ROWS, lps);
+	for (size_t i = 0; i < OBJ_ROWS; i++)
+		sum += lps[i];
+	double obj = m->f64->objective(theta, digits.values, OBJ_ROWS, NULL);
+	if (obj != sum / OBJ_ROWS)
+		fail_msg("%s: objective without a gradient %.17g, the mean of logp_batch %.17g", name, obj, sum / OBJ_ROWS);
+	double *gobj = calloc(np, sizeof(double));
+	double obj_g = m->f64->objective(theta, digits.values, OBJ_ROWS, gobj);
+	if (!(fabs(obj_g - obj) <= 1e-12 * fabs(obj)))
+		fail_msg("%s: objective with a gradient %.17g, without %.17g", name, obj_g, obj);
+	assert_true(m->f64->objective(theta, digits.values, 0, NULL) == 0);
+	free(gobj);
+
 	double la = m->f64->loglik_grad(theta, digits.values, rows, g1);
 	double lb = r.loglik_grad(theta, digits.values, rows, g2);
 	if (!(fabs(la - lb) <= 1e-12 * fabs(lb)))
