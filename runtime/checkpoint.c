@@ -274,13 +274,11 @@ static int copy_tensors(FILE *f, int src, const chain_model *m, const char *path
 }
 
 /* The writer behind the save functions: the tensors come from theta, or
- * (theta NULL) from the checkpoint open as src; *fd (if fd) receives a
- * descriptor of the file written. */
+ * (theta NULL) from the checkpoint open as src.  With out, the written temp
+ * file is handed over uncommitted (*out); else it is committed here. */
 static int save(const char *path, const chain_model *m, const void *theta, int src,
-                const chain_metadata *extra, size_t n_extra, int *fd, chain_error *err)
+                const chain_metadata *extra, size_t n_extra, atomic_file *out, chain_error *err)
 {
-	if (fd)
-		*fd = -1;
 	if (!path)
 		return chain_error_set(err, "chain_checkpoint_save: no file name given");
 	if (!m)
@@ -330,7 +328,11 @@ static int save(const char *path, const chain_model *m, const void *theta, int s
 		chain__atomic_abort(&af);
 		return chain_error_set(err, "%s: cannot write: %s", path, strerror(e));
 	}
-	return chain__atomic_commit_fd(&af, fd, err);
+	if (out) {
+		*out = af;
+		return 0;
+	}
+	return chain__atomic_commit(&af, err);
 }
 
 int chain_checkpoint_save(const char *path, const chain_model *m, const void *theta,
@@ -339,21 +341,10 @@ int chain_checkpoint_save(const char *path, const chain_model *m, const void *th
 	return save(path, m, theta, -1, extra, n_extra, NULL, err);
 }
 
-int chain__checkpoint_save_fd(const char *path, const chain_model *m, const void *theta,
-                              const chain_metadata *extra, size_t n_extra, int *fd, chain_error *err)
+int chain__checkpoint_write(const char *path, const chain_model *m, const void *theta, int src,
+                            const chain_metadata *extra, size_t n_extra, atomic_file *af, chain_error *err)
 {
-	return save(path, m, theta, -1, extra, n_extra, fd, err);
-}
-
-int chain__checkpoint_restamp(const char *path, const chain_model *m, int *fd,
-                              const chain_metadata *extra, size_t n_extra, chain_error *err)
-{
-	int nfd;
-	if (save(path, m, NULL, *fd, extra, n_extra, &nfd, err) != 0)
-		return -1;
-	close(*fd);
-	*fd = nfd;
-	return 0;
+	return save(path, m, theta, theta ? -1 : src, extra, n_extra, af, err);
 }
 
 /* ------------------------------------------------------------------------

@@ -37,6 +37,7 @@
 #include "chain/train.h"
 #include "vector_clones.h"
 
+#include "atomic_bg.h"
 #include "checkpoint_fd.h"
 #include "pool.h"
 
@@ -642,11 +643,22 @@ static void ckpt_meta_fill(ckpt_meta *c, size_t epoch, size_t best_epoch, uint64
 /* Where the kept params are: with a checkpoint path, only in the last
  * checkpoint written (held open as fd), so they cost no memory; without
  * one, in a copy.  Both are in the model's precision, which is what the
- * caller gets back. */
+ * caller gets back.
+ *
+ * A checkpoint's bytes are written when it is set, but its commit (fsync,
+ * rename, fsync of the directory) runs on a thread (atomic_bg.h) while the
+ * next epoch computes: the disk's latency leaves the epoch.  Every other
+ * use of the kept params (the next set or touch, get, the end of the run)
+ * joins it first, so an error of the commit is reported there, with the
+ * file's name, and the kept params are then those of the file the path
+ * still holds, the previous one. */
 typedef struct kept_params {
 	const chain_model *m;
 	const char *path;        /* the checkpoint; NULL: the copy */
-	int fd;                  /* the last checkpoint written, -1 before the first */
+	int fd;                  /* the last checkpoint committed, -1 before the first
+	                            (while a commit is pending: the one it replaces,
+	                            which the commit owns) */
+	atomic_bg bg;            /* the pending commit */
 	void *copy;              /* without a path: num_params reals */
 	int set;                 /* kept params exist (kept_set succeeded once) */
 } kept_params;
@@ -654,6 +666,7 @@ typedef struct kept_params {
 static int kept_init(kept_params *k, const chain_model *m, const char *path, chain_error *err)
 {
 	*k = (kept_params){ .m = m, .path = path, .fd = -1 };
+	chain__atomic_bg_init(&k->bg);
 	if (path)
 		return 0;
 	size_t bytes = (m->num_params ? m->num_params : 1) *
@@ -664,17 +677,35 @@ static int kept_init(kept_params *k, const chain_model *m, const char *path, cha
 	return 0;
 }
 
+/* Waits for the pending commit, if any: on success fd is the new file, on
+ * failure still the previous one (and the error is returned). */
+static int kept_sync(kept_params *k, chain_error *err)
+{
+	return chain__atomic_bg_join(&k->bg, &k->fd, err);
+}
+
+/* Writes the checkpoint (from theta, or theta NULL: the kept file with new
+ * metadata) and starts its commit; `wait`: and waits for it. */
+static int kept_write(kept_params *k, const void *theta, const ckpt_meta *c, int wait, chain_error *err)
+{
+	atomic_file af;
+	if (kept_sync(k, err) != 0 ||
+	    chain__checkpoint_write(k->path, k->m, theta, k->fd, c->kv, 4, &af, err) != 0)
+		return -1;
+	chain__atomic_bg_start(&k->bg, &af, k->fd);
+	k->fd = -1;
+	return wait ? kept_sync(k, err) : 0;
+}
+
 /* theta (model precision) becomes the kept params; the checkpoint, if any,
- * is written with them.  On failure the previous ones stay kept. */
-static int kept_set(kept_params *k, const void *theta, const ckpt_meta *c, chain_error *err)
+ * is written with them.  On failure the previous ones stay kept.  The
+ * first call (`wait`) commits before it returns, so that a failed commit
+ * reported later always leaves a committed file to fall back on. */
+static int kept_set(kept_params *k, const void *theta, const ckpt_meta *c, int wait, chain_error *err)
 {
 	if (k->path) {
-		int fd;
-		if (chain__checkpoint_save_fd(k->path, k->m, theta, c->kv, 4, &fd, err) != 0)
+		if (kept_write(k, theta, c, wait, err) != 0)
 			return -1;
-		if (k->fd >= 0)
-			close(k->fd);
-		k->fd = fd;
 	} else {
 		memcpy(k->copy, theta, k->m->num_params * (k->m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double)));
 	}
@@ -688,7 +719,7 @@ static int kept_touch(kept_params *k, const ckpt_meta *c, chain_error *err)
 {
 	if (!k->path)
 		return 0;
-	return chain__checkpoint_restamp(k->path, k->m, &k->fd, c->kv, 4, err);
+	return kept_write(k, NULL, c, 0, err);
 }
 
 /* Copies the kept params into theta (model precision), if there are any. */
@@ -696,14 +727,20 @@ static int kept_get(kept_params *k, void *theta, chain_error *err)
 {
 	if (!k->set)
 		return 0;
-	if (k->path)
+	if (k->path) {
+		/* a failed commit falls back on the previous file, which is read */
+		chain_error serr;
+		kept_sync(k, &serr);
 		return chain__checkpoint_load_fd(k->fd, k->path, k->m, theta, err);
+	}
 	memcpy(theta, k->copy, k->m->num_params * (k->m->precision == CHAIN_F32 ? sizeof(float) : sizeof(double)));
 	return 0;
 }
 
 static void kept_free(kept_params *k)
 {
+	chain_error serr;
+	kept_sync(k, &serr); /* the caller has collected any error already */
 	if (k->fd >= 0)
 		close(k->fd);
 	free(k->copy);
@@ -876,7 +913,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 	if (o->log_path && !(log = open_log(o->log_path, o->log_append, err)))
 		goto out;
 	ckpt_meta_fill(&meta, o->start_epoch - 1, s.p.best_epoch, o->seed, s.p.best_valid);
-	if (kept_set(&kept, tr.theta_k, &meta, err) != 0)
+	if (kept_set(&kept, tr.theta_k, &meta, 1, err) != 0)
 		goto out;
 	r->last_epoch = r->best_epoch = o->start_epoch - 1;
 	r->best_valid = s.p.best_valid;
@@ -942,7 +979,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 		}
 		s.p.since_best = epoch - s.p.best_epoch;
 		ckpt_meta_fill(&meta, epoch, s.p.best_epoch, o->seed, s.p.best_valid);
-		if ((s.p.improved ? kept_set(&kept, tr.theta_k, &meta, err) : kept_touch(&kept, &meta, err)) != 0) {
+		if ((s.p.improved ? kept_set(&kept, tr.theta_k, &meta, 0, err) : kept_touch(&kept, &meta, err)) != 0) {
 			r->stop = CHAIN_STOP_ERROR;
 			goto out;
 		}
@@ -977,6 +1014,13 @@ out:
 	 * that reading the checkpoint back does not add to the peak.  After a
 	 * run without validation that ended well, theta already holds them. */
 	trainer_free(&tr);
+	/* the last checkpoint's commit, still running: a failure is the run's
+	 * error, and the kept params are the previous file's */
+	{
+		chain_error serr;
+		if (kept_sync(&kept, rc == 0 ? err : &serr) != 0 && rc == 0)
+			rc = -1;
+	}
 	if (rc != 0 || valid) {
 		chain_error rerr;
 		if (kept_get(&kept, theta, rc == 0 ? err : &rerr) != 0 && rc == 0) {

@@ -9,6 +9,7 @@
  *
  * Its maximum is sigmoid(l_i) = the frequency of pixel i in the data, u0 = 3.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <ftw.h>
@@ -459,14 +460,37 @@ static void test_train__compact_data__same_bits_as_doubles(void **state)
 }
 
 /* Records what the progress reports say, and checks the checkpoint on disk
- * at every report: it must always load and hold the kept params. */
+ * at every report: it must always load whole and hold kept params: at the
+ * start the initial ones; after epoch e those of epoch e, or (its commit
+ * still running on a thread) those of epoch e-1; at the end of a run that
+ * ended well, those of the last epoch. */
 typedef struct recorder {
 	const char *ckpt;
 	size_t epochs_seen, batches_seen, starts, ends;
 	double valid[128];          /* valid[e] = validation NLL after epoch e (0: initial) */
 	size_t first_epoch;
+	size_t last_best;           /* best_epoch at the previous report */
 	chain_train_stop stop;
 } recorder;
+
+/* The checkpoint's epoch and best_epoch, read from one file: read again
+ * when the path was replaced between the reads. */
+static void read_epochs(const char *ckpt, size_t epoch, size_t *file_epoch, size_t *file_best)
+{
+	double theta[NPAR];
+	char value[64], again[64], best[64];
+	chain_error err = { "" };
+	for (;;) {
+		if (chain_checkpoint_load(ckpt, &bern, theta, "epoch", value, sizeof value, &err) != 0 ||
+		    chain_checkpoint_load(ckpt, &bern, theta, "best_epoch", best, sizeof best, &err) != 0 ||
+		    chain_checkpoint_load(ckpt, &bern, theta, "epoch", again, sizeof again, &err) != 0)
+			fail_msg("checkpoint after epoch %zu: %s", epoch, err.msg);
+		if (strcmp(value, again) == 0)
+			break;
+	}
+	*file_epoch = (size_t)strtoull(value, NULL, 10);
+	*file_best = (size_t)strtoull(best, NULL, 10);
+}
 
 static void record(const chain_train_progress *p, void *user)
 {
@@ -474,6 +498,7 @@ static void record(const chain_train_progress *p, void *user)
 	char value[64];
 	double theta[NPAR];
 	chain_error err = { "" };
+	size_t fe, fb;
 	switch (p->event) {
 	case CHAIN_TRAIN_START:
 		rec->starts++;
@@ -484,6 +509,12 @@ static void record(const chain_train_progress *p, void *user)
 		rec->batches_seen++;
 		assert_true(p->batch >= 1 && p->batch <= p->batches);
 		assert_true(isfinite(p->train_nll));
+		if (rec->ckpt) {
+			/* mid-epoch: the previous epoch's file, or the one before it
+			 * while the previous one's commit runs */
+			read_epochs(rec->ckpt, p->epoch, &fe, &fb);
+			assert_true(fe + 1 <= p->epoch && fe + 2 >= p->epoch);
+		}
 		return;
 	case CHAIN_TRAIN_EPOCH:
 		rec->epochs_seen++;
@@ -493,19 +524,28 @@ static void record(const chain_train_progress *p, void *user)
 	case CHAIN_TRAIN_END:
 		rec->ends++;
 		rec->stop = p->stop;
+		if (rec->ckpt && (p->stop == CHAIN_STOP_EPOCHS || p->stop == CHAIN_STOP_EARLY)) {
+			read_epochs(rec->ckpt, p->epoch, &fe, &fb);
+			assert_int_equal(fe, p->epoch);
+			assert_int_equal(fb, p->best_epoch);
+		}
 		return;
 	}
 	if (!rec->ckpt)
 		return;
-	if (chain_checkpoint_load(rec->ckpt, &bern, theta, "epoch", value, sizeof value, &err) != 0)
-		fail_msg("checkpoint after epoch %zu: %s", p->epoch, err.msg);
-	char want[32];
-	snprintf(want, sizeof want, "%zu", p->event == CHAIN_TRAIN_START ? p->epoch - 1 : p->epoch);
-	assert_string_equal(value, want);
-	assert_int_equal(chain_checkpoint_load(rec->ckpt, &bern, theta, "best_epoch", value, sizeof value, &err), 0);
-	snprintf(want, sizeof want, "%zu", p->best_epoch);
-	assert_string_equal(value, want);
+	read_epochs(rec->ckpt, p->epoch, &fe, &fb);
+	if (p->event == CHAIN_TRAIN_START) {
+		assert_int_equal(fe, p->epoch - 1);
+		assert_int_equal(fb, p->best_epoch);
+	} else if (fe == p->epoch - 1) {
+		assert_int_equal(fb, rec->last_best);
+	} else {
+		assert_int_equal(fe, p->epoch);
+		assert_int_equal(fb, p->best_epoch);
+	}
+	rec->last_best = p->best_epoch;
 	assert_int_equal(chain_checkpoint_load(rec->ckpt, &bern, theta, "seed", value, sizeof value, &err), 0);
+	char want[32];
 	snprintf(want, sizeof want, "%" PRIu64, p->seed);
 	assert_string_equal(value, want);
 }
@@ -774,6 +814,63 @@ static void test_train__checkpoint_and_log__written_every_epoch(void **state)
 	assert_string_equal(value, "none");
 	chain_dataset_free(&tr);
 	chain_dataset_free(&va);
+}
+
+/* A progress callback that, once the initial checkpoint is in place,
+ * replaces it by a directory that is not empty: the next checkpoint's
+ * rename over it fails. */
+static void block_checkpoint(const chain_train_progress *p, void *user)
+{
+	if (p->event != CHAIN_TRAIN_START)
+		return;
+	const char *path = user;
+	char inside[600];
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0777), 0);
+	snprintf(inside, sizeof inside, "%s/keep", path);
+	FILE *f = fopen(inside, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The commit of an epoch's checkpoint runs on a thread while the next epoch
+ * computes; when it fails, the run still fails with the file's name (at the
+ * next checkpoint, or at the end when it was the last), leaves no temp file
+ * behind, and hands back the params of the last checkpoint committed (here
+ * the initial ones, from the file it still holds open). */
+static void test_train__checkpoint_commit_fails_in_background__reported_and_last_good_kept(void **state)
+{
+	chain_dataset d = make_data(200, P_TRUE, 21);
+	for (size_t epochs = 1; epochs <= 3; epochs += 2) {
+		double theta[NPAR], start[NPAR];
+		bern_init(theta, 5);
+		memcpy(start, theta, sizeof theta);
+		char name[64];
+		snprintf(name, sizeof name, "blocked-%zu.safetensors", epochs);
+		const char *ckpt = tmp_path(name);
+		chain_train_options o = quiet_options(epochs, 50, 2);
+		o.checkpoint_path = ckpt;
+		o.progress = block_checkpoint;
+		o.progress_user = (void *)ckpt;
+		chain_train_result r;
+		chain_error err = { "" };
+		assert_int_equal(chain_train(&bern, theta, &d, NULL, &o, &r, &err), -1);
+		assert_contains(err.msg, ckpt);
+		assert_contains(err.msg, "cannot replace");
+		assert_int_equal(r.stop, CHAIN_STOP_ERROR);
+		assert_int_equal(r.last_epoch, 1);
+		assert_memory_equal(theta, start, sizeof start);
+		/* no temp file left beside it */
+		char tmp_prefix[128];
+		snprintf(tmp_prefix, sizeof tmp_prefix, "%s.tmp-", name);
+		DIR *dir = opendir(tmpdir);
+		assert_non_null(dir);
+		for (struct dirent *e; (e = readdir(dir));)
+			if (strncmp(e->d_name, tmp_prefix, strlen(tmp_prefix)) == 0)
+				fail_msg("temp file %s left behind", e->d_name);
+		closedir(dir);
+	}
+	chain_dataset_free(&d);
 }
 
 static void test_train__bad_input__refused_with_reason(void **state)
@@ -1174,6 +1271,7 @@ int main(void)
 		cmocka_unit_test(test_train__nan_in_first_step__initial_checkpoint_stays),
 		cmocka_unit_test(test_train__resume_from_checkpoint__continues_the_same_run),
 		cmocka_unit_test(test_train__checkpoint_and_log__written_every_epoch),
+		cmocka_unit_test(test_train__checkpoint_commit_fails_in_background__reported_and_last_good_kept),
 		cmocka_unit_test(test_train__bad_input__refused_with_reason),
 		cmocka_unit_test(test_progress_printer__tty_redraws_pipe_prints_epochs),
 		cmocka_unit_test(test_eval__nll_and_std_err__match_direct_sums_for_any_threads),

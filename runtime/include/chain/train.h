@@ -38,7 +38,9 @@ extern "C" {
 typedef enum chain_train_event {
 	CHAIN_TRAIN_START = 0, /* before the first step (valid_nll: of the initial params) */
 	CHAIN_TRAIN_BATCH = 1, /* after each step */
-	CHAIN_TRAIN_EPOCH = 2, /* after each epoch's validation and checkpoint */
+	CHAIN_TRAIN_EPOCH = 2, /* after each epoch's validation and checkpoint (see
+	                          checkpoint_path: the file may still hold the
+	                          previous one) */
 	CHAIN_TRAIN_END = 3,   /* once at the end, also after a failure */
 } chain_train_event;
 
@@ -85,7 +87,14 @@ typedef struct chain_train_options {
 	size_t patience;          /* stop after this many epochs without a better validation
 	                             NLL (default 5); 0 = never stop early */
 	const char *checkpoint_path; /* written at the start and after every epoch with the best
-	                                params so far; NULL = no checkpoints */
+	                                params so far; NULL = no checkpoints.  After an epoch
+	                                the bytes are written and the commit (fsync, rename)
+	                                runs on a thread while the next epoch computes: the
+	                                path holds the previous checkpoint or the new one,
+	                                each whole, and the new one by the next
+	                                checkpoint's write and by chain_train's return.  A
+	                                failed commit is reported there (-1, the file named)
+	                                and the kept params are then the previous file's. */
 	const char *log_path;     /* CSV: epoch,train_nll,valid_nll,seconds; NULL = none */
 	int log_append;           /* append to an existing log (no second header) */
 	chain_train_progress_fn progress; /* NULL = silent */
