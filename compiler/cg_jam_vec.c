@@ -308,13 +308,16 @@ static void jv_loop_close(cg_ctx *c, jv_loop *lp)
 /* One step of a vector sum: for each row, acc[r] += the summand at
  * iterations k .. k + lanes - 1 of loop l, only the lanes of `mask` when
  * it is not NULL. */
-static void jv_step(cg_ctx *c, const ir_val *v, const ir_loop *l, LLVMValueRef first, const LLVMValueRef *lane,
-                    const LLVMValueRef *acc, int rows, LLVMValueRef k, LLVMValueRef mask, signed char *memo)
+static void jv_step(cg_ctx *c, const ir_val *v, const ir_loop *l, LLVMValueRef first, LLVMValueRef lane_off,
+                    const LLVMValueRef *lane, const LLVMValueRef *acc, int rows, LLVMValueRef k, LLVMValueRef mask,
+                    signed char *memo)
 {
 	unsigned lanes = (unsigned)(64 / c->real_size);
 	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
 	for (int r = 0; r < rows; r++) {
 		cg_set_lane(c, c->jam_rows, first, lane[r]);
+		if (lane_off) /* row first + lane[r] is lane lane_off + lane[r] of its block */
+			c->lane = LLVMBuildNSWAdd(c->b, lane_off, lane[r], "");
 		c->loop_var[l->id] = k;
 		LLVMValueRef x = jv_emit(c, v, l, lanes, mask, memo);
 		LLVMValueRef old = LLVMBuildLoad2(c->b, vt, acc[r], "");
@@ -366,14 +369,14 @@ void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 	LLVMValueRef next = LLVMBuildNSWAdd(c->b, k, cg_i64(c, lanes), "");
 	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLE, next, hi, ""), body, tail);
 	LLVMPositionBuilderAtEnd(c->b, body);
-	jv_step(c, a->val, l, first, lane, acc, rows, k, NULL, memo);
+	jv_step(c, a->val, l, first, NULL, lane, acc, rows, k, NULL, memo);
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	LLVMValueRef br = LLVMBuildBr(c->b, head);
 	LLVMAddIncoming(k, &next, &latch, 1);
 	cg_hint_vector_width(c, br, 1, 1); /* vector code already */
 	/* the remainder, hi - k < lanes iterations (maybe none): one masked step */
 	LLVMPositionBuilderAtEnd(c->b, tail);
-	jv_step(c, a->val, l, first, lane, acc, rows, k, jv_tail_mask(c, hi, k, lanes), memo);
+	jv_step(c, a->val, l, first, NULL, lane, acc, rows, k, jv_tail_mask(c, hi, k, lanes), memo);
 	c->loop_var[l->id] = saved;
 	cg_cache_drop(c);
 	for (int i = s->nloops - 2; i >= 0; i--)
@@ -399,10 +402,15 @@ static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, 
 	jv_loop lp;
 	LLVMValueRef k = jv_loop_open(c, &lp, "vsum", j0, j1, st->lo);
 	LLVMValueRef saved = c->loop_var[st->pl->id];
-	for (int q = q0; q < q1; q++) {
-		c->loop_var[st->pl->id] = st->pk[q];
-		jv_step(c, v, st->l, st->first, st->lane, st->acc + q * st->rows, st->rows, k, NULL, st->memo);
-	}
+	/* row by row, each row's x[kk] loaded once for all the positions: the
+	 * positions' W[k, kk] stay in registers (P of them) rather than the
+	 * rows' x (8 rows x 3 positions with 8 x vectors did not fit: spills) */
+	for (int r = 0; r < st->rows; r++)
+		for (int q = q0; q < q1; q++) {
+			c->loop_var[st->pl->id] = st->pk[q];
+			jv_step(c, v, st->l, st->first, st->lane_off, st->lane + r, st->acc + q * st->rows + r, 1, k, NULL,
+			        st->memo);
+		}
 	c->loop_var[st->pl->id] = saved;
 	jv_loop_close(c, &lp);
 }
@@ -472,7 +480,7 @@ void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef 
 	c->loop_var[st->pl->id] = st->pk[q];
 	LLVMValueRef used = LLVMBuildNSWMul(c->b, st->m[q], cg_i64(c, lanes), "");
 	LLVMValueRef mask = jv_tail_mask(c, st->len[q], used, lanes);
-	jv_step(c, st->s->assigns[0].val, st->l, st->first, st->lane, acc, st->rows,
+	jv_step(c, st->s->assigns[0].val, st->l, st->first, st->lane_off, st->lane, acc, st->rows,
 	        LLVMBuildNSWAdd(c->b, st->lo, used, ""), mask, st->memo);
 	c->loop_var[st->pl->id] = saved_pl;
 	c->loop_var[st->l->id] = saved_l;

@@ -19,14 +19,19 @@
 
 #include "cg_context.h"
 
-/* The most rows and loops jammed. */
-enum { CG_JAM_ROWS = 16, CG_JAM_LOOPS = 8 };
-/* the most accumulators of positions x rows summed together (pair_positions):
- * 16, pairs of positions for blocks of 8 rows.  24 (3 positions) ran FVSBN's
- * f32 log p 1.10x and its f64 1.03x faster, but took 1.3x the time to
- * build FVSBN (each position's statements are emitted once per position of
- * the group, and once more for the last positions alone). */
-enum { CG_JAM_TILE = 16, CG_JAM_POS = 8 };
+/* The most rows of a block and loops jammed; a jammed sum of a block of
+ * more than CG_JAM_SUM_ROWS rows runs in tiles of CG_JAM_SUM_ROWS rows
+ * (more accumulators than registers). */
+enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
+/* The sums of a group of positions (cg_pair_positions.c) run in tiles of
+ * at most CG_JAM_TILE_ROWS rows x P positions, CG_JAM_TILE accumulators:
+ * 8 rows x 3 positions, 24 vectors in registers beside the 3 positions'
+ * W[k, kk] and a row's x[kk] (4 positions, 32 accumulators, spilled).
+ * When the body writes ahead of the sums (sampling), each position's
+ * statements are emitted once per position of the group, and the group is
+ * 16 accumulators (2 positions of 8 rows): 3 positions took 1.3x the time
+ * to build FVSBN. */
+enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_POS = 8 };
 
 /* ---------------------------------------------------- cg_kernel.c */
 
@@ -92,6 +97,7 @@ typedef struct jv_state {
 	const LLVMValueRef *lane;
 	int rows, npos;
 	LLVMValueRef pk[CG_JAM_POS], acc[CG_JAM_TILE], len[CG_JAM_POS], m[CG_JAM_POS], mmin, lo;
+	LLVMValueRef lane_off; /* not NULL: rows first + lane[r] are lanes lane_off + lane[r] of their block */
 	signed char *memo;
 } jv_state;
 

@@ -151,13 +151,13 @@ static bool writes_ahead(cg_ctx *c, const ir_block *b, const ir_stmt *t, const i
 	return true;
 }
 
-/* The sums of rows [0, count) of a block at positions pk[0..npos) of L for
- * a partial block, a row at a time: row r's at res[q * block + r]. */
-static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
-                         const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block)
+/* The sums of rows [from, count) of a block at positions pk[0..npos) of L,
+ * a row at a time: row r's at res[(q0 + q) * block + r]. */
+static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef from, LLVMValueRef count,
+                         const ir_loop *L, const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block)
 {
 	cg_loop one;
-	cg_loop_open(c, &one, NULL, cg_i64(c, 0), count, false);
+	cg_loop_open(c, &one, NULL, from, count, false);
 	jv_state st;
 	LLVMValueRef sums[1];
 	if (jv_prepare(c, &st, t, rlo, &one.iv, 1, L, pk, npos)) {
@@ -170,6 +170,42 @@ static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValu
 		jv_end(&st);
 	}
 	cg_loop_close(c, &one);
+}
+
+/* The sums of a group of P positions pk[] (padded: no writes ahead) for
+ * rows [0, count) of a block: row r's at position q to res[q * block + r].
+ * The rows run in tiles of TR, a loop over the tiles emitted once: each
+ * tile's TR x P accumulators fit in registers, and the positions' rows of
+ * W, loaded for the first tile, are in cache for the next (a block of 64
+ * rows reads W from memory an eighth as often as one of 8); the rows past
+ * the last full tile (a partial block) one at a time. */
+static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
+                       const LLVMValueRef *pk, int P, int block, int TR, LLVMValueRef res)
+{
+	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
+	cg_loop hl;
+	cg_loop_open(c, &hl, NULL, cg_i64(c, 0), ntiles, false);
+	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, hl.iv, cg_i64(c, TR), "");
+	LLVMValueRef lane[CG_JAM_ROWS];
+	for (int r = 0; r < TR; r++)
+		lane[r] = cg_i64(c, r);
+	jv_state st;
+	/* the tile's rows as (rlo + h0) + r, not rlo + (h0 + r): their rows of
+	 * x are then constant offsets from one address (with 8 addresses the
+	 * steps' accumulators were spilled) */
+	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, pk, P)) {
+		st.lane_off = h0;
+		jv_fused(c, &st);
+		for (int q = 0; q < P; q++) {
+			LLVMValueRef at = LLVMBuildNSWAdd(c->b, h0, cg_i64(c, q * block), "");
+			jv_finish(c, &st, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		}
+		jv_end(&st);
+	}
+	cg_loop_close(c, &hl);
+	cg_hint_vector_width(c, hl.latch, 1, 1);
+	cg_cache_drop(c);
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block);
 }
 
 /* A loop over positions whose body is the rows of a block, starting with a
@@ -193,12 +229,8 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	if (!rs || rs->kind != S_FOR || !rs->loop || !rs->loop->is_rows || !rs->loop->block_of)
 		return false;
 	const ir_loop *rows = rs->loop, *bl = rows->block_of;
-	if (bl->block < 2 || bl->block > CG_JAM_TILE / 2 || bl->id < 0 || bl->id >= c->nids || !c->loop_var[bl->id] ||
-	    rs->body.stmts.len < 1)
+	if (bl->block < 2 || bl->id < 0 || bl->id >= c->nids || !c->loop_var[bl->id] || rs->body.stmts.len < 1)
 		return false;
-	int P = CG_JAM_TILE / (int)bl->block; /* positions together */
-	if (P > CG_JAM_POS)
-		P = CG_JAM_POS;
 	const ir_stmt *t = rs->body.stmts.items[0];
 	if (!t || jam_kind_of(c, t, rows) != JAM_SUM || t->nloops != 1 || !cg_idx_free_of(t->loops[0]->lo, L) ||
 	    !jv_summand(c, t->assigns[0].val, t->loops[0]))
@@ -209,6 +241,15 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			return false;
 		ahead = true;
 	}
+	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE) */
+	int TR = (int)bl->block;
+	if (TR > CG_JAM_TILE_ROWS && !ahead && TR % CG_JAM_TILE_ROWS == 0)
+		TR = CG_JAM_TILE_ROWS;
+	if (TR > CG_JAM_TILE_ROWS)
+		return false;
+	int P = (ahead ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
+	if (P > CG_JAM_POS)
+		P = CG_JAM_POS;
 	int block = (int)bl->block;
 	LLVMValueRef n = c->n ? c->n : cg_i64(c, 1);
 	LLVMValueRef rlo = c->loop_var[bl->id];
@@ -219,7 +260,12 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
 	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
 	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
-	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, len, cg_i64(c, P), "");
+	/* without writes ahead, the last group is padded: its positions past
+	 * the end repeat the last one, whose sums are computed again and not
+	 * used (no loop of the last positions alone, a copy of the body fewer) */
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, ahead ? len : LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
+	                                     cg_i64(c, P), "");
+	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
 	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
 	const ir_loop *saved_rows = c->jam_rows;
@@ -228,47 +274,68 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	cg_loop_open(c, &pst, NULL, zero, ngroups, false);
 	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), ""), "");
 	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
-	for (int q = 0; q < P; q++)
+	for (int q = 0; q < P; q++) {
 		pk[q] = q ? LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "") : k;
+		if (q && !ahead)
+			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q], plast, "");
+	}
 	for (int r = 0; r < block; r++)
 		lane[r] = cg_i64(c, r);
 	c->jam_rows = rows;
+	if (!ahead) {
+		group_sums(c, t, rlo, count, L, pk, P, block, TR, res);
+		c->jam_rows = saved_rows;
+		c->lane = NULL;
+		c->row = saved_row;
+		c->loop_var[rows->id] = saved_rowvar;
+		cg_cache_drop(c);
+		/* the group's positions' statements in a loop, emitted once, not
+		 * once per position */
+		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+		LLVMValueRef qn =
+			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
+		cg_loop qst;
+		cg_loop_open(c, &qst, NULL, zero, qn, false);
+		c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, k, qst.iv, "");
+		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
+		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		cg_loop_close(c, &qst);
+		cg_hint_vector_width(c, qst.latch, 1, 1);
+		cg_loop_close(c, &pst);
+		c->loop_var[L->id] = saved_pos;
+		cg_cache_drop(c);
+		return true;
+	}
 	jv_state fst;
 	if (!jv_prepare(c, &fst, t, rlo, lane, block, L, pk, P)) {
 		c->jam_rows = saved_rows;
 		return true; /* cg_fail said why */
 	}
-	int now = ahead ? 1 : P; /* positions finished before any statement runs */
 	for (int q = 0; q < P; q++) {
-		if (q == 0 || q >= now) {
-			/* position q's sums (with q = 0, all the sums that can run now):
-			 * a full block together, a partial one a row at a time */
-			c->jam_rows = rows;
-			LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
-			LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
-			LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
-			LLVMBuildCondBr(c->b, full, fullb, part);
-			LLVMPositionBuilderAtEnd(c->b, fullb);
-			if (q == 0)
-				jv_fused(c, &fst);
-			for (int f = q; f < (q == 0 ? now : q + 1); f++) {
-				LLVMValueRef at = cg_i64(c, f * block);
-				jv_finish(c, &fst, f, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-			}
-			LLVMBuildBr(c->b, done);
-			LLVMPositionBuilderAtEnd(c->b, part);
-			pair_partial(c, t, rlo, count, L, pk + q, q == 0 ? now : 1, q, res, block);
-			LLVMBuildBr(c->b, done);
-			LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-			LLVMPositionBuilderAtEnd(c->b, done);
-			c->jam_rows = saved_rows;
-			c->lane = NULL;
-			c->row = saved_row;
-			c->loop_var[rows->id] = saved_rowvar;
-			cg_cache_drop(c);
-		}
-		c->loop_var[L->id] = pk[q];
+		/* position q's sums (with q = 0, the steps all have in common
+		 * too): a full block together, a partial one a row at a time */
+		c->jam_rows = rows;
+		LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
+		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
+		LLVMBuildCondBr(c->b, full, fullb, part);
+		LLVMPositionBuilderAtEnd(c->b, fullb);
+		if (q == 0)
+			jv_fused(c, &fst);
 		LLVMValueRef at = cg_i64(c, q * block);
+		jv_finish(c, &fst, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		LLVMBuildBr(c->b, done);
+		LLVMPositionBuilderAtEnd(c->b, part);
+		pair_partial(c, t, rlo, cg_i64(c, 0), count, L, pk + q, 1, q, res, block);
+		LLVMBuildBr(c->b, done);
+		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+		LLVMPositionBuilderAtEnd(c->b, done);
+		c->jam_rows = saved_rows;
+		c->lane = NULL;
+		c->row = saved_row;
+		c->loop_var[rows->id] = saved_rowvar;
+		cg_cache_drop(c);
+		c->loop_var[L->id] = pk[q];
 		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 	}
 	jv_end(&fst);

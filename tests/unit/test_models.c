@@ -287,7 +287,7 @@ static void test_nade__f32__logp_matches_reference(void **state)
  * bits whatever batch it comes in, full blocks or a partial last one. */
 static void batch_split(const char *tmpl, size_t h, bool f32)
 {
-	enum { ROWS = 61 };
+	enum { ROWS = 75 }; /* FVSBN's log p: a block of 64 rows and one of 11 */
 	gen g = {0};
 	const chain_model *m = gen_compile(&g, model_text(tmpl, NATURAL, 784), 784, (int64_t)h, f32);
 	assert_non_null(m);
@@ -354,65 +354,57 @@ static void test_nade__batch_split__same_rows_and_logp(void **state)
 	batch_split(nade_src, 60, false);
 }
 
-/* A jammed sum whose summand has terms that are not zero where the data
- * is (a constant, a param alone: the masked last step of a sum in vectors,
- * cg_jam_vec.c's jam_sum_vec, must leave its idle lanes out), over lengths
- * 0..36, so every remainder of 8 and 16 lanes, and log p's positions in
- * pairs (cg_pair_positions.c; 37 positions, the last alone):
- * log p and the gradient at -O2 (blocks of rows, jammed) against -O0 (one
- * row at a time, plain loops), and a row's log p the same bits alone or in
+/* Model src (dim n = N, data x : real[n]) at -O2 (blocks of rows, jammed)
+ * against -O0 (one row at a time, plain loops) over `rows` rows: log p and
+ * the gradient within rounding, and a row's log p the same bits alone or in
  * a block. */
-static void test_jammed_sum__summand_with_constant_terms__matches_plain_loops(void **state)
+static void jammed_vs_plain(const char *src, size_t N, size_t rows)
 {
-	enum { N = 37, ROWS = 21 };
-	const char *src = "model jam\ndim n = 37\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.3)\n"
-	                  "param b : real[n]\norder x\n"
-	                  "x[i] ~ normal(b[i] + sum(j before i) (W[i, j] * x[j] - 0.5 * W[i, j] + 0.25), 1)\n"
-	                  "maximize loglik\n";
 	for (int f32 = 0; f32 < 2; f32++) {
 		gen opt = {0}, plain = {.unoptimized = true};
-		const chain_model *a = gen_compile(&opt, src, N, 0, f32);
-		const chain_model *b = gen_compile(&plain, src, N, 0, f32);
+		const chain_model *a = gen_compile(&opt, src, (int64_t)N, 0, f32);
+		const chain_model *b = gen_compile(&plain, src, (int64_t)N, 0, f32);
 		assert_non_null(a);
 		assert_non_null(b);
 		size_t np = a->num_params;
-		double *theta = malloc(np * sizeof *theta), *x = malloc(ROWS * N * sizeof *x);
+		double *theta = malloc(np * sizeof *theta), *x = malloc(rows * N * sizeof *x);
 		double *ga = calloc(np, sizeof *ga), *gb = calloc(np, sizeof *gb);
-		float *theta32 = malloc(np * sizeof *theta32), *x32 = malloc(ROWS * N * sizeof *x32);
+		float *theta32 = malloc(np * sizeof *theta32), *x32 = malloc(rows * N * sizeof *x32);
 		float *ga32 = calloc(np, sizeof *ga32), *gb32 = calloc(np, sizeof *gb32);
-		double la[ROWS], lb[ROWS], lone[ROWS], ta, tb;
+		double *la = malloc(rows * sizeof *la), *lb = malloc(rows * sizeof *lb), *lone = malloc(rows * sizeof *lone);
+		float *fa = malloc(rows * sizeof *fa), *fb = malloc(rows * sizeof *fb), *fone = malloc(rows * sizeof *fone);
+		double ta, tb;
 		for (size_t t = 0; t < np; t++)
 			theta[t] = 0.3 * chain_rng_normal(8, CHAIN_STREAM_DATA, t, 1, 0);
-		for (size_t i = 0; i < ROWS * N; i++)
+		for (size_t i = 0; i < rows * N; i++)
 			x[i] = chain_rng_normal(8, CHAIN_STREAM_DATA, i, 2, 0);
 		for (size_t t = 0; t < np; t++)
 			theta32[t] = (float)theta[t];
-		for (size_t i = 0; i < ROWS * N; i++)
+		for (size_t i = 0; i < rows * N; i++)
 			x32[i] = (float)x[i];
 		if (f32) {
-			float fa[ROWS], fb[ROWS], fone[ROWS];
-			a->f32->logp_batch(theta32, x32, ROWS, fa);
-			b->f32->logp_batch(theta32, x32, ROWS, fb);
-			for (size_t r = 0; r < ROWS; r++)
+			a->f32->logp_batch(theta32, x32, rows, fa);
+			b->f32->logp_batch(theta32, x32, rows, fb);
+			for (size_t r = 0; r < rows; r++)
 				a->f32->logp_batch(theta32, x32 + r * N, 1, fone + r);
-			assert_memory_equal(fa, fone, sizeof fa);
-			for (size_t r = 0; r < ROWS; r++)
+			assert_memory_equal(fa, fone, rows * sizeof *fa);
+			for (size_t r = 0; r < rows; r++)
 				la[r] = fa[r], lb[r] = fb[r], lone[r] = fone[r];
-			ta = a->f32->loglik_grad(theta32, x32, ROWS, ga32);
-			tb = b->f32->loglik_grad(theta32, x32, ROWS, gb32);
+			ta = a->f32->loglik_grad(theta32, x32, rows, ga32);
+			tb = b->f32->loglik_grad(theta32, x32, rows, gb32);
 			for (size_t t = 0; t < np; t++)
 				ga[t] = ga32[t], gb[t] = gb32[t];
 		} else {
-			a->f64->logp_batch(theta, x, ROWS, la);
-			b->f64->logp_batch(theta, x, ROWS, lb);
-			for (size_t r = 0; r < ROWS; r++)
+			a->f64->logp_batch(theta, x, rows, la);
+			b->f64->logp_batch(theta, x, rows, lb);
+			for (size_t r = 0; r < rows; r++)
 				a->f64->logp_batch(theta, x + r * N, 1, lone + r);
-			assert_memory_equal(la, lone, sizeof la);
-			ta = a->f64->loglik_grad(theta, x, ROWS, ga);
-			tb = b->f64->loglik_grad(theta, x, ROWS, gb);
+			assert_memory_equal(la, lone, rows * sizeof *la);
+			ta = a->f64->loglik_grad(theta, x, rows, ga);
+			tb = b->f64->loglik_grad(theta, x, rows, gb);
 		}
 		double tol = f32 ? 1e-4 : 1e-11;
-		for (size_t r = 0; r < ROWS; r++)
+		for (size_t r = 0; r < rows; r++)
 			if (!(fabs(la[r] - lb[r]) <= tol * fabs(lb[r])))
 				fail_msg("%s row %zu: -O2 %.17g, -O0 %.17g", f32 ? "f32" : "f64", r, la[r], lb[r]);
 		assert_true(fabs(ta - tb) <= tol * fabs(tb));
@@ -430,9 +422,43 @@ static void test_jammed_sum__summand_with_constant_terms__matches_plain_loops(vo
 		free(x32);
 		free(ga32);
 		free(gb32);
+		free(la);
+		free(lb);
+		free(lone);
+		free(fa);
+		free(fb);
+		free(fone);
 		gen_free(&opt);
 		gen_free(&plain);
 	}
+}
+
+/* A jammed sum whose summand has terms that are not zero where the data
+ * is (a constant, a param alone: the masked last step of a sum in vectors,
+ * cg_jam_vec.c's jam_sum_vec, must leave its idle lanes out), over lengths
+ * 0..36, so every remainder of 8 and 16 lanes, and log p's positions in
+ * groups of 3 (cg_pair_positions.c; 37 positions, the last group padded
+ * with 2 copies of the last position), over 77 rows: a block of 64 (8
+ * tiles of 8 rows) and a partial one of 13 (a tile and 5 rows alone). */
+static void test_jammed_sum__summand_with_constant_terms__matches_plain_loops(void **state)
+{
+	jammed_vs_plain("model jam\ndim n = 37\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.3)\n"
+	                "param b : real[n]\norder x\n"
+	                "x[i] ~ normal(b[i] + sum(j before i) (W[i, j] * x[j] - 0.5 * W[i, j] + 0.25), 1)\n"
+	                "maximize loglik\n",
+	                37, 77);
+}
+
+/* Two sums per position: the first in groups of positions, the second (of
+ * V's transposed copy, layout.c) jammed over log p's blocks of 64 rows, in
+ * tiles of 16 rows (cg_rows.c); 77 rows, a full block and a partial one. */
+static void test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops(void **state)
+{
+	jammed_vs_plain("model jam2\ndim n = 37\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.3)\n"
+	                "param V : real[n, n] ~ normal(0, 0.3)\nparam b : real[n]\norder x\n"
+	                "x[i] ~ normal(b[i] + sum(j before i) W[i, j] * x[j], exp(0.1 * sum(j before i) V[j, i] * x[j]))\n"
+	                "maximize loglik\n",
+	                37, 77);
 }
 
 /* Uniform draws are inline Philox at -O2 and calls to chain_rng_uniform at
@@ -655,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_fvsbn__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_nade__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_jammed_sum__summand_with_constant_terms__matches_plain_loops),
+		cmocka_unit_test(test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops),
 		cmocka_unit_test(test_fvsbn__sample_optimized__same_draws_as_runtime),
 		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
