@@ -544,8 +544,9 @@ static void emit_penalty(adctx *c, ir_block *b, ir_buf *pen, bool grad)
 	reverse_block(c, &c->low->penalty, b, pen, C(c->low->penalty_sign));
 }
 
-/* The objective without gradient: the logp pass over the rows. */
-/* Returns the loop over rows, which adds each row's log p into lp. */
+/* The objective without gradient: the logp pass over the rows.  Returns
+ * the loop over the rows, which adds each row's log p into lp (codegen may
+ * run it as calls of logp_batch: cg_kernel.c). */
 static const ir_loop *emit_loglik_value(adctx *c, ir_block *body, ir_buf *lp, ir_buf *count)
 {
 	ir_module *m = c->m;

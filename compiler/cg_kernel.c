@@ -698,7 +698,7 @@ static void emit_call(cg_ctx *c, const cg_call_plan *p)
  * the rows then run in logp_batch's blocks (2-4x faster than one at a
  * time), and the log-likelihood is compiled once, not twice.  The rows'
  * log p are added in row order; the counter ends at min(n, 2^p) as the
- * loop's `+= 1` would. */
+ * loop's `+= 1` would.  A call that cannot get its scratch leaves NaN. */
 enum { LOGP_CHUNK = 64 };
 
 /* The index of that loop among the no-grad body's statements, or -1 when
@@ -748,6 +748,10 @@ static void emit_logp_sum_calls(cg_ctx *c, const ir_kernel *k)
 	LLVMValueRef m = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, left, cap, ""), left, cap, "chunk.rows");
 	LLVMValueRef off = LLVMBuildNSWMul(c->b, i, cg_i64(c, c->m->model->obs_size), "");
 	LLVMValueRef rows = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "chunk.obs");
+	/* all-ones bits, a NaN in f32 and f64: what stays where a call that
+	 * cannot get its scratch writes nothing (docs/api.md), so that the
+	 * objective is then NaN, as a kernel returning a real gives */
+	LLVMBuildMemSet(c->b, out, LLVMConstInt(c->i8, 0xFF, 0), LLVMBuildNUWMul(c->b, m, cg_i64(c, c->real_size), ""), 64);
 	LLVMValueRef args[4] = { c->theta, rows, m, out };
 	LLVMBuildCall2(c->b, cg_kernel_type(c, KER_LOGP_BATCH), fn, args, 4, "");
 	LLVMBuildBr(c->b, add);
