@@ -389,6 +389,7 @@ struct ir_buf {
 	                           written inside their loop (layout.c's copies) */
 	bool uninit;            /* TEMP: written before it is read, so not zeroed at
 	                           entry: a malloc'd region of its own (layout.c) */
+	bool memo_flag;         /* TEMP: memo.c's flag "recompute this row's values" */
 };
 
 typedef enum ir_idx_kind {
@@ -624,6 +625,7 @@ int ad_module(diag_ctx *d, ir_module *m);
 void opt_module(ir_module *m);
 void layout_module(ir_module *m);  /* layout.c: transposed copies of params read by column */
 void fuse_kernel(ir_module *m, ir_kernel *k);  /* fuse.c: fewer passes over the same elements */
+void memo_kernel(ir_module *m, ir_kernel *k);  /* memo.c: a row's values recomputed when their inputs change */
 
 /* --------------------------------------------------------------------- cg */
 

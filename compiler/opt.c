@@ -61,6 +61,15 @@ static void reads_block(arena *a, ptrvec *out, const ir_block *b)
 	for (size_t i = 0; i < b->stmts.len; i++) {
 		const ir_stmt *s = b->stmts.items[i];
 		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			/* a condition or a loop bound reads what it loads (memo.c's
+			 * flags are read only there) */
+			if (s->kind == S_FOR && s->loop) {
+				reads_idx(a, out, s->loop->lo);
+				reads_idx(a, out, s->loop->hi);
+			} else {
+				reads_idx(a, out, s->a);
+				reads_idx(a, out, s->b);
+			}
 			reads_block(a, out, &s->body);
 			continue;
 		}
@@ -187,6 +196,7 @@ void opt_module(ir_module *m)
 			continue;
 		guard_bin_products(m, &kr->body);
 		guard_bin_products(m, &kr->nograd_body);
+		memo_kernel(m, kr);
 		fuse_kernel(m, kr);
 		dce(m->arena, &kr->body, kr->result);
 		dce(m->arena, &kr->nograd_body, kr->nograd_result);
