@@ -160,6 +160,41 @@ static bool sets_whole_temp(const ir_stmt *s)
 	return used == s->nloops;
 }
 
+/* Statements of blk (and what they nest) that read b. */
+static int readers(const ir_block *blk, const ir_buf *b)
+{
+	int n = 0;
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			n += readers(&s->body, b);
+			continue;
+		}
+		for (int a = 0; a < s->nassigns; a++)
+			if (ir_val_reads(s->assigns[a].val, b) || (s->kind == S_ADD && s->assigns[a].buf == b)) {
+				n++;
+				break;
+			}
+	}
+	return n;
+}
+
+/* The block among whose statements s is, in blk or what it nests. */
+static const ir_block *parent_of(const ir_block *blk, const ir_stmt *s)
+{
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *t = blk->stmts.items[i];
+		if (t == s)
+			return blk;
+		if (t->kind == S_FOR || t->kind == S_IF_GE) {
+			const ir_block *p = parent_of(&t->body, s);
+			if (p)
+				return p;
+		}
+	}
+	return NULL;
+}
+
 static bool qualifies(const ir_kernel *k, const ir_stmt *s, ir_buf **scan_out)
 {
 	if (s->kind != S_SET || s->nassigns != 1 || !sets_whole_temp(s))
@@ -187,6 +222,13 @@ static bool qualifies(const ir_kernel *k, const ir_stmt *s, ir_buf **scan_out)
 				return false;
 		for (int d = 0; d < h->rank; d++)
 			want[d + 1] = a->idx[d];
+		/* h becomes one per row, read at the row's place: every read must
+		 * be where that place is known, beside the set in its loop */
+		const ir_block *p = parent_of(&k->body, s);
+		if (!p)
+			p = parent_of(&k->nograd_body, s);
+		if (!p || readers(p, h) != readers(&k->body, h) + readers(&k->nograd_body, h))
+			return false;
 	} else {
 		return false;
 	}

@@ -179,6 +179,76 @@ static void test_memo__value_written_twice__left_as_it_is(void **state)
 	assert_int_equal(f->k->body.stmts.len, 3);
 }
 
+/* for b in [0, 2) { scan[b, :] = 0; for k { h = sigmoid(c + scan[b, :]);
+ * [dot = sum h;] if x[k] >= 1 { scan[b, :] += W[:, k] } } } [dot = sum h]:
+ * a scan with a copy per row of a block and an h shared by the rows, read
+ * inside the row's loop or after it.  Returns the b loop. */
+static ir_stmt *rows_of_a_block(fixture *f, bool read_inside)
+{
+	ir_module *m = f->m;
+	int64_t d2[2] = { 2, H };
+	ir_buf *scan = ir_buf_new(m, "scan2", BUF_TEMP, 2, d2);
+	scan->block_rows = true;
+	ir_loop *b = loop_over(f, "b", 2);
+	ir_stmt *rows = ir_for(m, b);
+	ir_loop *z = loop_over(f, "z", H);
+	ir_idx *zi[2] = { ir_idx_loop(m, b), ir_idx_loop(m, z) };
+	ir_block_push(m, &rows->body, ir_assign_stmt(m, S_SET, &z, 1, 1, scan, zi, ir_const(m, 0)));
+	ir_loop *k = loop_over(f, "k", N);
+	ir_stmt *pos = ir_for(m, k);
+	ir_loop *r = loop_over(f, "r", H);
+	ir_idx *ri[2] = { ir_idx_loop(m, b), ir_idx_loop(m, r) };
+	ir_val *v = ir_op(m, IR_SIGMOID, ir_op(m, IR_ADD, at(f, f->c, r), ir_read(m, scan, ri), NULL), NULL, NULL);
+	ir_block_push(m, &pos->body, each(f, S_SET, r, f->h, v));
+	ir_loop *s = loop_over(f, "s", H);
+	ir_stmt *sum = ir_assign_stmt(m, S_SUM, &s, 1, 0, f->dot, NULL, at(f, f->h, s));
+	if (read_inside)
+		ir_block_push(m, &pos->body, sum);
+	ir_loop *u = loop_over(f, "u", H);
+	ir_idx *ui[2] = { ir_idx_loop(m, b), ir_idx_loop(m, u) }, *wi[2] = { ir_idx_loop(m, u), ir_idx_loop(m, k) };
+	ir_stmt *g = ir_stmt_new(m, S_IF_GE);
+	ir_idx *xi = ir_idx_loop(m, k);
+	g->a = ir_idx_load(m, f->x, &xi);
+	g->b = ir_idx_const(m, 1);
+	ir_block_push(m, &g->body, ir_assign_stmt(m, S_ADD, &u, 1, 1, scan, ui, ir_read(m, f->w, wi)));
+	ir_block_push(m, &pos->body, g);
+	ir_block_push(m, &rows->body, pos);
+	ir_block_push(m, &f->k->body, rows);
+	if (!read_inside)
+		ir_block_push(m, &f->k->body, sum);
+	return rows;
+}
+
+static void test_memo__value_shared_by_rows__one_per_row(void **state)
+{
+	fixture *f = *state;
+	rows_of_a_block(f, true);
+	memo_kernel(f->m, f->k);
+	/* dirty = 1 (all rows), for b { scan = 0; dirty[b] = 1; for k { if dirty[b] { h[b, :] = ... } ... } } */
+	const ir_block *b = &f->k->body;
+	assert_int_equal(b->stmts.len, 2);
+	const ir_stmt *rows = stmt_at(b, 1), *pos = stmt_at(&rows->body, 2);
+	const ir_stmt *g = stmt_at(&pos->body, 0);
+	assert_int_equal(g->kind, S_IF_GE);
+	const ir_stmt *set = stmt_at(&g->body, 0);
+	assert_int_equal(set->assigns[0].buf->rank, 2);
+	assert_true(set->assigns[0].buf->block_rows);
+	/* the sum reads the row's copy */
+	const ir_stmt *sum = stmt_at(&pos->body, 1);
+	assert_true(ir_val_reads(sum->assigns[0].val, set->assigns[0].buf));
+	assert_false(ir_val_reads(sum->assigns[0].val, f->h));
+}
+
+static void test_memo__value_shared_by_rows_read_after_them__left_as_it_is(void **state)
+{
+	fixture *f = *state;
+	ir_stmt *rows = rows_of_a_block(f, false);
+	memo_kernel(f->m, f->k);
+	/* h read after the rows' loop, where no row's place is known */
+	assert_int_equal(f->k->body.stmts.len, 2);
+	assert_ptr_equal(stmt_at(&f->k->body, 0), rows);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +256,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_memo__scan_changed_at_every_position__left_as_it_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo__value_reading_data__left_as_it_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo__value_written_twice__left_as_it_is, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo__value_shared_by_rows__one_per_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo__value_shared_by_rows_read_after_them__left_as_it_is, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
