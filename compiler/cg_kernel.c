@@ -725,28 +725,20 @@ static void emit_logp_sum_calls(cg_ctx *c, const ir_kernel *k)
 	ir_idx zero = { .kind = IX_CONST };
 	ir_idx *idx[IR_MAX_RANK] = { &zero, &zero, &zero };
 	LLVMValueRef lp_at = cg_addr(c, k->nograd_lp, idx);
-	LLVMValueRef lp0 = cg_load_real(c, lp_at);
 
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "chunk");
-	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "chunk.call");
-	LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "chunk.add");
-	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "chunk.next");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "chunk.done");
-	LLVMBuildBr(c->b, head);
-
-	/* for (i = 0; i < n; i += m), n compared as signed: no row when
-	 * n >= 2^63, as the rows loop */
-	LLVMPositionBuilderAtEnd(c->b, head);
-	LLVMValueRef i = LLVMBuildPhi(c->b, c->i64, "chunk.first");
-	LLVMValueRef lp = LLVMBuildPhi(c->b, c->real, "lp");
-	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, i, c->n, ""), body, done);
-
-	LLVMPositionBuilderAtEnd(c->b, body);
-	LLVMValueRef left = LLVMBuildSub(c->b, c->n, i, "");
-	LLVMValueRef cap = cg_i64(c, LOGP_CHUNK);
+	/* chunks q = 0 .. ceil(n / LOGP_CHUNK) - 1, none when n >= 2^63
+	 * (compared as signed, as the rows loop), without overflow near 2^63 */
+	LLVMValueRef n = c->n, cap = cg_i64(c, LOGP_CHUNK);
+	LLVMValueRef part = LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildURem(c->b, n, cap, ""),
+	                                                      cg_i64(c, 0), ""), c->i64, "");
+	LLVMValueRef nchunks = LLVMBuildAdd(c->b, LLVMBuildUDiv(c->b, n, cap, ""), part, "");
+	nchunks = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, n, cg_i64(c, 0), ""), cg_i64(c, 0), nchunks, "");
+	cg_loop ql;
+	cg_loop_open(c, &ql, NULL, cg_i64(c, 0), nchunks, false);
+	LLVMValueRef first = LLVMBuildNSWMul(c->b, ql.iv, cap, "chunk.first");
+	LLVMValueRef left = LLVMBuildSub(c->b, n, first, "");
 	LLVMValueRef m = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, left, cap, ""), left, cap, "chunk.rows");
-	LLVMValueRef off = LLVMBuildNSWMul(c->b, i, cg_i64(c, c->m->model->obs_size), "");
+	LLVMValueRef off = LLVMBuildNSWMul(c->b, first, cg_i64(c, c->m->model->obs_size), "");
 	LLVMValueRef rows = LLVMBuildInBoundsGEP2(c->b, c->real, c->obs, &off, 1, "chunk.obs");
 	/* all-ones bits, a NaN in f32 and f64: what stays where a call that
 	 * cannot get its scratch writes nothing (docs/api.md), so that the
@@ -754,31 +746,13 @@ static void emit_logp_sum_calls(cg_ctx *c, const ir_kernel *k)
 	LLVMBuildMemSet(c->b, out, LLVMConstInt(c->i8, 0xFF, 0), LLVMBuildNUWMul(c->b, m, cg_i64(c, c->real_size), ""), 64);
 	LLVMValueRef args[4] = { c->theta, rows, m, out };
 	LLVMBuildCall2(c->b, cg_kernel_type(c, KER_LOGP_BATCH), fn, args, 4, "");
-	LLVMBuildBr(c->b, add);
-
-	/* lp += out[j], j = 0 .. m - 1 */
-	LLVMPositionBuilderAtEnd(c->b, add);
-	LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
-	LLVMValueRef acc = LLVMBuildPhi(c->b, c->real, "lp.chunk");
-	LLVMValueRef v = cg_load_real(c, LLVMBuildInBoundsGEP2(c->b, c->real, out, &j, 1, ""));
-	LLVMValueRef acc2 = LLVMBuildFAdd(c->b, acc, v, "");
-	LLVMValueRef j2 = LLVMBuildNUWAdd(c->b, j, cg_i64(c, 1), "");
-	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, j2, m, ""), add, next);
-	LLVMValueRef jin[2] = { cg_i64(c, 0), j2 }, ain[2] = { lp, acc2 };
-	LLVMBasicBlockRef jfrom[2] = { body, add };
-	LLVMAddIncoming(j, jin, jfrom, 2);
-	LLVMAddIncoming(acc, ain, jfrom, 2);
-
-	LLVMPositionBuilderAtEnd(c->b, next);
-	LLVMValueRef i2 = LLVMBuildNSWAdd(c->b, i, m, "");
-	LLVMBuildBr(c->b, head);
-	LLVMValueRef iin[2] = { cg_i64(c, 0), i2 }, lin[2] = { lp0, acc2 };
-	LLVMBasicBlockRef ifrom[2] = { pre, next };
-	LLVMAddIncoming(i, iin, ifrom, 2);
-	LLVMAddIncoming(lp, lin, ifrom, 2);
-
-	LLVMPositionBuilderAtEnd(c->b, done);
-	cg_store_real(c, lp, lp_at);
+	/* lp += out[j], j = 0 .. m - 1, in row order */
+	cg_loop jl;
+	cg_loop_open(c, &jl, NULL, cg_i64(c, 0), m, false);
+	LLVMValueRef v = cg_load_real(c, LLVMBuildInBoundsGEP2(c->b, c->real, out, &jl.iv, 1, ""));
+	cg_store_real(c, LLVMBuildFAdd(c->b, cg_load_real(c, lp_at), v, ""), lp_at);
+	cg_loop_close(c, &jl);
+	cg_loop_close(c, &ql);
 	store_row_count(c, k->nograd_count);
 }
 
