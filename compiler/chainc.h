@@ -584,6 +584,13 @@ bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l);
 bool ir_idx_reads(const ir_idx *i, const ir_buf *b);
 bool ir_val_reads(const ir_val *v, const ir_buf *b);
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l);
+/* Whether statement s (with what it nests) reads b (values, indices, loop
+ * bounds, conditions, an addition's target) or writes it; the statements of
+ * a block (and what they nest, a loop or condition that reads b counting
+ * once for its bounds or test) that read or write b. */
+bool ir_stmt_reads(const ir_stmt *s, const ir_buf *b);
+bool ir_stmt_writes(const ir_stmt *s, const ir_buf *b);
+int ir_block_count(const ir_block *blk, const ir_buf *b, bool writes);
 /* Replaces loop variables from[k] by index expressions to[k], all at once. */
 ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
 ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);

@@ -43,48 +43,6 @@ static bool val_draws(const ir_val *v)
 	}
 }
 
-/* Whether statement s (with what it nests) reads b: values, indices, loop
- * bounds, conditions, and the target of an addition. */
-static bool stmt_reads(const ir_stmt *s, const ir_buf *b)
-{
-	if (s->kind == S_FOR || s->kind == S_IF_GE) {
-		if (s->kind == S_FOR && s->loop && (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b)))
-			return true;
-		if (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))
-			return true;
-		for (size_t i = 0; i < s->body.stmts.len; i++)
-			if (stmt_reads(s->body.stmts.items[i], b))
-				return true;
-		return false;
-	}
-	for (int l = 0; l < s->nloops; l++)
-		if (ir_idx_reads(s->loops[l]->lo, b) || ir_idx_reads(s->loops[l]->hi, b))
-			return true;
-	for (int j = 0; j < s->nassigns; j++) {
-		const ir_assign *a = &s->assigns[j];
-		if (ir_val_reads(a->val, b) || (s->kind == S_ADD && a->buf == b))
-			return true;
-		for (int d = 0; d < a->buf->rank; d++)
-			if (ir_idx_reads(a->idx[d], b))
-				return true;
-	}
-	return false;
-}
-
-static bool stmt_writes(const ir_stmt *s, const ir_buf *b)
-{
-	if (s->kind == S_FOR || s->kind == S_IF_GE) {
-		for (size_t i = 0; i < s->body.stmts.len; i++)
-			if (stmt_writes(s->body.stmts.items[i], b))
-				return true;
-		return false;
-	}
-	for (int j = 0; j < s->nassigns; j++)
-		if (s->assigns[j].buf == b)
-			return true;
-	return false;
-}
-
 /* Whether s writes any buffer that v reads. */
 static bool stmt_writes_read_of(const ir_stmt *s, const ir_val *v)
 {
@@ -100,24 +58,6 @@ static bool stmt_writes_read_of(const ir_stmt *s, const ir_val *v)
 	return false;
 }
 
-/* Statements of a block (and what they nest) that read or write b. */
-static int count_block(const ir_block *blk, const ir_buf *b, bool writes)
-{
-	int n = 0;
-	for (size_t i = 0; i < blk->stmts.len; i++) {
-		const ir_stmt *s = blk->stmts.items[i];
-		if (s->kind == S_FOR || s->kind == S_IF_GE) {
-			if (!writes && ((s->kind == S_FOR && s->loop &&
-			                 (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b))) ||
-			                (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))))
-				n++;
-			n += count_block(&s->body, b, writes);
-		} else if (writes ? stmt_writes(s, b) : stmt_reads(s, b)) {
-			n++;
-		}
-	}
-	return n;
-}
 
 /* ------------------------------------------------------------- forwarding */
 
@@ -306,11 +246,11 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 	/* written once in the whole kernel (set), or twice: zeroed, then this
 	 * addition */
 	bool set = def->kind == S_SET;
-	if (count_block(&k->body, t, true) + count_block(&k->nograd_body, t, true) != (set ? 1 : 2))
+	if (ir_block_count(&k->body, t, true) + ir_block_count(&k->nograd_body, t, true) != (set ? 1 : 2))
 		return false;
 	size_t z = i;
 	if (!set) {
-		while (z > 0 && !stmt_writes(blk->stmts.items[z - 1], t) && !stmt_reads(blk->stmts.items[z - 1], t))
+		while (z > 0 && !ir_stmt_writes(blk->stmts.items[z - 1], t) && !ir_stmt_reads(blk->stmts.items[z - 1], t))
 			z--;
 		if (z == 0)
 			return false;
@@ -322,7 +262,7 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 	/* read by one later statement of this block, with nothing it reads
 	 * written in between */
 	size_t u = i + 1;
-	while (u < blk->stmts.len && !stmt_reads(blk->stmts.items[u], t)) {
+	while (u < blk->stmts.len && !ir_stmt_reads(blk->stmts.items[u], t)) {
 		if (stmt_writes_read_of(blk->stmts.items[u], add->val))
 			return false;
 		u++;
@@ -340,7 +280,7 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 		if (depth == FUSE_MAX_DEPTH)
 			return false;
 		size_t w = 0;
-		while (w < use->body.stmts.len && !stmt_reads(use->body.stmts.items[w], t)) {
+		while (w < use->body.stmts.len && !ir_stmt_reads(use->body.stmts.items[w], t)) {
 			if (stmt_writes_read_of(use->body.stmts.items[w], add->val))
 				return false;
 			w++;
@@ -352,7 +292,7 @@ static bool try_forward(ir_module *m, const ir_kernel *k, ir_block *blk, size_t 
 		use = use->body.stmts.items[w];
 	}
 	if (use->kind == S_FOR || use->kind == S_IF_GE || stmt_writes_read_of(use, add->val) ||
-	    count_block(&k->body, t, false) + count_block(&k->nograd_body, t, false) != (set ? 1 : 2))
+	    ir_block_count(&k->body, t, false) + ir_block_count(&k->nograd_body, t, false) != (set ? 1 : 2))
 		return false; /* read by this statement only (and the addition) */
 	for (int l = 0; l < use->nloops; l++)
 		if (ir_idx_reads(use->loops[l]->lo, t) || ir_idx_reads(use->loops[l]->hi, t))
@@ -440,10 +380,10 @@ static bool can_merge(const ir_stmt *a, const ir_stmt *b, const ir_loop *rows)
 		    a->loops[l]->reverse != b->loops[l]->reverse)
 			return false;
 	for (int j = 0; j < a->nassigns; j++)
-		if (!jam_target(&a->assigns[j], rows) || stmt_reads(b, a->assigns[j].buf))
+		if (!jam_target(&a->assigns[j], rows) || ir_stmt_reads(b, a->assigns[j].buf))
 			return false;
 	for (int j = 0; j < b->nassigns; j++)
-		if (!jam_target(&b->assigns[j], rows) || stmt_reads(a, b->assigns[j].buf))
+		if (!jam_target(&b->assigns[j], rows) || ir_stmt_reads(a, b->assigns[j].buf))
 			return false;
 	return true;
 }

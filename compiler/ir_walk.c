@@ -64,6 +64,67 @@ bool ir_val_reads(const ir_val *v, const ir_buf *b)
 	}
 }
 
+/* Whether statement s (with what it nests) reads b: values, indices, loop
+ * bounds, conditions, and the target of an addition. */
+bool ir_stmt_reads(const ir_stmt *s, const ir_buf *b)
+{
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		if (s->kind == S_FOR && s->loop && (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b)))
+			return true;
+		if (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))
+			return true;
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			if (ir_stmt_reads(s->body.stmts.items[i], b))
+				return true;
+		return false;
+	}
+	for (int l = 0; l < s->nloops; l++)
+		if (ir_idx_reads(s->loops[l]->lo, b) || ir_idx_reads(s->loops[l]->hi, b))
+			return true;
+	for (int j = 0; j < s->nassigns; j++) {
+		const ir_assign *a = &s->assigns[j];
+		if (ir_val_reads(a->val, b) || (s->kind == S_ADD && a->buf == b))
+			return true;
+		for (int d = 0; d < a->buf->rank; d++)
+			if (ir_idx_reads(a->idx[d], b))
+				return true;
+	}
+	return false;
+}
+
+bool ir_stmt_writes(const ir_stmt *s, const ir_buf *b)
+{
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		for (size_t i = 0; i < s->body.stmts.len; i++)
+			if (ir_stmt_writes(s->body.stmts.items[i], b))
+				return true;
+		return false;
+	}
+	for (int j = 0; j < s->nassigns; j++)
+		if (s->assigns[j].buf == b)
+			return true;
+	return false;
+}
+
+/* Statements of a block (and what they nest) that read or write b. */
+int ir_block_count(const ir_block *blk, const ir_buf *b, bool writes)
+{
+	int n = 0;
+	for (size_t i = 0; i < blk->stmts.len; i++) {
+		const ir_stmt *s = blk->stmts.items[i];
+		if (s->kind == S_FOR || s->kind == S_IF_GE) {
+			if (!writes && ((s->kind == S_FOR && s->loop &&
+			                 (ir_idx_reads(s->loop->lo, b) || ir_idx_reads(s->loop->hi, b))) ||
+			                (s->kind == S_IF_GE && (ir_idx_reads(s->a, b) || ir_idx_reads(s->b, b)))))
+				n++;
+			n += ir_block_count(&s->body, b, writes);
+		} else if (writes ? ir_stmt_writes(s, b) : ir_stmt_reads(s, b)) {
+			n++;
+		}
+	}
+	return n;
+}
+
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 {
 	switch (v->kind) {

@@ -107,9 +107,9 @@ static ir_idx *row_of(const ir_val *v, const ir_buf *scan)
 	}
 }
 
-/* Statements of blk (and what they nest) that write b; *unguarded counts
- * those that are not sets and not under a condition on data. */
-static int writes_of(const ir_block *blk, const ir_buf *b, bool guarded, int *unguarded)
+/* Statements of blk (and what they nest) that write b other than sets
+ * and not under a condition on data. */
+static int unguarded_writes(const ir_block *blk, const ir_buf *b, bool guarded)
 {
 	int n = 0;
 	for (size_t i = 0; i < blk->stmts.len; i++) {
@@ -117,16 +117,10 @@ static int writes_of(const ir_block *blk, const ir_buf *b, bool guarded, int *un
 		if (s->kind == S_FOR || s->kind == S_IF_GE) {
 			bool on_data = s->kind == S_IF_GE && s->a && s->a->kind == IX_LOAD &&
 			               s->a->u.load.buf->cls == BUF_OBS;
-			n += writes_of(&s->body, b, guarded || on_data, unguarded);
-			continue;
+			n += unguarded_writes(&s->body, b, guarded || on_data);
+		} else if (!guarded && s->kind != S_SET && ir_stmt_writes(s, b)) {
+			n++;
 		}
-		for (int a = 0; a < s->nassigns; a++)
-			if (s->assigns[a].buf == b) {
-				n++;
-				if (!guarded && s->kind != S_SET)
-					(*unguarded)++;
-				break;
-			}
 	}
 	return n;
 }
@@ -158,25 +152,6 @@ static bool sets_whole_temp(const ir_stmt *s)
 		}
 	}
 	return used == s->nloops;
-}
-
-/* Statements of blk (and what they nest) that read b. */
-static int readers(const ir_block *blk, const ir_buf *b)
-{
-	int n = 0;
-	for (size_t i = 0; i < blk->stmts.len; i++) {
-		const ir_stmt *s = blk->stmts.items[i];
-		if (s->kind == S_FOR || s->kind == S_IF_GE) {
-			n += readers(&s->body, b);
-			continue;
-		}
-		for (int a = 0; a < s->nassigns; a++)
-			if (ir_val_reads(s->assigns[a].val, b) || (s->kind == S_ADD && s->assigns[a].buf == b)) {
-				n++;
-				break;
-			}
-	}
-	return n;
 }
 
 /* The block among whose statements s is, in blk or what it nests. */
@@ -227,7 +202,8 @@ static bool qualifies(const ir_kernel *k, const ir_stmt *s, ir_buf **scan_out)
 		const ir_block *p = parent_of(&k->body, s);
 		if (!p)
 			p = parent_of(&k->nograd_body, s);
-		if (!p || readers(p, h) != readers(&k->body, h) + readers(&k->nograd_body, h))
+		if (!p || ir_block_count(p, h, false) != ir_block_count(&k->body, h, false) +
+		                                          ir_block_count(&k->nograd_body, h, false))
 			return false;
 	} else {
 		return false;
@@ -235,12 +211,10 @@ static bool qualifies(const ir_kernel *k, const ir_stmt *s, ir_buf **scan_out)
 	bool seen = false;
 	if (!reads_scan_at(a->val, scan, want, &seen) || !seen)
 		return false;
-	int unguarded = 0;
-	if (writes_of(&k->body, h, false, &unguarded) + writes_of(&k->nograd_body, h, false, &unguarded) != 1)
+	if (ir_block_count(&k->body, h, true) + ir_block_count(&k->nograd_body, h, true) != 1)
 		return false;
-	unguarded = 0;
-	int n = writes_of(&k->body, scan, false, &unguarded) + writes_of(&k->nograd_body, scan, false, &unguarded);
-	if (n == 0 || unguarded > 0)
+	if (ir_block_count(&k->body, scan, true) + ir_block_count(&k->nograd_body, scan, true) == 0 ||
+	    unguarded_writes(&k->body, scan, false) + unguarded_writes(&k->nograd_body, scan, false) > 0)
 		return false;
 	*scan_out = scan;
 	return true;
