@@ -78,6 +78,8 @@ typedef struct cg_ctx {
 	                                whose copies of such TEMPs are used; else NULL */
 	const ir_loop *jam_rows;     /* the rows of a block loop being emitted, or NULL */
 	LLVMValueRef *loop_var;      /* by loop id: the counter while in scope */
+	LLVMValueRef *temp_scope;    /* by buf id: a TEMP's !alias.scope list, or NULL */
+	LLVMValueRef *temp_noalias;  /* by buf id: the other TEMPs' scopes (!noalias) */
 	cg_row row;
 
 	/* the value cache of the current innermost body: vcache[id] is valid
@@ -99,6 +101,9 @@ int cg_file_close(FILE *f, char *tmp, const char *path, bool ok, char **err);
 LLVMValueRef cg_idx(cg_ctx *c, const ir_idx *x);
 LLVMValueRef cg_val(cg_ctx *c, const ir_val *v);
 LLVMValueRef cg_addr(cg_ctx *c, const ir_buf *b, ir_idx *const *idx);
+/* Tells LLVM that mem (a load, store or masked access of buffer b) touches
+ * b's scratch only (cg_kernel.c); nothing for other buffers. */
+LLVMValueRef cg_tag_temp(cg_ctx *c, LLVMValueRef mem, const ir_buf *b);
 LLVMValueRef cg_real_const(cg_ctx *c, double d);
 LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
 LLVMValueRef cg_call_intrinsic(cg_ctx *c, const char *name, LLVMValueRef *args, unsigned nargs);

@@ -187,7 +187,7 @@ static LLVMValueRef load_elt(cg_ctx *c, const ir_buf *b, ir_idx *const *idx, LLV
 	*ty = (b && b->cls == BUF_CONST && b->is_int) ? c->i64 : c->real;
 	LLVMValueRef v = LLVMBuildLoad2(c->b, *ty, p, "");
 	LLVMSetAlignment(v, *ty == c->i64 ? 8 : (unsigned)c->real_size);
-	return v;
+	return cg_tag_temp(c, v, b);
 }
 
 /* An index expression as an i64 value at the current insertion point. */

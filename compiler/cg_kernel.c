@@ -401,10 +401,11 @@ void cg_hint_vector_width(cg_ctx *c, LLVMValueRef br, int width, int interleave)
 
 /* ---------------------------------------------------------- statements */
 
-void cg_store_real(cg_ctx *c, LLVMValueRef v, LLVMValueRef p)
+LLVMValueRef cg_store_real(cg_ctx *c, LLVMValueRef v, LLVMValueRef p)
 {
 	LLVMValueRef s = LLVMBuildStore(c->b, v, p);
 	LLVMSetAlignment(s, (unsigned)c->real_size);
+	return s;
 }
 
 LLVMValueRef cg_load_real(cg_ctx *c, LLVMValueRef p)
@@ -427,7 +428,7 @@ static void emit_assigns(cg_ctx *c, const ir_stmt *s)
 		LLVMValueRef v = cg_val(c, a->val);
 		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
 		if (s->kind == S_ADD) {
-			v = cg_contract(LLVMBuildFAdd(c->b, cg_load_real(c, p), v, ""));
+			v = cg_contract(LLVMBuildFAdd(c->b, cg_tag_temp(c, cg_load_real(c, p), a->buf), v, ""));
 			/* the rows of a block adding into what they share (a
 			 * gradient, the batch's log-likelihood): a sum over the rows,
 			 * which may be reassociated like any sum (cg_assign_stmt), so
@@ -435,7 +436,7 @@ static void emit_assigns(cg_ctx *c, const ir_stmt *s)
 			if (c->lane && c->jam_rows && cg_rows_sum_into(c, a, c->jam_rows))
 				LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
 		}
-		cg_store_real(c, v, p);
+		cg_tag_temp(c, cg_store_real(c, v, p), a->buf);
 		if (j + 1 < s->nassigns && later_reads(c, s, j))
 			cg_cache_drop(c);
 	}
@@ -489,7 +490,7 @@ static void cg_assign_stmt(cg_ctx *c, const ir_stmt *s)
 		cg_cache_drop(c);
 		for (int i = nloops - 1; i >= nfree; i--)
 			cg_loop_close(c, &st[i]);
-		cg_store_real(c, cg_load_real(c, acc), cg_addr(c, a->buf, a->idx));
+		cg_tag_temp(c, cg_store_real(c, cg_load_real(c, acc), cg_addr(c, a->buf, a->idx)), a->buf);
 		if (s->nassigns > 1)
 			cg_fail(c, "internal error: a reduction with %d assignments", s->nassigns);
 	}
@@ -806,6 +807,72 @@ static void point_temps(cg_ctx *c, const kernel_scan *sc, const int64_t *off, LL
 	}
 }
 
+/* A self-referential metadata node {self, ops...}: distinct, as scopes and
+ * their domains must be. */
+static LLVMMetadataRef self_node(cg_ctx *c, LLVMMetadataRef *ops, unsigned n)
+{
+	LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+	LLVMMetadataRef all[3] = { tmp };
+	for (unsigned i = 0; i < n && i < 2; i++)
+		all[i + 1] = ops[i];
+	LLVMMetadataRef node = LLVMMDNodeInContext2(c->ctx, all, n + 1);
+	LLVMMetadataReplaceAllUsesWith(tmp, node);
+	return node;
+}
+
+/* The temps of a kernel are disjoint stretches of one scratch (or of the
+ * not-zeroed one), but LLVM sees pointers into one allocation and cannot
+ * rule out that a store to one temp changes another: NADE's gradient adds
+ * into dscan[m] while reading h[m] (a partial block's rows one at a time,
+ * lower.c), and that loop stayed scalar.  So each temp gets an alias scope
+ * of its own, and its loads and stores say that they touch no other
+ * temp's (scoped-noalias metadata): the gradient of one row 1.6-2.8x
+ * faster (NADE H = 100 and 500, f32 and f64), batches of 32 and 256 the
+ * same.  Accesses left untagged (calls, memset) alias everything, as
+ * before. */
+static void mark_temp_scopes(cg_ctx *c, const kernel_scan *sc)
+{
+	size_t n = sc->temps.len;
+	c->temp_scope = calloc((size_t)c->nids, sizeof *c->temp_scope);
+	c->temp_noalias = calloc((size_t)c->nids, sizeof *c->temp_noalias);
+	LLVMMetadataRef *scope = calloc(n + 1, sizeof *scope);
+	if (!c->temp_scope || !c->temp_noalias || !scope || n < 2 || c->o->opt_level <= 0) {
+		free(scope);
+		free(c->temp_scope);
+		free(c->temp_noalias);
+		c->temp_scope = c->temp_noalias = NULL;
+		return;
+	}
+	LLVMMetadataRef domain = self_node(c, NULL, 0);
+	for (size_t i = 0; i < n; i++) {
+		const ir_buf *b = sc->temps.items[i];
+		LLVMMetadataRef ops[2] = { domain, LLVMMDStringInContext2(c->ctx, b->name, strlen(b->name)) };
+		scope[i] = self_node(c, ops, 2);
+		c->temp_scope[b->id] = LLVMMetadataAsValue(c->ctx, LLVMMDNodeInContext2(c->ctx, &scope[i], 1));
+	}
+	LLVMMetadataRef *others = calloc(n, sizeof *others);
+	for (size_t i = 0; others && i < n; i++) {
+		size_t m = 0;
+		for (size_t j = 0; j < n; j++)
+			if (j != i)
+				others[m++] = scope[j];
+		const ir_buf *b = sc->temps.items[i];
+		c->temp_noalias[b->id] = LLVMMetadataAsValue(c->ctx, LLVMMDNodeInContext2(c->ctx, others, m));
+	}
+	free(others);
+	free(scope);
+}
+
+LLVMValueRef cg_tag_temp(cg_ctx *c, LLVMValueRef mem, const ir_buf *b)
+{
+	if (!mem || !b || b->cls != BUF_TEMP || b->id < 0 || b->id >= c->nids || !c->temp_scope ||
+	    !c->temp_scope[b->id] || !c->temp_noalias[b->id])
+		return mem;
+	LLVMSetMetadata(mem, LLVMGetMDKindIDInContext(c->ctx, "alias.scope", 11), c->temp_scope[b->id]);
+	LLVMSetMetadata(mem, LLVMGetMDKindIDInContext(c->ctx, "noalias", 7), c->temp_noalias[b->id]);
+	return mem;
+}
+
 /* Emits the body of kernel k into its declared function. */
 void cg_kernel(cg_ctx *c, const ir_kernel *k)
 {
@@ -956,6 +1023,7 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 		big = scratch_alloc(c, "malloc", &size, 1, &heap, 1, failed);
 		point_temps(c, &sc, off, big, true);
 	}
+	mark_temp_scopes(c, &sc);
 
 	LLVMValueRef grad_tmp = NULL, grad_null = NULL;
 	if (grad_scratch) {
@@ -1032,6 +1100,9 @@ void cg_kernel(cg_ctx *c, const ir_kernel *k)
 	free(sc.temps.items);
 	free(c->lane_stride);
 	c->lane_stride = NULL;
+	free(c->temp_scope);
+	free(c->temp_noalias);
+	c->temp_scope = c->temp_noalias = NULL;
 	c->k = NULL;
 }
 

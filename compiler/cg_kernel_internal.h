@@ -53,7 +53,7 @@ void cg_loop_open_stmt(cg_ctx *c, cg_loop *st, const ir_loop *l);
 void cg_hint_vector_width(cg_ctx *c, LLVMValueRef br, int width, int interleave);
 
 /* A real at p, aligned as a real. */
-void cg_store_real(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
+LLVMValueRef cg_store_real(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
 LLVMValueRef cg_load_real(cg_ctx *c, LLVMValueRef p);
 
 bool cg_first_visit(cg_ctx *c, const ir_val *v, bool *seen);

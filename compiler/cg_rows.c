@@ -166,11 +166,14 @@ static bool per_row_straight(cg_ctx *c, const ir_stmt *t)
  * and than a jammed sum's tile (log p's blocks of 64 rows, lower.c) is
  * left to the vectorizer, whose vectorized remainder also runs the partial
  * block of a call in vectors (with a width hint, a partial block of fewer
- * rows ran scalar: f32 log p of 9 rows 0.8x). */
+ * rows ran scalar: f32 log p of 9 rows 0.8x).  No interleaving: a vector
+ * body of two blocks' rows is never entered (LLVM chose it once the temps
+ * had alias scopes, cg_kernel.c, and NADE's gradient ran its rows' log p
+ * one at a time: 0.75-0.8x at batch 32 and 256). */
 static void rows_width(cg_ctx *c, LLVMValueRef latch, int block)
 {
 	if (block <= 64 / c->real_size || block <= CG_JAM_SUM_ROWS)
-		cg_hint_vector_width(c, latch, block, 0);
+		cg_hint_vector_width(c, latch, block, 1);
 }
 
 /* Statements [from, to) of the rows loop s for the rows [first, first +
@@ -240,7 +243,7 @@ static void jam_sum(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 	}
 	for (int r = 0; r < lanes; r++) {
 		cg_set_lane(c, c->jam_rows, first, r ? LLVMBuildNSWAdd(c->b, lane0, cg_i64(c, r), "") : lane0);
-		cg_store_real(c, cg_load_real(c, acc[r]), cg_addr(c, a->buf, a->idx));
+		cg_tag_temp(c, cg_store_real(c, cg_load_real(c, acc[r]), cg_addr(c, a->buf, a->idx)), a->buf);
 	}
 }
 
@@ -271,7 +274,8 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 				total[j] = total[j] ? cg_contract(LLVMBuildFAdd(c->b, total[j], v, "")) : v;
 			} else {
 				LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-				cg_store_real(c, cg_contract(LLVMBuildFAdd(c->b, cg_load_real(c, p), v, "")), p);
+				LLVMValueRef old = cg_tag_temp(c, cg_load_real(c, p), a->buf);
+				cg_tag_temp(c, cg_store_real(c, cg_contract(LLVMBuildFAdd(c->b, old, v, "")), p), a->buf);
 			}
 		}
 	}
@@ -279,7 +283,8 @@ static void jam_add(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRe
 		if (total[j]) {
 			const ir_assign *a = &s->assigns[j];
 			LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-			cg_store_real(c, cg_contract(LLVMBuildFAdd(c->b, cg_load_real(c, p), total[j], "")), p);
+			LLVMValueRef old = cg_tag_temp(c, cg_load_real(c, p), a->buf);
+			cg_tag_temp(c, cg_store_real(c, cg_contract(LLVMBuildFAdd(c->b, old, total[j], "")), p), a->buf);
 		}
 	for (int i = s->nloops - 1; i >= 0; i--)
 		cg_loop_close(c, &st[i]);
@@ -322,7 +327,7 @@ bool cg_rows_of_block(cg_ctx *c, const ir_stmt *s, const ir_loop *bl, LLVMValueR
 			cg_loop_open(c, &st, NULL, cg_i64(c, 0), count, false);
 			cg_set_lane(c, rows, lo, st.iv);
 			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, given, &st.iv, 1, "");
-			cg_store_real(c, cg_load_real(c, p), cg_addr(c, a->buf, a->idx));
+			cg_tag_temp(c, cg_store_real(c, cg_load_real(c, p), cg_addr(c, a->buf, a->idx)), a->buf);
 			cg_loop_close(c, &st);
 			rows_width(c, st.latch, (int)bl->block);
 			i++;

@@ -45,6 +45,11 @@ for m in fvsbn nade; do
 		then ok; else bad "$m: ${m}_$caller does not call ${m}_$callee"; fi
 	done
 done
+# the temps of a kernel are disjoint (cg_kernel.c's alias scopes): the
+# gradient's loads of them say so, or its loops over H stay scalar
+if awk '/define.*@nade_loglik_grad[(]/ {in_f = 1} in_f && /load .*!alias.scope .*!noalias/ {found = 1}
+	in_f && /^}/ {in_f = 0} END {exit !found}' "$T/nade.llvm"
+then ok; else bad "nade: nade_loglik_grad's loads of temps carry no alias scopes"; fi
 # -o -: stdout, the same bytes as the file, and no file named '-'
 if (cd "$T" && "$CHAIN" build "$OLDPWD/examples/fvsbn.chain" --emit llvm -o - > "$T/stdout.ll" 2>&1) &&
    cmp -s "$T/stdout.ll" "$T/fvsbn.llvm" && [ ! -e "$T/-" ]; then ok; else bad "build -o - is not stdout"; fi
