@@ -752,6 +752,56 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 	print_row(s, k, B, T, rate);
 }
 
+/* ---- thread scaling ----------------------------------------------------- */
+
+/* 2 threads against 1 for the generated kernel at batch 256, measured in
+ * pairs: each round times 1 thread, then 2 (the order alternating from
+ * round to round), a measurement each of about 30 ms, and the round's
+ * ratio is 2-thread images/s over 1-thread.  The table's rows time 1 and 2
+ * threads seconds apart, and this machine's speed drifts between them
+ * (other guests take a vCPU at times); a pair is a fraction of a second
+ * apart, and the median of the rounds' ratios is the ratio with that
+ * drift taken out.  The spread (lowest and highest round) says how much
+ * the machine moved. */
+static void bench_scaling(spec *s, enum kernel k, pool *pools)
+{
+	enum { ROUNDS = 9, QUICK_ROUNDS = 3 };
+	const size_t B = 256;
+	int rounds = quick ? QUICK_ROUNDS : ROUNDS;
+	double target = quick ? 0.02 : 0.03, ratio[ROUNDS], r1[ROUNDS], r2[ROUNDS];
+	long calls[MAXT];
+	for (int t = 0; t < MAXT; t++) {
+		double one = time_c(s, I_GEN, k, B, &pools[t], 1); /* warm */
+		one = time_c(s, I_GEN, k, B, &pools[t], 1);
+		calls[t] = (long)ceil(target / (one > 1e-7 ? one : 1e-7));
+		if (calls[t] < 1)
+			calls[t] = 1;
+	}
+	for (int r = 0; r < rounds; r++) {
+		double rate[MAXT];
+		for (int j = 0; j < MAXT; j++) {
+			int t = (r + j) % MAXT;
+			rate[t] = (double)calls[t] * (double)B / time_c(s, I_GEN, k, B, &pools[t], calls[t]);
+		}
+		r1[r] = rate[0];
+		r2[r] = rate[1];
+		ratio[r] = rate[1] / rate[0];
+	}
+	double lo = ratio[0], hi = ratio[0];
+	for (int r = 1; r < rounds; r++) {
+		lo = ratio[r] < lo ? ratio[r] : lo;
+		hi = ratio[r] > hi ? ratio[r] : hi;
+	}
+	char name[32];
+	if (s->H)
+		snprintf(name, sizeof name, "nade%zu", s->H);
+	else
+		snprintf(name, sizeof name, "%s", s->model);
+	printf("%-9s %-6s %-4s %5zu %10.0f %10.0f %7.2f   %.2f-%.2f\n", name, kernel_name[k], s->f32 ? "f32" : "f64", B,
+	       median(r1, rounds), median(r2, rounds), median(ratio, rounds), lo, hi);
+	fflush(stdout);
+}
+
 /* ---- training epochs ---------------------------------------------------- */
 
 static double epoch_seconds_seen;
@@ -1015,6 +1065,11 @@ static int cmd_table(int argc, char **argv)
 			for (int b = 0; b < 3; b++)
 				for (int t = 0; t < MAXT; t++)
 					bench_row(&s, (enum kernel)k, batches[b], &pools[t]);
+		printf("%-9s thread scaling of the generated kernels, 1 and 2 threads timed in pairs (median of the rounds):\n"
+		       "%-9s %-6s %-4s %5s %10s %10s %7s   %s\n", "", "model", "kernel", "prec", "batch", "1 thr",
+		       "2 thr", "2 / 1", "rounds' range");
+		for (int k = K_LOGP; k <= K_SAMPLE; k++)
+			bench_scaling(&s, (enum kernel)k, pools);
 		/* the epoch's rows, written for chain train and PyTorch */
 		e.rows = train;
 		e.rows.rows = epoch_rows(&s, train.rows);
