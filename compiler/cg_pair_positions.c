@@ -222,8 +222,8 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 bool pair_positions(cg_ctx *c, const ir_stmt *s)
 {
 	const ir_loop *L = s->loop;
-	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || L->reverse || s->reverse ||
-	    s->body.stmts.len != 1)
+	bool back = L->reverse || s->reverse; /* positions visited last first (a gradient's) */
+	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || s->body.stmts.len != 1)
 		return false;
 	const ir_stmt *rs = s->body.stmts.items[0];
 	if (!rs || rs->kind != S_FOR || !rs->loop || !rs->loop->is_rows || !rs->loop->block_of)
@@ -241,6 +241,8 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			return false;
 		ahead = true;
 	}
+	if (ahead && back)
+		return false;
 	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE) */
 	int TR = (int)bl->block;
 	if (TR > CG_JAM_TILE_ROWS && !ahead && TR % CG_JAM_TILE_ROWS == 0)
@@ -272,12 +274,23 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	cg_row saved_row = c->row;
 	cg_loop pst;
 	cg_loop_open(c, &pst, NULL, zero, ngroups, false);
-	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), ""), "");
+	/* the group's first position k; backwards, the group's positions are
+	 * k, k - 1, ..., the last group padded with copies of plo */
+	LLVMValueRef gk = LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), "");
+	LLVMValueRef k = back ? LLVMBuildNSWSub(c->b, plast, gk, "") : LLVMBuildNSWAdd(c->b, plo, gk, "");
 	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
 	for (int q = 0; q < P; q++) {
-		pk[q] = q ? LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "") : k;
-		if (q && !ahead)
-			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q], plast, "");
+		if (!q) {
+			pk[q] = k;
+		} else if (back) {
+			pk[q] = LLVMBuildNSWSub(c->b, k, cg_i64(c, q), "");
+			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, pk[q], plo, ""), pk[q], plo, "");
+		} else {
+			pk[q] = LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "");
+			if (!ahead)
+				pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q],
+				                        plast, "");
+		}
 	}
 	for (int r = 0; r < block; r++)
 		lane[r] = cg_i64(c, r);
@@ -291,12 +304,13 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		cg_cache_drop(c);
 		/* the group's positions' statements in a loop, emitted once, not
 		 * once per position */
-		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+		LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
+		                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
 		LLVMValueRef qn =
 			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
 		cg_loop qst;
 		cg_loop_open(c, &qst, NULL, zero, qn, false);
-		c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, k, qst.iv, "");
+		c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
 		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
 		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 		cg_loop_close(c, &qst);
