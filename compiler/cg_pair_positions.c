@@ -208,6 +208,66 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block);
 }
 
+/* Whether a statement of block b (nested bodies included) other than
+ * `skip` writes buffer w or reads it. */
+static bool touches(cg_ctx *c, const ir_block *b, const ir_stmt *skip, const ir_buf *w)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *t = b->stmts.items[i];
+		if (!t || t == skip)
+			continue;
+		if (t->kind == S_FOR || t->kind == S_IF_GE) {
+			if (touches(c, &t->body, skip, w))
+				return true;
+			continue;
+		}
+		for (int j = 0; j < t->nassigns; j++) {
+			if (t->assigns[j].buf == w)
+				return true;
+			for (int d = 0; d < t->assigns[j].buf->rank; d++)
+				if (ir_idx_reads(t->assigns[j].idx[d], w))
+					return true;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || cg_val_reads(c, t->assigns[j].val, w, seen);
+			free(seen);
+			if (r)
+				return true;
+		}
+		for (int j = 0; j < t->nloops; j++)
+			if (ir_idx_reads(t->loops[j]->lo, w) || ir_idx_reads(t->loops[j]->hi, w))
+				return true;
+	}
+	return false;
+}
+
+/* Whether the last statement u of the rows' body rs can wait until the
+ * other statements of every position of a group have run, and then run
+ * for the group's positions together (jv_group_add): an accumulation into
+ * what the rows share over one loop (FVSBN's dW[k, kk] += x[kk] *
+ * dtri[row], kk < k) whose start does not depend on the position, whose
+ * target nothing else in the body reads or writes, and whose summand's
+ * reads that vary along the loop (x[kk]) nothing in the body writes; the
+ * parts that do not vary (dtri[row]) are saved at each position, where u
+ * would have run. */
+static bool group_add_ok(cg_ctx *c, const ir_stmt *rs, const ir_loop *L, const ir_val **inv, int *ninv)
+{
+	size_t n = rs->body.stmts.len;
+	const ir_stmt *u = n >= 2 ? rs->body.stmts.items[n - 1] : NULL;
+	if (!u || u->kind != S_ADD || u->nloops != 1 || u->nassigns != 1 ||
+	    jam_kind_of(c, u, rs->loop) != JAM_ADD || !jv_add_ok(c, u, rs->loop) ||
+	    !cg_idx_free_of(u->loops[0]->lo, L))
+		return false;
+	const ir_val *var[JV_PARTS];
+	int nvar;
+	if (!jv_parts(c, u->assigns[0].val, u->loops[0], inv, ninv, var, &nvar) ||
+	    touches(c, &rs->body, u, u->assigns[0].buf))
+		return false;
+	for (int i = 0; i < nvar; i++)
+		if (writes_read(c, &rs->body, 0, var[i], NULL, NULL))
+			return false;
+	return true;
+}
+
 /* A loop over positions whose body is the rows of a block, starting with a
  * jammed sum in vectors whose start does not depend on the position, and
  * whose inputs the body does not write, or writes only ahead of them
@@ -243,6 +303,14 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	}
 	if (ahead && back)
 		return false;
+	/* the last statement's accumulation for the group's positions together
+	 * (FVSBN's dW in the gradient), run after their other statements: rest
+	 * is the body without it */
+	const ir_val *inv[JV_PARTS];
+	int ninv = 0;
+	bool gadd = !ahead && group_add_ok(c, rs, L, inv, &ninv);
+	ir_stmt rest = *rs;
+	rest.body.stmts.len -= gadd ? 1 : 0;
 	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE) */
 	int TR = (int)bl->block;
 	if (TR > CG_JAM_TILE_ROWS && !ahead && TR % CG_JAM_TILE_ROWS == 0)
@@ -269,6 +337,8 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	                                     cg_i64(c, P), "");
 	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
+	LLVMValueRef saved =
+		gadd && ninv ? cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(ninv * P * block)), "gsaved") : NULL;
 	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
 	const ir_loop *saved_rows = c->jam_rows;
 	cg_row saved_row = c->row;
@@ -312,9 +382,31 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		cg_loop_open(c, &qst, NULL, zero, qn, false);
 		c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
 		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
-		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		if (gadd) {
+			/* the parts of the last statement's summand that the
+			 * position's statements computed, saved for jv_group_add */
+			cg_loop sr;
+			cg_loop_open(c, &sr, NULL, zero, count, false);
+			cg_set_lane(c, rows, rlo, sr.iv);
+			for (int i = 0; i < ninv; i++) {
+				LLVMValueRef to = LLVMBuildNSWAdd(
+					c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
+				cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
+			}
+			cg_loop_close(c, &sr);
+			c->lane = NULL;
+			c->row = saved_row;
+			c->loop_var[rows->id] = saved_rowvar;
+			cg_cache_drop(c);
+		}
 		cg_loop_close(c, &qst);
 		cg_hint_vector_width(c, qst.latch, 1, 1);
+		if (gadd) {
+			cg_cache_drop(c);
+			jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
+			             ninv, saved, block);
+		}
 		cg_loop_close(c, &pst);
 		c->loop_var[L->id] = saved_pos;
 		cg_cache_drop(c);
