@@ -5,7 +5,11 @@
  * every position of the group for every row, then each position's rows of
  * the block (cg_rows.c) with its sums given.  The body may write what the
  * sums read only ahead of what the group's common steps read (FVSBN's
- * sampling writes x[k]): writes_ahead.
+ * sampling writes x[k]): writes_ahead.  Positions visited last first (the
+ * gradient's) run in groups too, each group's positions in that order;
+ * there the body's last statement, an accumulation into what the rows
+ * share (FVSBN's dW), may wait for the group's other statements and run
+ * for its positions together (group_add_ok, cg_jam_vec.c's jv_group_add).
  */
 #include <stdlib.h>
 
