@@ -158,15 +158,28 @@ static LLVMValueRef jv_masked(cg_ctx *c, bool store, LLVMValueRef p, LLVMValueRe
 	return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
 }
 
+/* Values of invariant parts of a summand computed already (jv_group_add):
+ * v[i]'s is x[i]. */
+typedef struct jv_given {
+	int n;
+	const ir_val *const *v;
+	LLVMValueRef x[JV_PARTS];
+} jv_given;
+
 /* v for the `lanes` iterations of loop l from its current value on (its
  * variable set by the caller), loads masked by `mask` when not NULL; v is
- * not JV_NO (memo: jv_kind's). */
-static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsigned lanes, LLVMValueRef mask,
-                            signed char *memo)
+ * not JV_NO (memo: jv_kind's); the invariant parts in g (when not NULL)
+ * are not computed again. */
+static LLVMValueRef jv_emit_given(cg_ctx *c, const ir_val *v, const ir_loop *l, unsigned lanes, LLVMValueRef mask,
+                                  signed char *memo, const jv_given *g)
 {
 	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
-	if (jv_kind(c, v, l, memo) == JV_INVARIANT)
+	if (jv_kind(c, v, l, memo) == JV_INVARIANT) {
+		for (int i = 0; g && i < g->n; i++)
+			if (g->v[i] == v)
+				return jv_splat(c, g->x[i], lanes);
 		return jv_splat(c, cg_val(c, v), lanes);
+	}
 	switch (v->kind) {
 	case V_READ: {
 		LLVMValueRef p = cg_addr(c, v->u.read.buf, v->u.read.idx);
@@ -178,9 +191,9 @@ static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsign
 		return jv_masked(c, false, p, mask, NULL, vt);
 	}
 	case V_OP: {
-		LLVMValueRef a = jv_emit(c, v->u.op.a[0], l, lanes, mask, memo), b = NULL;
+		LLVMValueRef a = jv_emit_given(c, v->u.op.a[0], l, lanes, mask, memo, g), b = NULL;
 		if (ir_op_arity[v->u.op.op] > 1)
-			b = jv_emit(c, v->u.op.a[1], l, lanes, mask, memo);
+			b = jv_emit_given(c, v->u.op.a[1], l, lanes, mask, memo, g);
 		switch (v->u.op.op) { /* as cg_op computes them */
 		case IR_NEG: return LLVMBuildFNeg(c->b, a, "");
 		case IR_SQUARE: return LLVMBuildFMul(c->b, a, a, "");
@@ -191,11 +204,17 @@ static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsign
 		}
 		break;
 	}
-	case V_STOP: return jv_emit(c, v->u.stop, l, lanes, mask, memo);
+	case V_STOP: return jv_emit_given(c, v->u.stop, l, lanes, mask, memo, g);
 	default: break;
 	}
 	cg_fail(c, "internal error: a summand not computable in vectors");
 	return LLVMGetUndef(vt);
+}
+
+static LLVMValueRef jv_emit(cg_ctx *c, const ir_val *v, const ir_loop *l, unsigned lanes, LLVMValueRef mask,
+                            signed char *memo)
+{
+	return jv_emit_given(c, v, l, lanes, mask, memo, NULL);
 }
 
 /* The sums of the rows' accumulators acc[0..n) (n a power of two, at most
@@ -600,4 +619,204 @@ void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 	for (int i = s->nloops - 2; i >= 0; i--)
 		cg_loop_close(c, &st[i]);
 	free(memo);
+}
+
+/* ------------------------------ accumulations of several positions */
+
+static bool parts_walk(cg_ctx *c, const ir_val *v, const ir_loop *l, signed char *memo, const ir_val **inv,
+                       int *ninv, const ir_val **var, int *nvar)
+{
+	int k = jv_kind(c, v, l, memo);
+	if (k == JV_NO)
+		return false;
+	if (k == JV_INVARIANT || v->kind == V_READ) {
+		if (v->kind == V_CONST)
+			return true;
+		const ir_val **list = k == JV_INVARIANT ? inv : var;
+		int *n = k == JV_INVARIANT ? ninv : nvar;
+		for (int i = 0; i < *n; i++)
+			if (list[i] == v)
+				return true;
+		if (*n >= JV_PARTS)
+			return false;
+		list[(*n)++] = v;
+		return true;
+	}
+	switch (v->kind) {
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			if (!parts_walk(c, v->u.op.a[i], l, memo, inv, ninv, var, nvar))
+				return false;
+		return true;
+	case V_STOP: return parts_walk(c, v->u.stop, l, memo, inv, ninv, var, nvar);
+	default: return false;
+	}
+}
+
+/* The parts of a summand v computable in vectors across loop l
+ * (jv_summand): its largest subexpressions that do not depend on l,
+ * constants aside, inv[0..*ninv), and its reads that do, var[0..*nvar),
+ * each listed once; false when there are more than JV_PARTS of either. */
+bool jv_parts(cg_ctx *c, const ir_val *v, const ir_loop *l, const ir_val **inv, int *ninv, const ir_val **var,
+              int *nvar)
+{
+	signed char *memo = calloc((size_t)c->nids, sizeof *memo);
+	*ninv = *nvar = 0;
+	bool ok = memo && parts_walk(c, v, l, memo, inv, ninv, var, nvar);
+	free(memo);
+	return ok;
+}
+
+/* Vectors of the loop a tile of jv_group_add takes for each position:
+ * 3 positions x 4 vectors, 12 accumulators, beside 4 rows' loads of x and
+ * 3 of the positions' invariant factors. */
+enum { JV_ADD_TILE = 4 };
+
+typedef struct jv_gadd {
+	const ir_stmt *s;
+	const ir_loop *l, *pl, *rows;
+	LLVMValueRef first, count, saved;
+	const LLVMValueRef *pk;
+	int npos, block;
+	jv_given g;
+	signed char *memo;
+} jv_gadd;
+
+/* Vectors kk0 + v * lanes (v < nv, only the lanes of mask when it is not
+ * NULL) of positions [q0, q1): the rows' terms added in one accumulator
+ * per position and vector, row after row, then into the target. */
+static void gadd_tile(cg_ctx *c, jv_gadd *ga, int q0, int q1, int nv, LLVMValueRef kk0, LLVMValueRef mask)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMTypeRef vt = LLVMVectorType(c->real, lanes);
+	const ir_assign *a = &ga->s->assigns[0];
+	LLVMValueRef acc[CG_JAM_POS * JV_ADD_TILE], kk[JV_ADD_TILE];
+	for (int v = 0; v < nv; v++)
+		kk[v] = v ? LLVMBuildNSWAdd(c->b, kk0, cg_i64(c, v * (int)lanes), "") : kk0;
+	for (int i = 0; i < (q1 - q0) * nv; i++) {
+		acc[i] = cg_entry_alloca(c, vt, "gacc");
+		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), acc[i]), (unsigned)c->real_size);
+	}
+	cg_loop rl;
+	cg_loop_open(c, &rl, NULL, cg_i64(c, 0), ga->count, false);
+	for (int q = q0; q < q1; q++) {
+		for (int i = 0; i < ga->g.n; i++) {
+			LLVMValueRef at = LLVMBuildNSWAdd(c->b, rl.iv, cg_i64(c, (i * ga->npos + q) * ga->block), "");
+			ga->g.x[i] = cg_load_real(c, LLVMBuildInBoundsGEP2(c->b, c->real, ga->saved, &at, 1, ""));
+		}
+		for (int v = 0; v < nv; v++) {
+			cg_set_lane(c, ga->rows, ga->first, rl.iv);
+			c->loop_var[ga->pl->id] = ga->pk[q];
+			c->loop_var[ga->l->id] = kk[v];
+			LLVMValueRef x = jv_emit_given(c, a->val, ga->l, lanes, mask, ga->memo, &ga->g);
+			LLVMValueRef *p = &acc[(q - q0) * nv + v];
+			LLVMValueRef old = LLVMBuildLoad2(c->b, vt, *p, "");
+			LLVMSetAlignment(old, (unsigned)c->real_size);
+			LLVMSetAlignment(LLVMBuildStore(c->b, cg_contract(LLVMBuildFAdd(c->b, old, x, "")), *p),
+			                 (unsigned)c->real_size);
+		}
+	}
+	cg_loop_close(c, &rl);
+	cg_hint_vector_width(c, rl.latch, 1, 1); /* vector code already */
+	for (int q = q0; q < q1; q++)
+		for (int v = 0; v < nv; v++) {
+			c->loop_var[ga->pl->id] = ga->pk[q];
+			c->loop_var[ga->l->id] = kk[v];
+			cg_cache_drop(c);
+			LLVMValueRef sum = LLVMBuildLoad2(c->b, vt, acc[(q - q0) * nv + v], "");
+			LLVMSetAlignment(sum, (unsigned)c->real_size);
+			LLVMValueRef p = cg_addr(c, a->buf, a->idx);
+			if (mask) {
+				LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
+				jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, sum, ""), vt);
+			} else {
+				LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
+				LLVMSetAlignment(old, (unsigned)c->real_size);
+				LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, sum, ""), p),
+				                 (unsigned)c->real_size);
+			}
+		}
+}
+
+/* Accumulation s (jv_add_ok, one loop l and one target, l's start free of
+ * loop pl) of rows [0, count) of the block from row `first` (rows: its
+ * rows loop) at positions pk[0..npos) of pl, position q only when q <
+ * nact, after those positions' other statements: the summand's invariant
+ * parts inv[] (jv_parts) were saved then, inv[i] of row r at position q
+ * at saved[(i * npos + q) * block + r].  The steps of l all positions
+ * have run in tiles of npos positions x JV_ADD_TILE vectors, a loop over
+ * the rows inside (each row's varying reads, x[kk], loaded once for all
+ * positions, each target vector loaded and stored once per block, not once
+ * per tile of rows); each position's other steps, and its masked last one,
+ * alone.  The rows' terms are added in row order, one chain per vector:
+ * the bits do not depend on anything but the rows. */
+void jv_group_add(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef first, LLVMValueRef count,
+                  const ir_loop *pl, const LLVMValueRef *pk, int npos, LLVMValueRef nact, const ir_val *const *inv,
+                  int ninv, LLVMValueRef saved, int block)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	jv_gadd ga = {.s = s, .l = s->loops[0], .pl = pl, .rows = rows, .first = first, .count = count,
+	              .saved = saved, .pk = pk, .npos = npos, .block = block};
+	ga.g.n = ninv;
+	ga.g.v = inv;
+	ga.memo = calloc((size_t)c->nids, sizeof *ga.memo);
+	if (!ga.memo) {
+		cg_fail(c, "out of memory");
+		return;
+	}
+	jv_kind(c, s->assigns[0].val, ga.l, ga.memo);
+	LLVMValueRef saved_pl = c->loop_var[pl->id], saved_l = c->loop_var[ga.l->id];
+	LLVMValueRef saved_var = c->loop_var[rows->id];
+	cg_row saved_row = c->row;
+	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0), len[CG_JAM_POS], m[CG_JAM_POS], mmin = NULL;
+	c->loop_var[pl->id] = pk[0];
+	cg_cache_drop(c);
+	LLVMValueRef lo = cg_idx(c, ga.l->lo);
+	for (int q = 0; q < npos; q++) {
+		c->loop_var[pl->id] = pk[q];
+		cg_cache_drop(c);
+		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, ga.l->hi), lo, "");
+		n = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
+		len[q] = q ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, cg_i64(c, q), nact, ""), n, zero, "") : n;
+		m[q] = LLVMBuildUDiv(c->b, len[q], V, "");
+		mmin = mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, m[q], mmin, ""), m[q], mmin, "") : m[q];
+	}
+	/* the tiles all positions have */
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, mmin, cg_i64(c, JV_ADD_TILE), "");
+	jv_loop lp;
+	jv_loop_open(c, &lp, "vgadd", zero, nch, lo);
+	gadd_tile(c, &ga, 0, npos, JV_ADD_TILE,
+	          LLVMBuildNSWAdd(c->b, lo, LLVMBuildNSWMul(c->b, lp.j, cg_i64(c, JV_ADD_TILE * (int)lanes), ""), ""),
+	          NULL);
+	jv_loop_close(c, &lp);
+	LLVMValueRef done = LLVMBuildNSWMul(c->b, nch, cg_i64(c, JV_ADD_TILE), "");
+	for (int q = 0; q < npos; q++) {
+		/* position q's own steps and its masked one, when it is one of
+		 * the group (the last group's padding is not) */
+		LLVMBasicBlockRef own = NULL, next = NULL;
+		if (q) {
+			own = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gadd.own");
+			next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gadd.next");
+			LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, cg_i64(c, q), nact, ""), own, next);
+			LLVMPositionBuilderAtEnd(c->b, own);
+		}
+		jv_loop op;
+		LLVMValueRef kk = jv_loop_open(c, &op, "vgadd1", done, m[q], lo);
+		gadd_tile(c, &ga, q, q + 1, 1, kk, NULL);
+		jv_loop_close(c, &op);
+		LLVMValueRef used = LLVMBuildNSWMul(c->b, m[q], V, "");
+		gadd_tile(c, &ga, q, q + 1, 1, LLVMBuildNSWAdd(c->b, lo, used, ""), jv_tail_mask(c, len[q], used, lanes));
+		if (q) {
+			LLVMBuildBr(c->b, next);
+			LLVMMoveBasicBlockAfter(next, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, next);
+		}
+	}
+	c->loop_var[pl->id] = saved_pl;
+	c->loop_var[ga.l->id] = saved_l;
+	c->loop_var[rows->id] = saved_var;
+	c->row = saved_row;
+	c->lane = NULL;
+	cg_cache_drop(c);
+	free(ga.memo);
 }

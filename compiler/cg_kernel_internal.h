@@ -32,6 +32,8 @@ enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
  * 16 accumulators (2 positions of 8 rows): 3 positions took 1.3x the time
  * to build FVSBN. */
 enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_POS = 8 };
+/* The most parts of a summand jv_parts lists. */
+enum { JV_PARTS = 4 };
 
 /* ---------------------------------------------------- cg_kernel.c */
 
@@ -106,6 +108,12 @@ bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, c
 void jv_fused(cg_ctx *c, jv_state *st);
 void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out);
 void jv_end(jv_state *st);
+
+bool jv_parts(cg_ctx *c, const ir_val *v, const ir_loop *l, const ir_val **inv, int *ninv, const ir_val **var,
+              int *nvar);
+void jv_group_add(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef first, LLVMValueRef count,
+                  const ir_loop *pl, const LLVMValueRef *pk, int npos, LLVMValueRef nact, const ir_val *const *inv,
+                  int ninv, LLVMValueRef saved, int block);
 
 /* -------------------------------------------- cg_pair_positions.c */
 

@@ -5,7 +5,11 @@
  * every position of the group for every row, then each position's rows of
  * the block (cg_rows.c) with its sums given.  The body may write what the
  * sums read only ahead of what the group's common steps read (FVSBN's
- * sampling writes x[k]): writes_ahead.
+ * sampling writes x[k]): writes_ahead.  Positions visited last first (the
+ * gradient's) run in groups too, each group's positions in that order;
+ * there the body's last statement, an accumulation into what the rows
+ * share (FVSBN's dW), may wait for the group's other statements and run
+ * for its positions together (group_add_ok, cg_jam_vec.c's jv_group_add).
  */
 #include <stdlib.h>
 
@@ -208,6 +212,66 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block);
 }
 
+/* Whether a statement of block b (nested bodies included) other than
+ * `skip` writes buffer w or reads it. */
+static bool touches(cg_ctx *c, const ir_block *b, const ir_stmt *skip, const ir_buf *w)
+{
+	for (size_t i = 0; i < b->stmts.len; i++) {
+		const ir_stmt *t = b->stmts.items[i];
+		if (!t || t == skip)
+			continue;
+		if (t->kind == S_FOR || t->kind == S_IF_GE) {
+			if (touches(c, &t->body, skip, w))
+				return true;
+			continue;
+		}
+		for (int j = 0; j < t->nassigns; j++) {
+			if (t->assigns[j].buf == w)
+				return true;
+			for (int d = 0; d < t->assigns[j].buf->rank; d++)
+				if (ir_idx_reads(t->assigns[j].idx[d], w))
+					return true;
+			bool *seen = calloc((size_t)c->nids, sizeof *seen);
+			bool r = !seen || cg_val_reads(c, t->assigns[j].val, w, seen);
+			free(seen);
+			if (r)
+				return true;
+		}
+		for (int j = 0; j < t->nloops; j++)
+			if (ir_idx_reads(t->loops[j]->lo, w) || ir_idx_reads(t->loops[j]->hi, w))
+				return true;
+	}
+	return false;
+}
+
+/* Whether the last statement u of the rows' body rs can wait until the
+ * other statements of every position of a group have run, and then run
+ * for the group's positions together (jv_group_add): an accumulation into
+ * what the rows share over one loop (FVSBN's dW[k, kk] += x[kk] *
+ * dtri[row], kk < k) whose start does not depend on the position, whose
+ * target nothing else in the body reads or writes, and whose summand's
+ * reads that vary along the loop (x[kk]) nothing in the body writes; the
+ * parts that do not vary (dtri[row]) are saved at each position, where u
+ * would have run. */
+static bool group_add_ok(cg_ctx *c, const ir_stmt *rs, const ir_loop *L, const ir_val **inv, int *ninv)
+{
+	size_t n = rs->body.stmts.len;
+	const ir_stmt *u = n >= 2 ? rs->body.stmts.items[n - 1] : NULL;
+	if (!u || u->kind != S_ADD || u->nloops != 1 || u->nassigns != 1 ||
+	    jam_kind_of(c, u, rs->loop) != JAM_ADD || !jv_add_ok(c, u, rs->loop) ||
+	    !cg_idx_free_of(u->loops[0]->lo, L))
+		return false;
+	const ir_val *var[JV_PARTS];
+	int nvar;
+	if (!jv_parts(c, u->assigns[0].val, u->loops[0], inv, ninv, var, &nvar) ||
+	    touches(c, &rs->body, u, u->assigns[0].buf))
+		return false;
+	for (int i = 0; i < nvar; i++)
+		if (writes_read(c, &rs->body, 0, var[i], NULL, NULL))
+			return false;
+	return true;
+}
+
 /* A loop over positions whose body is the rows of a block, starting with a
  * jammed sum in vectors whose start does not depend on the position, and
  * whose inputs the body does not write, or writes only ahead of them
@@ -222,8 +286,8 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 bool pair_positions(cg_ctx *c, const ir_stmt *s)
 {
 	const ir_loop *L = s->loop;
-	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || L->reverse || s->reverse ||
-	    s->body.stmts.len != 1)
+	bool back = L->reverse || s->reverse; /* positions visited last first (a gradient's) */
+	if (c->o->opt_level <= 0 || !c->lane_stride || c->lane || L->is_rows || s->body.stmts.len != 1)
 		return false;
 	const ir_stmt *rs = s->body.stmts.items[0];
 	if (!rs || rs->kind != S_FOR || !rs->loop || !rs->loop->is_rows || !rs->loop->block_of)
@@ -241,6 +305,16 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			return false;
 		ahead = true;
 	}
+	if (ahead && back)
+		return false;
+	/* the last statement's accumulation for the group's positions together
+	 * (FVSBN's dW in the gradient), run after their other statements: rest
+	 * is the body without it */
+	const ir_val *inv[JV_PARTS];
+	int ninv = 0;
+	bool gadd = !ahead && group_add_ok(c, rs, L, inv, &ninv);
+	ir_stmt rest = *rs;
+	rest.body.stmts.len -= gadd ? 1 : 0;
 	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE) */
 	int TR = (int)bl->block;
 	if (TR > CG_JAM_TILE_ROWS && !ahead && TR % CG_JAM_TILE_ROWS == 0)
@@ -267,17 +341,30 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	                                     cg_i64(c, P), "");
 	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
+	LLVMValueRef saved =
+		gadd && ninv ? cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(ninv * P * block)), "gsaved") : NULL;
 	LLVMValueRef saved_pos = c->loop_var[L->id], saved_rowvar = c->loop_var[rows->id];
 	const ir_loop *saved_rows = c->jam_rows;
 	cg_row saved_row = c->row;
 	cg_loop pst;
 	cg_loop_open(c, &pst, NULL, zero, ngroups, false);
-	LLVMValueRef k = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), ""), "");
+	/* the group's first position k; backwards, the group's positions are
+	 * k, k - 1, ..., the last group padded with copies of plo */
+	LLVMValueRef gk = LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), "");
+	LLVMValueRef k = back ? LLVMBuildNSWSub(c->b, plast, gk, "") : LLVMBuildNSWAdd(c->b, plo, gk, "");
 	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
 	for (int q = 0; q < P; q++) {
-		pk[q] = q ? LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "") : k;
-		if (q && !ahead)
-			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q], plast, "");
+		if (!q) {
+			pk[q] = k;
+		} else if (back) {
+			pk[q] = LLVMBuildNSWSub(c->b, k, cg_i64(c, q), "");
+			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, pk[q], plo, ""), pk[q], plo, "");
+		} else {
+			pk[q] = LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "");
+			if (!ahead)
+				pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q],
+				                        plast, "");
+		}
 	}
 	for (int r = 0; r < block; r++)
 		lane[r] = cg_i64(c, r);
@@ -291,16 +378,39 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		cg_cache_drop(c);
 		/* the group's positions' statements in a loop, emitted once, not
 		 * once per position */
-		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+		LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
+		                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
 		LLVMValueRef qn =
 			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
 		cg_loop qst;
 		cg_loop_open(c, &qst, NULL, zero, qn, false);
-		c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, k, qst.iv, "");
+		c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
 		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
-		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		if (gadd) {
+			/* the parts of the last statement's summand that the
+			 * position's statements computed, saved for jv_group_add */
+			cg_loop sr;
+			cg_loop_open(c, &sr, NULL, zero, count, false);
+			cg_set_lane(c, rows, rlo, sr.iv);
+			for (int i = 0; i < ninv; i++) {
+				LLVMValueRef to = LLVMBuildNSWAdd(
+					c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
+				cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
+			}
+			cg_loop_close(c, &sr);
+			c->lane = NULL;
+			c->row = saved_row;
+			c->loop_var[rows->id] = saved_rowvar;
+			cg_cache_drop(c);
+		}
 		cg_loop_close(c, &qst);
 		cg_hint_vector_width(c, qst.latch, 1, 1);
+		if (gadd) {
+			cg_cache_drop(c);
+			jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
+			             ninv, saved, block);
+		}
 		cg_loop_close(c, &pst);
 		c->loop_var[L->id] = saved_pos;
 		cg_cache_drop(c);

@@ -438,6 +438,11 @@ static void jammed_vs_plain(const char *src, size_t N, size_t rows)
 				la[r] = fa[r], lb[r] = fb[r], lone[r] = fone[r];
 			ta = a->f32->loglik_grad(theta32, x32, rows, ga32);
 			tb = b->f32->loglik_grad(theta32, x32, rows, gb32);
+			/* deterministic: a second call gives the same bits */
+			float *again32 = calloc(np, sizeof *again32);
+			assert_true(a->f32->loglik_grad(theta32, x32, rows, again32) == (float)ta);
+			assert_memory_equal(again32, ga32, np * sizeof *ga32);
+			free(again32);
 			for (size_t t = 0; t < np; t++)
 				ga[t] = ga32[t], gb[t] = gb32[t];
 		} else {
@@ -448,6 +453,10 @@ static void jammed_vs_plain(const char *src, size_t N, size_t rows)
 			assert_memory_equal(la, lone, rows * sizeof *la);
 			ta = a->f64->loglik_grad(theta, x, rows, ga);
 			tb = b->f64->loglik_grad(theta, x, rows, gb);
+			double *again = calloc(np, sizeof *again);
+			assert_true(a->f64->loglik_grad(theta, x, rows, again) == ta);
+			assert_memory_equal(again, ga, np * sizeof *ga);
+			free(again);
 		}
 		double tol = f32 ? 1e-4 : 1e-11;
 		for (size_t r = 0; r < rows; r++)
@@ -505,6 +514,28 @@ static void test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops(void 
 	                "x[i] ~ normal(b[i] + sum(j before i) W[i, j] * x[j], exp(0.1 * sum(j before i) V[j, i] * x[j]))\n"
 	                "maximize loglik\n",
 	                37, 77);
+}
+
+/* The gradient's positions in groups (cg_pair_positions.c, visited last
+ * first): the sums of 3 positions in tiles of 8 rows, and the accumulations
+ * into dW of the group's positions after their other statements, together
+ * (cg_jam_vec.c's jv_group_add: tiles of 3 positions x 4 vectors, 32 or 64
+ * columns of dW, reached from k = 34 in f64 and 66 in f32; then each
+ * position's own steps and its masked step).  n = 71 = 23 x 3 + 2: the
+ * last group (positions 1 and 0) padded with a copy of position 0, which
+ * must add nothing.  The summand's derivative reads W[k, kk] besides x[kk]
+ * (a read that varies along kk and with the position) and has two parts
+ * invariant along kk (dtri, -dtri/2 .. saved per row and position).  75
+ * rows (4 blocks of 16 and 11 rows), 16 (one full block) and 1. */
+static void test_gradient__positions_in_groups__matches_plain_loops(void **state)
+{
+	const char *src = "model jamg\ndim n = 71\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.1)\n"
+	                  "param b : real[n]\norder x\n"
+	                  "x[i] ~ normal(b[i] + sum(j before i) (W[i, j] * x[j] + square(W[i, j]) * x[j] - 0.5 * W[i, j]), 1)\n"
+	                  "maximize loglik\n";
+	jammed_vs_plain(src, 71, 75);
+	jammed_vs_plain(src, 71, 16);
+	jammed_vs_plain(src, 71, 1);
 }
 
 /* Uniform draws are inline Philox at -O2 and calls to chain_rng_uniform at
@@ -729,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_nade__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_jammed_sum__summand_with_constant_terms__matches_plain_loops),
 		cmocka_unit_test(test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops),
+		cmocka_unit_test(test_gradient__positions_in_groups__matches_plain_loops),
 		cmocka_unit_test(test_fvsbn__sample_optimized__same_draws_as_runtime),
 		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
