@@ -487,9 +487,8 @@ void jv_end(jv_state *st)
 	st->memo = NULL;
 }
 
-/* Position q's own steps, its masked step and its rows' sums: row r's in
- * sums[r], or (out not NULL) out[r], stored a vector at a time. */
-void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out)
+/* Position q's own steps and its masked step. */
+static void jv_finish_steps(cg_ctx *c, jv_state *st, int q)
 {
 	unsigned lanes = (unsigned)(64 / c->real_size);
 	LLVMValueRef saved_pl = c->loop_var[st->pl->id], saved_l = c->loop_var[st->l->id];
@@ -504,6 +503,15 @@ void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef 
 	c->loop_var[st->pl->id] = saved_pl;
 	c->loop_var[st->l->id] = saved_l;
 	cg_cache_drop(c);
+}
+
+/* Position q's own steps, its masked step and its rows' sums: row r's in
+ * sums[r], or (out not NULL) out[r], stored a vector at a time. */
+void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	LLVMValueRef *acc = st->acc + q * st->rows;
+	jv_finish_steps(c, st, q);
 	/* the horizontal sums, `lanes` rows (padded to a power of two) at a time */
 	for (int g0 = 0; g0 < st->rows; g0 += (int)lanes) {
 		unsigned n;
@@ -525,6 +533,46 @@ void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef 
 		}
 	}
 }
+/* Every position's own steps and masked step, then the horizontal sums of
+ * all the positions' rows together: the accumulators, position after
+ * position, `lanes` at a time (jv_hsum: a vector of 16 sums in f32 from 15
+ * folds of two vectors, where a position's 4 rows alone take 3 folds and 2
+ * halvings of a part-filled vector); row r of position q to out[q * stride
+ * + r], each position's run of rows in a vector a store.  Each row's lanes
+ * are added in jv_hsum's one tree, so the bits are jv_finish's. */
+void jv_finish_all(cg_ctx *c, jv_state *st, LLVMValueRef out, int stride)
+{
+	unsigned lanes = (unsigned)(64 / c->real_size);
+	int total = st->npos * st->rows;
+	for (int q = 0; q < st->npos; q++)
+		jv_finish_steps(c, st, q);
+	for (int g0 = 0; g0 < total; g0 += (int)lanes) {
+		unsigned n;
+		LLVMValueRef hs = jv_hsum_rows(c, st->acc, total, g0, &n);
+		for (int j = 0; j < (int)n && g0 + j < total;) {
+			int i = g0 + j, q = i / st->rows, r = i % st->rows, len = st->rows - r;
+			if (len > (int)n - j)
+				len = (int)n - j;
+			if (len > total - i)
+				len = total - i;
+			LLVMValueRef at = cg_i64(c, q * stride + r);
+			LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->real, out, &at, 1, "");
+			if (len == 1) {
+				cg_store_real(c, LLVMBuildExtractElement(c->b, hs, cg_i64(c, j), ""), p);
+			} else {
+				int idx[64];
+				for (int t = 0; t < len; t++)
+					idx[t] = j + t;
+				LLVMValueRef v = len == (int)n ? hs
+				                               : LLVMBuildShuffleVector(c->b, hs, LLVMGetPoison(LLVMTypeOf(hs)),
+				                                                        jv_mask_const(c, idx, (unsigned)len), "");
+				LLVMSetAlignment(LLVMBuildStore(c->b, v, p), (unsigned)c->real_size);
+			}
+			j += len;
+		}
+	}
+}
+
 /* ------------------------------------------------------ accumulations */
 
 /* Whether accumulation s can run in vectors (jam_add_vec): every target

@@ -27,11 +27,18 @@ enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
  * at most CG_JAM_TILE_ROWS rows x P positions, CG_JAM_TILE accumulators:
  * 8 rows x 3 positions, 24 vectors in registers beside the 3 positions'
  * W[k, kk] and a row's x[kk] (4 positions, 32 accumulators, spilled).
+ * Log p's (nothing written ahead, no group accumulation) are tiles of
+ * CG_JAM_TILE_ROWS_SUM rows: 4 rows x 6 positions, 24 accumulators beside
+ * the 6 positions' W[k, kk] and a row's x[kk]; each x vector loaded serves
+ * 6 positions, not 3, and each W vector 4 rows, not 8 (10 loads for 24
+ * multiply-adds, not 11; FVSBN's log p at batch 256 1.2x in f32, 1.15x in
+ * f64; 4 x 4 and 4 x 5 were 1.04-1.1x, 2 x 8, 2 x 10 and 2 x 12 (the rows'
+ * x in registers) 0.9-1x).
  * When the body writes ahead of the sums (sampling), each position's
  * statements are emitted once per position of the group, and the group is
  * 16 accumulators (2 positions of 8 rows): 3 positions took 1.3x the time
  * to build FVSBN. */
-enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_POS = 8 };
+enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_TILE_ROWS_SUM = 4, CG_JAM_POS = 8 };
 /* The most parts of a summand jv_parts lists. */
 enum { JV_PARTS = 4 };
 
@@ -91,7 +98,9 @@ void jam_add_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
  * the full steps the positions have in common in one loop, where each
  * loaded x[kk] serves every position (register tiling: npos x rows
  * accumulators); jv_finish(q), later, position q's own full steps, its
- * masked step and its rows' horizontal sums. */
+ * masked step and its rows' horizontal sums; jv_finish_all, those of all
+ * positions, the horizontal sums of all together (position q's row r to
+ * out[q * stride + r]). */
 typedef struct jv_state {
 	const ir_stmt *s;
 	const ir_loop *l, *pl;
@@ -107,6 +116,7 @@ bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, c
                 const ir_loop *pl, const LLVMValueRef *pk, int npos);
 void jv_fused(cg_ctx *c, jv_state *st);
 void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out);
+void jv_finish_all(cg_ctx *c, jv_state *st, LLVMValueRef out, int stride);
 void jv_end(jv_state *st);
 
 bool jv_parts(cg_ctx *c, const ir_val *v, const ir_loop *l, const ir_val **inv, int *ninv, const ir_val **var,

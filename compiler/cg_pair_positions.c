@@ -163,10 +163,13 @@ static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValu
 	cg_loop one;
 	cg_loop_open(c, &one, NULL, from, count, false);
 	jv_state st;
-	LLVMValueRef sums[1];
 	if (jv_prepare(c, &st, t, rlo, &one.iv, 1, L, pk, npos)) {
 		jv_fused(c, &st);
+		/* each position's sum alone (one accumulator: its horizontal
+		 * sum within the vector; jv_finish_all's folds of several
+		 * positions' were slower at batch 1) */
 		for (int q = 0; q < npos; q++) {
+			LLVMValueRef sums[1];
 			jv_finish(c, &st, q, sums, NULL);
 			LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, (q0 + q) * block), "");
 			cg_store_real(c, sums[0], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
@@ -182,9 +185,11 @@ static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValu
  * tile's TR x P accumulators fit in registers, and the positions' rows of
  * W, loaded for the first tile, are in cache for the next (a block of 64
  * rows reads W from memory an eighth as often as one of 8); the rows past
- * the last full tile (a partial block) one at a time. */
+ * the last full tile (a partial block) one at a time.  joint: the tile's
+ * horizontal sums of all positions together (jv_finish_all; log p's), not
+ * position after position. */
 static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
-                       const LLVMValueRef *pk, int P, int block, int TR, LLVMValueRef res)
+                       const LLVMValueRef *pk, int P, int block, int TR, bool joint, LLVMValueRef res)
 {
 	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
 	cg_loop hl;
@@ -200,9 +205,13 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, pk, P)) {
 		st.lane_off = h0;
 		jv_fused(c, &st);
-		for (int q = 0; q < P; q++) {
-			LLVMValueRef at = LLVMBuildNSWAdd(c->b, h0, cg_i64(c, q * block), "");
-			jv_finish(c, &st, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+		if (joint) {
+			jv_finish_all(c, &st, LLVMBuildInBoundsGEP2(c->b, c->real, res, &h0, 1, ""), block);
+		} else {
+			for (int q = 0; q < P; q++) {
+				LLVMValueRef at = LLVMBuildNSWAdd(c->b, h0, cg_i64(c, q * block), "");
+				jv_finish(c, &st, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+			}
 		}
 		jv_end(&st);
 	}
@@ -315,10 +324,12 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	bool gadd = !ahead && group_add_ok(c, rs, L, inv, &ninv);
 	ir_stmt rest = *rs;
 	rest.body.stmts.len -= gadd ? 1 : 0;
-	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE) */
-	int TR = (int)bl->block;
-	if (TR > CG_JAM_TILE_ROWS && !ahead && TR % CG_JAM_TILE_ROWS == 0)
-		TR = CG_JAM_TILE_ROWS;
+	/* tiles of TR rows x P positions, TR x P accumulators (CG_JAM_TILE):
+	 * log p's (no writes ahead, no group accumulation) of
+	 * CG_JAM_TILE_ROWS_SUM rows */
+	int TR = (int)bl->block, tile_rows = ahead || gadd ? CG_JAM_TILE_ROWS : CG_JAM_TILE_ROWS_SUM;
+	if (TR > tile_rows && !ahead && TR % tile_rows == 0)
+		TR = tile_rows;
 	if (TR > CG_JAM_TILE_ROWS)
 		return false;
 	int P = (ahead ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
@@ -370,7 +381,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		lane[r] = cg_i64(c, r);
 	c->jam_rows = rows;
 	if (!ahead) {
-		group_sums(c, t, rlo, count, L, pk, P, block, TR, res);
+		group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
 		c->jam_rows = saved_rows;
 		c->lane = NULL;
 		c->row = saved_row;
