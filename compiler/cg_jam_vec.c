@@ -481,6 +481,28 @@ void jv_fused(cg_ctx *c, jv_state *st)
 	cg_cache_drop(c);
 }
 
+/* The full steps [j0, j1) of all positions (j1 at most mmin). */
+void jv_fused_range(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1)
+{
+	jv_steps(c, st, j0, j1, 0, st->npos);
+	cg_cache_drop(c);
+}
+
+/* The accumulators stored to (or loaded from) vectors base[0 ..
+ * npos * rows). */
+void jv_acc_io(cg_ctx *c, jv_state *st, LLVMValueRef base, bool store)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	for (int i = 0; i < st->npos * st->rows; i++) {
+		LLVMValueRef at = cg_i64(c, i);
+		LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, vt, base, &at, 1, "");
+		LLVMValueRef from = store ? st->acc[i] : p, to = store ? p : st->acc[i];
+		LLVMValueRef v = LLVMBuildLoad2(c->b, vt, from, "");
+		LLVMSetAlignment(v, 64);
+		LLVMSetAlignment(LLVMBuildStore(c->b, v, to), 64);
+	}
+}
+
 void jv_end(jv_state *st)
 {
 	free(st->memo);

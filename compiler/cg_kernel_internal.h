@@ -39,6 +39,12 @@ enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
  * 16 accumulators (2 positions of 8 rows): 3 positions took 1.3x the time
  * to build FVSBN. */
 enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_TILE_ROWS_SUM = 4, CG_JAM_POS = 8 };
+/* Log p's tiles take the common steps of their group's positions in
+ * chunks of at most CG_JAM_CHUNK steps (of 64 bytes: 3 KB of a row) when
+ * there are more (cg_pair_positions.c's tiles_chunked): FVSBN's log p at
+ * batch 256 1.05x in f64 (chunks of 32-64 steps alike, 80 none; chunking
+ * every group was 0.9x in f32, whose rows are at most 3 KB). */
+enum { CG_JAM_CHUNK = 48 };
 /* The most parts of a summand jv_parts lists. */
 enum { JV_PARTS = 4 };
 
@@ -115,6 +121,8 @@ typedef struct jv_state {
 bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
                 const ir_loop *pl, const LLVMValueRef *pk, int npos);
 void jv_fused(cg_ctx *c, jv_state *st);
+void jv_fused_range(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1);
+void jv_acc_io(cg_ctx *c, jv_state *st, LLVMValueRef base, bool store);
 void jv_finish(cg_ctx *c, jv_state *st, int q, LLVMValueRef *sums, LLVMValueRef out);
 void jv_finish_all(cg_ctx *c, jv_state *st, LLVMValueRef out, int stride);
 void jv_end(jv_state *st);

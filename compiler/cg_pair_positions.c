@@ -179,19 +179,14 @@ static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValu
 	cg_loop_close(c, &one);
 }
 
-/* The sums of a group of P positions pk[] (padded: no writes ahead) for
- * rows [0, count) of a block: row r's at position q to res[q * block + r].
- * The rows run in tiles of TR, a loop over the tiles emitted once: each
- * tile's TR x P accumulators fit in registers, and the positions' rows of
- * W, loaded for the first tile, are in cache for the next (a block of 64
- * rows reads W from memory an eighth as often as one of 8); the rows past
- * the last full tile (a partial block) one at a time.  joint: the tile's
- * horizontal sums of all positions together (jv_finish_all; log p's), not
- * position after position. */
-static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
-                       const LLVMValueRef *pk, int P, int block, int TR, bool joint, LLVMValueRef res)
+/* The sums of the full tiles of TR rows of a block at a group of P
+ * positions pk[], rows [0, ntiles * TR): a loop over the tiles emitted
+ * once, each tile's TR x P accumulators in registers throughout the steps
+ * (jv_fused); joint: the tile's horizontal sums of all positions together
+ * (jv_finish_all; log p's), not position after position. */
+static void tiles_whole(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
+                        const LLVMValueRef *pk, int P, int block, int TR, bool joint, LLVMValueRef res)
 {
-	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
 	cg_loop hl;
 	cg_loop_open(c, &hl, NULL, cg_i64(c, 0), ntiles, false);
 	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, hl.iv, cg_i64(c, TR), "");
@@ -218,6 +213,116 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	cg_loop_close(c, &hl);
 	cg_hint_vector_width(c, hl.latch, 1, 1);
 	cg_cache_drop(c);
+}
+
+/* A tile's jv_state over rows rlo + h0 + [0, TR) (lanes h0 + r of the
+ * block), its accumulators loaded from vectors base[] when `load` (a
+ * branch around the loads), zero otherwise. */
+static bool tile_state(cg_ctx *c, jv_state *st, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef h0,
+                       const LLVMValueRef *lane, int TR, const ir_loop *L, const LLVMValueRef *pk, int P,
+                       LLVMValueRef base, LLVMValueRef load)
+{
+	if (!jv_prepare(c, st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, pk, P))
+		return false;
+	st->lane_off = h0;
+	LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.load");
+	LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.go");
+	LLVMBuildCondBr(c->b, load, ld, go);
+	LLVMPositionBuilderAtEnd(c->b, ld);
+	jv_acc_io(c, st, base, false);
+	LLVMBuildBr(c->b, go);
+	LLVMPositionBuilderAtEnd(c->b, go);
+	return true;
+}
+
+/* tiles_whole's sums (joint) when the positions' common steps, mmin, are
+ * more than CG_JAM_CHUNK: the steps in nch chunks of about equal length,
+ * at most CG_JAM_CHUNK, each chunk run for every tile in turn, the tiles'
+ * accumulators stored between chunks (keep: block / TR tiles' P x TR
+ * vectors), then each tile's own and masked steps and horizontal sums.  A
+ * chunk of the P positions' rows of W (18 KB in f64) stays in L1 for all
+ * the tiles beside a tile's chunk of x (12 KB), where whole rows of W and
+ * x (up to 63 KB) did not.  Each lane adds its terms in the same order:
+ * the bits of tiles_whole. */
+static void tiles_chunked(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
+                          const LLVMValueRef *pk, int P, int block, int TR, LLVMValueRef mmin, LLVMValueRef res)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	int per = P * TR;
+	LLVMValueRef keep = cg_entry_alloca(c, LLVMArrayType(vt, (unsigned)(block / TR * per)), "tiles");
+	LLVMSetAlignment(keep, 64);
+	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
+	for (int r = 0; r < TR; r++)
+		lane[r] = cg_i64(c, r);
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
+	                                 cg_i64(c, CG_JAM_CHUNK), "");
+	cg_loop cl;
+	cg_loop_open(c, &cl, NULL, zero, nch, false);
+	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
+	LLVMValueRef j1 =
+		LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, cl.iv, cg_i64(c, 1), ""), mmin, ""), nch, "");
+	LLVMValueRef later = LLVMBuildICmp(c->b, LLVMIntNE, cl.iv, zero, "");
+	cg_loop tl;
+	cg_loop_open(c, &tl, NULL, zero, ntiles, false);
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, per), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	jv_state st;
+	if (tile_state(c, &st, t, rlo, LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), ""), lane, TR, L, pk, P, base,
+	               later)) {
+		jv_fused_range(c, &st, j0, j1);
+		jv_acc_io(c, &st, base, true);
+		jv_end(&st);
+	}
+	cg_loop_close(c, &tl);
+	cg_hint_vector_width(c, tl.latch, 1, 1);
+	cg_loop_close(c, &cl);
+	cg_hint_vector_width(c, cl.latch, 1, 1);
+	cg_cache_drop(c);
+	cg_loop fl;
+	cg_loop_open(c, &fl, NULL, zero, ntiles, false);
+	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, TR), "");
+	at = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, per), "");
+	base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	if (tile_state(c, &st, t, rlo, h0, lane, TR, L, pk, P, base, LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0))) {
+		jv_finish_all(c, &st, LLVMBuildInBoundsGEP2(c->b, c->real, res, &h0, 1, ""), block);
+		jv_end(&st);
+	}
+	cg_loop_close(c, &fl);
+	cg_hint_vector_width(c, fl.latch, 1, 1);
+	cg_cache_drop(c);
+}
+
+/* The sums of a group of P positions pk[] (padded: no writes ahead) for
+ * rows [0, count) of a block: row r's at position q to res[q * block + r].
+ * The rows run in tiles of TR (tiles_whole, or tiles_chunked when joint and
+ * the common steps are long), and the positions' rows of W, loaded for the
+ * first tile, are in cache for the next (a block of 64 rows reads W from
+ * memory an eighth as often as one of 8); the rows past the last full tile
+ * (a partial block) one at a time. */
+static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef count, const ir_loop *L,
+                       const LLVMValueRef *pk, int P, int block, int TR, bool joint, LLVMValueRef res)
+{
+	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
+	jv_state b;
+	LLVMValueRef lane0 = cg_i64(c, 0);
+	if (joint && jv_prepare(c, &b, t, rlo, &lane0, 1, L, pk, P)) {
+		LLVMValueRef mmin = b.mmin;
+		jv_end(&b);
+		LLVMBasicBlockRef ch = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tiles.chunked");
+		LLVMBasicBlockRef wh = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tiles.whole");
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tiles.done");
+		LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, mmin, cg_i64(c, CG_JAM_CHUNK), ""), ch, wh);
+		LLVMPositionBuilderAtEnd(c->b, ch);
+		tiles_chunked(c, t, rlo, ntiles, L, pk, P, block, TR, mmin, res);
+		LLVMBuildBr(c->b, done);
+		LLVMPositionBuilderAtEnd(c->b, wh);
+		tiles_whole(c, t, rlo, ntiles, L, pk, P, block, TR, joint, res);
+		LLVMBuildBr(c->b, done);
+		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+		LLVMPositionBuilderAtEnd(c->b, done);
+	} else {
+		tiles_whole(c, t, rlo, ntiles, L, pk, P, block, TR, joint, res);
+	}
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block);
 }
 

@@ -492,9 +492,9 @@ static void jammed_vs_plain(const char *src, size_t N, size_t rows)
  * is (a constant, a param alone: the masked last step of a sum in vectors,
  * cg_jam_vec.c's jam_sum_vec, must leave its idle lanes out), over lengths
  * 0..36, so every remainder of 8 and 16 lanes, and log p's positions in
- * groups of 3 (cg_pair_positions.c; 37 positions, the last group padded
- * with 2 copies of the last position), over 77 rows: a block of 64 (8
- * tiles of 8 rows) and a partial one of 13 (a tile and 5 rows alone). */
+ * groups of 6 (cg_pair_positions.c; 37 positions, the last group padded
+ * with 5 copies of the last position), over 77 rows: a block of 64 (16
+ * tiles of 4 rows) and a partial one of 13 (3 tiles and a row alone). */
 static void test_jammed_sum__summand_with_constant_terms__matches_plain_loops(void **state)
 {
 	jammed_vs_plain("model jam\ndim n = 37\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.3)\n"
@@ -502,6 +502,23 @@ static void test_jammed_sum__summand_with_constant_terms__matches_plain_loops(vo
 	                "x[i] ~ normal(b[i] + sum(j before i) (W[i, j] * x[j] - 0.5 * W[i, j] + 0.25), 1)\n"
 	                "maximize loglik\n",
 	                37, 77);
+}
+
+/* Log p's tiles whose positions' common steps are more than CG_JAM_CHUNK
+ * (48 steps of 64 bytes) run them in chunks, each chunk for every tile of
+ * the block in turn, the accumulators stored between chunks
+ * (cg_pair_positions.c's tiles_chunked): from position 390 in f64 (2 and 3
+ * chunks), in f32 the last group only.  n = 787 = 131 x 6 + 1, the last
+ * group padded with 5 copies of the last position; 77 rows: a block of 64
+ * (16 tiles of 4 rows) and one of 13 (3 tiles, then a row alone, whose sums
+ * are not chunked: the same bits). */
+static void test_jammed_sum__long_positions_in_chunks__matches_plain_loops(void **state)
+{
+	jammed_vs_plain("model jamc\ndim n = 787\ndata x : real[n]\nparam W : real[n, n] ~ normal(0, 0.3)\n"
+	                "param b : real[n]\norder x\n"
+	                "x[i] ~ normal(b[i] + sum(j before i) (W[i, j] * x[j] - 0.5 * W[i, j] + 0.25), 1)\n"
+	                "maximize loglik\n",
+	                787, 77);
 }
 
 /* Two sums per position: the first in groups of positions, the second (of
@@ -759,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_fvsbn__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_nade__batch_split__same_rows_and_logp),
 		cmocka_unit_test(test_jammed_sum__summand_with_constant_terms__matches_plain_loops),
+		cmocka_unit_test(test_jammed_sum__long_positions_in_chunks__matches_plain_loops),
 		cmocka_unit_test(test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops),
 		cmocka_unit_test(test_gradient__positions_in_groups__matches_plain_loops),
 		cmocka_unit_test(test_fvsbn__sample_optimized__same_draws_as_runtime),
