@@ -414,6 +414,40 @@ void jam_sum_vec(cg_ctx *c, const ir_stmt *s, LLVMValueRef first, LLVMValueRef l
 
 /* ------------------------- the sums of several positions (jv_state) */
 
+/* A prefetch into L1 of the params summand v reads along loop l
+ * (FVSBN's W[k, kk]), CG_JAM_PREFETCH bytes past the current step. */
+static void jv_prefetch(cg_ctx *c, const ir_val *v, const ir_loop *l, signed char *memo)
+{
+	if (!v || jv_kind(c, v, l, memo) != JV_VARYING)
+		return;
+	switch (v->kind) {
+	case V_READ: {
+		if (v->u.read.buf->cls != BUF_THETA)
+			return;
+		LLVMValueRef d = cg_i64(c, CG_JAM_PREFETCH / c->real_size);
+		/* past the end of the params, maybe: no inbounds (a prefetch
+		 * does not fault) */
+		LLVMValueRef p = LLVMBuildGEP2(c->b, c->real, cg_addr(c, v->u.read.buf, v->u.read.idx), &d, 1, "");
+		const char *name = "llvm.prefetch";
+		unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+		LLVMTypeRef tys[1] = { c->ptr };
+		LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 1);
+		LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 1);
+		/* a read, kept in every level of cache, data */
+		LLVMValueRef args[4] = { p, LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, 3, 0),
+		                         LLVMConstInt(c->i32, 1, 0) };
+		LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+		return;
+	}
+	case V_OP:
+		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
+			jv_prefetch(c, v->u.op.a[i], l, memo);
+		return;
+	case V_STOP: jv_prefetch(c, v->u.stop, l, memo); return;
+	default: return;
+	}
+}
+
 /* One loop of steps [j0, j1) of positions [q0, q1) together. */
 static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, int q0, int q1)
 {
@@ -421,6 +455,12 @@ static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, 
 	jv_loop lp;
 	LLVMValueRef k = jv_loop_open(c, &lp, "vsum", j0, j1, st->lo);
 	LLVMValueRef saved = c->loop_var[st->pl->id];
+	for (int q = q0; st->prefetch && q < q1; q++) {
+		c->loop_var[st->pl->id] = st->pk[q];
+		c->loop_var[st->l->id] = k;
+		cg_set_lane(c, c->jam_rows, st->first, st->lane[0]);
+		jv_prefetch(c, v, st->l, st->memo);
+	}
 	/* row by row, each row's x[kk] loaded once for all the positions: the
 	 * positions' W[k, kk] stay in registers (P of them) rather than the
 	 * rows' x (8 rows x 3 positions with 8 x vectors did not fit: spills) */

@@ -156,14 +156,17 @@ static bool writes_ahead(cg_ctx *c, const ir_block *b, const ir_stmt *t, const i
 }
 
 /* The sums of rows [from, count) of a block at positions pk[0..npos) of L,
- * a row at a time: row r's at res[(q0 + q) * block + r]. */
+ * a row at a time: row r's at res[(q0 + q) * block + r]; prefetch: the
+ * steps prefetch the params they read (log p's, jv_prefetch). */
 static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef from, LLVMValueRef count,
-                         const ir_loop *L, const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block)
+                         const ir_loop *L, const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block,
+                         bool prefetch)
 {
 	cg_loop one;
 	cg_loop_open(c, &one, NULL, from, count, false);
 	jv_state st;
 	if (jv_prepare(c, &st, t, rlo, &one.iv, 1, L, pk, npos)) {
+		st.prefetch = prefetch;
 		jv_fused(c, &st);
 		/* each position's sum alone (one accumulator: its horizontal
 		 * sum within the vector; jv_finish_all's folds of several
@@ -323,7 +326,7 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	} else {
 		tiles_whole(c, t, rlo, ntiles, L, pk, P, block, TR, joint, res);
 	}
-	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block);
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block, joint);
 }
 
 /* Whether a statement of block b (nested bodies included) other than
@@ -552,7 +555,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		jv_finish(c, &fst, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 		LLVMBuildBr(c->b, done);
 		LLVMPositionBuilderAtEnd(c->b, part);
-		pair_partial(c, t, rlo, cg_i64(c, 0), count, L, pk + q, 1, q, res, block);
+		pair_partial(c, t, rlo, cg_i64(c, 0), count, L, pk + q, 1, q, res, block, false);
 		LLVMBuildBr(c->b, done);
 		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
 		LLVMPositionBuilderAtEnd(c->b, done);
