@@ -166,6 +166,19 @@ typedef struct jv_given {
 	LLVMValueRef x[JV_PARTS];
 } jv_given;
 
+/* Adds vector v into the vector at p (its lanes of mask, when not NULL). */
+static void jv_add_into(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef v, LLVMTypeRef vt)
+{
+	if (mask) {
+		LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
+		jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, v, ""), vt);
+		return;
+	}
+	LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
+	LLVMSetAlignment(old, (unsigned)c->real_size);
+	LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, v, ""), p), (unsigned)c->real_size);
+}
+
 /* v for the `lanes` iterations of loop l from its current value on (its
  * variable set by the caller), loads masked by `mask` when not NULL; v is
  * not JV_NO (memo: jv_kind's); the invariant parts in g (when not NULL)
@@ -686,15 +699,7 @@ static void jv_add_step(cg_ctx *c, const ir_stmt *s, const ir_loop *l, LLVMValue
 		if (chain[2])
 			total = LLVMBuildFAdd(c->b, total,
 			                      chain[3] ? LLVMBuildFAdd(c->b, chain[2], chain[3], "") : chain[2], "");
-		LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-		if (mask) {
-			LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
-			jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, total, ""), vt);
-		} else {
-			LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
-			LLVMSetAlignment(old, (unsigned)c->real_size);
-			LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, total, ""), p), (unsigned)c->real_size);
-		}
+		jv_add_into(c, cg_addr(c, a->buf, a->idx), mask, total, vt);
 	}
 }
 
@@ -835,16 +840,7 @@ static void gadd_tile(cg_ctx *c, jv_gadd *ga, int q0, int q1, int nv, LLVMValueR
 			cg_cache_drop(c);
 			LLVMValueRef sum = LLVMBuildLoad2(c->b, vt, acc[(q - q0) * nv + v], "");
 			LLVMSetAlignment(sum, (unsigned)c->real_size);
-			LLVMValueRef p = cg_addr(c, a->buf, a->idx);
-			if (mask) {
-				LLVMValueRef old = jv_masked(c, false, p, mask, NULL, vt);
-				jv_masked(c, true, p, mask, LLVMBuildFAdd(c->b, old, sum, ""), vt);
-			} else {
-				LLVMValueRef old = LLVMBuildLoad2(c->b, vt, p, "");
-				LLVMSetAlignment(old, (unsigned)c->real_size);
-				LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, old, sum, ""), p),
-				                 (unsigned)c->real_size);
-			}
+			jv_add_into(c, cg_addr(c, a->buf, a->idx), mask, sum, vt);
 		}
 }
 
