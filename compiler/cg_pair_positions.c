@@ -329,6 +329,99 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block, joint);
 }
 
+/* The sums and statements of a group of P positions pk[] (padded with the
+ * last position) when the body writes ahead of the sums (sampling), for
+ * rows [0, count) of a block: the group's common steps (mmin, below what
+ * any of its positions writes) for every full tile of TR rows, the tiles'
+ * accumulators stored (keep: block / TR tiles of P x TR vectors); then,
+ * position after position (a loop, the body emitted once: qn of them), the
+ * position's own steps and masked step, which read what the group's
+ * earlier positions wrote, and its rows' horizontal sums for every tile
+ * (a one-position jv_state of the tile's rows, its accumulators loaded
+ * from keep), the rows past the last full tile a row at a time
+ * (pair_partial), then the position's statements for the block's rows
+ * (cg_rows_of_block).  Each lane adds its terms in the steps' order, and
+ * each row's lanes in jv_hsum's tree: the bits a position's sum has
+ * alone. */
+static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir_loop *bl, LLVMValueRef rlo,
+                        LLVMValueRef rhi, LLVMValueRef count, const ir_loop *L, const LLVMValueRef *pk, int P,
+                        int TR, LLVMValueRef qn, LLVMValueRef res)
+{
+	int block = (int)bl->block, per = P * TR;
+	const ir_loop *rows = rs->loop, *saved_rows = c->jam_rows;
+	cg_row saved_row = c->row;
+	LLVMValueRef saved_rowvar = c->loop_var[rows->id];
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef keep = cg_entry_alloca(c, LLVMArrayType(vt, (unsigned)(block / TR * per)), "atiles");
+	LLVMSetAlignment(keep, 64);
+	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
+	for (int r = 0; r < TR; r++)
+		lane[r] = cg_i64(c, r);
+	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
+	c->jam_rows = rows;
+	/* the group's common steps for every full tile */
+	jv_state g;
+	if (!jv_prepare(c, &g, t, rlo, lane, 1, L, pk, P)) {
+		c->jam_rows = saved_rows;
+		return;
+	}
+	LLVMValueRef mmin = g.mmin;
+	jv_end(&g);
+	cg_loop tl;
+	cg_loop_open(c, &tl, NULL, zero, ntiles, false);
+	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), "");
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, per), "");
+	jv_state st;
+	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, pk, P)) {
+		st.lane_off = h0;
+		jv_fused(c, &st);
+		jv_acc_io(c, &st, LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, ""), true);
+		jv_end(&st);
+	}
+	cg_loop_close(c, &tl);
+	cg_hint_vector_width(c, tl.latch, 1, 1);
+	cg_cache_drop(c);
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	/* each position's sums, then its statements */
+	cg_loop qst;
+	cg_loop_open(c, &qst, NULL, zero, qn, false);
+	LLVMValueRef kq = LLVMBuildNSWAdd(c->b, pk[0], qst.iv, "");
+	LLVMValueRef resq = LLVMBuildInBoundsGEP2(c->b, c->real, res, (LLVMValueRef[]){LLVMBuildNSWMul(
+								  c->b, qst.iv, cg_i64(c, block), "")},
+	                                          1, "");
+	c->jam_rows = rows;
+	cg_loop fl;
+	cg_loop_open(c, &fl, NULL, zero, ntiles, false);
+	h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, TR), "");
+	at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, per), ""),
+	                     LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, TR), ""), "");
+	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, &kq, 1)) {
+		st.lane_off = h0;
+		jv_acc_io(c, &st, LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, ""), false);
+		jv_fused_range(c, &st, mmin, st.mmin);
+		jv_finish(c, &st, 0, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, resq, &h0, 1, ""));
+		jv_end(&st);
+	}
+	cg_loop_close(c, &fl);
+	cg_hint_vector_width(c, fl.latch, 1, 1);
+	cg_cache_drop(c);
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, 0, resq, block,
+	             true);
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	c->loop_var[L->id] = kq;
+	cg_rows_of_block(c, rs, bl, rlo, rhi, resq);
+	cg_loop_close(c, &qst);
+	cg_hint_vector_width(c, qst.latch, 1, 1);
+	cg_cache_drop(c);
+}
+
 /* Whether a statement of block b (nested bodies included) other than
  * `skip` writes buffer w or reads it. */
 static bool touches(cg_ctx *c, const ir_block *b, const ir_stmt *skip, const ir_buf *w)
@@ -436,11 +529,16 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	 * log p's (no writes ahead, no group accumulation) of
 	 * CG_JAM_TILE_ROWS_SUM rows */
 	int TR = (int)bl->block, tile_rows = ahead || gadd ? CG_JAM_TILE_ROWS : CG_JAM_TILE_ROWS_SUM;
+	/* writes ahead: tiles of log p's shape whose accumulators wait in
+	 * memory for the positions' own steps (ahead_tiles) */
+	bool atiles = ahead && TR % CG_JAM_TILE_ROWS_SUM == 0;
+	if (atiles)
+		TR = CG_JAM_TILE_ROWS_SUM;
 	if (TR > tile_rows && !ahead && TR % tile_rows == 0)
 		TR = tile_rows;
 	if (TR > CG_JAM_TILE_ROWS)
 		return false;
-	int P = (ahead ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
+	int P = (ahead && !atiles ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
 	if (P > CG_JAM_POS)
 		P = CG_JAM_POS;
 	int block = (int)bl->block;
@@ -456,7 +554,8 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	/* without writes ahead, the last group is padded: its positions past
 	 * the end repeat the last one, whose sums are computed again and not
 	 * used (no loop of the last positions alone, a copy of the body fewer) */
-	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, ahead ? len : LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
+	bool pad = !ahead || atiles;
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, !pad ? len : LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
 	                                     cg_i64(c, P), "");
 	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
@@ -480,13 +579,23 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, pk[q], plo, ""), pk[q], plo, "");
 		} else {
 			pk[q] = LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "");
-			if (!ahead)
+			if (pad)
 				pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q],
 				                        plast, "");
 		}
 	}
 	for (int r = 0; r < block; r++)
 		lane[r] = cg_i64(c, r);
+	if (atiles) {
+		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+		LLVMValueRef qn =
+			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
+		ahead_tiles(c, rs, t, bl, rlo, rhi, count, L, pk, P, TR, qn, res);
+		cg_loop_close(c, &pst);
+		c->loop_var[L->id] = saved_pos;
+		cg_cache_drop(c);
+		return true;
+	}
 	c->jam_rows = rows;
 	if (!ahead) {
 		group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);

@@ -988,7 +988,7 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	 * partial block runs its full tiles too.  Sampling's groups are one
 	 * tile (its rows write what the sums read), and rows that keep vectors
 	 * (NADE's scans) fit in cache better 8 at a time. */
-	int64_t rb = tail == TAIL_LOGP && reals <= SMALL_ROW_STATE ? 8 * ROW_BLOCK : ROW_BLOCK;
+	int64_t rb = reals <= SMALL_ROW_STATE ? 8 * ROW_BLOCK : ROW_BLOCK;
 	blocker bk = {.m = m, .block = rb};
 	block_persist_carried(&bk, lp, low);
 	ir_loop *blk = ir_loop_new(m, "block", ir_idx_const(m, 0), ir_idx_const(m, 0));
