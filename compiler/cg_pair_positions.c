@@ -329,6 +329,43 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block, joint);
 }
 
+/* The sums of position kq (the group's q-th) for rows [i0 * R, i1 * R)
+ * of a block, R rows (R / TR tiles) at a time: a one-position jv_state of
+ * the R rows, its accumulators the tiles' vectors for position q in keep
+ * (after the group's common steps, mmin), then the position's own steps
+ * and masked step and the rows' horizontal sums (to res[row]). */
+static void ahead_finish(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef i0, LLVMValueRef i1, int R,
+                         int TR, int per, const ir_loop *L, LLVMValueRef kq, LLVMValueRef q, LLVMValueRef mmin,
+                         LLVMValueRef keep, LLVMValueRef res)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef lane[CG_JAM_ROWS];
+	for (int r = 0; r < R; r++)
+		lane[r] = cg_i64(c, r);
+	cg_loop fl;
+	cg_loop_open(c, &fl, NULL, i0, i1, false);
+	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, R), "");
+	LLVMValueRef at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, R / TR * per), ""),
+	                                  LLVMBuildNSWMul(c->b, q, cg_i64(c, TR), ""), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	jv_state st;
+	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, R, L, &kq, 1)) {
+		st.lane_off = h0;
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef o = cg_i64(c, r / TR * per + r % TR);
+			LLVMValueRef v = LLVMBuildLoad2(c->b, vt, LLVMBuildInBoundsGEP2(c->b, vt, base, &o, 1, ""), "");
+			LLVMSetAlignment(v, 64);
+			LLVMSetAlignment(LLVMBuildStore(c->b, v, st.acc[r]), 64);
+		}
+		jv_fused_range(c, &st, mmin, st.mmin);
+		jv_finish(c, &st, 0, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &h0, 1, ""));
+		jv_end(&st);
+	}
+	cg_loop_close(c, &fl);
+	cg_hint_vector_width(c, fl.latch, 1, 1);
+	cg_cache_drop(c);
+}
+
 /* The sums and statements of a group of P positions pk[] (padded with the
  * last position) when the body writes ahead of the sums (sampling), for
  * rows [0, count) of a block: the group's common steps (mmin, below what
@@ -393,21 +430,14 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 								  c->b, qst.iv, cg_i64(c, block), "")},
 	                                          1, "");
 	c->jam_rows = rows;
-	cg_loop fl;
-	cg_loop_open(c, &fl, NULL, zero, ntiles, false);
-	h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, TR), "");
-	at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, per), ""),
-	                     LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, TR), ""), "");
-	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, &kq, 1)) {
-		st.lane_off = h0;
-		jv_acc_io(c, &st, LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, ""), false);
-		jv_fused_range(c, &st, mmin, st.mmin);
-		jv_finish(c, &st, 0, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, resq, &h0, 1, ""));
-		jv_end(&st);
-	}
-	cg_loop_close(c, &fl);
-	cg_hint_vector_width(c, fl.latch, 1, 1);
-	cg_cache_drop(c);
+	/* a vector of rows at a time (FR: 16 in f32, 8 in f64; FR / TR tiles),
+	 * their horizontal sums filling whole vectors, then the full tiles
+	 * left one at a time */
+	int FR = 64 / (int)c->real_size;
+	LLVMValueRef nf = LLVMBuildUDiv(c->b, count, cg_i64(c, FR), "");
+	LLVMValueRef t1 = LLVMBuildNSWMul(c->b, nf, cg_i64(c, FR / TR), "");
+	ahead_finish(c, t, rlo, zero, nf, FR, TR, per, L, kq, qst.iv, mmin, keep, resq);
+	ahead_finish(c, t, rlo, t1, ntiles, TR, TR, per, L, kq, qst.iv, mmin, keep, resq);
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, 0, resq, block,
 	             true);
 	c->jam_rows = saved_rows;
