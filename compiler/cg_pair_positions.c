@@ -404,19 +404,33 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 	}
 	LLVMValueRef mmin = g.mmin;
 	jv_end(&g);
+	/* in chunks of at most CG_JAM_CHUNK steps (at least one chunk), each
+	 * for every tile in turn (tiles_chunked's: the positions' chunk of W
+	 * stays in L1 beside a tile's chunk of x) */
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
+	                                 cg_i64(c, CG_JAM_CHUNK), "");
+	nch = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nch, zero, ""), cg_i64(c, 1), nch, "");
+	cg_loop cl;
+	cg_loop_open(c, &cl, NULL, zero, nch, false);
+	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
+	LLVMValueRef j1 =
+		LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, cl.iv, cg_i64(c, 1), ""), mmin, ""), nch, "");
+	LLVMValueRef later = LLVMBuildICmp(c->b, LLVMIntNE, cl.iv, zero, "");
 	cg_loop tl;
 	cg_loop_open(c, &tl, NULL, zero, ntiles, false);
-	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), "");
 	LLVMValueRef at = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, per), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
 	jv_state st;
-	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, TR, L, pk, P)) {
-		st.lane_off = h0;
-		jv_fused(c, &st);
-		jv_acc_io(c, &st, LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, ""), true);
+	if (tile_state(c, &st, t, rlo, LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), ""), lane, TR, L, pk, P, base,
+	               later)) {
+		jv_fused_range(c, &st, j0, j1);
+		jv_acc_io(c, &st, base, true);
 		jv_end(&st);
 	}
 	cg_loop_close(c, &tl);
 	cg_hint_vector_width(c, tl.latch, 1, 1);
+	cg_loop_close(c, &cl);
+	cg_hint_vector_width(c, cl.latch, 1, 1);
 	cg_cache_drop(c);
 	c->lane = NULL;
 	c->row = saved_row;
