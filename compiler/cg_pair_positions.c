@@ -5,7 +5,9 @@
  * every position of the group for every row, then each position's rows of
  * the block (cg_rows.c) with its sums given.  The body may write what the
  * sums read only ahead of what the group's common steps read (FVSBN's
- * sampling writes x[k]): writes_ahead.  Positions visited last first (the
+ * sampling writes x[k]): writes_ahead; then the common steps' accumulators
+ * wait in memory while each position's own steps follow the statements of
+ * the positions before it (ahead_tiles).  Positions visited last first (the
  * gradient's) run in groups too, each group's positions in that order;
  * there the body's last statement, an accumulation into what the rows
  * share (FVSBN's dW), may wait for the group's other statements and run
@@ -533,10 +535,11 @@ static bool group_add_ok(cg_ctx *c, const ir_stmt *rs, const ir_loop *L, const i
  * sums of all computed together as far as they can be (jv_fused: each
  * x[kk] loaded once for P positions of each row, W[k, kk] once for all
  * rows), then each position's statements in turn, its sums finished
- * (jv_finish) just before them when the body writes ahead.  A position's
- * sum has the bits it has alone (jv_state), so a partial block finishes
- * its rows one at a time, and the last len mod P positions run alone.
- * Returns false when s is not such a loop. */
+ * (jv_finish) just before them when the body writes ahead (ahead_tiles).
+ * A position's sum has the bits it has alone (jv_state), so a partial
+ * block finishes its rows past the last full tile one at a time; the last
+ * group is padded with copies of the last position.  Returns false when s
+ * is not such a loop. */
 bool pair_positions(cg_ctx *c, const ir_stmt *s)
 {
 	const ir_loop *L = s->loop;
@@ -575,14 +578,16 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	int TR = (int)bl->block, tile_rows = ahead || gadd ? CG_JAM_TILE_ROWS : CG_JAM_TILE_ROWS_SUM;
 	/* writes ahead: tiles of log p's shape whose accumulators wait in
 	 * memory for the positions' own steps (ahead_tiles) */
-	bool atiles = ahead && TR % CG_JAM_TILE_ROWS_SUM == 0;
-	if (atiles)
+	if (ahead) {
+		if (TR % CG_JAM_TILE_ROWS_SUM != 0)
+			return false;
 		TR = CG_JAM_TILE_ROWS_SUM;
+	}
 	if (TR > tile_rows && !ahead && TR % tile_rows == 0)
 		TR = tile_rows;
 	if (TR > CG_JAM_TILE_ROWS)
 		return false;
-	int P = (ahead && !atiles ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
+	int P = CG_JAM_TILE / TR; /* positions together */
 	if (P > CG_JAM_POS)
 		P = CG_JAM_POS;
 	int block = (int)bl->block;
@@ -591,15 +596,13 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	LLVMValueRef end = LLVMBuildNSWAdd(c->b, rlo, cg_i64(c, block), "");
 	LLVMValueRef rhi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
 	LLVMValueRef count = LLVMBuildNSWSub(c->b, rhi, rlo, "");
-	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, block), "");
 	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
 	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
 	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
-	/* without writes ahead, the last group is padded: its positions past
-	 * the end repeat the last one, whose sums are computed again and not
-	 * used (no loop of the last positions alone, a copy of the body fewer) */
-	bool pad = !ahead || atiles;
-	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, !pad ? len : LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
+	/* the last group is padded: its positions past the end repeat the
+	 * last one, whose sums are computed again and not used (no loop of the
+	 * last positions alone, a copy of the body fewer) */
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
 	                                     cg_i64(c, P), "");
 	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
@@ -614,7 +617,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	 * k, k - 1, ..., the last group padded with copies of plo */
 	LLVMValueRef gk = LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), "");
 	LLVMValueRef k = back ? LLVMBuildNSWSub(c->b, plast, gk, "") : LLVMBuildNSWAdd(c->b, plo, gk, "");
-	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
+	LLVMValueRef pk[CG_JAM_POS];
 	for (int q = 0; q < P; q++) {
 		if (!q) {
 			pk[q] = k;
@@ -623,14 +626,10 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, pk[q], plo, ""), pk[q], plo, "");
 		} else {
 			pk[q] = LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "");
-			if (pad)
-				pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q],
-				                        plast, "");
+			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q], plast, "");
 		}
 	}
-	for (int r = 0; r < block; r++)
-		lane[r] = cg_i64(c, r);
-	if (atiles) {
+	if (ahead) {
 		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
 		LLVMValueRef qn =
 			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
@@ -641,93 +640,48 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 		return true;
 	}
 	c->jam_rows = rows;
-	if (!ahead) {
-		group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
-		c->jam_rows = saved_rows;
+	group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	/* the group's positions' statements in a loop, emitted once, not
+	 * once per position */
+	LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
+	                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+	LLVMValueRef qn =
+		LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
+	cg_loop qst;
+	cg_loop_open(c, &qst, NULL, zero, qn, false);
+	c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
+	cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	if (gadd) {
+		/* the parts of the last statement's summand that the
+		 * position's statements computed, saved for jv_group_add */
+		cg_loop sr;
+		cg_loop_open(c, &sr, NULL, zero, count, false);
+		cg_set_lane(c, rows, rlo, sr.iv);
+		for (int i = 0; i < ninv; i++) {
+			LLVMValueRef to = LLVMBuildNSWAdd(
+				c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
+			cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
+		}
+		cg_loop_close(c, &sr);
 		c->lane = NULL;
 		c->row = saved_row;
 		c->loop_var[rows->id] = saved_rowvar;
 		cg_cache_drop(c);
-		/* the group's positions' statements in a loop, emitted once, not
-		 * once per position */
-		LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
-		                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
-		LLVMValueRef qn =
-			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
-		cg_loop qst;
-		cg_loop_open(c, &qst, NULL, zero, qn, false);
-		c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
-		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
-		cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-		if (gadd) {
-			/* the parts of the last statement's summand that the
-			 * position's statements computed, saved for jv_group_add */
-			cg_loop sr;
-			cg_loop_open(c, &sr, NULL, zero, count, false);
-			cg_set_lane(c, rows, rlo, sr.iv);
-			for (int i = 0; i < ninv; i++) {
-				LLVMValueRef to = LLVMBuildNSWAdd(
-					c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
-				cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
-			}
-			cg_loop_close(c, &sr);
-			c->lane = NULL;
-			c->row = saved_row;
-			c->loop_var[rows->id] = saved_rowvar;
-			cg_cache_drop(c);
-		}
-		cg_loop_close(c, &qst);
-		cg_hint_vector_width(c, qst.latch, 1, 1);
-		if (gadd) {
-			cg_cache_drop(c);
-			jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
-			             ninv, saved, block);
-		}
-		cg_loop_close(c, &pst);
-		c->loop_var[L->id] = saved_pos;
+	}
+	cg_loop_close(c, &qst);
+	cg_hint_vector_width(c, qst.latch, 1, 1);
+	if (gadd) {
 		cg_cache_drop(c);
-		return true;
+		jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
+		             ninv, saved, block);
 	}
-	jv_state fst;
-	if (!jv_prepare(c, &fst, t, rlo, lane, block, L, pk, P)) {
-		c->jam_rows = saved_rows;
-		return true; /* cg_fail said why */
-	}
-	for (int q = 0; q < P; q++) {
-		/* position q's sums (with q = 0, the steps all have in common
-		 * too): a full block together, a partial one a row at a time */
-		c->jam_rows = rows;
-		LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
-		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
-		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
-		LLVMBuildCondBr(c->b, full, fullb, part);
-		LLVMPositionBuilderAtEnd(c->b, fullb);
-		if (q == 0)
-			jv_fused(c, &fst);
-		LLVMValueRef at = cg_i64(c, q * block);
-		jv_finish(c, &fst, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-		LLVMBuildBr(c->b, done);
-		LLVMPositionBuilderAtEnd(c->b, part);
-		pair_partial(c, t, rlo, cg_i64(c, 0), count, L, pk + q, 1, q, res, block, false);
-		LLVMBuildBr(c->b, done);
-		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-		LLVMPositionBuilderAtEnd(c->b, done);
-		c->jam_rows = saved_rows;
-		c->lane = NULL;
-		c->row = saved_row;
-		c->loop_var[rows->id] = saved_rowvar;
-		cg_cache_drop(c);
-		c->loop_var[L->id] = pk[q];
-		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-	}
-	jv_end(&fst);
 	cg_loop_close(c, &pst);
-	/* the last len mod P positions alone */
-	cg_loop lst;
-	cg_loop_open(c, &lst, NULL, LLVMBuildNSWMul(c->b, ngroups, cg_i64(c, P), ""), len, false);
-	c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, plo, lst.iv, "");
-	cg_rows_of_block(c, rs, bl, rlo, rhi, NULL);
-	cg_loop_close(c, &lst);
 	c->loop_var[L->id] = saved_pos;
 	cg_cache_drop(c);
 	return true;
