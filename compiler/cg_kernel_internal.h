@@ -34,11 +34,12 @@ enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
  * multiply-adds, not 11; FVSBN's log p at batch 256 1.2x in f32, 1.15x in
  * f64; 4 x 4 and 4 x 5 were 1.04-1.1x, 2 x 8, 2 x 10 and 2 x 12 (the rows'
  * x in registers) 0.9-1x).
- * When the body writes ahead of the sums (sampling), each position's
- * statements are emitted once per position of the group, and the group is
- * 16 accumulators (2 positions of 8 rows): 3 positions took 1.3x the time
- * to build FVSBN. */
-enum { CG_JAM_TILE = 24, CG_JAM_TILE_AHEAD = 16, CG_JAM_TILE_ROWS = 8, CG_JAM_TILE_ROWS_SUM = 4, CG_JAM_POS = 8 };
+ * When the body writes ahead of the sums (sampling), the tiles are log
+ * p's too, their accumulators kept in memory until each position's own
+ * steps (cg_pair_positions.c's ahead_tiles; groups of 2 positions of one
+ * block of 8 rows, 16 accumulators, were 1.3x slower in f32, 1.55x in
+ * f64). */
+enum { CG_JAM_TILE = 24, CG_JAM_TILE_ROWS = 8, CG_JAM_TILE_ROWS_SUM = 4, CG_JAM_POS = 8 };
 /* Log p's tiles take the common steps of their group's positions in
  * chunks of at most CG_JAM_CHUNK steps (of 64 bytes: 3 KB of a row) when
  * there are more (cg_pair_positions.c's tiles_chunked): FVSBN's log p at

@@ -5,7 +5,9 @@
  * every position of the group for every row, then each position's rows of
  * the block (cg_rows.c) with its sums given.  The body may write what the
  * sums read only ahead of what the group's common steps read (FVSBN's
- * sampling writes x[k]): writes_ahead.  Positions visited last first (the
+ * sampling writes x[k]): writes_ahead; then the common steps' accumulators
+ * wait in memory while each position's own steps follow the statements of
+ * the positions before it (ahead_tiles).  Positions visited last first (the
  * gradient's) run in groups too, each group's positions in that order;
  * there the body's last statement, an accumulation into what the rows
  * share (FVSBN's dW), may wait for the group's other statements and run
@@ -329,6 +331,143 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block, joint);
 }
 
+/* The sums of position kq (the group's q-th) for rows [i0 * R, i1 * R)
+ * of a block, R rows (R / TR tiles) at a time: a one-position jv_state of
+ * the R rows, its accumulators the tiles' vectors for position q in keep
+ * (after the group's common steps, mmin), then the position's own steps
+ * and masked step and the rows' horizontal sums (to res[row]). */
+static void ahead_finish(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef i0, LLVMValueRef i1, int R,
+                         int TR, int per, const ir_loop *L, LLVMValueRef kq, LLVMValueRef q, LLVMValueRef mmin,
+                         LLVMValueRef keep, LLVMValueRef res)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef lane[CG_JAM_ROWS];
+	for (int r = 0; r < R; r++)
+		lane[r] = cg_i64(c, r);
+	cg_loop fl;
+	cg_loop_open(c, &fl, NULL, i0, i1, false);
+	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, R), "");
+	LLVMValueRef at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, R / TR * per), ""),
+	                                  LLVMBuildNSWMul(c->b, q, cg_i64(c, TR), ""), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	jv_state st;
+	if (jv_prepare(c, &st, t, LLVMBuildNSWAdd(c->b, rlo, h0, ""), lane, R, L, &kq, 1)) {
+		st.lane_off = h0;
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef o = cg_i64(c, r / TR * per + r % TR);
+			LLVMValueRef v = LLVMBuildLoad2(c->b, vt, LLVMBuildInBoundsGEP2(c->b, vt, base, &o, 1, ""), "");
+			LLVMSetAlignment(v, 64);
+			LLVMSetAlignment(LLVMBuildStore(c->b, v, st.acc[r]), 64);
+		}
+		jv_fused_range(c, &st, mmin, st.mmin);
+		jv_finish(c, &st, 0, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &h0, 1, ""));
+		jv_end(&st);
+	}
+	cg_loop_close(c, &fl);
+	cg_hint_vector_width(c, fl.latch, 1, 1);
+	cg_cache_drop(c);
+}
+
+/* The sums and statements of a group of P positions pk[] (padded with the
+ * last position) when the body writes ahead of the sums (sampling), for
+ * rows [0, count) of a block: the group's common steps (mmin, below what
+ * any of its positions writes) for every full tile of TR rows, the tiles'
+ * accumulators stored (keep: block / TR tiles of P x TR vectors); then,
+ * position after position (a loop, the body emitted once: qn of them), the
+ * position's own steps and masked step, which read what the group's
+ * earlier positions wrote, and its rows' horizontal sums for every tile
+ * (a one-position jv_state of the tile's rows, its accumulators loaded
+ * from keep), the rows past the last full tile a row at a time
+ * (pair_partial), then the position's statements for the block's rows
+ * (cg_rows_of_block).  Each lane adds its terms in the steps' order, and
+ * each row's lanes in jv_hsum's tree: the bits a position's sum has
+ * alone. */
+static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir_loop *bl, LLVMValueRef rlo,
+                        LLVMValueRef rhi, LLVMValueRef count, const ir_loop *L, const LLVMValueRef *pk, int P,
+                        int TR, LLVMValueRef qn, LLVMValueRef res)
+{
+	int block = (int)bl->block, per = P * TR;
+	const ir_loop *rows = rs->loop, *saved_rows = c->jam_rows;
+	cg_row saved_row = c->row;
+	LLVMValueRef saved_rowvar = c->loop_var[rows->id];
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef keep = cg_entry_alloca(c, LLVMArrayType(vt, (unsigned)(block / TR * per)), "atiles");
+	LLVMSetAlignment(keep, 64);
+	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
+	for (int r = 0; r < TR; r++)
+		lane[r] = cg_i64(c, r);
+	LLVMValueRef ntiles = LLVMBuildUDiv(c->b, count, cg_i64(c, TR), "");
+	c->jam_rows = rows;
+	/* the group's common steps for every full tile */
+	jv_state g;
+	if (!jv_prepare(c, &g, t, rlo, lane, 1, L, pk, P)) {
+		c->jam_rows = saved_rows;
+		return;
+	}
+	LLVMValueRef mmin = g.mmin;
+	jv_end(&g);
+	/* in chunks of at most CG_JAM_CHUNK steps (at least one chunk), each
+	 * for every tile in turn (tiles_chunked's: the positions' chunk of W
+	 * stays in L1 beside a tile's chunk of x) */
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
+	                                 cg_i64(c, CG_JAM_CHUNK), "");
+	nch = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nch, zero, ""), cg_i64(c, 1), nch, "");
+	cg_loop cl;
+	cg_loop_open(c, &cl, NULL, zero, nch, false);
+	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
+	LLVMValueRef j1 =
+		LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, cl.iv, cg_i64(c, 1), ""), mmin, ""), nch, "");
+	LLVMValueRef later = LLVMBuildICmp(c->b, LLVMIntNE, cl.iv, zero, "");
+	cg_loop tl;
+	cg_loop_open(c, &tl, NULL, zero, ntiles, false);
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, per), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	jv_state st;
+	if (tile_state(c, &st, t, rlo, LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), ""), lane, TR, L, pk, P, base,
+	               later)) {
+		jv_fused_range(c, &st, j0, j1);
+		jv_acc_io(c, &st, base, true);
+		jv_end(&st);
+	}
+	cg_loop_close(c, &tl);
+	cg_hint_vector_width(c, tl.latch, 1, 1);
+	cg_loop_close(c, &cl);
+	cg_hint_vector_width(c, cl.latch, 1, 1);
+	cg_cache_drop(c);
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	/* each position's sums, then its statements */
+	cg_loop qst;
+	cg_loop_open(c, &qst, NULL, zero, qn, false);
+	LLVMValueRef kq = LLVMBuildNSWAdd(c->b, pk[0], qst.iv, "");
+	LLVMValueRef resq = LLVMBuildInBoundsGEP2(c->b, c->real, res, (LLVMValueRef[]){LLVMBuildNSWMul(
+								  c->b, qst.iv, cg_i64(c, block), "")},
+	                                          1, "");
+	c->jam_rows = rows;
+	/* a vector of rows at a time (FR: 16 in f32, 8 in f64; FR / TR tiles),
+	 * their horizontal sums filling whole vectors, then the full tiles
+	 * left one at a time */
+	int FR = 64 / (int)c->real_size;
+	LLVMValueRef nf = LLVMBuildUDiv(c->b, count, cg_i64(c, FR), "");
+	LLVMValueRef t1 = LLVMBuildNSWMul(c->b, nf, cg_i64(c, FR / TR), "");
+	ahead_finish(c, t, rlo, zero, nf, FR, TR, per, L, kq, qst.iv, mmin, keep, resq);
+	ahead_finish(c, t, rlo, t1, ntiles, TR, TR, per, L, kq, qst.iv, mmin, keep, resq);
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, 0, resq, block,
+	             true);
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	c->loop_var[L->id] = kq;
+	cg_rows_of_block(c, rs, bl, rlo, rhi, resq);
+	cg_loop_close(c, &qst);
+	cg_hint_vector_width(c, qst.latch, 1, 1);
+	cg_cache_drop(c);
+}
+
 /* Whether a statement of block b (nested bodies included) other than
  * `skip` writes buffer w or reads it. */
 static bool touches(cg_ctx *c, const ir_block *b, const ir_stmt *skip, const ir_buf *w)
@@ -396,10 +535,11 @@ static bool group_add_ok(cg_ctx *c, const ir_stmt *rs, const ir_loop *L, const i
  * sums of all computed together as far as they can be (jv_fused: each
  * x[kk] loaded once for P positions of each row, W[k, kk] once for all
  * rows), then each position's statements in turn, its sums finished
- * (jv_finish) just before them when the body writes ahead.  A position's
- * sum has the bits it has alone (jv_state), so a partial block finishes
- * its rows one at a time, and the last len mod P positions run alone.
- * Returns false when s is not such a loop. */
+ * (jv_finish) just before them when the body writes ahead (ahead_tiles).
+ * A position's sum has the bits it has alone (jv_state), so a partial
+ * block finishes its rows past the last full tile one at a time; the last
+ * group is padded with copies of the last position.  Returns false when s
+ * is not such a loop. */
 bool pair_positions(cg_ctx *c, const ir_stmt *s)
 {
 	const ir_loop *L = s->loop;
@@ -436,11 +576,18 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	 * log p's (no writes ahead, no group accumulation) of
 	 * CG_JAM_TILE_ROWS_SUM rows */
 	int TR = (int)bl->block, tile_rows = ahead || gadd ? CG_JAM_TILE_ROWS : CG_JAM_TILE_ROWS_SUM;
+	/* writes ahead: tiles of log p's shape whose accumulators wait in
+	 * memory for the positions' own steps (ahead_tiles) */
+	if (ahead) {
+		if (TR % CG_JAM_TILE_ROWS_SUM != 0)
+			return false;
+		TR = CG_JAM_TILE_ROWS_SUM;
+	}
 	if (TR > tile_rows && !ahead && TR % tile_rows == 0)
 		TR = tile_rows;
 	if (TR > CG_JAM_TILE_ROWS)
 		return false;
-	int P = (ahead ? CG_JAM_TILE_AHEAD : CG_JAM_TILE) / TR; /* positions together */
+	int P = CG_JAM_TILE / TR; /* positions together */
 	if (P > CG_JAM_POS)
 		P = CG_JAM_POS;
 	int block = (int)bl->block;
@@ -449,14 +596,13 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	LLVMValueRef end = LLVMBuildNSWAdd(c->b, rlo, cg_i64(c, block), "");
 	LLVMValueRef rhi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, n, ""), end, n, "");
 	LLVMValueRef count = LLVMBuildNSWSub(c->b, rhi, rlo, "");
-	LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntEQ, count, cg_i64(c, block), "");
 	LLVMValueRef plo = cg_idx(c, L->lo), zero = cg_i64(c, 0);
 	LLVMValueRef len = LLVMBuildNSWSub(c->b, cg_idx(c, L->hi), plo, "");
 	len = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, len, zero, ""), len, zero, "");
-	/* without writes ahead, the last group is padded: its positions past
-	 * the end repeat the last one, whose sums are computed again and not
-	 * used (no loop of the last positions alone, a copy of the body fewer) */
-	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, ahead ? len : LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
+	/* the last group is padded: its positions past the end repeat the
+	 * last one, whose sums are computed again and not used (no loop of the
+	 * last positions alone, a copy of the body fewer) */
+	LLVMValueRef ngroups = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, len, cg_i64(c, P - 1), ""),
 	                                     cg_i64(c, P), "");
 	LLVMValueRef plast = LLVMBuildNSWAdd(c->b, plo, LLVMBuildNSWSub(c->b, len, cg_i64(c, 1), ""), "");
 	LLVMValueRef res = cg_entry_alloca(c, LLVMArrayType(c->real, (unsigned)(P * block)), "pair");
@@ -471,7 +617,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	 * k, k - 1, ..., the last group padded with copies of plo */
 	LLVMValueRef gk = LLVMBuildNSWMul(c->b, pst.iv, cg_i64(c, P), "");
 	LLVMValueRef k = back ? LLVMBuildNSWSub(c->b, plast, gk, "") : LLVMBuildNSWAdd(c->b, plo, gk, "");
-	LLVMValueRef pk[CG_JAM_POS], lane[CG_JAM_ROWS];
+	LLVMValueRef pk[CG_JAM_POS];
 	for (int q = 0; q < P; q++) {
 		if (!q) {
 			pk[q] = k;
@@ -480,101 +626,62 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, pk[q], plo, ""), pk[q], plo, "");
 		} else {
 			pk[q] = LLVMBuildNSWAdd(c->b, k, cg_i64(c, q), "");
-			if (!ahead)
-				pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q],
-				                        plast, "");
+			pk[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, pk[q], plast, ""), pk[q], plast, "");
 		}
 	}
-	for (int r = 0; r < block; r++)
-		lane[r] = cg_i64(c, r);
-	c->jam_rows = rows;
-	if (!ahead) {
-		group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
-		c->jam_rows = saved_rows;
-		c->lane = NULL;
-		c->row = saved_row;
-		c->loop_var[rows->id] = saved_rowvar;
-		cg_cache_drop(c);
-		/* the group's positions' statements in a loop, emitted once, not
-		 * once per position */
-		LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
-		                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+	if (ahead) {
+		LLVMValueRef left = LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
 		LLVMValueRef qn =
 			LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
-		cg_loop qst;
-		cg_loop_open(c, &qst, NULL, zero, qn, false);
-		c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
-		LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
-		cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-		if (gadd) {
-			/* the parts of the last statement's summand that the
-			 * position's statements computed, saved for jv_group_add */
-			cg_loop sr;
-			cg_loop_open(c, &sr, NULL, zero, count, false);
-			cg_set_lane(c, rows, rlo, sr.iv);
-			for (int i = 0; i < ninv; i++) {
-				LLVMValueRef to = LLVMBuildNSWAdd(
-					c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
-				cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
-			}
-			cg_loop_close(c, &sr);
-			c->lane = NULL;
-			c->row = saved_row;
-			c->loop_var[rows->id] = saved_rowvar;
-			cg_cache_drop(c);
-		}
-		cg_loop_close(c, &qst);
-		cg_hint_vector_width(c, qst.latch, 1, 1);
-		if (gadd) {
-			cg_cache_drop(c);
-			jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
-			             ninv, saved, block);
-		}
+		ahead_tiles(c, rs, t, bl, rlo, rhi, count, L, pk, P, TR, qn, res);
 		cg_loop_close(c, &pst);
 		c->loop_var[L->id] = saved_pos;
 		cg_cache_drop(c);
 		return true;
 	}
-	jv_state fst;
-	if (!jv_prepare(c, &fst, t, rlo, lane, block, L, pk, P)) {
-		c->jam_rows = saved_rows;
-		return true; /* cg_fail said why */
-	}
-	for (int q = 0; q < P; q++) {
-		/* position q's sums (with q = 0, the steps all have in common
-		 * too): a full block together, a partial one a row at a time */
-		c->jam_rows = rows;
-		LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.full");
-		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.partial");
-		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pair.done");
-		LLVMBuildCondBr(c->b, full, fullb, part);
-		LLVMPositionBuilderAtEnd(c->b, fullb);
-		if (q == 0)
-			jv_fused(c, &fst);
-		LLVMValueRef at = cg_i64(c, q * block);
-		jv_finish(c, &fst, q, NULL, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
-		LLVMBuildBr(c->b, done);
-		LLVMPositionBuilderAtEnd(c->b, part);
-		pair_partial(c, t, rlo, cg_i64(c, 0), count, L, pk + q, 1, q, res, block, false);
-		LLVMBuildBr(c->b, done);
-		LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-		LLVMPositionBuilderAtEnd(c->b, done);
-		c->jam_rows = saved_rows;
+	c->jam_rows = rows;
+	group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
+	c->jam_rows = saved_rows;
+	c->lane = NULL;
+	c->row = saved_row;
+	c->loop_var[rows->id] = saved_rowvar;
+	cg_cache_drop(c);
+	/* the group's positions' statements in a loop, emitted once, not
+	 * once per position */
+	LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
+	                         : LLVMBuildNSWSub(c->b, LLVMBuildNSWAdd(c->b, plo, len, ""), k, "");
+	LLVMValueRef qn =
+		LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, cg_i64(c, P), ""), left, cg_i64(c, P), "");
+	cg_loop qst;
+	cg_loop_open(c, &qst, NULL, zero, qn, false);
+	c->loop_var[L->id] = back ? LLVMBuildNSWSub(c->b, k, qst.iv, "") : LLVMBuildNSWAdd(c->b, k, qst.iv, "");
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, qst.iv, cg_i64(c, block), "");
+	cg_rows_of_block(c, gadd ? &rest : rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
+	if (gadd) {
+		/* the parts of the last statement's summand that the
+		 * position's statements computed, saved for jv_group_add */
+		cg_loop sr;
+		cg_loop_open(c, &sr, NULL, zero, count, false);
+		cg_set_lane(c, rows, rlo, sr.iv);
+		for (int i = 0; i < ninv; i++) {
+			LLVMValueRef to = LLVMBuildNSWAdd(
+				c->b, LLVMBuildNSWAdd(c->b, at, sr.iv, ""), cg_i64(c, i * P * block), "");
+			cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
+		}
+		cg_loop_close(c, &sr);
 		c->lane = NULL;
 		c->row = saved_row;
 		c->loop_var[rows->id] = saved_rowvar;
 		cg_cache_drop(c);
-		c->loop_var[L->id] = pk[q];
-		cg_rows_of_block(c, rs, bl, rlo, rhi, LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 	}
-	jv_end(&fst);
+	cg_loop_close(c, &qst);
+	cg_hint_vector_width(c, qst.latch, 1, 1);
+	if (gadd) {
+		cg_cache_drop(c);
+		jv_group_add(c, rs->body.stmts.items[rs->body.stmts.len - 1], rows, rlo, count, L, pk, P, qn, inv,
+		             ninv, saved, block);
+	}
 	cg_loop_close(c, &pst);
-	/* the last len mod P positions alone */
-	cg_loop lst;
-	cg_loop_open(c, &lst, NULL, LLVMBuildNSWMul(c->b, ngroups, cg_i64(c, P), ""), len, false);
-	c->loop_var[L->id] = LLVMBuildNSWAdd(c->b, plo, lst.iv, "");
-	cg_rows_of_block(c, rs, bl, rlo, rhi, NULL);
-	cg_loop_close(c, &lst);
 	c->loop_var[L->id] = saved_pos;
 	cg_cache_drop(c);
 	return true;

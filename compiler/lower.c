@@ -831,8 +831,8 @@ ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update)
  * NADE's row of V) is loaded once for all of them, from cache. */
 #define ROW_BLOCK 8
 /* Gradient kernels whose rows keep at most this many reals each take blocks
- * of 2 x ROW_BLOCK rows (block_rows_loop), log p blocks of 8 x ROW_BLOCK
- * (build_blocked). */
+ * of 2 x ROW_BLOCK rows (block_rows_loop), log p and sampling blocks of
+ * 8 x ROW_BLOCK (build_blocked). */
 #define SMALL_ROW_STATE 64
 
 /* A kernel over blocks of rows keeps what each row carries from one
@@ -979,16 +979,17 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 		const ir_buf *b = count.from.items[i];
 		reals += b->size > 0 ? b->size : 1;
 	}
-	/* log p whose rows carry a few reals (FVSBN's: its log p alone) takes
-	 * blocks of 8 x ROW_BLOCK rows: the sums of a group of positions run in
-	 * tiles of 8 rows (cg_pair_positions.c), and the later tiles find the
-	 * positions' weights in cache (FVSBN's W, 4.9 MB in f64, read from L3
-	 * once per 64 rows, not 8: log p at batch 256 1.35x in f64, 1.3x in
-	 * f32; blocks of 32 rows 1.25x and 1.3x, of 16 1.15x and 1.25x).  A
-	 * partial block runs its full tiles too.  Sampling's groups are one
-	 * tile (its rows write what the sums read), and rows that keep vectors
-	 * (NADE's scans) fit in cache better 8 at a time. */
-	int64_t rb = tail == TAIL_LOGP && reals <= SMALL_ROW_STATE ? 8 * ROW_BLOCK : ROW_BLOCK;
+	/* log p and sampling whose rows carry a few reals (FVSBN's: its log p
+	 * alone, or nothing) take blocks of 8 x ROW_BLOCK rows: the sums of a
+	 * group of positions run in tiles of rows (cg_pair_positions.c), and
+	 * the later tiles find the positions' weights in cache (FVSBN's W, 4.9
+	 * MB in f64, read from L3 once per 64 rows, not 8: log p at batch 256
+	 * 1.35x in f64, 1.3x in f32; blocks of 32 rows 1.25x and 1.3x, of 16
+	 * 1.15x and 1.25x; sampling, whose groups were one block of 8 rows,
+	 * 1.3x in f32, 1.45x in f64).  A partial block runs its full tiles
+	 * too.  Rows that keep vectors (NADE's scans) fit in cache better 8 at
+	 * a time. */
+	int64_t rb = reals <= SMALL_ROW_STATE ? 8 * ROW_BLOCK : ROW_BLOCK;
 	blocker bk = {.m = m, .block = rb};
 	block_persist_carried(&bk, lp, low);
 	ir_loop *blk = ir_loop_new(m, "block", ir_idx_const(m, 0), ir_idx_const(m, 0));

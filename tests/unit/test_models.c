@@ -394,6 +394,74 @@ static void test_fvsbn__batch_split__same_rows_and_logp(void **state)
 	batch_split(fvsbn_src, 0, false);
 }
 
+/* FVSBN's samples at full size (its sampling's groups of positions in
+ * tiles of rows, the accumulators of the group's common steps kept while
+ * each position's own steps wait for the pixels the group's earlier
+ * positions draw; cg_pair_positions.c's ahead_tiles): every pixel of every
+ * row is its own conditional's draw, u < sigmoid(b[k] + sum(j < k) W[k, j]
+ * x[j]) with the row's pixels before it and u the row's uniform, the
+ * logit recomputed here in long double (pixels whose u is within rounding
+ * of the probability not judged).  Batches of 77 rows (a block of 64 and
+ * one of 13: 3 tiles and a row), 75, 6 and 1 (no full tile), from odd
+ * first rows; 784 positions end in a partial group. */
+static void sample_conditionals(bool f32)
+{
+	enum { N = 784, MAXROWS = 77 };
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, model_text(fvsbn_src, NATURAL, N), N, 0, f32);
+	assert_non_null(m);
+	size_t np = m->num_params, rs = f32 ? sizeof(float) : sizeof(double);
+	assert_int_equal(np, N * N + N); /* W[k, j] at k * N + j, then b */
+	void *theta = malloc(np * rs), *x = malloc(MAXROWS * N * rs);
+	for (size_t t = 0; t < np; t++) {
+		double v = 0.08 * chain_rng_normal(6, CHAIN_STREAM_DATA, t, 6, 0); /* logits of about +-2 */
+		if (f32)
+			((float *)theta)[t] = (float)v;
+		else
+			((double *)theta)[t] = v;
+	}
+	const size_t batches[][2] = {{5, 77}, {100, 75}, {3, 6}, {1001, 1}};
+	const double tol = f32 ? 1e-4 : 1e-9;
+	for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+		size_t first = batches[bi][0], rows = batches[bi][1], judged = 0;
+		if (f32)
+			m->f32->sample(theta, 31, first, rows, x);
+		else
+			m->f64->sample(theta, 31, first, rows, x);
+		for (size_t r = 0; r < rows; r++)
+			for (size_t k = 0; k < N; k++) {
+				long double z = 0;
+#define TH(i) (f32 ? (long double)((float *)theta)[i] : (long double)((double *)theta)[i])
+#define XV(i) (f32 ? (double)((float *)x)[i] : ((double *)x)[i])
+				for (size_t j = 0; j < k; j++)
+					z += TH(k * N + j) * XV(r * N + j);
+				z += TH(N * N + k);
+				double p = (double)(1 / (1 + expl(-z)));
+				double u = chain_rng_uniform(31, CHAIN_STREAM_SAMPLE, first + r, (uint32_t)k, 0);
+				double got = XV(r * N + k);
+				assert_true(got == 0 || got == 1);
+				if (fabs(u - p) <= tol)
+					continue;
+				judged++;
+				if (got != (u < p ? 1 : 0))
+					fail_msg("%s row %zu of %zu (first %zu), pixel %zu: %g, u %.9g, p %.9g", f32 ? "f32" : "f64",
+					         r, rows, first, k, got, u, p);
+#undef TH
+#undef XV
+			}
+		assert_true(judged > rows * N * 99 / 100);
+	}
+	free(theta);
+	free(x);
+	gen_free(&g);
+}
+
+static void test_fvsbn__sample__each_pixel_its_conditional(void **state)
+{
+	sample_conditionals(true);
+	sample_conditionals(false);
+}
+
 static void test_nade__batch_split__same_rows_and_logp(void **state)
 {
 	batch_split(nade_src, 60, true); /* remainders of 12 (f32) and 4 (f64) past the vectors */
@@ -779,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_jammed_sum__long_positions_in_chunks__matches_plain_loops),
 		cmocka_unit_test(test_jammed_sums__second_sum_in_row_tiles__matches_plain_loops),
 		cmocka_unit_test(test_gradient__positions_in_groups__matches_plain_loops),
+		cmocka_unit_test(test_fvsbn__sample__each_pixel_its_conditional),
 		cmocka_unit_test(test_fvsbn__sample_optimized__same_draws_as_runtime),
 		cmocka_unit_test(test_fvsbn__every_order_form__exact_and_matches_reference),
 		cmocka_unit_test(test_nade__every_order_form__exact_and_matches_reference),
