@@ -240,27 +240,19 @@ static bool tile_state(cg_ctx *c, jv_state *st, const ir_stmt *t, LLVMValueRef r
 	return true;
 }
 
-/* tiles_whole's sums (joint) when the positions' common steps, mmin, are
- * more than CG_JAM_CHUNK: the steps in nch chunks of about equal length,
- * at most CG_JAM_CHUNK, each chunk run for every tile in turn, the tiles'
- * accumulators stored between chunks (keep: block / TR tiles' P x TR
- * vectors), then each tile's own and masked steps and horizontal sums.  A
- * chunk of the P positions' rows of W (18 KB in f64) stays in L1 for all
- * the tiles beside a tile's chunk of x (12 KB), where whole rows of W and
- * x (up to 63 KB) did not.  Each lane adds its terms in the same order:
- * the bits of tiles_whole. */
-static void tiles_chunked(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
-                          const LLVMValueRef *pk, int P, int block, int TR, LLVMValueRef mmin, LLVMValueRef res)
+/* The common steps [0, mmin) of a group of P positions pk[] for the full
+ * tiles [0, ntiles) of TR rows of a block (lanes lane[]), in nch chunks of
+ * about equal length, each chunk run for every tile in turn, the tiles'
+ * accumulators stored in keep (P x TR vectors a tile) between chunks and
+ * after the last: a chunk of the positions' rows of W stays in L1 for all
+ * the tiles beside a tile's chunk of x. */
+static void chunks_for_tiles(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
+                             const LLVMValueRef *pk, int P, int TR, const LLVMValueRef *lane, LLVMValueRef mmin,
+                             LLVMValueRef nch, LLVMValueRef keep)
 {
 	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	LLVMValueRef zero = cg_i64(c, 0);
 	int per = P * TR;
-	LLVMValueRef keep = cg_entry_alloca(c, LLVMArrayType(vt, (unsigned)(block / TR * per)), "tiles");
-	LLVMSetAlignment(keep, 64);
-	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
-	for (int r = 0; r < TR; r++)
-		lane[r] = cg_i64(c, r);
-	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
-	                                 cg_i64(c, CG_JAM_CHUNK), "");
 	cg_loop cl;
 	cg_loop_open(c, &cl, NULL, zero, nch, false);
 	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
@@ -283,11 +275,36 @@ static void tiles_chunked(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMVal
 	cg_loop_close(c, &cl);
 	cg_hint_vector_width(c, cl.latch, 1, 1);
 	cg_cache_drop(c);
+}
+
+/* tiles_whole's sums (joint) when the positions' common steps, mmin, are
+ * more than CG_JAM_CHUNK: the steps in nch chunks of about equal length,
+ * at most CG_JAM_CHUNK, each chunk run for every tile in turn, the tiles'
+ * accumulators stored between chunks (keep: block / TR tiles' P x TR
+ * vectors), then each tile's own and masked steps and horizontal sums.  A
+ * chunk of the P positions' rows of W (18 KB in f64) stays in L1 for all
+ * the tiles beside a tile's chunk of x (12 KB), where whole rows of W and
+ * x (up to 63 KB) did not.  Each lane adds its terms in the same order:
+ * the bits of tiles_whole. */
+static void tiles_chunked(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
+                          const LLVMValueRef *pk, int P, int block, int TR, LLVMValueRef mmin, LLVMValueRef res)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
+	int per = P * TR;
+	LLVMValueRef keep = cg_entry_alloca(c, LLVMArrayType(vt, (unsigned)(block / TR * per)), "tiles");
+	LLVMSetAlignment(keep, 64);
+	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
+	for (int r = 0; r < TR; r++)
+		lane[r] = cg_i64(c, r);
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
+	                                 cg_i64(c, CG_JAM_CHUNK), "");
+	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, nch, keep);
 	cg_loop fl;
 	cg_loop_open(c, &fl, NULL, zero, ntiles, false);
 	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, TR), "");
-	at = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, per), "");
-	base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	LLVMValueRef at = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, per), "");
+	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
+	jv_state st;
 	if (tile_state(c, &st, t, rlo, h0, lane, TR, L, pk, P, base, LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0))) {
 		jv_finish_all(c, &st, LLVMBuildInBoundsGEP2(c->b, c->real, res, &h0, 1, ""), block);
 		jv_end(&st);
@@ -412,28 +429,7 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
 	                                 cg_i64(c, CG_JAM_CHUNK), "");
 	nch = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nch, zero, ""), cg_i64(c, 1), nch, "");
-	cg_loop cl;
-	cg_loop_open(c, &cl, NULL, zero, nch, false);
-	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
-	LLVMValueRef j1 =
-		LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, cl.iv, cg_i64(c, 1), ""), mmin, ""), nch, "");
-	LLVMValueRef later = LLVMBuildICmp(c->b, LLVMIntNE, cl.iv, zero, "");
-	cg_loop tl;
-	cg_loop_open(c, &tl, NULL, zero, ntiles, false);
-	LLVMValueRef at = LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, per), "");
-	LLVMValueRef base = LLVMBuildInBoundsGEP2(c->b, vt, keep, &at, 1, "");
-	jv_state st;
-	if (tile_state(c, &st, t, rlo, LLVMBuildNSWMul(c->b, tl.iv, cg_i64(c, TR), ""), lane, TR, L, pk, P, base,
-	               later)) {
-		jv_fused_range(c, &st, j0, j1);
-		jv_acc_io(c, &st, base, true);
-		jv_end(&st);
-	}
-	cg_loop_close(c, &tl);
-	cg_hint_vector_width(c, tl.latch, 1, 1);
-	cg_loop_close(c, &cl);
-	cg_hint_vector_width(c, cl.latch, 1, 1);
-	cg_cache_drop(c);
+	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, nch, keep);
 	c->lane = NULL;
 	c->row = saved_row;
 	c->loop_var[rows->id] = saved_rowvar;
