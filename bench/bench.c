@@ -6,6 +6,7 @@
  *        SPEC = MODEL,H,PREC,GEN.so,REF.so   (H = 0 for fvsbn; PREC f32|f64)
  *   bench buildtime CHAIN CC TMP REPS
  *   bench memory CHAIN TMP THREADS H...
+ *   bench ab MODEL KERNEL BATCH ROUNDS A.so B.so...
  *
  * table: for each SPEC, each kernel (logp = logp_batch, grad = loglik_grad,
  * sample), batch (1, 32, 256) and threads (1, 2), images/s of the generated
@@ -81,6 +82,7 @@
 #define SUM_CHUNK  512   /* entries per chunk of the gradient sum (as in chain_train's step) */
 
 enum kernel { K_LOGP, K_GRAD, K_SAMPLE, K_EPOCH };
+enum ab_kernel { AB_LOGP, AB_GRAD, AB_SAMPLE, AB_COMPLETE, AB_OBJECTIVE };
 static const char *const kernel_name[] = { "logp", "grad", "sample", "epoch" };
 enum impl { I_GEN, I_REF, I_TORCH, NIMPL };
 
@@ -1216,6 +1218,127 @@ static int cmd_memory(int argc, char **argv)
 	return 0;
 }
 
+/* ---- bench ab ------------------------------------------------------------ */
+
+/* One object of `bench ab`: its descriptor, theta and buffers. */
+typedef struct ab_obj {
+	const char *path;
+	const chain_model *m;
+	void *theta, *obs, *out;
+} ab_obj;
+
+/* One call of kernel k on B rows (sample and complete write their rows). */
+static void ab_call(const ab_obj *o, enum ab_kernel k, size_t B)
+{
+	const chain_kernels_f64 *d = o->m->f64;
+	const chain_kernels_f32 *f = o->m->f32;
+	size_t half = o->m->num_positions / 2;
+	switch (k) {
+	case AB_LOGP:
+		d ? d->logp_batch(o->theta, o->obs, B, o->out) : f->logp_batch(o->theta, o->obs, B, o->out);
+		break;
+	case AB_GRAD:
+		d ? (void)d->loglik_grad(o->theta, o->obs, B, o->out) : (void)f->loglik_grad(o->theta, o->obs, B, o->out);
+		break;
+	case AB_SAMPLE:
+		d ? d->sample(o->theta, 5, 0, B, o->obs) : f->sample(o->theta, 5, 0, B, o->obs);
+		break;
+	case AB_COMPLETE:
+		d ? d->complete(o->theta, 5, 0, half, B, o->obs) : f->complete(o->theta, 5, 0, half, B, o->obs);
+		break;
+	case AB_OBJECTIVE:
+		d ? (void)d->objective(o->theta, o->obs, B, NULL) : (void)f->objective(o->theta, o->obs, B, NULL);
+		break;
+	}
+}
+
+/* bench ab MODEL KERNEL BATCH ROUNDS A.so B.so ...: the same kernel of
+ * several builds of one model, side by side.  Each .so is `chain build`
+ * output linked with `cc -shared`; each gets theta from its own init(seed
+ * 1) and the same rows: the shipped test digits when the model's rows are
+ * 784 reals, else rows of random bits (one in 8 set, fixed seed); sample
+ * and complete (prefix: half the positions) write over their rows, the
+ * same for all.  A round times each .so in turn (the order rotating from
+ * round to round), calling the kernel until 50 ms have passed; the line of
+ * each .so gives its median images/s and the median of the rounds' ratios
+ * to the first .so (above 1: faster), the ratios of one round taken within
+ * a fraction of a second of each other.  What the commit messages'
+ * "interleaved .so timer" ratios are. */
+static int cmd_ab(int argc, char **argv)
+{
+	static const char *const names[] = { "logp", "grad", "sample", "complete", "objective" };
+	if (argc < 5)
+		die("usage: bench ab MODEL logp|grad|sample|complete|objective BATCH ROUNDS A.so [B.so ...]%s", "");
+	int k = -1;
+	for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+		if (strcmp(argv[1], names[i]) == 0)
+			k = i;
+	long B = atol(argv[2]), R = atol(argv[3]);
+	int n = argc - 4;
+	if (k < 0)
+		die("bench ab: unknown kernel %s (logp, grad, sample, complete, objective)", argv[1]);
+	if (B < 1 || B > 100000 || R < 1 || R > 99)
+		die("bench ab: BATCH must be 1..100000 and ROUNDS 1..99%s", "");
+	char sym[256];
+	snprintf(sym, sizeof sym, "%s_model", argv[0]);
+	ab_obj *o = calloc((size_t)n, sizeof *o);
+	double *rate = calloc((size_t)(n * R), sizeof *rate), *ratio = calloc((size_t)R, sizeof *ratio);
+	if (!o || !rate || !ratio)
+		die("out of memory%s", "");
+	chain_dataset test = { 0 };
+	chain_error err;
+	for (int i = 0; i < n; i++) {
+		o[i].path = argv[4 + i];
+		void *h = dlopen(o[i].path, RTLD_NOW | RTLD_LOCAL);
+		if (!h)
+			die("bench ab: %s", dlerror());
+		o[i].m = dlsym(h, sym);
+		if (!o[i].m)
+			die("bench ab: no symbol %s in that object", sym);
+		const chain_model *m = o[i].m;
+		size_t sz = m->f32 ? sizeof(float) : sizeof(double), P = m->num_params, O = m->obs_size;
+		size_t outn = k == AB_GRAD ? P : (size_t)B;
+		o[i].theta = chain_calloc_aligned(P ? P : 1, sz);
+		o[i].obs = chain_calloc_aligned(O * (size_t)B + 1, sz);
+		o[i].out = chain_calloc_aligned(outn + 1, sz);
+		if (!o[i].theta || !o[i].obs || !o[i].out)
+			die("out of memory%s", "");
+		m->f32 ? m->f32->init(o[i].theta, 1) : m->f64->init(o[i].theta, 1);
+		if (O == 784 && !test.rows && chain_data_load(TEST_DATA, NULL, &test, &err))
+			die("%s", err.msg);
+		srand(3);
+		for (size_t j = 0; j < O * (size_t)B; j++) {
+			double v = O == 784 ? chain_data_value(&test, j % (test.rows * test.cols)) : (double)(rand() % 8 == 0);
+			if (m->f32)
+				((float *)o[i].obs)[j] = (float)v;
+			else
+				((double *)o[i].obs)[j] = v;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		ab_call(&o[i], (enum ab_kernel)k, (size_t)B); /* warm up */
+	for (long r = 0; r < R; r++) {
+		for (int j = 0; j < n; j++) {
+			int i = (int)((r + j) % n);
+			double t0 = now(), t;
+			long calls = 0;
+			do {
+				ab_call(&o[i], (enum ab_kernel)k, (size_t)B);
+				calls++;
+			} while ((t = now() - t0) < 0.05);
+			rate[i * R + r] = (double)calls * (double)B / t;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		for (long r = 0; r < R; r++)
+			ratio[r] = rate[i * R + r] / rate[r];
+		double med_ratio = median(ratio, (int)R);
+		printf("%-40s %s batch %ld  %10.1f img/s  ratio %.3f\n", o[i].path, names[k], B, median(rate + i * R, (int)R),
+		       med_ratio);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "table") == 0)
@@ -1224,6 +1347,8 @@ int main(int argc, char **argv)
 		return cmd_buildtime(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "memory") == 0)
 		return cmd_memory(argc - 2, argv + 2);
-	fprintf(stderr, "usage: bench table|buildtime|memory ... (see the top of bench/bench.c)\n");
+	if (argc >= 2 && strcmp(argv[1], "ab") == 0)
+		return cmd_ab(argc - 2, argv + 2);
+	fprintf(stderr, "usage: bench table|buildtime|memory|ab ... (see the top of bench/bench.c)\n");
 	return 1;
 }

@@ -32,8 +32,10 @@ enum { CG_JAM_ROWS = 64, CG_JAM_SUM_ROWS = 16, CG_JAM_LOOPS = 8 };
  * the 6 positions' W[k, kk] and a row's x[kk]; each x vector loaded serves
  * 6 positions, not 3, and each W vector 4 rows, not 8 (10 loads for 24
  * multiply-adds, not 11; FVSBN's log p at batch 256 1.2x in f32, 1.15x in
- * f64; 4 x 4 and 4 x 5 were 1.04-1.1x, 2 x 8, 2 x 10 and 2 x 12 (the rows'
- * x in registers) 0.9-1x).
+ * f64 with its rows in 16-byte-aligned buffers, 4 x 4 and 4 x 5 were
+ * 1.04-1.1x, 2 x 8, 2 x 10 and 2 x 12 (the rows' x in registers) 0.9-1x;
+ * with 64-byte-aligned rows, as libchain allocates them, the tiles, the
+ * chunks and the prefetch below together are 1.02-1.1x: docs/internals.md).
  * When the body writes ahead of the sums (sampling), the tiles are log
  * p's too, their accumulators kept in memory until each position's own
  * steps (cg_pair_positions.c's ahead_tiles; groups of 2 positions of one
