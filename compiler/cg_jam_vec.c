@@ -487,6 +487,32 @@ static void jv_steps(cg_ctx *c, jv_state *st, LLVMValueRef j0, LLVMValueRef j1, 
 	jv_loop_close(c, &lp);
 }
 
+/* The bounds of loop l (its start free of pl) at positions pk[0..npos) of
+ * loop pl: its start *lo, each position's length len[q] (0 when negative,
+ * and when q is a padding position, 0 < q and not q < nact; nact NULL:
+ * none is), its full steps of 64 bytes m[q], and the fewest of those,
+ * *mmin. */
+static void group_bounds(cg_ctx *c, const ir_loop *l, const ir_loop *pl, const LLVMValueRef *pk, int npos,
+                         LLVMValueRef nact, LLVMValueRef *lo, LLVMValueRef *len, LLVMValueRef *m,
+                         LLVMValueRef *mmin)
+{
+	LLVMValueRef saved = c->loop_var[pl->id];
+	LLVMValueRef V = cg_i64(c, 64 / c->real_size), zero = cg_i64(c, 0);
+	c->loop_var[pl->id] = pk[0];
+	*lo = cg_idx(c, l->lo);
+	*mmin = NULL;
+	for (int q = 0; q < npos; q++) {
+		c->loop_var[pl->id] = pk[q];
+		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, l->hi), *lo, "");
+		len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
+		if (q && nact)
+			len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, cg_i64(c, q), nact, ""), len[q], zero, "");
+		m[q] = LLVMBuildUDiv(c->b, len[q], V, "");
+		*mmin = *mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, m[q], *mmin, ""), m[q], *mmin, "") : m[q];
+	}
+	c->loop_var[pl->id] = saved;
+}
+
 bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, const LLVMValueRef *lane, int rows,
                 const ir_loop *pl, const LLVMValueRef *pk, int npos)
 {
@@ -505,21 +531,9 @@ bool jv_prepare(cg_ctx *c, jv_state *st, const ir_stmt *s, LLVMValueRef first, c
 	}
 	jv_kind(c, s->assigns[0].val, st->l, st->memo);
 	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
-	LLVMValueRef saved = c->loop_var[pl->id];
-	LLVMValueRef V = cg_i64(c, 64 / c->real_size), zero = cg_i64(c, 0);
-	c->loop_var[pl->id] = pk[0];
-	st->lo = cg_idx(c, st->l->lo);
-	for (int q = 0; q < npos; q++) {
+	for (int q = 0; q < npos; q++)
 		st->pk[q] = pk[q];
-		c->loop_var[pl->id] = pk[q];
-		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, st->l->hi), st->lo, "");
-		st->len[q] = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
-		st->m[q] = LLVMBuildUDiv(c->b, st->len[q], V, "");
-		st->mmin = st->mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, st->m[q], st->mmin, ""),
-		                                      st->m[q], st->mmin, "")
-		                    : st->m[q];
-	}
-	c->loop_var[pl->id] = saved;
+	group_bounds(c, st->l, pl, pk, npos, NULL, &st->lo, st->len, st->m, &st->mmin);
 	for (int i = 0; i < npos * rows; i++) {
 		st->acc[i] = cg_entry_alloca(c, vt, "vacc");
 		LLVMSetAlignment(LLVMBuildStore(c->b, LLVMConstNull(vt), st->acc[i]), (unsigned)c->real_size);
@@ -874,19 +888,8 @@ void jv_group_add(cg_ctx *c, const ir_stmt *s, const ir_loop *rows, LLVMValueRef
 	LLVMValueRef saved_pl = c->loop_var[pl->id], saved_l = c->loop_var[ga.l->id];
 	LLVMValueRef saved_var = c->loop_var[rows->id];
 	cg_row saved_row = c->row;
-	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0), len[CG_JAM_POS], m[CG_JAM_POS], mmin = NULL;
-	c->loop_var[pl->id] = pk[0];
-	cg_cache_drop(c);
-	LLVMValueRef lo = cg_idx(c, ga.l->lo);
-	for (int q = 0; q < npos; q++) {
-		c->loop_var[pl->id] = pk[q];
-		cg_cache_drop(c);
-		LLVMValueRef n = LLVMBuildNSWSub(c->b, cg_idx(c, ga.l->hi), lo, "");
-		n = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, zero, ""), n, zero, "");
-		len[q] = q ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, cg_i64(c, q), nact, ""), n, zero, "") : n;
-		m[q] = LLVMBuildUDiv(c->b, len[q], V, "");
-		mmin = mmin ? LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, m[q], mmin, ""), m[q], mmin, "") : m[q];
-	}
+	LLVMValueRef V = cg_i64(c, lanes), zero = cg_i64(c, 0), lo, len[CG_JAM_POS], m[CG_JAM_POS], mmin;
+	group_bounds(c, ga.l, pl, pk, npos, nact, &lo, len, m, &mmin);
 	/* the tiles all positions have */
 	LLVMValueRef nch = LLVMBuildUDiv(c->b, mmin, cg_i64(c, JV_ADD_TILE), "");
 	jv_loop lp;
