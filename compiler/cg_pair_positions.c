@@ -158,10 +158,10 @@ static bool writes_ahead(cg_ctx *c, const ir_block *b, const ir_stmt *t, const i
 }
 
 /* The sums of rows [from, count) of a block at positions pk[0..npos) of L,
- * a row at a time: row r's at res[(q0 + q) * block + r]; prefetch: the
+ * a row at a time: row r's at res[q * block + r]; prefetch: the
  * steps prefetch the params they read (log p's, jv_prefetch). */
 static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef from, LLVMValueRef count,
-                         const ir_loop *L, const LLVMValueRef *pk, int npos, int q0, LLVMValueRef res, int block,
+                         const ir_loop *L, const LLVMValueRef *pk, int npos, LLVMValueRef res, int block,
                          bool prefetch)
 {
 	cg_loop one;
@@ -176,7 +176,7 @@ static void pair_partial(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValu
 		for (int q = 0; q < npos; q++) {
 			LLVMValueRef sums[1];
 			jv_finish(c, &st, q, sums, NULL);
-			LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, (q0 + q) * block), "");
+			LLVMValueRef at = LLVMBuildNSWAdd(c->b, one.iv, cg_i64(c, q * block), "");
 			cg_store_real(c, sums[0], LLVMBuildInBoundsGEP2(c->b, c->real, res, &at, 1, ""));
 		}
 		jv_end(&st);
@@ -345,7 +345,7 @@ static void group_sums(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueR
 	} else {
 		tiles_whole(c, t, rlo, ntiles, L, pk, P, block, TR, joint, res);
 	}
-	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, 0, res, block, joint);
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, pk, P, res, block, joint);
 }
 
 /* The sums of position kq (the group's q-th) for rows [i0 * R, i1 * R)
@@ -450,7 +450,7 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 	LLVMValueRef t1 = LLVMBuildNSWMul(c->b, nf, cg_i64(c, FR / TR), "");
 	ahead_finish(c, t, rlo, zero, nf, FR, TR, per, L, kq, qst.iv, mmin, keep, resq);
 	ahead_finish(c, t, rlo, t1, ntiles, TR, TR, per, L, kq, qst.iv, mmin, keep, resq);
-	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, 0, resq, block,
+	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, resq, block,
 	             true);
 	c->jam_rows = saved_rows;
 	c->lane = NULL;
