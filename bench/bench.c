@@ -674,16 +674,22 @@ static void fmt_pct(char *buf, size_t len, double r, double lim)
 		snprintf(buf, len, "%.1f%%", p);
 }
 
+/* The model column of a row: fvsbn, nade100, nade500. */
+static void spec_label(const spec *s, char *name, size_t len)
+{
+	if (s->H)
+		snprintf(name, len, "nade%zu", s->H);
+	else
+		snprintf(name, len, "%s", s->model);
+}
+
 static void print_row(const spec *s, enum kernel k, size_t B, int T, const double rate[NIMPL])
 {
 
 	char name[32], r[NIMPL][16], gr[16], gt[16], pc[NIMPL][16];
 	const char *bound;
 	double lim = limit_rate(s, k, B, T, &bound);
-	if (s->H)
-		snprintf(name, sizeof name, "nade%zu", s->H);
-	else
-		snprintf(name, sizeof name, "%s", s->model);
+	spec_label(s, name, sizeof name);
 	for (int i = 0; i < NIMPL; i++) {
 		fmt_rate(r[i], sizeof r[i], rate[i]);
 		fmt_pct(pc[i], sizeof pc[i], rate[i], lim);
@@ -795,10 +801,7 @@ static void bench_scaling(spec *s, enum kernel k, pool *pools)
 		hi = ratio[r] > hi ? ratio[r] : hi;
 	}
 	char name[32];
-	if (s->H)
-		snprintf(name, sizeof name, "nade%zu", s->H);
-	else
-		snprintf(name, sizeof name, "%s", s->model);
+	spec_label(s, name, sizeof name);
 	printf("%-9s %-6s %-4s %5zu %10.0f %10.0f %7.2f   %.2f-%.2f\n", name, kernel_name[k], s->f32 ? "f32" : "f64", B,
 	       median(r1, rounds), median(r2, rounds), median(ratio, rounds), lo, hi);
 	fflush(stdout);
