@@ -1184,8 +1184,8 @@ static int cmd_memory(int argc, char **argv)
 	}
 	const double n = (double)train.cols, MB = 1048576;
 	printf("peak resident memory (max RSS) of `chain train examples/nade.chain -D H=.. --precision P --epochs 1 --batch 100 --threads %d`\n", T);
-	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 4 x 8P (theta, Adam's m and v, the penalty gradient),\n");
-	printf("f32 32P bytes (theta 4P, its double master copy 8P, m and v 16P, penalty gradient 4P);\n");
+	printf("data = rows x n bytes (0/1 pixels, stored one byte each); params = the trainer's theta-sized buffers: f64 3 x 8P (theta, Adam's m and v),\n");
+	printf("f32 28P bytes (theta 4P, its double master copy 8P, m and v 16P; a model with a penalty also holds its gradient, 8P or 4P more);\n");
 	printf("threads = T x (P + 2 x n x H) reals (each thread's gradient, and the gradient kernel's scratch: its transposed copies of W and dW);\n");
 	printf("rest = max RSS - data - params - threads: the process itself\n");
 	printf("%-5s %4s %6s %11s %11s %11s %11s %11s %7s\n", "H", "prec", "rows", "max RSS", "data", "params",
@@ -1200,7 +1200,7 @@ static int cmd_memory(int argc, char **argv)
 			for (int k = 0; k < 3; k++) {
 				double sec, rss = train_maxrss(chain, tmp, argv[i], prec, paths[k], th, &sec);
 				double rows = (double)sizes[k], tg = rows < T ? rows : T;
-				double data = rows * n, params = 32 * P, grads = tg * (P + 2 * n * H) * real;
+				double data = rows * n, params = (f ? 28 : 24) * P, grads = tg * (P + 2 * n * H) * real;
 				printf("%-5s %4s %6.0f %8.1f MB %8.1f MB %8.1f MB %8.1f MB %8.1f MB %6.1fs%s\n", argv[i], prec,
 				       rows, rss / MB, data / MB, params / MB, grads / MB, (rss - data - params - grads) / MB, sec,
 				       k == 2 ? "  (1 row: the compiler's peak)" : "");

@@ -171,10 +171,10 @@ void cg_model_descriptor(cg_ctx *c)
 	/* chain_model: abi_version, <pad>, name, precision, <pad>, num_params,
 	 * num_params_unused, obs_size, num_param_vars, params, num_inputs,
 	 * inputs, num_data, data, num_positions, order, cond_offset, objective,
-	 * maximize, f64, f32 = 144 bytes. */
+	 * maximize, f64, f32, loglik_only, <pad> = 152 bytes. */
 	LLVMTypeRef ft[] = {
-		c->i32, c->i32, c->ptr, c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->ptr,
-		c->i64, c->ptr, c->i64, c->ptr, c->i64, c->ptr, c->ptr, c->i32, c->i32, c->ptr, c->ptr,
+		c->i32, c->i32, c->ptr, c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->ptr, c->i64,
+		c->ptr, c->i64, c->ptr, c->i64, c->ptr, c->ptr, c->i32, c->i32, c->ptr, c->ptr, c->i32,
 	};
 	LLVMTypeRef mt = LLVMStructCreateNamed(c->ctx, "chain_model");
 	LLVMStructSetBody(mt, ft, sizeof ft / sizeof *ft, 0);
@@ -202,6 +202,7 @@ void cg_model_descriptor(cg_ctx *c)
 		i32c(c, mdl->maximize ? 1 : 0),
 		c->o->f32 ? LLVMConstNull(c->ptr) : kernels,
 		c->o->f32 ? kernels : LLVMConstNull(c->ptr),
+		i32c(c, mdl->objective_has_loglik && !mdl->penalty ? 1 : 0),
 	};
 	char name[512];
 	snprintf(name, sizeof name, "%s_model", mdl->name);
@@ -210,8 +211,8 @@ void cg_model_descriptor(cg_ctx *c)
 	LLVMSetGlobalConstant(g, 1);
 	LLVMSetAlignment(g, 8);
 	/* the layout check: the offsets the C compiler gives chain_model */
-	if (c->td && LLVMABISizeOfType(c->td, mt) != 144)
-		cg_fail(c, "internal error: chain_model laid out in %llu bytes, not 144",
+	if (c->td && LLVMABISizeOfType(c->td, mt) != 152)
+		cg_fail(c, "internal error: chain_model laid out in %llu bytes, not 152",
 		        (unsigned long long)LLVMABISizeOfType(c->td, mt));
 	if (c->td && LLVMABISizeOfType(c->td, var_type(c)) != 88)
 		cg_fail(c, "internal error: chain_var laid out in %llu bytes, not 88",

@@ -256,6 +256,45 @@ static void test_ad__example_models__match_finite_differences(void **state)
 	}
 }
 
+/* The descriptor's loglik_only: 1 for an objective that is the loglik and
+ * nothing else, whose value and gradient on 0 rows are then 0 (what the
+ * trainer relies on to skip them); 0 as soon as anything is added. */
+static void test_ad__objective_loglik_alone__descriptor_says_loglik_only(void **state)
+{
+	static const struct {
+		const char *objective;
+		int loglik_only;
+	} cases[] = {
+		{ "maximize loglik", 1 },
+		{ "maximize (loglik)", 1 },
+		{ "maximize loglik - 0.01 * l2(W)", 0 },
+		{ "maximize loglik + 0", 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char src[1024];
+		snprintf(src, sizeof src,
+		         "model m\ndim n = 4\ndata x : bin[n]\nparam W : real[n, n] ~ normal(0, 1)\nparam b : real[n] ~ normal(0, 1)\n"
+		         "order x\nx[i] ~ bernoulli_logit(b[i] + sum(j before i) W[i, j] * x[j])\n%s\n",
+		         cases[i].objective);
+		gen g = {0};
+		const chain_model *m = compile(&g, src);
+		assert_non_null(m);
+		assert_int_equal(m->abi_version, CHAIN_ABI_VERSION);
+		assert_int_equal(m->loglik_only, cases[i].loglik_only);
+		assert_int_equal(chain_model_loglik_only(m), cases[i].loglik_only);
+		if (cases[i].loglik_only) {
+			double theta[20], grad[20], obs[4] = { 0 };
+			m->f64->init(theta, 3);
+			for (size_t j = 0; j < m->num_params; j++)
+				grad[j] = NAN;
+			assert_true(m->f64->objective(theta, obs, 0, grad) == 0);
+			for (size_t j = 0; j < m->num_params; j++)
+				assert_true(grad[j] == 0);
+		}
+		gen_free(&g);
+	}
+}
+
 /* Inputs, two data variables in the order (the second sees all of the
  * first), a per-observation let, several penalty terms. */
 static void test_ad__inputs_two_variables_penalties__match_finite_differences(void **state)
@@ -287,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_ad__poisson_logp__matches_finite_differences),
 		cmocka_unit_test(test_ad__example_models__match_finite_differences),
 		cmocka_unit_test(test_ad__inputs_two_variables_penalties__match_finite_differences),
+		cmocka_unit_test(test_ad__objective_loglik_alone__descriptor_says_loglik_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -885,6 +885,15 @@ static void test_train__bad_input__refused_with_reason(void **state)
 	assert_int_equal(chain_train(&free_model, theta, &d, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "use chain optimize");
 
+	/* versions this runtime cannot read: before the first, after its own */
+	chain_model future = bern;
+	future.abi_version = CHAIN_ABI_VERSION + 1;
+	assert_int_equal(chain_train(&future, theta, &d, NULL, &o, NULL, &err), -1);
+	assert_contains(err.msg, "ABI version 3, this runtime reads 1 to 2: rebuild it");
+	future.abi_version = 0;
+	assert_int_equal(chain_train(&future, theta, &d, NULL, &o, NULL, &err), -1);
+	assert_contains(err.msg, "ABI version 0");
+
 	chain_dataset narrow = { .rows = 10, .cols = 3, .values = d.values };
 	assert_int_equal(chain_train(&bern, theta, &narrow, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "3 values");

@@ -11,6 +11,9 @@
  *     loglik = sum_rows sum_{j used} x[j % WD] theta_j - softplus(theta_j)
  *     objective = mean loglik - 0.5 sum_{j < WPEN} (theta_j - 1)^2   (maximized)
  *
+ * (w_npen penalized params: WPEN, or 0 for the model whose descriptor
+ * says it is loglik only.)
+ *
  * Its kernels write junk into unused entries (a huge gradient that
  * overflows to Inf after a few rows, NaN for the penalty's): the trainer
  * must never read them.
@@ -47,6 +50,7 @@ static void w_make_mask(void)
 /* the objective call (one per step) that writes a bad penalty gradient,
  * at which entries and with which values; -1 = never */
 static long w_objective_calls, w_bad_call = -1;
+static size_t w_npen = WPEN;
 static size_t w_bad_at[2];
 static double w_bad_value[2];
 
@@ -97,7 +101,7 @@ static double w_objective(const double *theta, const double *obs, size_t n, doub
 	for (size_t r = 0; r < n; r++)
 		s += w_logp(theta, obs + r * WD);
 	double pen = 0;
-	for (size_t j = 0; j < WPEN; j++)
+	for (size_t j = 0; j < w_npen; j++)
 		pen += 0.5 * (theta[j] - 1) * (theta[j] - 1);
 	if (grad) {
 		for (size_t j = 0; j < WP; j++)
@@ -108,7 +112,7 @@ static double w_objective(const double *theta, const double *obs, size_t n, doub
 			for (size_t j = 0; j < WP; j++)
 				grad[j] /= (double)n;
 		}
-		for (size_t j = 0; j < WPEN; j++)
+		for (size_t j = 0; j < w_npen; j++)
 			grad[j] -= theta[j] - 1;
 		if (n == 0 && w_objective_calls++ == w_bad_call)
 			for (int k = 0; k < 2; k++)
@@ -181,14 +185,20 @@ static const size_t w_order[WD] = { 0, 1, 2, 3, 4, 5, 6, 7 };
 static const chain_kernels_f64 w_k64 = { w_init, NULL, w_logp_batch, w_loglik_grad, w_objective, NULL, NULL, NULL };
 static const chain_kernels_f32 w_k32 = { w32_init, NULL, w32_logp_batch, w32_loglik_grad, w32_objective, NULL, NULL, NULL };
 
-#define W_MODEL(prec, k64, k32) { \
-	.abi_version = CHAIN_ABI_VERSION, .name = "wide", .precision = (prec), \
+#define W_MODEL(abi, prec, k64, k32, ll) { \
+	.abi_version = (abi), .name = "wide", .precision = (prec), \
 	.num_params = WP, .obs_size = WD, .num_param_vars = 1, .params = w_params, \
 	.num_data = 1, .data = w_data, .num_positions = WD, .order = w_order, \
-	.objective = CHAIN_OBJ_LOGLIK, .maximize = 1, .f64 = (k64), .f32 = (k32) }
+	.objective = CHAIN_OBJ_LOGLIK, .maximize = 1, .f64 = (k64), .f32 = (k32), .loglik_only = (ll) }
 
-static const chain_model wide = W_MODEL(CHAIN_F64, &w_k64, NULL);
-static const chain_model wide32 = W_MODEL(CHAIN_F32, NULL, &w_k32);
+static const chain_model wide = W_MODEL(CHAIN_ABI_VERSION, CHAIN_F64, &w_k64, NULL, 0);
+static const chain_model wide32 = W_MODEL(CHAIN_ABI_VERSION, CHAIN_F32, NULL, &w_k32, 0);
+/* with w_npen = 0: the descriptor says so (no penalty to compute), and one
+ * of ABI version 1, whose runtime did not know the field, says the same in
+ * a field the runtime must not read */
+static const chain_model wide_ll = W_MODEL(CHAIN_ABI_VERSION, CHAIN_F64, &w_k64, NULL, 1);
+static const chain_model wide32_ll = W_MODEL(CHAIN_ABI_VERSION, CHAIN_F32, NULL, &w_k32, 1);
+static const chain_model wide_ll_abi1 = W_MODEL(1, CHAIN_F64, &w_k64, NULL, 1);
 
 /* ---- the plain step ------------------------------------------------------ */
 
@@ -305,6 +315,59 @@ static chain_train_options w_options(size_t epochs, size_t batch, unsigned threa
 }
 
 /* ---- tests --------------------------------------------------------------- */
+
+/* A model whose objective is its loglik alone (w_npen = 0): with a
+ * descriptor that says so, training never evaluates the objective (the
+ * penalty's gradient would be all 0) and gives the bits of the plain step
+ * and of the same model trained through its objective; an ABI 1 descriptor
+ * is trained through its objective, whatever lies where the field is. */
+static void test_train_step__loglik_only__no_penalty_pass_same_bits(void **state)
+{
+	chain_dataset d = w_data_set(61, 6);
+	static double a64[WP], b64[WP], c64[WP];
+	static float a32[WP], b32[WP], c32[WP];
+	w_npen = 0;
+	for (int f32 = 0; f32 < 2; f32++)
+		for (unsigned T = 1; T <= 3; T++) {
+			const chain_model *ll = f32 ? &wide32_ll : &wide_ll, *pen = f32 ? &wide32 : &wide;
+			void *a = f32 ? (void *)a32 : (void *)a64, *b = f32 ? (void *)b32 : (void *)b64;
+			void *c = f32 ? (void *)c32 : (void *)c64;
+			size_t bytes = f32 ? sizeof a32 : sizeof a64;
+			chain_train_options o = w_options(2, 20, T);
+			if (f32) {
+				w32_init(a32, 8);
+				w32_init(b32, 8);
+				w32_init(c32, 8);
+			} else {
+				w_init(a64, 8);
+				w_init(b64, 8);
+				w_init(c64, 8);
+			}
+			chain_error err = { "" };
+			chain_train_result r;
+			long calls = w_objective_calls;
+			if (chain_train(ll, a, &d, NULL, &o, &r, &err) != 0)
+				fail_msg("chain_train: %s", err.msg);
+			assert_int_equal(w_objective_calls, calls);
+			if (chain_train(pen, b, &d, NULL, &o, &r, &err) != 0)
+				fail_msg("chain_train: %s", err.msg);
+			assert_true(w_objective_calls > calls);
+			ref_train(ll, c, &d, &o);
+			if (memcmp(a, b, bytes) != 0 || memcmp(a, c, bytes) != 0)
+				fail_msg("%s, %u threads: loglik only, through the objective and the plain step differ",
+				         f32 ? "f32" : "f64", T);
+		}
+	long calls = w_objective_calls;
+	chain_train_options o = w_options(1, 20, 2);
+	chain_error err = { "" };
+	chain_train_result r;
+	w_init(a64, 8);
+	if (chain_train(&wide_ll_abi1, a64, &d, NULL, &o, &r, &err) != 0)
+		fail_msg("chain_train: %s", err.msg);
+	assert_true(w_objective_calls > calls);
+	w_npen = WPEN;
+	chain_dataset_free(&d);
+}
 
 /* For f64 and f32, Adam and SGD, 1 to 3 threads, batches that split evenly,
  * unevenly and into fewer chunks than threads: chain_train gives the bits
@@ -429,6 +492,7 @@ int main(void)
 	w_make_mask();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_train_step__any_threads_and_batch__bits_of_the_plain_step),
+		cmocka_unit_test(test_train_step__loglik_only__no_penalty_pass_same_bits),
 		cmocka_unit_test(test_train_step__gradient_becomes_nonfinite__stops_params_of_last_epoch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,9 @@
 extern "C" {
 #endif
 
-#define CHAIN_ABI_VERSION 1
+/* 2 appended chain_model.loglik_only; the runtime still reads descriptors
+ * of version 1 (chain_model_loglik_only; docs/api.md). */
+#define CHAIN_ABI_VERSION 2
 
 /* What values a variable takes. */
 typedef enum chain_kind {
@@ -99,7 +101,19 @@ typedef struct chain_model {
 	int maximize;                /* 1: maximize the objective, 0: minimize */
 	const chain_kernels_f64 *f64;
 	const chain_kernels_f32 *f32;
+	/* ABI 2 on: 1 when the objective is the mean log-likelihood and nothing
+	 * else, so that on 0 rows its value and gradient are 0 and training
+	 * need not compute them; 0 when it has other terms (a penalty), or is
+	 * not known to have none (a descriptor written by hand can leave it
+	 * 0).  Read it only when abi_version >= 2. */
+	int32_t loglik_only;
 } chain_model;
+
+/* m->loglik_only, 0 for descriptors older than the field. */
+static inline int chain_model_loglik_only(const chain_model *m)
+{
+	return m->abi_version >= 2 && m->loglik_only;
+}
 
 #ifdef __cplusplus
 }
