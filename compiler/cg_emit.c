@@ -642,11 +642,32 @@ static bool elf_triple(const char *triple)
 	return false;
 }
 
-/* One module, one thread: cg_generate and cg_emit. */
-static int build_object_serial(const ir_module *m, const cg_options *o, const char *path, char **err)
+/* One module, one thread: cg_generate, then the object into malloc'd
+ * memory. */
+static int build_object_serial(const ir_module *m, const cg_options *o, void **data, size_t *size, char **err)
 {
 	cg_unit *u = cg_generate(m, o, err);
-	int r = u ? cg_emit(u, EMIT_OBJ, path, err) : -1;
+	if (!u)
+		return -1;
+	char *msg = NULL;
+	LLVMMemoryBufferRef buf = NULL;
+	int r = 0;
+	if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &buf)) {
+		set_err(err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
+		r = -1;
+	} else {
+		*size = LLVMGetBufferSize(buf);
+		*data = malloc(*size ? *size : 1);
+		if (*data) {
+			memcpy(*data, LLVMGetBufferStart(buf), *size);
+		} else {
+			set_err(err, NULL);
+			r = -1;
+		}
+		LLVMDisposeMemoryBuffer(buf);
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
 	cg_unit_free(u);
 	return r;
 }
@@ -678,11 +699,13 @@ static int write_file(const char *path, const void *data, size_t size, char **er
 	return tmp_finish(tmp, path, ok, err);
 }
 
-int cg_build_object(const ir_module *m, const cg_options *o, const char *path, char **err)
+int cg_build_object_memory(const ir_module *m, const cg_options *o, void **data, size_t *size, char **err)
 {
 	cg_options defaults = { .opt_level = 2 };
 	if (!o)
 		o = &defaults;
+	*data = NULL;
+	*size = 0;
 	worker w[MAX_WORKERS] = { { 0 } };
 	w[0].u = unit_new(m, o, err);
 	if (!w[0].u)
@@ -699,7 +722,7 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 	j.next = 0;
 	if (j.nparts < 2 || last != j.nparts - 1 || !elf_triple(w[0].u->triple)) {
 		cg_unit_free(w[0].u);
-		return build_object_serial(m, o, path, err);
+		return build_object_serial(m, o, data, size, err);
 	}
 	j.parts[j.order[last]].descriptor = true;
 
@@ -732,17 +755,25 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 			in[i].size = LLVMGetBufferSize(j.parts[i].obj);
 		}
 	}
-	size_t size = 0;
-	void *obj = r == 0 ? elf_merge(in, j.nparts, &size, NULL) : NULL;
+	void *obj = r == 0 ? elf_merge(in, j.nparts, size, NULL) : NULL;
 	for (int i = 0; i < j.nparts; i++) {
 		if (j.parts[i].obj)
 			LLVMDisposeMemoryBuffer(j.parts[i].obj);
 		free(j.parts[i].err);
 	}
 	if (r == 0 && !obj) /* objects elf_merge.c does not know: one module then */
-		return build_object_serial(m, o, path, err);
-	if (r == 0)
-		r = write_file(path, obj, size, err);
+		return build_object_serial(m, o, data, size, err);
+	*data = obj;
+	return r;
+}
+
+int cg_build_object(const ir_module *m, const cg_options *o, const char *path, char **err)
+{
+	void *obj;
+	size_t size;
+	if (cg_build_object_memory(m, o, &obj, &size, err) < 0)
+		return -1;
+	int r = write_file(path, obj, size, err);
 	free(obj);
 	return r;
 }

@@ -667,6 +667,13 @@ typedef struct jit_session jit_session;
  * returns the address of M_model; libchain's symbols resolve to the copy
  * inside the running binary. */
 jit_session *jit_load(cg_unit *u, const struct chain_model **model, char **err);
+/* 0 when code for `target` (a triple, NULL or "" = the host) runs on this
+ * machine, else -1 with *err set (malloc'd). */
+int jit_check_target(const char *target, char **err);
+/* Links an object compiled for this machine (cg_build_object_memory)
+ * in-process and returns the address of its `descriptor` (M_model). */
+jit_session *jit_load_object(const void *obj, size_t size, const char *descriptor,
+                             const struct chain_model **model, char **err);
 void jit_free(jit_session *s);
 
 #endif

@@ -1,7 +1,10 @@
 /* jit.c -- in-process compilation of a cg_unit with ORC LLJIT.
  *
- * `chain train/eval/sample` never write an object: they hand the unit from
- * cg_generate to LLJIT and call the kernels through the descriptor.  The
+ * `chain train/eval/sample` never write an object file: they compile the
+ * model's object in memory as `chain build` does (on several threads,
+ * cg_build_object_memory), hand it to LLJIT to link (jit_load_object) and
+ * call the kernels through the descriptor; tests hand it a unit from
+ * cg_generate to compile (jit_load).  The
  * JIT's main JITDylib gets a generator over the process's own symbols, so
  * the kernels' calls to chain_rng_* and libm (exp, log1p, calloc, ...)
  * resolve to the copies inside the running binary (linked -rdynamic).
@@ -54,6 +57,18 @@ void jit_free(jit_session *s)
 	free(s);
 }
 
+/* Whether two normalized triples (arch-vendor-os-env) agree but for the
+ * vendor, which does not change the code (x86_64-linux-gnu normalizes to
+ * x86_64-unknown-linux-gnu, the host calls itself x86_64-pc-linux-gnu). */
+static bool same_machine(const char *a, const char *b)
+{
+	const char *ea = strchr(a, '-'), *eb = strchr(b, '-');
+	if (!ea || !eb || ea - a != eb - b || strncmp(a, b, (size_t)(ea - a)) != 0)
+		return strcmp(a, b) == 0;
+	const char *ra = strchr(ea + 1, '-'), *rb = strchr(eb + 1, '-');
+	return ra && rb ? strcmp(ra, rb) == 0 : strcmp(a, b) == 0;
+}
+
 /* The JIT target machine: the host (the unit must have been generated for
  * it), with the unit's CPU, features and opt level, PIC, JIT code model. */
 static LLVMOrcJITTargetMachineBuilderRef jit_tmb(cg_unit *u, char **err)
@@ -61,7 +76,7 @@ static LLVMOrcJITTargetMachineBuilderRef jit_tmb(cg_unit *u, char **err)
 	char *host = LLVMGetDefaultTargetTriple();
 	char *host_norm = LLVMNormalizeTargetTriple(host);
 	LLVMDisposeMessage(host);
-	bool same = strcmp(host_norm, u->triple) == 0;
+	bool same = same_machine(host_norm, u->triple);
 	LLVMDisposeMessage(host_norm);
 	if (!same) {
 		jit_err(err, "the unit was generated for another target than this machine", NULL);
@@ -180,6 +195,59 @@ static void release_compiler_memory(void)
 	malloc_trim(0);
 }
 
+/* A session whose main JITDylib resolves what it lacks in the process's
+ * own symbols; tmb (taken) NULL for the host's defaults.  NULL with *err
+ * set. */
+static jit_session *session_new(LLVMOrcJITTargetMachineBuilderRef tmb, LLVMOrcJITDylibRef *jd, char **err)
+{
+	jit_session *s = calloc(1, sizeof *s);
+	if (!s) {
+		if (tmb)
+			LLVMOrcDisposeJITTargetMachineBuilder(tmb);
+		jit_err(err, "out of memory", NULL);
+		return NULL;
+	}
+	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+	if (tmb)
+		LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, tmb); /* takes tmb */
+	LLVMErrorRef e = LLVMOrcCreateLLJIT(&s->jit, builder);           /* takes builder */
+	if (e) {
+		s->jit = NULL;
+		jit_err(err, "cannot create the JIT", e);
+		jit_free(s);
+		return NULL;
+	}
+	LLVMOrcDefinitionGeneratorRef gen;
+	e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(s->jit),
+	                                                         NULL, NULL);
+	if (e) {
+		jit_err(err, "cannot search the process's symbols", e);
+		jit_free(s);
+		return NULL;
+	}
+	*jd = LLVMOrcLLJITGetMainJITDylib(s->jit);
+	LLVMOrcJITDylibAddGenerator(*jd, gen); /* takes gen */
+	return s;
+}
+
+/* Looks up the descriptor (which compiles or links what it needs) and
+ * gives the compiler's memory back; frees s on failure. */
+static jit_session *session_finish(jit_session *s, const char *descriptor, const struct chain_model **out,
+                                   char **err)
+{
+	LLVMOrcExecutorAddress addr = 0;
+	LLVMErrorRef e = LLVMOrcLLJITLookup(s->jit, &addr, descriptor);
+	if (e) {
+		jit_err(err, "cannot load the model", e);
+		jit_free(s);
+		return NULL;
+	}
+	if (out)
+		*out = (const struct chain_model *)(uintptr_t)addr;
+	release_compiler_memory();
+	return s;
+}
+
 jit_session *jit_load(cg_unit *u, const struct chain_model **out, char **err)
 {
 	if (out)
@@ -189,56 +257,66 @@ jit_session *jit_load(cg_unit *u, const struct chain_model **out, char **err)
 		cg_unit_free(u);
 		return NULL;
 	}
-	jit_session *s = calloc(1, sizeof *s);
-	LLVMOrcJITTargetMachineBuilderRef tmb = s ? jit_tmb(u, err) : NULL;
-	if (!tmb) {
-		if (!s)
-			jit_err(err, "out of memory", NULL);
-		free(s);
+	LLVMOrcJITTargetMachineBuilderRef tmb = jit_tmb(u, err);
+	LLVMOrcJITDylibRef jd;
+	jit_session *s = tmb ? session_new(tmb, &jd, err) : NULL;
+	if (!s) {
 		cg_unit_free(u);
 		return NULL;
 	}
-	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, tmb); /* takes tmb */
-	LLVMErrorRef e = LLVMOrcCreateLLJIT(&s->jit, builder);       /* takes builder */
-	if (e) {
-		s->jit = NULL;
-		jit_err(err, "cannot create the JIT", e);
-		goto fail;
-	}
-
-	LLVMOrcDefinitionGeneratorRef gen;
-	e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(s->jit),
-	                                                         NULL, NULL);
-	if (e) {
-		jit_err(err, "cannot search the process's symbols", e);
-		goto fail;
-	}
-	LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(s->jit);
-	LLVMOrcJITDylibAddGenerator(jd, gen); /* takes gen */
-
 	/* the module moves into the JIT; the unit's reference to the context
 	 * is dropped by cg_unit_free, the module's keeps it alive */
 	LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(u->mod, u->tsctx);
 	u->mod = NULL;
-	e = LLVMOrcLLJITAddLLVMIRModule(s->jit, jd, tsm); /* takes tsm */
+	LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(s->jit, jd, tsm); /* takes tsm */
 	if (e) {
 		jit_err(err, "cannot add the module", e);
-		goto fail;
+		jit_free(s);
+		s = NULL;
 	}
-	LLVMOrcExecutorAddress addr = 0;
-	e = LLVMOrcLLJITLookup(s->jit, &addr, u->descriptor);
-	if (e) {
-		jit_err(err, "cannot compile the model", e);
-		goto fail;
-	}
-	if (out)
-		*out = (const struct chain_model *)(uintptr_t)addr;
+	if (s)
+		s = session_finish(s, u->descriptor, out, err);
 	cg_unit_free(u);
-	release_compiler_memory();
 	return s;
-fail:
-	cg_unit_free(u);
-	jit_free(s);
-	return NULL;
+}
+
+int jit_check_target(const char *target, char **err)
+{
+	if (!target || !target[0])
+		return 0;
+	char *host = LLVMGetDefaultTargetTriple();
+	char *host_norm = LLVMNormalizeTargetTriple(host);
+	char *norm = LLVMNormalizeTargetTriple(target);
+	int same = same_machine(host_norm, norm);
+	if (!same && err) {
+		free(*err);
+		size_t len = strlen(target) + strlen(host_norm) + 128;
+		*err = malloc(len);
+		if (*err)
+			snprintf(*err, len, "--target %s is not this machine (%s): this command runs the model here; "
+			         "cross-compile with chain build", target, host_norm);
+	}
+	LLVMDisposeMessage(host);
+	LLVMDisposeMessage(host_norm);
+	LLVMDisposeMessage(norm);
+	return same ? 0 : -1;
+}
+
+jit_session *jit_load_object(const void *obj, size_t size, const char *descriptor, const struct chain_model **out,
+                             char **err)
+{
+	if (out)
+		*out = NULL;
+	LLVMOrcJITDylibRef jd;
+	jit_session *s = session_new(NULL, &jd, err);
+	if (!s)
+		return NULL;
+	LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, descriptor);
+	LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(s->jit, jd, buf); /* takes buf */
+	if (e) {
+		jit_err(err, "cannot add the object", e);
+		jit_free(s);
+		return NULL;
+	}
+	return session_finish(s, descriptor, out, err);
 }

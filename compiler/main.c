@@ -436,10 +436,15 @@ static const chain_model *load_model(compile_opts *o, compiled *c, jit_session *
 	if (!compile_model(o, c))
 		return NULL;
 	char *err = NULL;
-	cg_unit *u = cg_generate(c->ir, &o->cg, &err);
+	void *obj = NULL;
+	size_t size = 0;
 	const chain_model *m = NULL;
-	if (u)
-		*s = jit_load(u, &m, &err);
+	if (jit_check_target(o->cg.target, &err) == 0 && cg_build_object_memory(c->ir, &o->cg, &obj, &size, &err) == 0) {
+		char descriptor[512];
+		snprintf(descriptor, sizeof descriptor, "%s_model", c->ir->model->name);
+		*s = jit_load_object(obj, size, descriptor, &m, &err);
+	}
+	free(obj);
 	if (!m) {
 		fail("%s", err ? err : "could not compile the model");
 		free(err);

@@ -66,6 +66,11 @@ expect_fail "missing model file" "cannot open" "$CHAIN" check "$T/nope.chain"
 expect_fail "unknown command" "unknown command" "$CHAIN" frobnicate
 expect_fail "bad target" "target" "$CHAIN" build examples/fvsbn.chain --target nonsense-triple -o "$T/x.o"
 [ ! -e "$T/x.o" ] && ok || bad "a failed build left an output file"
+# the commands that run the model link its object in-process: another
+# machine's code is refused before it is compiled (it once ran, and crashed)
+other_arch=aarch64; [ "$(uname -m)" = aarch64 ] && other_arch=x86_64
+expect_fail "run for another target" "is not this machine" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$other_arch-linux-gnu"
+expect_ok "run for this target, another vendor" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$(uname -m)-linux-gnu"
 expect_ok "check summary" "$CHAIN" check examples/fvsbn.chain
 grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused params"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
