@@ -298,7 +298,7 @@ struct sym {
 
 typedef enum builtin_fn {
 	FN_EXP, FN_LOG, FN_LOG1P, FN_SQRT, FN_ABS, FN_SQUARE, FN_SIGMOID, FN_TANH,
-	FN_RELU, FN_SOFTPLUS, FN_LOG_SIGMOID,                 /* elementwise */
+	FN_RELU, FN_SOFTPLUS, FN_LOG_SIGMOID, FN_LFACT,       /* elementwise */
 	FN_SUM, FN_MEAN, FN_DOT, FN_LOGSUMEXP, FN_MAX,        /* reductions */
 	FN_L2, FN_L1,                                         /* penalties */
 	FN_UNIFORM, FN_NORMAL, FN_GUMBEL,                     /* draws (family samplers) */

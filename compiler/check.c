@@ -21,7 +21,7 @@ static const struct {
 	{"exp", FN_EXP, 1}, {"log", FN_LOG, 1}, {"log1p", FN_LOG1P, 1}, {"sqrt", FN_SQRT, 1},
 	{"abs", FN_ABS, 1}, {"square", FN_SQUARE, 1}, {"sigmoid", FN_SIGMOID, 1},
 	{"tanh", FN_TANH, 1}, {"relu", FN_RELU, 1}, {"softplus", FN_SOFTPLUS, 1},
-	{"log_sigmoid", FN_LOG_SIGMOID, 1},
+	{"log_sigmoid", FN_LOG_SIGMOID, 1}, {"lfact", FN_LFACT, 1},
 	{"sum", FN_SUM, 1}, {"mean", FN_MEAN, 1}, {"dot", FN_DOT, 2},
 	{"logsumexp", FN_LOGSUMEXP, 1}, {"max", FN_MAX, 1},
 	{"l2", FN_L2, 1}, {"l1", FN_L1, 1},
@@ -29,7 +29,7 @@ static const struct {
 	{"expected", FN_EXPECTED, 1}, {"kl", FN_KL, 1},
 };
 
-bool builtin_is_elementwise(int fn) { return fn <= FN_LOG_SIGMOID; }
+bool builtin_is_elementwise(int fn) { return fn <= FN_LFACT; }
 
 /* ------------------------------------------------------------ scopes */
 

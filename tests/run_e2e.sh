@@ -137,6 +137,16 @@ if [ -f compiler/cmd_run.c ]; then
 	i=0; while [ ! -s "$T/k.safetensors" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 	sleep 0.3; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 	expect_ok "killed run left a loadable checkpoint" "$CHAIN" eval $M --params "$T/k.safetensors" --data "$T/valid.amat"
+	# counts: log p in time independent of the count (a count of 1e15 once
+	# summed 1e15 logs), and 0 probability above binomial's N, not NaN
+	printf 'model bn\ndata c : int\nparam m : real\nc ~ binomial(5, sigmoid(m))\nmaximize loglik\n' > "$T/bn.chain"
+	printf '1\n3\n' > "$T/bn.amat"
+	expect_ok "train a count model" "$CHAIN" train "$T/bn.chain" --data "$T/bn.amat" --epochs 1 -o "$T/bn.safetensors" --quiet
+	for c in 6 7 1e9 1e15 1e300; do
+		printf '%s\n' "$c" > "$T/big.amat"
+		if timeout 60 "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat" > "$T/out" 2>&1 &&
+		   grep -q "test NLL: inf nats" "$T/out"; then ok; else bad "binomial(5) of a count $c: not an NLL of inf"; cat "$T/out"; fi
+	done
 fi
 
 echo "e2e: $pass passed, $fail failed"
