@@ -781,9 +781,32 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 /* ---------------------------------------------------------------- emit */
 
 /* A temporary file beside `path` (so the final rename stays on one file
- * system): returns its open descriptor and malloc'd name, or -1. */
+ * system): returns its open descriptor and malloc'd name, or -1.  When
+ * `path` is something other than a file or a directory (/dev/null, a
+ * FIFO), the "temporary" is `path` itself, written in place: a rename over
+ * it would replace the device node with a file. */
 static int tmp_beside(const char *path, char **tmp, char **err)
 {
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		*tmp = NULL;
+		if (S_ISDIR(st.st_mode)) {
+			set_err(err, cg_fmt("%s: is a directory", path));
+			return -1;
+		}
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+			return -1;
+		}
+		*tmp = cg_strdup(path);
+		if (!*tmp) {
+			close(fd);
+			set_err(err, NULL);
+			return -1;
+		}
+		return fd;
+	}
 	*tmp = cg_fmt("%s.tmpXXXXXX", path);
 	if (!*tmp) {
 		set_err(err, NULL);
@@ -800,9 +823,14 @@ static int tmp_beside(const char *path, char **tmp, char **err)
 	return fd;
 }
 
-/* Moves a finished temporary file over the destination (ok) or removes it. */
+/* Moves a finished temporary file over the destination (ok) or removes it
+ * (nothing to do when it was the destination itself: tmp_beside). */
 static int tmp_finish(char *tmp, const char *path, bool ok, char **err)
 {
+	if (strcmp(tmp, path) == 0) {
+		free(tmp);
+		return ok ? 0 : -1;
+	}
 	int r = 0;
 	if (ok && rename(tmp, path) != 0) {
 		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));

@@ -18,6 +18,15 @@ int cmd_sample(const chain_model *m, int argc, char **argv);
 /* cmd_compare.c: generated kernels against a hand-written reference */
 int cmd_compare(const chain_model *m, int argc, char **argv);
 
+/* cmd_run.c: a whole-string unsigned decimal integer (no sign, which
+ * strtoull would take and wrap: -1 is 2^64 - 1; no spaces, no overflow);
+ * 0, or -1 when s is not one. */
+int cmd_parse_u64(const char *s, uint64_t *out);
+
+/* Rows a checking command (gradcheck, compare) makes or reads at most: its
+ * buffers are rows x obs_size reals. */
+#define CMD_MAX_CHECK_ROWS 1000000
+
 /* cmd_run.c: a mkstemp/mkdtemp template "DIR/stem-XXXXXX" in $TMPDIR (/tmp
  * when unset or empty), malloc'd; NULL when out of memory. */
 char *cmd_temp_template(const char *stem);

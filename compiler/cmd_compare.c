@@ -106,6 +106,7 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end = NULL;
+		uint64_t u = 0;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: chain compare MODEL.chain --ref REF.c [--data F] [--rows R] [--tol T] [--repeats K]\n"
 			       "                     [--cc CC] [--cflags FLAGS] [--seed S] [-D N=V] [--precision f64|f32]\n"
@@ -127,13 +128,15 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 			o->cc = v;
 		else if (strcmp(a, "--cflags") == 0)
 			o->cflags = v;
-		else if (strcmp(a, "--rows") == 0 && (o->rows = strtoull(v, &end, 10), *end == 0 && o->rows > 0))
-			;
+		else if (strcmp(a, "--rows") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= CMD_MAX_CHECK_ROWS)
+			o->rows = (size_t)u;
+		else if (strcmp(a, "--rows") == 0)
+			return -cfail("--rows %s: expected 1 to %d", v, CMD_MAX_CHECK_ROWS);
 		else if (strcmp(a, "--repeats") == 0 && (o->repeats = (int)strtol(v, &end, 10), *end == 0 && o->repeats > 0 && o->repeats < 1000))
 			;
 		else if (strcmp(a, "--tol") == 0 && (o->tol = strtod(v, &end), *end == 0 && o->tol > 0))
 			;
-		else if (strcmp(a, "--seed") == 0 && (o->seed = strtoull(v, &end, 10), *end == 0 && *v))
+		else if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &o->seed) == 0)
 			;
 		else
 			return -cfail("bad option or value: %s %s", a, v);
@@ -199,6 +202,12 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 	double *out1 = calloc(o.rows + 1, sizeof(double)), *out2 = calloc(o.rows + 1, sizeof(double));
 	float *fo1 = calloc(o.rows + 1, sizeof(float)), *fo2 = calloc(2 * o.rows + 2, sizeof(float));
 	int rc = 0;
+	/* o.rows <= CMD_MAX_CHECK_ROWS, but a row may be long */
+	bool rows_fit = ob < SIZE_MAX / sizeof(double) / (o.rows + 1);
+	if (!theta || !g1 || !g2 || !out1 || !out2 || !fo1 || !fo2 || !rows_fit) {
+		rc = cfail("out of memory for %zu params and %zu rows of %zu reals", np, o.rows, ob);
+		goto done;
+	}
 	if (f32) {
 		m->f32->init(theta, o.seed);
 	} else {
@@ -224,6 +233,11 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 			goto done;
 		}
 		obs = calloc(o.rows * ob + 1, sizeof(double));
+		if (!obs) {
+			chain_dataset_free(&d);
+			rc = cfail("out of memory for %zu rows of %zu reals", o.rows, ob);
+			goto done;
+		}
 		for (size_t r = 0; r < o.rows; r++)
 			for (size_t j = 0; j < ob; j++) {
 				double v = d.values[(r % d.rows) * ob + j];
@@ -235,6 +249,10 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		chain_dataset_free(&d);
 	} else {
 		obs = calloc(o.rows * ob + 1, sizeof(double));
+		if (!obs) {
+			rc = cfail("out of memory for %zu rows of %zu reals", o.rows, ob);
+			goto done;
+		}
 		if (f32)
 			m->f32->sample(theta, o.seed, 0, o.rows, obs);
 		else

@@ -69,9 +69,7 @@ typedef struct flag {
 	int given;          /* set by the parser */
 } flag;
 
-/* A whole-string unsigned decimal integer (no sign, no spaces, no
- * overflow). */
-static int parse_u64(const char *s, uint64_t *out)
+int cmd_parse_u64(const char *s, uint64_t *out)
 {
 	if (!isdigit((unsigned char)s[0]))
 		return -1;
@@ -111,22 +109,22 @@ static int set_flag(const char *cmd, flag *f, const char *v)
 		*(const char **)f->dst = v;
 		return 0;
 	case FLAG_COUNT:
-		if (parse_u64(v, &u) != 0 || u == 0 || u > SIZE_MAX)
+		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > SIZE_MAX)
 			return run_fail(cmd, "%s: expected a positive integer, got '%s'", f->name, v);
 		*(size_t *)f->dst = (size_t)u;
 		return 0;
 	case FLAG_INDEX:
-		if (parse_u64(v, &u) != 0 || u > SIZE_MAX)
+		if (cmd_parse_u64(v, &u) != 0 || u > SIZE_MAX)
 			return run_fail(cmd, "%s: expected a non-negative integer, got '%s'", f->name, v);
 		*(size_t *)f->dst = (size_t)u;
 		return 0;
 	case FLAG_SEED:
-		if (parse_u64(v, &u) != 0)
+		if (cmd_parse_u64(v, &u) != 0)
 			return run_fail(cmd, "%s: expected a non-negative integer below 2^64, got '%s'", f->name, v);
 		*(uint64_t *)f->dst = u;
 		return 0;
 	case FLAG_THREADS:
-		if (parse_u64(v, &u) != 0 || u == 0 || u > MAX_THREADS)
+		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > MAX_THREADS)
 			return run_fail(cmd, "%s: expected a number of threads from 1 to %d, got '%s'", f->name,
 			                MAX_THREADS, v);
 		*(unsigned *)f->dst = (unsigned)u;
@@ -330,7 +328,7 @@ static const char train_usage[] =
 /* The number in metadata value `s`, if it is one. */
 static int meta_u64(const char *s, uint64_t *out)
 {
-	return *s && parse_u64(s, out) == 0 ? 0 : -1;
+	return *s && cmd_parse_u64(s, out) == 0 ? 0 : -1;
 }
 
 /* Reads the metadata of a resumed checkpoint: the epoch it reached and the

@@ -2,6 +2,7 @@
  * library, then the runtime.  Thin on purpose: each command is a few calls.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,14 +554,17 @@ static int gc_args(const chain_model *m, int argc, char **argv)
 		if (!v)
 			return fail("gradcheck: %s needs a value", a);
 		i++;
+		uint64_t u = 0;
 		if (strcmp(a, "--data") == 0)
 			g.data = v;
-		else if (strcmp(a, "--seed") == 0 && (g.seed = strtoull(v, &end, 10), *end == 0 && *v))
+		else if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &g.seed) == 0)
 			;
-		else if (strcmp(a, "--rows") == 0 && (g.rows = strtoull(v, &end, 10), *end == 0 && g.rows > 0))
-			;
-		else if (strcmp(a, "--samples") == 0 && (g.samples = strtoull(v, &end, 10), *end == 0 && g.samples > 0))
-			;
+		else if (strcmp(a, "--rows") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= CMD_MAX_CHECK_ROWS)
+			g.rows = (size_t)u;
+		else if (strcmp(a, "--rows") == 0)
+			return fail("gradcheck: --rows %s: expected 1 to %d", v, CMD_MAX_CHECK_ROWS);
+		else if (strcmp(a, "--samples") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= SIZE_MAX)
+			g.samples = (size_t)u;
 		else if (strcmp(a, "--tol") == 0 && (g.tol = strtod(v, &end), *end == 0 && g.tol > 0))
 			;
 		else
@@ -587,12 +591,21 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 		}
 		if (rows > d.rows)
 			rows = d.rows;
-		obs = calloc(rows * ob + 1, sizeof(double));
-		memcpy(obs, d.values, rows * ob * sizeof(double));
+		obs = ob < SIZE_MAX / sizeof(double) / (rows + 1) ? calloc(rows * ob + 1, sizeof(double)) : NULL;
+		if (obs)
+			memcpy(obs, d.values, rows * ob * sizeof(double));
 		chain_dataset_free(&d);
 	} else {
+		obs = ob < SIZE_MAX / sizeof(double) / (rows + 1) ? calloc(rows * ob + 1, sizeof(double)) : NULL;
+	}
+	if (!theta || !grad || !obs) {
+		free(theta);
+		free(grad);
+		free(obs);
+		return fail("gradcheck: out of memory for %zu params and %zu rows of %zu reals", np, rows, ob);
+	}
+	if (!g->data) {
 		/* random data of the declared kinds */
-		obs = calloc(rows * ob + 1, sizeof(double));
 		const chain_var *groups[2] = {m->inputs, m->data};
 		size_t counts[2] = {m->num_inputs, m->num_data};
 		for (size_t r = 0; r < rows; r++)
@@ -693,10 +706,11 @@ static int opt_args(const chain_model *m, int argc, char **argv)
 		if (!v)
 			return fail("optimize: %s needs a value", a);
 		i++;
-		if (strcmp(a, "--seed") == 0 && (seed = strtoull(v, &end, 10), *end == 0 && *v))
+		uint64_t u = 0;
+		if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &seed) == 0)
 			;
-		else if (strcmp(a, "--max-iter") == 0 && (lo.max_iter = (int)strtol(v, &end, 10), *end == 0 && lo.max_iter > 0))
-			;
+		else if (strcmp(a, "--max-iter") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= INT_MAX)
+			lo.max_iter = (int)u;
 		else if (strcmp(a, "--tol") == 0 && (lo.gtol = strtod(v, &end), *end == 0 && lo.gtol > 0))
 			;
 		else if (strcmp(a, "-o") == 0)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,13 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	af->path = path;
 	af->f = NULL;
 	af->buf = NULL;
+	af->tmp = NULL;
+	/* the rename would put a file in place of /dev/null or a FIFO (over a
+	 * directory it fails, and commit says so) */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return chain_error_set(err, "%s: is not a regular file: chain writes a file beside it and renames it "
+		                       "over the target, which must be a file or not exist yet", path);
 	af->tmp = malloc(strlen(path) + 64);
 	if (!af->tmp)
 		return chain_error_set(err, "%s: out of memory", path);

@@ -66,6 +66,17 @@ expect_fail "missing model file" "cannot open" "$CHAIN" check "$T/nope.chain"
 expect_fail "unknown command" "unknown command" "$CHAIN" frobnicate
 expect_fail "bad target" "target" "$CHAIN" build examples/fvsbn.chain --target nonsense-triple -o "$T/x.o"
 [ ! -e "$T/x.o" ] && ok || bad "a failed build left an output file"
+# an output that is not a file (/dev/null, a FIFO) is written in place, not
+# renamed over (which replaced /dev/null with a file); a directory is refused
+mkfifo "$T/fifo"
+cat "$T/fifo" > "$T/from-fifo.ll" &
+expect_ok "build into a FIFO" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit llvm -o "$T/fifo"
+wait
+"$CHAIN" build examples/fvsbn.chain -D n=6 --emit llvm -o "$T/direct.ll"
+[ -p "$T/fifo" ] && cmp -s "$T/from-fifo.ll" "$T/direct.ll" && ok || bad "build into a FIFO: replaced, or not the same output"
+expect_ok "build to /dev/null" "$CHAIN" build examples/fvsbn.chain -D n=6 -o /dev/null
+[ -c /dev/null ] && ok || bad "/dev/null is no longer a device"
+expect_fail "build into a directory" "is a directory" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T"
 # the commands that run the model link its object in-process: another
 # machine's code is refused before it is compiled (it once ran, and crashed)
 other_arch=aarch64; [ "$(uname -m)" = aarch64 ] && other_arch=x86_64
@@ -74,6 +85,11 @@ expect_ok "run for this target, another vendor" "$CHAIN" gradcheck examples/nade
 expect_ok "check summary" "$CHAIN" check examples/fvsbn.chain
 grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused params"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
+# a sign is not a count (strtoull wraps -1 to 2^64 - 1: a crash once)
+expect_fail "gradcheck --rows -1" "expected 1 to 1000000" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
+expect_fail "gradcheck --seed -1" "--seed -1" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
+expect_fail "compare --rows -1" "expected 1 to 1000000" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
+expect_fail "optimize --max-iter -5" "--max-iter -5" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
 expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
@@ -120,6 +136,9 @@ if [ -f compiler/cmd_run.c ]; then
 	printf 'not a checkpoint' > "$T/bad.safetensors"
 	expect_fail "bad checkpoint" "bad.safetensors" "$CHAIN" eval $M --params "$T/bad.safetensors" --data "$T/valid.amat"
 	expect_ok "inpaint" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix 392 -n 4 -o "$T/in.png"
+	mkfifo "$T/fifo.png"
+	expect_fail "samples into a FIFO" "is not a regular file" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/fifo.png"
+	[ -p "$T/fifo.png" ] && ok || bad "sample replaced a FIFO with a file"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
 	expect_fail "params of another shape" "shape" "$CHAIN" eval examples/nade.chain -D H=21 --params "$T/p.safetensors" --data "$T/valid.amat"
 	# bad data files: each named with its row and what was expected
