@@ -423,6 +423,11 @@ struct ir_loop {
 	                           variable is the first row of the block */
 	ir_loop *block_of;      /* is_rows: runs over the rows of this enclosing block loop
 	                           only, [its variable, min(n, its variable + block)) */
+	bool narrow;            /* the values the variable takes where it is read are
+	                           [narrow_lo, narrow_hi] (empty: none), inside [lo, hi):
+	                           sum(j before i), bound over all the elements while it
+	                           is lowered, reads those of the positions before the last */
+	int64_t narrow_lo, narrow_hi;
 };
 
 /* Scalar operations, with their arity.  X(name, arity) */
@@ -562,6 +567,11 @@ ir_idx *ir_idx_const(ir_module *m, int64_t c);
 ir_idx *ir_idx_loop(ir_module *m, ir_loop *l);
 ir_idx *ir_idx_bin(ir_module *m, ir_idx_kind k, ir_idx *a, ir_idx *b);   /* folds constants */
 ir_idx *ir_idx_load(ir_module *m, ir_buf *b, ir_idx **idx);
+/* The values x takes, [*lo, *hi], from the ranges of its loops and the int
+ * constants it loads: 1 when known; 0 when not (a data value, the prefix,
+ * a row, an overflow); -1 when it is never evaluated (a loop it reads runs
+ * over an empty range whatever its bounds). */
+int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi);
 ir_idx *ir_idx_leaf(ir_module *m, ir_idx_kind k);                         /* IX_PREFIX, IX_ROW */
 ir_val *ir_const(ir_module *m, double c);
 ir_val *ir_read(ir_module *m, ir_buf *b, ir_idx **idx);

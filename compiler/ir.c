@@ -380,6 +380,74 @@ ir_idx *ir_idx_leaf(ir_module *m, ir_idx_kind k)
 	return idx_new(m, k);
 }
 
+int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
+{
+	int64_t a, b, c, d;
+	switch (x->kind) {
+	case IX_CONST:
+		*lo = *hi = x->u.c;
+		return 1;
+	case IX_LOOP: {
+		if (x->u.loop->narrow) {
+			*lo = x->u.loop->narrow_lo;
+			*hi = x->u.loop->narrow_hi;
+			return *lo <= *hi ? 1 : -1;
+		}
+		int ra = ir_idx_range(x->u.loop->lo, &a, &b), rb = ir_idx_range(x->u.loop->hi, &c, &d);
+		if (ra < 0 || rb < 0)
+			return -1;
+		if (!ra || !rb)
+			return 0;
+		if (d <= a) /* [lo, hi) is empty for every lo and hi it can have */
+			return -1;
+		*lo = a;
+		*hi = d - 1;
+		return 1;
+	}
+	case IX_ADD: case IX_SUB: case IX_MUL: {
+		int ra = ir_idx_range(x->u.bin.a, &a, &b), rb = ir_idx_range(x->u.bin.b, &c, &d);
+		if (ra < 0 || rb < 0)
+			return -1;
+		if (!ra || !rb)
+			return 0;
+		int64_t v[4];
+		bool over = false;
+		if (x->kind == IX_ADD) {
+			over = __builtin_add_overflow(a, c, &v[0]) || __builtin_add_overflow(b, d, &v[1]);
+			v[2] = v[0], v[3] = v[1];
+		} else if (x->kind == IX_SUB) {
+			over = __builtin_sub_overflow(a, d, &v[0]) || __builtin_sub_overflow(b, c, &v[1]);
+			v[2] = v[0], v[3] = v[1];
+		} else {
+			over = __builtin_mul_overflow(a, c, &v[0]) || __builtin_mul_overflow(a, d, &v[1]) ||
+			       __builtin_mul_overflow(b, c, &v[2]) || __builtin_mul_overflow(b, d, &v[3]);
+		}
+		if (over)
+			return 0;
+		*lo = *hi = v[0];
+		for (int i = 1; i < 4; i++) {
+			*lo = v[i] < *lo ? v[i] : *lo;
+			*hi = v[i] > *hi ? v[i] : *hi;
+		}
+		return 1;
+	}
+	case IX_LOAD: {
+		const ir_buf *buf = x->u.load.buf;
+		if (!buf->is_int || !buf->ivalues || buf->size < 1)
+			return 0; /* a data value: checked against its kind when loaded */
+		*lo = *hi = buf->ivalues[0];
+		for (int64_t i = 1; i < buf->size; i++) {
+			*lo = buf->ivalues[i] < *lo ? buf->ivalues[i] : *lo;
+			*hi = buf->ivalues[i] > *hi ? buf->ivalues[i] : *hi;
+		}
+		return 1;
+	}
+	case IX_PREFIX: case IX_ROW:
+		return 0;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- values */
 
 /* The scalar semantics of an op on doubles, written exactly as cg_expr.c

@@ -72,6 +72,22 @@ static void not_supported(lowerer *L, span where, const char *what)
 	L->failed = true;
 }
 
+/* An index `a` of dimension `dim` (0-based `k`) of `name`, lowered to x:
+ * an error when the values it takes from its loops' ranges reach outside
+ * 0..size-1 (the generated code would read outside the array: the check
+ * can only see a constant index, check_expr.c).  The range counts every
+ * value of the loops, a conditional's position or a sum's index, even one
+ * a branch of `if` would not use: both branches are computed. */
+static void check_index(lowerer *L, const expr *a, const ir_idx *x, int64_t size, int k, const char *name)
+{
+	int64_t lo, hi;
+	if (ir_idx_range(x, &lo, &hi) != 1 || (lo >= 0 && hi < size))
+		return;
+	diag_error(L->d, a->where, "this index takes the values %lld..%lld, but dimension %d of '%s' has the indices 0..%lld",
+	           (long long)lo, (long long)hi, k + 1, name, (long long)size - 1);
+	L->failed = true;
+}
+
 static void set_stage(lowerer *L, ir_buf *b, int st)
 {
 	if (b->id >= L->stage_cap) {
@@ -320,6 +336,17 @@ static ir_idx *elem_at(lowerer *L, const segment *s, ir_idx *k)
 	return k;
 }
 
+/* elem_at for a constant position q. */
+static int64_t elem_value(const segment *s, int64_t q)
+{
+	const sym *y = s->var;
+	if (s->perm)
+		return s->perm->ivalues[q];
+	if (y->shape.rank && y->perm[0] == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
+		return y->shape.dims[0] - 1 - q;
+	return q;
+}
+
 /* ------------------------------------------------------------ lowering */
 
 static tval lower_expr(lowerer *L, const expr *e);
@@ -434,6 +461,7 @@ static tval lower_index(lowerer *L, const expr *e)
 				to[k] = ir_idx_loop(L->m, L->ph[t.sh.rank++]);
 			} else {
 				to[k] = lower_idx(L, a);
+				check_index(L, a, to[k], v.sh.dims[k], k, y->name);
 			}
 		}
 		t.v = ir_subst_val(L->m, v.v, L->ph, to, v.sh.rank);
@@ -444,6 +472,7 @@ static tval lower_index(lowerer *L, const expr *e)
 		if (b && b->is_val && b->val.sh.rank == 1 && e->u.index.args.len == 1) {
 			/* a family argument indexed: l[v] */
 			ir_idx *i = lower_idx(L, e->u.index.args.items[0]);
+			check_index(L, e->u.index.args.items[0], i, b->val.sh.dims[0], 0, e->u.index.base->u.name);
 			return scalar(ir_subst_val(L->m, b->val.v, L->ph, &i, 1));
 		}
 		not_supported(L, e->where, "indexing this");
@@ -459,6 +488,7 @@ static tval lower_index(lowerer *L, const expr *e)
 			idx[k] = ir_idx_loop(L->m, L->ph[t.sh.rank++]);
 		} else {
 			idx[k] = lower_idx(L, a);
+			check_index(L, a, idx[k], buf->dims[k], k, y->name);
 		}
 	}
 	t.v = ir_read(L->m, buf, idx);
@@ -648,6 +678,16 @@ static tval lower_sum_before(lowerer *L, const expr *e)
 		return scalar(ir_const(L->m, 0));
 	}
 	ir_loop *j = ir_loop_new(L->m, e->u.sum.var, ir_idx_const(L->m, 0), ir_idx_const(L->m, s->npos));
+	/* for check_index: the elements of the positions before the last, the
+	 * only ones a position has before it */
+	j->narrow = true;
+	j->narrow_lo = 0;
+	j->narrow_hi = -1;
+	for (int64_t q = 0; q + 1 < s->npos; q++) {
+		int64_t el = elem_value(s, q);
+		j->narrow_lo = q == 0 || el < j->narrow_lo ? el : j->narrow_lo;
+		j->narrow_hi = q == 0 || el > j->narrow_hi ? el : j->narrow_hi;
+	}
 	binding *saved = L->env;
 	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, j));
 	ptrvec_push(L->a, &L->open_loops, j);
