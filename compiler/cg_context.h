@@ -38,6 +38,8 @@ struct cg_unit {
 	char *triple, *cpu, *features; /* malloc'd */
 	int opt_level;
 	char *descriptor;            /* "<model>_model", malloc'd */
+	char *llvm_error;            /* the first error LLVM reported through the context's
+	                                diagnostic handler (malloc'd): the output is void */
 };
 
 /* The loop variables in scope and the current row, restored on loop exit. */

@@ -104,14 +104,19 @@ static char *take_msg(char *m)
 
 /* LLVM's own diagnostics: an optimization remark ("loop not vectorized")
  * or warning is about code we generated, not the user's model, and must not
- * reach the user's terminal; an error (none is expected) is printed. */
-static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unused)
+ * reach the user's terminal.  An error (a target that cannot compile what
+ * a kernel needs: --target bpf has no calls to libm) is kept in the unit,
+ * and the build fails with it: LLVM goes on and writes an object anyway. */
+static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unit)
 {
-	(void)unused;
-	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
+	cg_unit *u = unit;
+	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError || u->llvm_error)
 		return;
 	char *msg = LLVMGetDiagInfoDescription(info);
-	fprintf(stderr, "chain: LLVM: %s\n", msg ? msg : "error");
+	size_t len = msg ? strlen(msg) : 0;
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	u->llvm_error = cg_fmt("LLVM cannot compile the model for target %s: %s", u->triple, msg ? msg : "an error");
 	LLVMDisposeMessage(msg);
 }
 
@@ -281,7 +286,18 @@ void cg_unit_free(cg_unit *u)
 	free(u->cpu);
 	free(u->features);
 	free(u->descriptor);
+	free(u->llvm_error);
 	free(u);
+}
+
+/* Moves an error LLVM reported while u compiled into *err: -1 then. */
+static int take_llvm_error(cg_unit *u, char **err)
+{
+	if (!u->llvm_error)
+		return 0;
+	set_err(err, u->llvm_error);
+	u->llvm_error = NULL;
+	return -1;
 }
 
 static void ctx_free(cg_ctx *c)
@@ -481,7 +497,7 @@ static int unit_build(cg_unit *u, const ir_module *m, const cg_options *o, unsig
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
 	u->tsctx = LLVMOrcCreateNewThreadSafeContext();
 	u->ctx = LLVMOrcThreadSafeContextGetContext(u->tsctx);
-	LLVMContextSetDiagnosticHandler(u->ctx, llvm_diagnostic, NULL);
+	LLVMContextSetDiagnosticHandler(u->ctx, llvm_diagnostic, u);
 	u->mod = LLVMModuleCreateWithNameInContext(m->model->name, u->ctx);
 	LLVMSetTarget(u->mod, u->triple);
 	LLVMSetModuleDataLayout(u->mod, td);
@@ -510,7 +526,9 @@ static int unit_build(cg_unit *u, const ir_module *m, const cg_options *o, unsig
 	}
 	if (msg)
 		LLVMDisposeMessage(msg);
-	return run_passes(u, cold, ncold, err);
+	if (run_passes(u, cold, ncold, err) < 0)
+		return -1;
+	return take_llvm_error(u, err);
 }
 
 #define ALL_KERNELS ((1u << KER__COUNT) - 1)
@@ -593,6 +611,10 @@ static void build_part(worker *w, part *p)
 		}
 		if (msg)
 			LLVMDisposeMessage(msg);
+		if (take_llvm_error(u, &p->err) < 0 && p->obj) {
+			LLVMDisposeMemoryBuffer(p->obj);
+			p->obj = NULL;
+		}
 	} else if (!p->err) {
 		set_err(&p->err, NULL);
 	}
@@ -654,6 +676,9 @@ static int build_object_serial(const ir_module *m, const cg_options *o, void **d
 	int r = 0;
 	if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &buf)) {
 		set_err(err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
+		r = -1;
+	} else if (take_llvm_error(u, err) < 0) {
+		LLVMDisposeMemoryBuffer(buf);
 		r = -1;
 	} else {
 		*size = LLVMGetBufferSize(buf);
@@ -920,5 +945,7 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 	}
 	if (msg)
 		LLVMDisposeMessage(msg);
+	if (ok && take_llvm_error(u, err) < 0)
+		ok = false;
 	return tmp_finish(tmp, path, ok, err);
 }

@@ -65,6 +65,9 @@ expect_fail "unknown dim" "no dim named 'Q'" "$CHAIN" build examples/nade.chain 
 expect_fail "missing model file" "cannot open" "$CHAIN" check "$T/nope.chain"
 expect_fail "unknown command" "unknown command" "$CHAIN" frobnicate
 expect_fail "bad target" "target" "$CHAIN" build examples/fvsbn.chain --target nonsense-triple -o "$T/x.o"
+# a target LLVM reports it cannot compile for (no libm calls on bpf): exit
+# 1 with LLVM's reason, no object (it once wrote one and exited 0)
+expect_fail "a target that cannot take the kernels" "cannot compile the model for target bpf" "$CHAIN" build examples/fvsbn.chain -D n=6 --target bpf -o "$T/x.o"
 [ ! -e "$T/x.o" ] && ok || bad "a failed build left an output file"
 # an output that is not a file (/dev/null, a FIFO) is written in place, not
 # renamed over (which replaced /dev/null with a file); a directory is refused
