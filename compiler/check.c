@@ -337,8 +337,9 @@ static void check_param_init(checker *c, decl *dc)
 
 static void add_builtins(checker *c)
 {
+	c->global.parent = &c->builtins;
 	for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-		sym *y = scope_add(c, &c->global, SYM_BUILTIN, builtins[i].name, (span){0, 0, 0});
+		sym *y = scope_add(c, &c->builtins, SYM_BUILTIN, builtins[i].name, (span){0, 0, 0});
 		y->builtin = builtins[i].fn;
 		y->cat_k = builtins[i].arity; /* reused: arity */
 	}

@@ -493,9 +493,11 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 		           var->vkind == K_BIN ? "bin" : var->vkind == K_CAT ? "cat" : var->vkind == K_INT ? "int" : "real");
 		return;
 	}
-	/* the family's scope: its size names, its arguments, its value */
+	/* the family's scope: its size names, its arguments, its value, and
+	 * the built-in functions; not the model's names (a param k would
+	 * clash with a family's sum(k in ...)) */
 	scope *fs = arena_alloc(c->a, sizeof *fs);
-	fs->parent = &c->global;
+	fs->parent = &c->builtins;
 	ptrvec names = {0};
 	int64_t sizes[16] = {0};
 	for (size_t i = 0; i < args->len; i++) {

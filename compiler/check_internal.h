@@ -15,7 +15,9 @@ typedef struct checker {
 	diag_ctx *d;
 	arena *a;
 	model *m;
-	scope global;
+	scope global;          /* the model's names; its parent is builtins */
+	scope builtins;        /* the built-in functions: all a family body sees
+	                          besides its own names */
 	uint32_t model_file;
 	bool in_stdlib;
 	decl *order_decl;
