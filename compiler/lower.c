@@ -56,6 +56,7 @@ typedef struct lowerer {
 	bool in_family;
 	uint32_t draws;         /* draws so far in the family's sampler */
 	ptrvec lets;            /* let_entry* */
+	int let_depth;          /* let_value calls in progress (a let using a let ...) */
 	int *stage;             /* per buffer id: its stage (TEMP) */
 	int stage_cap;
 	ptrvec open_loops;      /* loops of sums being lowered: no materialization may use them */
@@ -387,6 +388,12 @@ static ir_idx *lower_idx(lowerer *L, const expr *e)
 	return ir_idx_const(L->m, 0);
 }
 
+/* How deep lets may use lets (let a2 = a1 ..., let a3 = a2 ...): each
+ * level is a recursion of the lowering and a level of the value trees
+ * that later passes walk, which at 400 took seconds and at 2000 ran out of
+ * stack.  The same bound as the nesting of an expression. */
+#define LOWER_MAX_LET_DEPTH PARSE_MAX_DEPTH
+
 /* The value of a let, lowered once per segment (per position lets) or once
  * per model. */
 static tval let_value(lowerer *L, const sym *y)
@@ -396,6 +403,12 @@ static tval let_value(lowerer *L, const sym *y)
 		let_entry *le = L->lets.items[i];
 		if (le->let == y && le->seg == seg)
 			return le->val;
+	}
+	if (L->let_depth >= LOWER_MAX_LET_DEPTH) {
+		diag_error(L->d, y->where, "this let is %d lets deep (it uses a let that uses a let ...): at most %d",
+		           L->let_depth + 1, LOWER_MAX_LET_DEPTH);
+		L->failed = true;
+		return scalar(ir_const(L->m, 0));
 	}
 	binding *saved = L->env;
 	bool fam = L->in_family;
@@ -407,7 +420,9 @@ static tval let_value(lowerer *L, const sym *y)
 		}
 		bind_idx(L, y->decl->u.let.index, L->seg->elem);
 	}
+	L->let_depth++;
 	tval v = materialize(L, lower_expr(L, y->decl->u.let.value), y->name, y->where);
+	L->let_depth--;
 	L->env = saved;
 	L->in_family = fam;
 	let_entry *le = arena_alloc(L->a, sizeof *le);
