@@ -518,8 +518,12 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 			return;
 		}
 	}
+	/* an error in the family's body is at the family (the stdlib's, which
+	 * the user did not write): a note says which conditional uses it */
+	int errors_before = c->d->errors;
 	if (!fd->u.family.logp) {
 		diag_error(c->d, fd->name_where, "family %s has no logp(v) = ... line", f->name);
+		diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
 		return;
 	}
 	sym *v = scope_add(c, fs, SYM_FAMILY_ARG, fd->u.family.logp_var, fd->u.family.logp_var_where);
@@ -544,6 +548,8 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 		diag_error(c->d, fd->name_where, "family %s has no `sample = ...` line", f->name);
 	else if (check_expr(c, &fx, fd->u.family.sample) && fd->u.family.sample->shape.rank != 0)
 		diag_error(c->d, fd->u.family.sample->where, "the sample of family %s must be a scalar", f->name);
+	if (c->d->errors > errors_before)
+		diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
 }
 
 /* ----------------------------------------------------- lets and bodies */
