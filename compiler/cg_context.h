@@ -42,6 +42,11 @@ struct cg_unit {
 	                                diagnostic handler (malloc'd): the output is void */
 };
 
+/* The diagnostic handler of a unit's context (cg_emit.c): LLVM's first
+ * error goes to unit->llvm_error, where the build fails with it; a NULL
+ * unit (a context that outlives it) prints the error. */
+void cg_llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unit);
+
 /* The loop variables in scope and the current row, restored on loop exit. */
 typedef struct cg_row {
 	LLVMValueRef ptr;            /* obs + r * OBS_SIZE, or obs outside rows loops */

@@ -107,12 +107,17 @@ static char *take_msg(char *m)
  * reach the user's terminal.  An error (a target that cannot compile what
  * a kernel needs: --target bpf has no calls to libm) is kept in the unit,
  * and the build fails with it: LLVM goes on and writes an object anyway. */
-static void llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unit)
+void cg_llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unit)
 {
 	cg_unit *u = unit;
-	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError || u->llvm_error)
+	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError || (u && u->llvm_error))
 		return;
 	char *msg = LLVMGetDiagInfoDescription(info);
+	if (!u) { /* a context that outlived its unit (jit_load's, in the JIT) */
+		fprintf(stderr, "chain: LLVM: %s\n", msg ? msg : "error");
+		LLVMDisposeMessage(msg);
+		return;
+	}
 	size_t len = msg ? strlen(msg) : 0;
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
@@ -497,7 +502,7 @@ static int unit_build(cg_unit *u, const ir_module *m, const cg_options *o, unsig
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
 	u->tsctx = LLVMOrcCreateNewThreadSafeContext();
 	u->ctx = LLVMOrcThreadSafeContextGetContext(u->tsctx);
-	LLVMContextSetDiagnosticHandler(u->ctx, llvm_diagnostic, u);
+	LLVMContextSetDiagnosticHandler(u->ctx, cg_llvm_diagnostic, u);
 	u->mod = LLVMModuleCreateWithNameInContext(m->model->name, u->ctx);
 	LLVMSetTarget(u->mod, u->triple);
 	LLVMSetModuleDataLayout(u->mod, td);

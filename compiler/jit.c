@@ -265,7 +265,9 @@ jit_session *jit_load(cg_unit *u, const struct chain_model **out, char **err)
 		return NULL;
 	}
 	/* the module moves into the JIT; the unit's reference to the context
-	 * is dropped by cg_unit_free, the module's keeps it alive */
+	 * is dropped by cg_unit_free, the module's keeps it alive, and its
+	 * diagnostics, which went to the unit, are printed from now on */
+	LLVMContextSetDiagnosticHandler(u->ctx, cg_llvm_diagnostic, NULL);
 	LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(u->mod, u->tsctx);
 	u->mod = NULL;
 	LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(s->jit, jd, tsm); /* takes tsm */
