@@ -73,7 +73,8 @@ static void not_supported(lowerer *L, span where, const char *what)
 	L->failed = true;
 }
 
-/* An index `a` of dimension `dim` (0-based `k`) of `name`, lowered to x:
+/* Index `a` of dimension k (0-based) of `name`, which has `size` entries
+ * there, lowered to x:
  * an error when the values it takes from its loops' ranges reach outside
  * 0..size-1 (the generated code would read outside the array: the check
  * can only see a constant index, check_expr.c).  The range counts every
