@@ -911,36 +911,32 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 		set_err(err, cg_strdup("internal error: the header comes from cg_emit_header"));
 		return -1;
 	}
-	char *tmp;
-	int fd = tmp_beside(path, &tmp, err);
-	if (fd < 0)
-		return -1;
+	/* the output in memory first, then written through write_file's one
+	 * descriptor: LLVM opening the path again after tmp_beside would block
+	 * for a second reader when the path is a FIFO written in place */
+	char *msg = NULL, *text = NULL;
+	LLVMMemoryBufferRef buf = NULL;
 	bool ok = true;
-	char *msg = NULL;
 	switch (kind) {
 	case EMIT_OBJ: case EMIT_ASM: {
-		close(fd);
 		/* codegen rewrites the IR it runs on: emit from a copy, so the unit
 		 * can still be emitted again or handed to the JIT */
 		LLVMModuleRef copy = LLVMCloneModule(u->mod);
-		if (LLVMTargetMachineEmitToFile(u->tm, copy, tmp, kind == EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile,
-		                                &msg)) {
+		if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, copy, kind == EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile,
+		                                        &msg, &buf)) {
 			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot emit"));
 			ok = false;
+			buf = NULL;
 		}
 		LLVMDisposeModule(copy);
 		break;
 	}
 	case EMIT_LLVM:
-		close(fd);
-		if (LLVMPrintModuleToFile(u->mod, tmp, &msg)) {
-			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot write"));
-			ok = false;
-		}
+		text = LLVMPrintModuleToString(u->mod);
 		break;
 	case EMIT_BC:
-		close(fd);
-		if (LLVMWriteBitcodeToFile(u->mod, tmp)) {
+		buf = LLVMWriteBitcodeToMemoryBuffer(u->mod);
+		if (!buf) {
 			set_err(err, cg_fmt("%s: cannot write bitcode", path));
 			ok = false;
 		}
@@ -952,5 +948,18 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 		LLVMDisposeMessage(msg);
 	if (ok && take_llvm_error(u, err) < 0)
 		ok = false;
-	return tmp_finish(tmp, path, ok, err);
+	if (ok && !text && !buf) {
+		set_err(err, NULL); /* out of memory */
+		ok = false;
+	}
+	int r = -1;
+	if (ok && text)
+		r = write_file(path, text, strlen(text), err);
+	else if (ok && buf)
+		r = write_file(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), err);
+	if (text)
+		LLVMDisposeMessage(text);
+	if (buf)
+		LLVMDisposeMemoryBuffer(buf);
+	return r;
 }
