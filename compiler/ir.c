@@ -435,8 +435,22 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 		const ir_buf *buf = x->u.load.buf;
 		if (!buf->is_int || !buf->ivalues || buf->size < 1)
 			return 0; /* a data value: checked against its kind when loaded */
-		*lo = *hi = buf->ivalues[0];
-		for (int64_t i = 1; i < buf->size; i++) {
+		/* a vector (a permutation): the entries its index can reach, else
+		 * all of them */
+		int64_t from = 0, to = buf->size - 1;
+		if (buf->rank == 1 && x->u.load.idx[0]) {
+			int r = ir_idx_range(x->u.load.idx[0], &a, &b);
+			if (r < 0)
+				return -1;
+			if (r > 0) {
+				from = a > 0 ? a : 0;
+				to = b < to ? b : to;
+				if (from > to)
+					return 0; /* an index outside the vector: check_index says so */
+			}
+		}
+		*lo = *hi = buf->ivalues[from];
+		for (int64_t i = from + 1; i <= to; i++) {
 			*lo = buf->ivalues[i] < *lo ? buf->ivalues[i] : *lo;
 			*hi = buf->ivalues[i] > *hi ? buf->ivalues[i] : *hi;
 		}

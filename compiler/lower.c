@@ -338,17 +338,6 @@ static ir_idx *elem_at(lowerer *L, const segment *s, ir_idx *k)
 	return k;
 }
 
-/* elem_at for a constant position q. */
-static int64_t elem_value(const segment *s, int64_t q)
-{
-	const sym *y = s->var;
-	if (s->perm)
-		return s->perm->ivalues[q];
-	if (y->shape.rank && y->perm[0] == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
-		return y->shape.dims[0] - 1 - q;
-	return q;
-}
-
 /* ------------------------------------------------------------ lowering */
 
 static tval lower_expr(lowerer *L, const expr *e);
@@ -695,14 +684,12 @@ static tval lower_sum_before(lowerer *L, const expr *e)
 	}
 	ir_loop *j = ir_loop_new(L->m, e->u.sum.var, ir_idx_const(L->m, 0), ir_idx_const(L->m, s->npos));
 	/* for check_index: the elements of the positions before the last, the
-	 * only ones a position has before it */
+	 * only ones a position has before it (none: an empty range) */
+	ir_loop before = {.id = -1, .lo = ir_idx_const(L->m, 0), .hi = ir_idx_const(L->m, s->npos - 1)};
 	j->narrow = true;
-	j->narrow_lo = 0;
-	j->narrow_hi = -1;
-	for (int64_t q = 0; q + 1 < s->npos; q++) {
-		int64_t el = elem_value(s, q);
-		j->narrow_lo = q == 0 || el < j->narrow_lo ? el : j->narrow_lo;
-		j->narrow_hi = q == 0 || el > j->narrow_hi ? el : j->narrow_hi;
+	if (ir_idx_range(elem_at(L, s, ir_idx_loop(L->m, &before)), &j->narrow_lo, &j->narrow_hi) != 1) {
+		j->narrow_lo = 0;
+		j->narrow_hi = s->npos > 1 ? s->npos - 1 : -1;
 	}
 	binding *saved = L->env;
 	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, j));
