@@ -240,19 +240,34 @@ static bool tile_state(cg_ctx *c, jv_state *st, const ir_stmt *t, LLVMValueRef r
 	return true;
 }
 
+/* Back outside the rows loop `rows` after code for some of its rows
+ * (cg_set_lane, jv_*): no lane, the row and the rows' variable as they
+ * were (row, rowvar), nothing cached from inside. */
+static void leave_rows(cg_ctx *c, const ir_loop *rows, cg_row row, LLVMValueRef rowvar)
+{
+	c->lane = NULL;
+	c->row = row;
+	c->loop_var[rows->id] = rowvar;
+	cg_cache_drop(c);
+}
+
 /* The common steps [0, mmin) of a group of P positions pk[] for the full
- * tiles [0, ntiles) of TR rows of a block (lanes lane[]), in nch chunks of
- * about equal length, each chunk run for every tile in turn, the tiles'
+ * tiles [0, ntiles) of TR rows of a block (lanes lane[]), in chunks of
+ * about equal length, at most CG_JAM_CHUNK steps (at least one chunk, so
+ * that keep is written), each chunk run for every tile in turn, the tiles'
  * accumulators stored in keep (P x TR vectors a tile) between chunks and
  * after the last: a chunk of the positions' rows of W stays in L1 for all
  * the tiles beside a tile's chunk of x. */
 static void chunks_for_tiles(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMValueRef ntiles, const ir_loop *L,
                              const LLVMValueRef *pk, int P, int TR, const LLVMValueRef *lane, LLVMValueRef mmin,
-                             LLVMValueRef nch, LLVMValueRef keep)
+                             LLVMValueRef keep)
 {
 	LLVMTypeRef vt = LLVMVectorType(c->real, (unsigned)(64 / c->real_size));
 	LLVMValueRef zero = cg_i64(c, 0);
 	int per = P * TR;
+	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
+	                                 cg_i64(c, CG_JAM_CHUNK), "");
+	nch = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nch, zero, ""), cg_i64(c, 1), nch, "");
 	cg_loop cl;
 	cg_loop_open(c, &cl, NULL, zero, nch, false);
 	LLVMValueRef j0 = LLVMBuildUDiv(c->b, LLVMBuildNSWMul(c->b, cl.iv, mmin, ""), nch, "");
@@ -296,9 +311,7 @@ static void tiles_chunked(cg_ctx *c, const ir_stmt *t, LLVMValueRef rlo, LLVMVal
 	LLVMValueRef lane[CG_JAM_ROWS], zero = cg_i64(c, 0);
 	for (int r = 0; r < TR; r++)
 		lane[r] = cg_i64(c, r);
-	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
-	                                 cg_i64(c, CG_JAM_CHUNK), "");
-	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, nch, keep);
+	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, keep);
 	cg_loop fl;
 	cg_loop_open(c, &fl, NULL, zero, ntiles, false);
 	LLVMValueRef h0 = LLVMBuildNSWMul(c->b, fl.iv, cg_i64(c, TR), "");
@@ -423,17 +436,8 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 	}
 	LLVMValueRef mmin = g.mmin;
 	jv_end(&g);
-	/* in chunks of at most CG_JAM_CHUNK steps (at least one chunk), each
-	 * for every tile in turn (tiles_chunked's: the positions' chunk of W
-	 * stays in L1 beside a tile's chunk of x) */
-	LLVMValueRef nch = LLVMBuildUDiv(c->b, LLVMBuildNSWAdd(c->b, mmin, cg_i64(c, CG_JAM_CHUNK - 1), ""),
-	                                 cg_i64(c, CG_JAM_CHUNK), "");
-	nch = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nch, zero, ""), cg_i64(c, 1), nch, "");
-	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, nch, keep);
-	c->lane = NULL;
-	c->row = saved_row;
-	c->loop_var[rows->id] = saved_rowvar;
-	cg_cache_drop(c);
+	chunks_for_tiles(c, t, rlo, ntiles, L, pk, P, TR, lane, mmin, keep);
+	leave_rows(c, rows, saved_row, saved_rowvar);
 	/* each position's sums, then its statements */
 	cg_loop qst;
 	cg_loop_open(c, &qst, NULL, zero, qn, false);
@@ -453,10 +457,7 @@ static void ahead_tiles(cg_ctx *c, const ir_stmt *rs, const ir_stmt *t, const ir
 	pair_partial(c, t, rlo, LLVMBuildNSWMul(c->b, ntiles, cg_i64(c, TR), ""), count, L, &kq, 1, resq, block,
 	             true);
 	c->jam_rows = saved_rows;
-	c->lane = NULL;
-	c->row = saved_row;
-	c->loop_var[rows->id] = saved_rowvar;
-	cg_cache_drop(c);
+	leave_rows(c, rows, saved_row, saved_rowvar);
 	c->loop_var[L->id] = kq;
 	cg_rows_of_block(c, rs, bl, rlo, rhi, resq);
 	cg_loop_close(c, &qst);
@@ -638,10 +639,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 	c->jam_rows = rows;
 	group_sums(c, t, rlo, count, L, pk, P, block, TR, !gadd, res);
 	c->jam_rows = saved_rows;
-	c->lane = NULL;
-	c->row = saved_row;
-	c->loop_var[rows->id] = saved_rowvar;
-	cg_cache_drop(c);
+	leave_rows(c, rows, saved_row, saved_rowvar);
 	/* the group's positions' statements in a loop, emitted once, not
 	 * once per position */
 	LLVMValueRef left = back ? LLVMBuildNSWAdd(c->b, LLVMBuildNSWSub(c->b, k, plo, ""), cg_i64(c, 1), "")
@@ -665,10 +663,7 @@ bool pair_positions(cg_ctx *c, const ir_stmt *s)
 			cg_store_real(c, cg_val(c, inv[i]), LLVMBuildInBoundsGEP2(c->b, c->real, saved, &to, 1, ""));
 		}
 		cg_loop_close(c, &sr);
-		c->lane = NULL;
-		c->row = saved_row;
-		c->loop_var[rows->id] = saved_rowvar;
-		cg_cache_drop(c);
+		leave_rows(c, rows, saved_row, saved_rowvar);
 	}
 	cg_loop_close(c, &qst);
 	cg_hint_vector_width(c, qst.latch, 1, 1);
