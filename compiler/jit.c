@@ -69,16 +69,29 @@ static bool same_machine(const char *a, const char *b)
 	return ra && rb ? strcmp(ra, rb) == 0 : strcmp(a, b) == 0;
 }
 
+/* Whether code for `triple` runs on this machine (same_machine with the
+ * host's normalized triple, which goes to *host when asked: free it with
+ * LLVMDisposeMessage). */
+static bool runs_here(const char *triple, char **host)
+{
+	char *h = LLVMGetDefaultTargetTriple();
+	char *host_norm = LLVMNormalizeTargetTriple(h);
+	char *norm = LLVMNormalizeTargetTriple(triple);
+	bool same = same_machine(host_norm, norm);
+	LLVMDisposeMessage(h);
+	LLVMDisposeMessage(norm);
+	if (host)
+		*host = host_norm;
+	else
+		LLVMDisposeMessage(host_norm);
+	return same;
+}
+
 /* The JIT target machine: the host (the unit must have been generated for
  * it), with the unit's CPU, features and opt level, PIC, JIT code model. */
 static LLVMOrcJITTargetMachineBuilderRef jit_tmb(cg_unit *u, char **err)
 {
-	char *host = LLVMGetDefaultTargetTriple();
-	char *host_norm = LLVMNormalizeTargetTriple(host);
-	LLVMDisposeMessage(host);
-	bool same = same_machine(host_norm, u->triple);
-	LLVMDisposeMessage(host_norm);
-	if (!same) {
+	if (!runs_here(u->triple, NULL)) {
 		jit_err(err, "the unit was generated for another target than this machine", NULL);
 		return NULL;
 	}
@@ -286,21 +299,17 @@ int jit_check_target(const char *target, char **err)
 {
 	if (!target || !target[0])
 		return 0;
-	char *host = LLVMGetDefaultTargetTriple();
-	char *host_norm = LLVMNormalizeTargetTriple(host);
-	char *norm = LLVMNormalizeTargetTriple(target);
-	int same = same_machine(host_norm, norm);
+	char *host;
+	bool same = runs_here(target, &host);
 	if (!same && err) {
 		free(*err);
-		size_t len = strlen(target) + strlen(host_norm) + 128;
+		size_t len = strlen(target) + strlen(host) + 128;
 		*err = malloc(len);
 		if (*err)
 			snprintf(*err, len, "--target %s is not this machine (%s): this command runs the model here; "
-			         "cross-compile with chain build", target, host_norm);
+			         "cross-compile with chain build", target, host);
 	}
 	LLVMDisposeMessage(host);
-	LLVMDisposeMessage(host_norm);
-	LLVMDisposeMessage(norm);
 	return same ? 0 : -1;
 }
 
