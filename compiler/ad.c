@@ -55,7 +55,7 @@ static bool val_active(adctx *c, const ir_val *v)
 			if (val_active(c, v->u.op.a[i]))
 				return true;
 		return false;
-	default: return false; /* constants, draws, stopped values */
+	default: return false; /* constants, draws (a Poisson count is flat in its rate), stopped values */
 	}
 }
 
@@ -302,6 +302,7 @@ static bool reads_any(const ir_val *v, const ptrvec *bufs)
 				return true;
 		return false;
 	case V_STOP: return reads_any(v->u.stop, bufs);
+	case V_DRAW: return v->u.draw.arg && reads_any(v->u.draw.arg, bufs);
 	default: return false;
 	}
 }

@@ -375,14 +375,18 @@ static LLVMValueRef philox_uniform(cg_ctx *c, LLVMValueRef seed, uint32_t stream
 	return LLVMBuildFMul(B, half, LLVMConstReal(dbl, 0x1p-53), "");
 }
 
-/* A draw: chain_rng_{uniform,normal,gumbel}(seed, stream, a, b, c) with the
- * kernel's seed (0 for kernels without one), as a real; uniform draws
- * inline. */
+/* A draw: chain_rng_{uniform,normal,gumbel}(seed, stream, a, b, c) or
+ * chain_rng_poisson(seed, stream, a, b, c, rate) with the kernel's seed (0
+ * for kernels without one), as a real; uniform draws inline.  A call is
+ * scalar code: a loop over the rows of a block that holds one is not
+ * vectorized (cg_rows.c's val_calls), so it runs once per row. */
 static LLVMValueRef cg_draw(cg_ctx *c, const ir_val *v)
 {
-	static const char *const names[] = { "chain_rng_uniform", "chain_rng_normal", "chain_rng_gumbel" };
-	unsigned k = v->u.draw.kind <= DRAW_GUMBEL ? (unsigned)v->u.draw.kind : 0;
-	LLVMValueRef args[5] = {
+	static const char *const names[] = { "chain_rng_uniform", "chain_rng_normal", "chain_rng_gumbel",
+	                                     "chain_rng_poisson" };
+	unsigned k = v->u.draw.kind <= DRAW_POISSON ? (unsigned)v->u.draw.kind : 0;
+	LLVMTypeRef dbl = LLVMDoubleTypeInContext(c->ctx);
+	LLVMValueRef args[6] = {
 		c->seed ? c->seed : cg_i64(c, 0),
 		LLVMConstInt(c->i32, v->u.draw.stream, 0),
 		v->u.draw.a ? cg_idx(c, v->u.draw.a) : cg_i64(c, 0),
@@ -391,13 +395,18 @@ static LLVMValueRef cg_draw(cg_ctx *c, const ir_val *v)
 	};
 	if (v->u.draw.ci) /* one draw per iteration of the enclosing sum */
 		args[4] = LLVMBuildAdd(c->b, args[4], LLVMBuildTrunc(c->b, cg_idx(c, v->u.draw.ci), c->i32, ""), "");
+	unsigned nargs = 5;
+	if (v->u.draw.kind == DRAW_POISSON) { /* the rate, in double whatever the precision */
+		LLVMValueRef rate = v->u.draw.arg ? cg_val(c, v->u.draw.arg) : cg_real_const(c, 0);
+		args[nargs++] = c->o->f32 ? LLVMBuildFPExt(c->b, rate, dbl, "") : rate;
+	}
 	LLVMValueRef r;
 	if (cg_draw_inline(c, v)) {
 		r = philox_uniform(c, args[0], v->u.draw.stream, args[2], args[3], args[4]);
 	} else {
-		LLVMTypeRef params[5] = { c->i64, c->i32, c->i64, c->i32, c->i32 }, ty;
-		LLVMValueRef fn = cg_runtime_fn(c, names[k], LLVMDoubleTypeInContext(c->ctx), params, 5, true, &ty);
-		r = LLVMBuildCall2(c->b, ty, fn, args, 5, "");
+		LLVMTypeRef params[6] = { c->i64, c->i32, c->i64, c->i32, c->i32, dbl }, ty;
+		LLVMValueRef fn = cg_runtime_fn(c, names[k], dbl, params, nargs, true, &ty);
+		r = LLVMBuildCall2(c->b, ty, fn, args, nargs, "");
 	}
 	return c->o->f32 ? LLVMBuildFPTrunc(c->b, r, c->real, "") : r;
 }

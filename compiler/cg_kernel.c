@@ -180,6 +180,7 @@ static void scan_val(cg_ctx *c, kernel_scan *s, const ir_val *v)
 		scan_idx(c, s, v->u.draw.a);
 		scan_idx(c, s, v->u.draw.b);
 		scan_idx(c, s, v->u.draw.ci);
+		scan_val(c, s, v->u.draw.arg);
 		break;
 	case V_STOP: scan_val(c, s, v->u.stop); break;
 	case V_CONST: break;
@@ -283,7 +284,9 @@ bool cg_val_reads(cg_ctx *c, const ir_val *v, const ir_buf *b, bool *seen)
 				return true;
 		return false;
 	case V_INT: return ir_idx_reads(v->u.idx, b);
-	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
+	case V_DRAW:
+		return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b) ||
+		       (v->u.draw.arg && cg_val_reads(c, v->u.draw.arg, b, seen));
 	case V_STOP: return cg_val_reads(c, v->u.stop, b, seen);
 	case V_CONST: return false;
 	}

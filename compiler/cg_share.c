@@ -144,7 +144,8 @@ static bool same_val(matcher *mt, const ir_val *a, const ir_val *b)
 	case V_DRAW:
 		ok = a->u.draw.kind == b->u.draw.kind && a->u.draw.stream == b->u.draw.stream &&
 		     a->u.draw.c == b->u.draw.c && same_idx(mt, a->u.draw.a, b->u.draw.a) &&
-		     same_idx(mt, a->u.draw.b, b->u.draw.b) && same_idx(mt, a->u.draw.ci, b->u.draw.ci);
+		     same_idx(mt, a->u.draw.b, b->u.draw.b) && same_idx(mt, a->u.draw.ci, b->u.draw.ci) &&
+		     (a->u.draw.arg ? b->u.draw.arg && same_val(mt, a->u.draw.arg, b->u.draw.arg) : !b->u.draw.arg);
 		break;
 	case V_STOP: ok = same_val(mt, a->u.stop, b->u.stop); break;
 	}
@@ -363,6 +364,7 @@ static void mark_val(const ir_val *v, bool *seen, bool *done, int nids)
 		mark_idx(v->u.draw.a, seen, nids);
 		mark_idx(v->u.draw.b, seen, nids);
 		mark_idx(v->u.draw.ci, seen, nids);
+		mark_val(v->u.draw.arg, seen, done, nids);
 		break;
 	case V_STOP: mark_val(v->u.stop, seen, done, nids); break;
 	case V_CONST: break;

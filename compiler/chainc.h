@@ -301,7 +301,7 @@ typedef enum builtin_fn {
 	FN_RELU, FN_SOFTPLUS, FN_LOG_SIGMOID, FN_LFACT,       /* elementwise */
 	FN_SUM, FN_MEAN, FN_DOT, FN_LOGSUMEXP, FN_MAX,        /* reductions */
 	FN_L2, FN_L1,                                         /* penalties */
-	FN_UNIFORM, FN_NORMAL, FN_GUMBEL,                     /* draws (family samplers) */
+	FN_UNIFORM, FN_NORMAL, FN_GUMBEL, FN_POISSON,         /* draws (family samplers) */
 	FN_EXPECTED, FN_KL,                                   /* objectives (not compiled yet) */
 	FN__COUNT
 } builtin_fn;
@@ -454,7 +454,8 @@ typedef enum ir_opcode {
 extern const int ir_op_arity[IR_OP__COUNT];
 extern const char *const ir_op_name[IR_OP__COUNT];   /* "NEG", "ADD", ... */
 
-typedef enum ir_draw_kind { DRAW_UNIFORM, DRAW_NORMAL, DRAW_GUMBEL } ir_draw_kind;
+/* chain_rng_uniform, _normal, _gumbel (no operand) and _poisson (u.draw.arg: the rate). */
+typedef enum ir_draw_kind { DRAW_UNIFORM, DRAW_NORMAL, DRAW_GUMBEL, DRAW_POISSON } ir_draw_kind;
 
 typedef enum ir_val_kind {
 	V_CONST,    /* u.c */
@@ -462,7 +463,7 @@ typedef enum ir_val_kind {
 	V_OP,       /* u.op: op(args...) */
 	V_INT,      /* u.idx: an index expression as a real */
 	V_DRAW,     /* u.draw: chain_rng_{uniform,normal,gumbel}(seed, stream, a, b, c) with the
-	               kernel's seed argument */
+	               kernel's seed argument, or chain_rng_poisson(..., arg) */
 	V_STOP,     /* u.stop: the value of its operand, with no derivative */
 } ir_val_kind;
 
@@ -475,8 +476,10 @@ struct ir_val {
 		struct { ir_buf *buf; ir_idx *idx[IR_MAX_RANK]; } read;
 		struct { ir_opcode op; ir_val *a[3]; } op;
 		ir_idx *idx;
-		struct { ir_draw_kind kind; uint32_t stream; ir_idx *a, *b; uint32_t c; ir_idx *ci; } draw;
-		                        /* V_DRAW: the draw number is c + ci (ci: a sum's index, or NULL) */
+		struct { ir_draw_kind kind; uint32_t stream; ir_idx *a, *b; uint32_t c; ir_idx *ci; ir_val *arg; } draw;
+		                        /* V_DRAW: the draw number is c + ci (ci: a sum's index, or NULL);
+		                           arg: DRAW_POISSON's rate, NULL for the others (walkers of
+		                           values visit it like an operand; it has no derivative) */
 		ir_val *stop;
 	} u;
 };
@@ -578,8 +581,10 @@ ir_val *ir_read(ir_module *m, ir_buf *b, ir_idx **idx);
 ir_val *ir_op(ir_module *m, ir_opcode op, ir_val *a, ir_val *b, ir_val *c);  /* simplifies 0+x, 1*x, ... */
 ir_val *ir_int(ir_module *m, ir_idx *i);
 ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c);
-/* The same with the draw number c + ci: one draw per iteration of a sum. */
-ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci);
+/* The same with the draw number c + ci (one draw per iteration of a sum)
+ * and the operand arg (DRAW_POISSON's rate; NULL for the others). */
+ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci,
+                   ir_val *arg);
 ir_val *ir_stop(ir_module *m, ir_val *v);
 bool ir_idx_equal(const ir_idx *a, const ir_idx *b);
 ir_stmt *ir_stmt_new(ir_module *m, ir_stmt_kind k);

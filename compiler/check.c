@@ -26,6 +26,7 @@ static const struct {
 	{"logsumexp", FN_LOGSUMEXP, 1}, {"max", FN_MAX, 1},
 	{"l2", FN_L2, 1}, {"l1", FN_L1, 1},
 	{"uniform", FN_UNIFORM, 0}, {"normal", FN_NORMAL, 0}, {"gumbel", FN_GUMBEL, 0},
+	{"poisson", FN_POISSON, 1},
 	{"expected", FN_EXPECTED, 1}, {"kl", FN_KL, 1},
 };
 

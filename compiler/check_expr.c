@@ -277,9 +277,14 @@ static bool check_call(checker *c, ctx *x, expr *e)
 		set_scalar(e, false);
 		return true;
 	}
-	case FN_UNIFORM: case FN_NORMAL: case FN_GUMBEL:
+	case FN_UNIFORM: case FN_NORMAL: case FN_GUMBEL: case FN_POISSON:
 		if (x->where != CTX_FAMILY_SAMPLE) {
 			diag_error(c->d, e->where, "%s() draws a random number: only a family's sample may use it", y->name);
+			return false;
+		}
+		if (fn == FN_POISSON && args->items[0]->shape.rank != 0) {
+			diag_error(c->d, args->items[0]->where, "poisson() takes a scalar rate, not %s",
+			           shape_str(c->a, &args->items[0]->shape));
 			return false;
 		}
 		set_scalar(e, false);

@@ -184,6 +184,11 @@ static ir_val *replace_reads(forward *f, ir_val *v)
 	}
 	case V_STOP:
 		return ir_stop(f->m, replace_reads(f, v->u.stop));
+	case V_DRAW:
+		if (!v->u.draw.arg)
+			return v;
+		return ir_draw_at(f->m, v->u.draw.kind, v->u.draw.stream, v->u.draw.a, v->u.draw.b, v->u.draw.c, v->u.draw.ci,
+		                  replace_reads(f, v->u.draw.arg));
 	default:
 		return v;
 	}

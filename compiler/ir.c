@@ -154,6 +154,7 @@ static uint32_t val_hash(const ir_val *v)
 		h = hash_mix(h, idx_hash(v->u.draw.a));
 		h = hash_mix(h, idx_hash(v->u.draw.b));
 		h = hash_mix(h, idx_hash(v->u.draw.ci));
+		h = hash_mix(h, (uint64_t)(uintptr_t)v->u.draw.arg);
 		break;
 	case V_STOP:
 		h = hash_mix(h, (uint64_t)(uintptr_t)v->u.stop);
@@ -187,7 +188,8 @@ static bool val_equal(const ir_val *a, const ir_val *b)
 	case V_DRAW:
 		return a->u.draw.kind == b->u.draw.kind && a->u.draw.stream == b->u.draw.stream &&
 		       a->u.draw.c == b->u.draw.c && ir_idx_equal(a->u.draw.a, b->u.draw.a) &&
-		       ir_idx_equal(a->u.draw.b, b->u.draw.b) && ir_idx_equal(a->u.draw.ci, b->u.draw.ci);
+		       ir_idx_equal(a->u.draw.b, b->u.draw.b) && ir_idx_equal(a->u.draw.ci, b->u.draw.ci) &&
+		       a->u.draw.arg == b->u.draw.arg;
 	case V_STOP:
 		return a->u.stop == b->u.stop;
 	}
@@ -620,7 +622,8 @@ ir_val *ir_int(ir_module *m, ir_idx *i)
 	return intern(m, &t);
 }
 
-ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci)
+ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c, ir_idx *ci,
+                   ir_val *arg)
 {
 	ir_val t = { .kind = V_DRAW };
 	t.u.draw.kind = k;
@@ -629,12 +632,13 @@ ir_val *ir_draw_at(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_
 	t.u.draw.b = b;
 	t.u.draw.c = c;
 	t.u.draw.ci = ci;
+	t.u.draw.arg = arg;
 	return intern(m, &t);
 }
 
 ir_val *ir_draw(ir_module *m, ir_draw_kind k, uint32_t stream, ir_idx *a, ir_idx *b, uint32_t c)
 {
-	return ir_draw_at(m, k, stream, a, b, c, NULL);
+	return ir_draw_at(m, k, stream, a, b, c, NULL, NULL);
 }
 
 /* stop(v): v without derivative.  Constants have none anyway, and a stop of
@@ -824,7 +828,7 @@ static void print_op_name(FILE *out, ir_opcode op)
  * %id and were defined on lines of their own before. */
 static void print_val(FILE *out, const ir_val *v, const pmap *names, bool top)
 {
-	static const char *const draw_names[] = { "uniform", "normal", "gumbel" };
+	static const char *const draw_names[] = { "uniform", "normal", "gumbel", "poisson" };
 	if (!v) {
 		fputs("?", out);
 		return;
@@ -854,7 +858,7 @@ static void print_val(FILE *out, const ir_val *v, const pmap *names, bool top)
 		fputc(')', out);
 		break;
 	case V_DRAW:
-		fprintf(out, "%s(stream %u, ", draw_names[v->u.draw.kind <= DRAW_GUMBEL ? v->u.draw.kind : 0],
+		fprintf(out, "%s(stream %u, ", draw_names[v->u.draw.kind <= DRAW_POISSON ? v->u.draw.kind : 0],
 		        v->u.draw.stream);
 		print_idx(out, v->u.draw.a);
 		fputs(", ", out);
@@ -863,6 +867,10 @@ static void print_val(FILE *out, const ir_val *v, const pmap *names, bool top)
 		if (v->u.draw.ci) {
 			fputs(" + ", out);
 			print_idx(out, v->u.draw.ci);
+		}
+		if (v->u.draw.arg) {
+			fputs(", ", out);
+			print_val(out, v->u.draw.arg, names, false);
 		}
 		fputc(')', out);
 		break;
@@ -877,6 +885,10 @@ static void print_val(FILE *out, const ir_val *v, const pmap *names, bool top)
 /* Counts the uses of each op node under v (each node's children once). */
 static void count_uses(pmap *p, const ir_val *v)
 {
+	if (v && v->kind == V_DRAW) { /* a draw prints inline; its operand may be shared */
+		count_uses(p, v->u.draw.arg);
+		return;
+	}
 	if (!v || (v->kind != V_OP && v->kind != V_STOP))
 		return;
 	int *n = pmap_slot(p, v);
@@ -898,6 +910,10 @@ static void count_uses(pmap *p, const ir_val *v)
  * visited mark is needed. */
 static void print_shared(FILE *out, const ir_val *v, pmap *p, int indent)
 {
+	if (v && v->kind == V_DRAW) {
+		print_shared(out, v->u.draw.arg, p, indent);
+		return;
+	}
 	if (!v || (v->kind != V_OP && v->kind != V_STOP) || pmap_get(p, v) < 0)
 		return;
 	if (v->kind == V_STOP)
@@ -1045,6 +1061,8 @@ static void bufs_val(pmap *seen, pmap *done, ptrvec *list, const ir_val *v)
 		bufs_idx(seen, list, v->u.draw.a);
 		bufs_idx(seen, list, v->u.draw.b);
 		bufs_idx(seen, list, v->u.draw.ci);
+		if (v->u.draw.arg)
+			bufs_val(seen, done, list, v->u.draw.arg);
 		break;
 	case V_STOP: bufs_val(seen, done, list, v->u.stop); break;
 	case V_CONST: break;

@@ -59,7 +59,9 @@ bool ir_val_reads(const ir_val *v, const ir_buf *b)
 		return false;
 	case V_STOP: return ir_val_reads(v->u.stop, b);
 	case V_INT: return ir_idx_reads(v->u.idx, b);
-	case V_DRAW: return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b);
+	case V_DRAW:
+		return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b) ||
+		       (v->u.draw.arg && ir_val_reads(v->u.draw.arg, b));
 	default: return false;
 	}
 }
@@ -130,7 +132,8 @@ bool ir_val_uses_loop(const ir_val *v, const ir_loop *l)
 	switch (v->kind) {
 	case V_INT: return ir_idx_uses_loop(v->u.idx, l);
 	case V_DRAW:
-		return ir_idx_uses_loop(v->u.draw.a, l) || ir_idx_uses_loop(v->u.draw.b, l) || ir_idx_uses_loop(v->u.draw.ci, l);
+		return ir_idx_uses_loop(v->u.draw.a, l) || ir_idx_uses_loop(v->u.draw.b, l) || ir_idx_uses_loop(v->u.draw.ci, l) ||
+		       (v->u.draw.arg && ir_val_uses_loop(v->u.draw.arg, l));
 	case V_STOP: return ir_val_uses_loop(v->u.stop, l);
 	case V_READ:
 		for (int k = 0; k < v->u.read.buf->rank; k++)
@@ -189,7 +192,8 @@ ir_val *ir_remap_val(ir_module *m, ir_val *v, ir_read_map map, void *ctx)
 		return ir_int(m, ir_remap_idx(m, v->u.idx, map, ctx));
 	case V_DRAW:
 		return ir_draw_at(m, v->u.draw.kind, v->u.draw.stream, ir_remap_idx(m, v->u.draw.a, map, ctx),
-		                  ir_remap_idx(m, v->u.draw.b, map, ctx), v->u.draw.c, ir_remap_idx(m, v->u.draw.ci, map, ctx));
+		                  ir_remap_idx(m, v->u.draw.b, map, ctx), v->u.draw.c, ir_remap_idx(m, v->u.draw.ci, map, ctx),
+		                  v->u.draw.arg ? ir_remap_val(m, v->u.draw.arg, map, ctx) : NULL);
 	default:
 		return v;
 	}
@@ -229,7 +233,8 @@ ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n
 		return ir_int(m, ir_subst_idx(m, v->u.idx, from, to, n));
 	case V_DRAW:
 		return ir_draw_at(m, v->u.draw.kind, v->u.draw.stream, ir_subst_idx(m, v->u.draw.a, from, to, n),
-		                  ir_subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c, ir_subst_idx(m, v->u.draw.ci, from, to, n));
+		                  ir_subst_idx(m, v->u.draw.b, from, to, n), v->u.draw.c, ir_subst_idx(m, v->u.draw.ci, from, to, n),
+		                  v->u.draw.arg ? ir_subst_val(m, v->u.draw.arg, from, to, n) : NULL);
 	case V_STOP:
 		return ir_stop(m, ir_subst_val(m, v->u.stop, from, to, n));
 	case V_READ: {
@@ -310,6 +315,10 @@ static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v)
 			temps_in_val(m, k, v->u.op.a[i]);
 		return;
 	case V_STOP: temps_in_val(m, k, v->u.stop); return;
+	case V_DRAW:
+		if (v->u.draw.arg)
+			temps_in_val(m, k, v->u.draw.arg);
+		return;
 	default: return;
 	}
 }

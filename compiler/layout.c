@@ -82,6 +82,8 @@ static void check_val(check *ck, const ir_val *v, const ir_loop *inner)
 	case V_DRAW:
 		ck->ok &= !ir_idx_reads(v->u.draw.a, ck->b) && !ir_idx_reads(v->u.draw.b, ck->b) &&
 		          !ir_idx_reads(v->u.draw.ci, ck->b);
+		if (v->u.draw.arg)
+			check_val(ck, v->u.draw.arg, inner);
 		return;
 	default: return;
 	}

@@ -563,12 +563,17 @@ static tval lower_call(lowerer *L, const expr *e)
 		return scalar(ir_const(L->m, 0));
 	}
 	int fn = f->builtin;
-	if (fn == FN_UNIFORM || fn == FN_NORMAL || fn == FN_GUMBEL) {
+	if (fn == FN_UNIFORM || fn == FN_NORMAL || fn == FN_GUMBEL || fn == FN_POISSON) {
 		if (!L->seg)
 			return scalar(ir_const(L->m, 0));
-		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL : DRAW_GUMBEL;
+		ir_draw_kind k = fn == FN_UNIFORM ? DRAW_UNIFORM : fn == FN_NORMAL ? DRAW_NORMAL
+		               : fn == FN_GUMBEL ? DRAW_GUMBEL : DRAW_POISSON;
+		/* poisson(rate): the rate first, so that its own draws (if any)
+		 * take the numbers before this one, in evaluation order */
+		ir_val *rate = fn == FN_POISSON ? lower_expr(L, args->items[0]).v : NULL;
 		if (!L->open_loops.len)
-			return scalar(ir_draw(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L->m, L->seg), L->draws++));
+			return scalar(ir_draw_at(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L->m, L->seg),
+			                         L->draws++, NULL, rate));
 		/* inside sum(k in lo..hi): one draw per iteration, numbered c + (k - lo);
 		 * the draws after the sum come after all of them, so the range must
 		 * be constant, and one sum deep */
@@ -587,7 +592,7 @@ static tval lower_call(lowerer *L, const expr *e)
 		uint32_t base = L->draws;
 		L->draws += (uint32_t)extent;
 		return scalar(ir_draw_at(L->m, k, CHAIN_STREAM_SAMPLE, ir_idx_leaf(L->m, IX_ROW), global_pos(L->m, L->seg), base,
-		                         ir_idx_bin(L->m, IX_SUB, ir_idx_loop(L->m, o), o->lo)));
+		                         ir_idx_bin(L->m, IX_SUB, ir_idx_loop(L->m, o), o->lo), rate));
 	}
 	tval a = lower_expr(L, args->items[0]);
 	if (fn == FN_LFACT) {

@@ -86,6 +86,7 @@ static ir_buf *temp_read(const ir_val *v, bool *several)
 		return t;
 	}
 	case V_STOP: return temp_read(v->u.stop, several);
+	case V_DRAW: return v->u.draw.arg ? temp_read(v->u.draw.arg, several) : NULL;
 	default: return NULL;
 	}
 }
@@ -103,6 +104,7 @@ static ir_idx *row_of(const ir_val *v, const ir_buf *scan)
 		}
 		return NULL;
 	case V_STOP: return row_of(v->u.stop, scan);
+	case V_DRAW: return v->u.draw.arg ? row_of(v->u.draw.arg, scan) : NULL;
 	default: return NULL;
 	}
 }

@@ -33,6 +33,13 @@ static void reads_val(arena *a, ptrvec *out, const ir_val *v)
 		return;
 	case V_STOP: reads_val(a, out, v->u.stop); return;
 	case V_INT: reads_idx(a, out, v->u.idx); return;
+	case V_DRAW:
+		reads_idx(a, out, v->u.draw.a);
+		reads_idx(a, out, v->u.draw.b);
+		reads_idx(a, out, v->u.draw.ci);
+		if (v->u.draw.arg)
+			reads_val(a, out, v->u.draw.arg);
+		return;
 	default: return;
 	}
 }

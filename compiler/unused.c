@@ -117,6 +117,10 @@ static void collect_theta_reads(const ir_val *v, ptrvec *out, arena *a)
 	case V_STOP:
 		collect_theta_reads(v->u.stop, out, a);
 		return;
+	case V_DRAW:
+		if (v->u.draw.arg)
+			collect_theta_reads(v->u.draw.arg, out, a);
+		return;
 	default:
 		return;
 	}

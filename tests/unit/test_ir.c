@@ -71,6 +71,15 @@ static void test_ir__same_expression_built_twice__is_one_pointer(void **state)
 	assert_ptr_equal(ir_draw(f->m, DRAW_UNIFORM, 0, r1, pi, 0), ir_draw(f->m, DRAW_UNIFORM, 0, r2, pj, 0));
 	assert_ptr_not_equal(ir_draw(f->m, DRAW_UNIFORM, 0, r1, pi, 0), ir_draw(f->m, DRAW_UNIFORM, 0, r1, pi, 1));
 	assert_ptr_not_equal(ir_draw(f->m, DRAW_UNIFORM, 0, r1, pi, 0), ir_draw(f->m, DRAW_NORMAL, 0, r1, pi, 0));
+	/* a Poisson draw's rate is part of it: equal rates, one node; another
+	 * rate, another node; and the walkers see what the rate reads */
+	ir_val *rate = ir_op(f->m, IR_EXP, read_k(f, f->theta), NULL, NULL);
+	ir_val *p1 = ir_draw_at(f->m, DRAW_POISSON, 0, r1, pi, 0, NULL, rate);
+	assert_ptr_equal(p1, ir_draw_at(f->m, DRAW_POISSON, 0, r2, pj, 0, NULL,
+	                                ir_op(f->m, IR_EXP, read_k(f, f->theta), NULL, NULL)));
+	assert_ptr_not_equal(p1, ir_draw_at(f->m, DRAW_POISSON, 0, r1, pi, 0, NULL, read_k(f, f->theta)));
+	assert_true(ir_val_reads(p1, f->theta));
+	assert_false(ir_val_reads(p1, f->x));
 }
 
 static void test_ir__different_buffers_or_indices__differ(void **state)
