@@ -173,6 +173,40 @@ if [ -f compiler/cmd_run.c ]; then
 		if timeout 60 "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat" > "$T/out" 2>&1 &&
 		   grep -q "test NLL: inf nats" "$T/out"; then ok; else bad "binomial(5) of a count $c: not an NLL of inf"; cat "$T/out"; fi
 	done
+	# poisson_log: counts drawn (by tests/e2e/poisson_counts.c, not by chain)
+	# at rates on both sides of chain_rng_poisson's switch at 10; training
+	# recovers the rates, and the trained model's samples have mean and
+	# variance exp(learned log rate) at each position
+	printf 'model pl\ndim n = 4\ndata c : int[n]\nparam r : real[n]\nc[i] ~ poisson_log(r[i])\nmaximize loglik\n' > "$T/pl.chain"
+	rates="0.5 4 12 150"
+	if $CC -std=c11 -O2 -Wall -Wextra -Werror tests/e2e/poisson_counts.c -lm -o "$T/poisson_counts" 2> "$T/out"; then
+		"$T/poisson_counts" 2000 7 $rates > "$T/pl.txt"
+		expect_ok "build a poisson_log model" "$CHAIN" build "$T/pl.chain" -o "$T/pl.o"
+		nm -u "$T/pl.o" | grep -q "chain_rng_poisson" && ok || bad "pl.o does not call chain_rng_poisson"
+		expect_ok "build a poisson_log model, f32 -O0" "$CHAIN" build "$T/pl.chain" --precision f32 -O0 -o "$T/pl32.o"
+		expect_ok "check a poisson_log model" "$CHAIN" check "$T/pl.chain"
+		expect_ok "gradcheck a poisson_log model" "$CHAIN" gradcheck "$T/pl.chain" --data "$T/pl.txt"
+		expect_ok "train a poisson_log model" "$CHAIN" train "$T/pl.chain" --data "$T/pl.txt" --epochs 20 --lr 0.05 --seed 3 -o "$T/pl1.safetensors" --quiet
+		expect_ok "train a poisson_log model, smaller steps" "$CHAIN" train "$T/pl.chain" --data "$T/pl.txt" --epochs 10 --lr 0.005 --resume "$T/pl1.safetensors" -o "$T/pl.safetensors" --quiet
+		# the one tensor r: F64[4] right after the safetensors header
+		hlen=$(od -An -tu8 -N8 "$T/pl.safetensors" | tr -d ' ')
+		learned=$(od -An -tf8 -j $((8 + hlen)) -N 32 "$T/pl.safetensors" | awk '{for (i = 1; i <= NF; i++) printf "%.17g ", exp($i)}')
+		# within 4 standard errors of the data's rate, plus 2% for Adam's steps
+		echo "$learned" | awk -v want="$rates" '{split(want, w, " "); bad = NF != 4
+			for (i = 1; i <= NF; i++) if (($i - w[i])^2 > (4 * sqrt(w[i] / 2000) + 0.02 * w[i])^2) bad = 1
+			exit bad}' && ok || bad "poisson_log: trained rates $learned, data drawn at $rates"
+		expect_ok "sample a poisson_log model" "$CHAIN" sample "$T/pl.chain" --params "$T/pl.safetensors" -n 20000 --seed 5 -o "$T/pl-s.txt"
+		# each position's mean within 5 standard errors of its rate, its
+		# variance within 5 standard errors (sqrt((2 rate^2 + rate) / n)),
+		# every value a count
+		awk -v rates="$learned" 'BEGIN {split(rates, w, " ")} {for (i = 1; i <= NF; i++) {s[i] += $i; q[i] += $i * $i; if ($i < 0 || $i != int($i)) bad = 1}}
+			END {if (NR != 20000 || NF != 4) bad = 1
+			for (i = 1; i <= 4; i++) {m = s[i] / NR; v = q[i] / NR - m * m
+				if ((m - w[i])^2 > 25 * w[i] / NR || (v - w[i])^2 > 25 * (2 * w[i]^2 + w[i]) / NR) {bad = 1; printf "position %d: mean %g variance %g, rate %g\n", i - 1, m, v, w[i]}}
+			exit bad}' "$T/pl-s.txt" > "$T/out" && ok || { bad "poisson_log samples do not have the trained rates"; cat "$T/out"; }
+	else
+		bad "tests/e2e/poisson_counts.c does not compile"; cat "$T/out"
+	fi
 fi
 
 echo "e2e: $pass passed, $fail failed"

@@ -834,6 +834,67 @@ static void test_binomial__sample_frequencies__pass_chi_square(void **state)
 	gen_free(&g);
 }
 
+/* A Poisson model: its sampler is the draw poisson(exp(log_rate)), number
+ * 0 at each position, so every sampled count is chain_rng_poisson at the
+ * row's coordinates and the rate its conditional gives (up to the last
+ * bits of the generated exp, within 2 ulp of libm's); the frequencies
+ * match p(x), at rates on both sides of the sampler's switch at 10, and
+ * rows do not depend on the batch split. */
+static void test_poisson__sample__runtime_draws_and_chi_square(void **state)
+{
+	const char *src = "model pois\ndim n = 2\ndata y : int[n]\nparam a : real[n]\nparam w : real\n"
+	                  "y[i] ~ poisson_log(a[i] + sum(j before i) w * y[j])\nmaximize loglik\n";
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, src, 2, 0, false);
+	assert_non_null(m);
+	double theta[3] = { log(2.5), log(9.0), 0.06 }; /* y[1]: rate 9 to about 20 */
+	enum { ROWS = 40000, K0 = 40, K1 = 100 };
+	double *obs = malloc(ROWS * 2 * sizeof(double));
+	static double count[K0 * K1];
+	memset(count, 0, sizeof count);
+	m->f64->sample(theta, 12, 0, ROWS, obs);
+	for (size_t r = 0; r < ROWS; r++) {
+		double lr[2];
+		m->f64->conditionals(theta, obs + 2 * r, lr);
+		for (uint32_t k = 0; k < 2; k++) {
+			double rate = exp(lr[k]), x = obs[2 * r + k];
+			bool found = false;
+			for (int step = -3; step <= 3 && !found; step++) { /* rate moved by step ulps */
+				double q = rate;
+				for (int t = 0; t < (step < 0 ? -step : step); t++)
+					q = nextafter(q, step < 0 ? 0 : INFINITY);
+				found = x == chain_rng_poisson(12, CHAIN_STREAM_SAMPLE, r, k, 0, q);
+			}
+			if (!found)
+				fail_msg("row %zu, position %u: %g is not chain_rng_poisson at rate %.17g", r, k, x, rate);
+		}
+		if (obs[2 * r] < K0 && obs[2 * r + 1] < K1)
+			count[(int)obs[2 * r] * K1 + (int)obs[2 * r + 1]]++;
+	}
+	double chi = 0, rest = ROWS, prest = 1;
+	int cells = 0;
+	for (int s0 = 0; s0 < K0 * K1; s0++) {
+		double x[2] = { s0 / K1, s0 % K1 };
+		double p = exp(m->f64->logp(theta, x)), e = ROWS * p;
+		if (e < 5)
+			continue;
+		chi += (count[s0] - e) * (count[s0] - e) / e;
+		rest -= count[s0];
+		prest -= p;
+		cells++;
+	}
+	chi += (rest - ROWS * prest) * (rest - ROWS * prest) / (ROWS * prest); /* the cells of e < 5, lumped */
+	double df = cells;
+	if (!(chi < df + 4.5 * sqrt(2 * df) + 10))
+		fail_msg("chi-square %.1f with %g degrees of freedom", chi, df);
+	double split[2 * 13];
+	m->f64->sample(theta, 12, 0, 5, split);
+	m->f64->sample(theta, 12, 5, 8, split + 10);
+	assert_memory_equal(split, obs, sizeof split);
+	free(obs);
+	gen_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -854,6 +915,7 @@ int main(void)
 		cmocka_unit_test(test_sample__frequencies__pass_chi_square),
 		cmocka_unit_test(test_categorical__sample_frequencies__pass_chi_square),
 		cmocka_unit_test(test_binomial__sample_frequencies__pass_chi_square),
+		cmocka_unit_test(test_poisson__sample__runtime_draws_and_chi_square),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
