@@ -69,37 +69,12 @@ typedef struct flag {
 	int given;          /* set by the parser */
 } flag;
 
-int cmd_parse_u64(const char *s, uint64_t *out)
-{
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end || errno == ERANGE)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* A whole-string finite real. */
-static int parse_real(const char *s, double *out)
-{
-	if (!*s || isspace((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	char *end;
-	double v = strtod(s, &end);
-	if (*end || errno == ERANGE || !isfinite(v))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* Converts one flag's value text into its destination, or explains what was
  * expected. */
 static int set_flag(const char *cmd, flag *f, const char *v)
 {
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "chain %s", cmd);
 	uint64_t u;
 	double d;
 	switch (f->type) {
@@ -109,41 +84,25 @@ static int set_flag(const char *cmd, flag *f, const char *v)
 		*(const char **)f->dst = v;
 		return 0;
 	case FLAG_COUNT:
-		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > SIZE_MAX)
-			return run_fail(cmd, "%s: expected a positive integer, got '%s'", f->name, v);
-		*(size_t *)f->dst = (size_t)u;
-		return 0;
+		return cmd_flag_size(prefix, f->name, v, 1, SIZE_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_INDEX:
-		if (cmd_parse_u64(v, &u) != 0 || u > SIZE_MAX)
-			return run_fail(cmd, "%s: expected a non-negative integer, got '%s'", f->name, v);
-		*(size_t *)f->dst = (size_t)u;
-		return 0;
+		return cmd_flag_size(prefix, f->name, v, 0, SIZE_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_SEED:
-		if (cmd_parse_u64(v, &u) != 0)
-			return run_fail(cmd, "%s: expected a non-negative integer below 2^64, got '%s'", f->name, v);
-		*(uint64_t *)f->dst = u;
-		return 0;
+		return cmd_flag_u64(prefix, f->name, v, 0, UINT64_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_THREADS:
-		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > MAX_THREADS)
-			return run_fail(cmd, "%s: expected a number of threads from 1 to %d, got '%s'", f->name,
-			                MAX_THREADS, v);
+		if (cmd_flag_u64(prefix, f->name, v, 1, MAX_THREADS, &u) != 0)
+			return 1;
 		*(unsigned *)f->dst = (unsigned)u;
 		return 0;
 	case FLAG_POSITIVE:
-		if (parse_real(v, &d) != 0 || !(d > 0))
-			return run_fail(cmd, "%s: expected a positive number, got '%s'", f->name, v);
-		*(double *)f->dst = d;
-		return 0;
+		return cmd_flag_real(prefix, f->name, v, CMD_REAL_POSITIVE, f->dst) == 0 ? 0 : 1;
 	case FLAG_FRACTION:
-		if (parse_real(v, &d) != 0 || !(d >= 0 && d < 1))
-			return run_fail(cmd, "%s: expected a number in [0, 1), got '%s'", f->name, v);
-		*(double *)f->dst = d;
-		return 0;
+		return cmd_flag_real(prefix, f->name, v, CMD_REAL_FRACTION, f->dst) == 0 ? 0 : 1;
 	case FLAG_BINARIZE: {
 		chain_load_options *lo = f->dst;
 		if (strcmp(v, "stochastic") == 0) {
 			lo->binarize = CHAIN_BINARIZE_STOCHASTIC;
-		} else if (parse_real(v, &d) == 0) {
+		} else if (cmd_parse_real(v, &d) == 0) {
 			lo->binarize = CHAIN_BINARIZE_THRESHOLD;
 			lo->threshold = d;
 		} else {

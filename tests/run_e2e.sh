@@ -93,10 +93,20 @@ printf 'model m\ndata x : cat(3)\nparam k : real[3]\nx ~ categorical_logits(k)\n
 expect_ok "a param named like a family's index" "$CHAIN" build "$T/k.chain" -o "$T/k.o"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 # a sign is not a count (strtoull wraps -1 to 2^64 - 1: a crash once)
-expect_fail "gradcheck --rows -1" "expected 1 to 1000000" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
-expect_fail "gradcheck --seed -1" "--seed -1" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
-expect_fail "compare --rows -1" "expected 1 to 1000000" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
-expect_fail "optimize --max-iter -5" "--max-iter -5" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
+expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
+expect_fail "gradcheck --seed -1" "chain gradcheck: --seed: expected a non-negative integer below 2^64, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
+expect_fail "compare --rows -1" "chain compare: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
+expect_fail "optimize --max-iter -5" "chain optimize: --max-iter: expected an integer from 1 to 2147483647, got '-5'" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
+# every numeric flag of every command is parsed by cmd_num.c, strictly: no
+# sign on a count, no leading or trailing space, no junk, no hexadecimal,
+# no inf/nan, no overflow or underflow (strtol/strtod took ' 3' and '+2')
+expect_fail "gradcheck --tol ' 1e-3'" "chain gradcheck: --tol: expected a positive number, got ' 1e-3'" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --tol " 1e-3"
+expect_fail "gradcheck --tol 1e-3x" "got '1e-3x'" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --tol 1e-3x
+expect_fail "optimize --tol +1e-9" "chain optimize: --tol: expected a positive number, got '+1e-9'" "$CHAIN" optimize examples/quadratic.chain --tol +1e-9
+expect_fail "compare --repeats ' 3'" "chain compare: --repeats: expected an integer from 1 to 999, got ' 3'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --repeats " 3"
+expect_fail "compare --tol 0x1p-3" "chain compare: --tol: expected a positive number, got '0x1p-3'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --tol 0x1p-3
+expect_fail "-D n=+3" "chain: -D n: expected a positive integer below 2^63, got '+3'" "$CHAIN" check examples/fvsbn.chain -D n=+3
+expect_fail "-D 'n= 3'" "got ' 3'" "$CHAIN" check examples/fvsbn.chain -D "n= 3"
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
 expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
@@ -157,6 +167,13 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "not a data file" "bad.npy" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/bad.npy"
 	expect_fail "missing data file" "nope.amat" "$CHAIN" train $M --data "$T/nope.amat" -o "$T/q.safetensors"
 	expect_fail "bad --lr" "--lr" "$CHAIN" train $M --data "$T/train.amat" --lr abc -o "$T/q.safetensors"
+	expect_fail "train --lr +0.01" "chain train: --lr: expected a positive number, got '+0.01'" "$CHAIN" train $M --data "$T/train.amat" --lr +0.01 -o "$T/q.safetensors"
+	expect_fail "train --lr 1e-400" "chain train: --lr: expected a positive number, got '1e-400'" "$CHAIN" train $M --data "$T/train.amat" --lr 1e-400 -o "$T/q.safetensors"
+	expect_fail "train --epochs +2" "chain train: --epochs: expected a positive integer, got '+2'" "$CHAIN" train $M --data "$T/train.amat" --epochs +2 -o "$T/q.safetensors"
+	expect_fail "train --batch '10 '" "chain train: --batch: expected a positive integer, got '10 '" "$CHAIN" train $M --data "$T/train.amat" --batch "10 " -o "$T/q.safetensors"
+	expect_fail "eval --threads ' 3'" "chain eval: --threads: expected an integer from 1 to 1024, got ' 3'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --threads " 3"
+	expect_fail "eval --binarize +0.5" "chain eval: --binarize: expected a threshold" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --binarize +0.5
+	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
 	# atomicity: a training run killed mid-way leaves a loadable checkpoint
 	"$CHAIN" train $M --data "$T/train.amat" --epochs 1000 --batch 10 -o "$T/k.safetensors" --quiet > /dev/null 2>&1 &
 	pid=$!
