@@ -284,31 +284,59 @@ static const char train_usage[] =
 	"Exit status: 0 when trained, 1 on bad input or if the loss becomes NaN or Inf\n"
 	"(the last good checkpoint stays in PATH).\n";
 
-/* The number in metadata value `s`, if it is one. */
-static int meta_u64(const char *s, uint64_t *out)
+/* A metadata value for a message: at most 40 bytes, non-printable ones as
+ * '?'. */
+static void show_meta(const char *v, char *out, size_t cap)
 {
-	return *s && cmd_parse_u64(s, out) == 0 ? 0 : -1;
+	size_t o = 0;
+	for (; *v && o + 4 < cap && o < 40; v++)
+		out[o++] = (*v >= 0x20 && *v < 0x7f) ? *v : '?';
+	if (*v && o + 4 <= cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
 }
 
-/* Reads the metadata of a resumed checkpoint: the epoch it reached and the
- * seed it was trained with.  Files without them (written by other tools)
- * count as epoch 0 and keep the seed of the command line. */
+/* Loads a resumed checkpoint's params and reads its metadata: the epoch
+ * it reached and the seed it was trained with.  chain train writes both;
+ * a file with neither (written by another tool, or by chain_checkpoint_save
+ * without them) counts as epoch 0 and keeps the seed of the command line.
+ * One without the other, or a value that is not a plain non-negative
+ * integer (a sign, spaces, junk, beyond 2^64 - 1), is an error naming the
+ * file and the key: it is a damaged checkpoint, not one to guess about. */
 static int resume_meta(const char *cmd, const chain_model *m, const char *path, void *theta,
                        uint64_t *epoch, uint64_t *seed, int *have_seed)
 {
 	chain_error err = { "" };
-	char value[64];
 	*epoch = 0;
 	*have_seed = 0;
-	if (chain_checkpoint_load(path, m, theta, "seed", value, sizeof value, &err) != 0)
+	if (chain_checkpoint_load(path, m, theta, NULL, NULL, 0, &err) != 0)
 		return run_fail(cmd, "--resume: %s", err.msg);
-	if (meta_u64(value, seed) == 0)
-		*have_seed = 1;
-	if (chain_checkpoint_load(path, m, theta, "epoch", value, sizeof value, &err) != 0)
+	static const char *const keys[2] = { "epoch", "seed" };
+	char *values[2];
+	if (chain_checkpoint_metadata(path, 2, keys, values, &err) != 0)
 		return run_fail(cmd, "--resume: %s", err.msg);
-	if (meta_u64(value, epoch) != 0)
-		*epoch = 0;
-	return 0;
+	int rc = 0;
+	if (values[0] || values[1]) {
+		uint64_t *dst[2] = { epoch, seed };
+		static const char *const what[2] = { "the last completed epoch", "the training seed" };
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			char shown[48];
+			if (!values[k])
+				rc = run_fail(cmd, "--resume %s: __metadata__ has \"%s\" but no \"%s\" (%s); chain train writes both",
+				              path, keys[1 - k], keys[k], what[k]);
+			else if (cmd_parse_u64(values[k], dst[k]) != 0) {
+				show_meta(values[k], shown, sizeof shown);
+				rc = run_fail(cmd, "--resume %s: __metadata__ \"%s\" is '%s': expected %s, a non-negative integer below 2^64",
+				              path, keys[k], shown, what[k]);
+			}
+		}
+		*have_seed = rc == 0;
+	}
+	free(values[0]);
+	free(values[1]);
+	return rc;
 }
 
 /* Flags, then the starting params (the model's init with --seed, or
@@ -383,7 +411,8 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		if (have_seed && !find_flag(flags, nflags, "--seed")->given)
 			o.seed = seed;
 		if (start > SIZE_MAX - o.epochs) {
-			run_fail(cmd, "--resume %s: the checkpoint's epoch %" PRIu64 " is out of range", resume, start);
+			run_fail(cmd, "--resume %s: __metadata__ \"epoch\" is %" PRIu64 ": out of range (with --epochs %zu the last epoch would pass 2^64 - 1)",
+			         resume, start, o.epochs);
 			goto out;
 		}
 		/* --epochs more epochs, numbered on from the checkpoint's, so that

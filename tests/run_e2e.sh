@@ -157,6 +157,38 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "samples into a FIFO" "is not a regular file" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/fifo.png"
 	[ -p "$T/fifo.png" ] && ok || bad "sample replaced a FIFO with a file"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
+	# --resume reads the checkpoint's epoch and seed: a damaged value is an
+	# error naming the file and the key (it was silently taken as epoch 0)
+	printf 'model r\ndata x : bin[3]\nparam b : real[3]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/r.chain"
+	printf '0 1 0\n1 1 0\n' > "$T/r.amat"
+	# mk_ckpt FILE ',"key":"value",...': a checkpoint of model r (b = 0)
+	mk_ckpt() {
+		json="{\"__metadata__\":{\"format\":\"chain-1\",\"model\":\"r\"$2},\"b\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[0,24]}}"
+		while [ $((${#json} % 8)) -ne 0 ]; do json="$json "; done
+		n=${#json}
+		{ printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))"; printf '\0\0\0\0\0\0%s' "$json"; head -c 24 /dev/zero; } > "$1"
+	}
+	mk_ckpt "$T/r-ok.safetensors" ',"epoch":"3","seed":"7"'
+	expect_ok "resume a made checkpoint" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-ok.safetensors" -o "$T/r-out.safetensors"
+	grep -q "epochs 4..4, .*seed 7" "$T/out" && ok || { bad "resume did not take epoch 3 and seed 7"; cat "$T/out"; }
+	mk_ckpt "$T/r-none.safetensors" ''
+	expect_ok "resume a checkpoint without epoch and seed" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-none.safetensors" -o "$T/r-out.safetensors"
+	grep -q "epochs 1..1, .*seed 1\$" "$T/out" && ok || { bad "resume without metadata: not epoch 0 and the default seed"; cat "$T/out"; }
+	for meta in '"epoch":"x","seed":"7"' '"epoch":"+3","seed":"7"' '"epoch":" 3","seed":"7"' '"epoch":"","seed":"7"' \
+	            '"epoch":"99999999999999999999","seed":"7"' '"epoch":"3","seed":"-1"' '"epoch":"3","seed":"0x10"' \
+	            '"epoch":"3"' '"seed":"7"' '"epoch":"3","seed":"7","epoch":"4"'; do
+		mk_ckpt "$T/r-bad.safetensors" ",$meta"
+		case $meta in
+		*'"epoch":"4"') want='metadata key "epoch" appears twice' ;;
+		'"epoch":"3"') want='has "epoch" but no "seed"' ;;
+		'"seed":"7"') want='has "seed" but no "epoch"' ;;
+		*'"seed":"7"') want='__metadata__ "epoch" is' ;;
+		*) want='__metadata__ "seed" is' ;;
+		esac
+		expect_fail "resume with $meta" "r-bad.safetensors.*$want" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-bad.safetensors" -o "$T/r-out.safetensors"
+	done
+	mk_ckpt "$T/r-big.safetensors" ',"epoch":"18446744073709551615","seed":"7"'
+	expect_fail "resume at the last epoch there is" 'r-big.safetensors: __metadata__ "epoch" is 18446744073709551615: out of range' "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-big.safetensors" -o "$T/r-out.safetensors"
 	expect_fail "params of another shape" "shape" "$CHAIN" eval examples/nade.chain -D H=21 --params "$T/p.safetensors" --data "$T/valid.amat"
 	# bad data files: each named with its row and what was expected
 	printf '0 1 2\n' > "$T/bad.amat"
@@ -173,7 +205,7 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "train --batch '10 '" "chain train: --batch: expected a positive integer, got '10 '" "$CHAIN" train $M --data "$T/train.amat" --batch "10 " -o "$T/q.safetensors"
 	expect_fail "eval --threads ' 3'" "chain eval: --threads: expected an integer from 1 to 1024, got ' 3'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --threads " 3"
 	expect_fail "eval --binarize +0.5" "chain eval: --binarize: expected a threshold" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --binarize +0.5
-	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
+	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer.*, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
 	# atomicity: a training run killed mid-way leaves a loadable checkpoint
 	"$CHAIN" train $M --data "$T/train.amat" --epochs 1000 --batch 10 -o "$T/k.safetensors" --quiet > /dev/null 2>&1 &
 	pid=$!
