@@ -547,11 +547,20 @@ int cmd_eval(const chain_model *m, int argc, char **argv)
 		run_fail(cmd, "%s", err.msg);
 		goto out;
 	}
+	/* the standard error only where it means something: not for one row
+	 * (no spread to estimate; chain_eval_nll gives 0), not for an infinite
+	 * or NaN mean (it gives NaN) */
+	printf("test NLL: %.2f nats", r.mean_nll);
 	if (m->num_positions)
-		printf("test NLL: %.2f nats (%.4f bits/dim) +- %.2f over %zu rows\n", r.mean_nll, r.bits_per_dim,
-		       r.std_err, r.rows);
+		printf(" (%.4f bits/dim)", r.bits_per_dim);
+	if (isnan(r.mean_nll))
+		printf(" over %zu row%s (no standard error: the NLL of a row is NaN)\n", r.rows, r.rows == 1 ? "" : "s");
+	else if (isinf(r.mean_nll))
+		printf(" over %zu row%s (no standard error: a row has probability 0)\n", r.rows, r.rows == 1 ? "" : "s");
+	else if (r.rows < 2)
+		printf(" over 1 row (no standard error from a single row)\n");
 	else
-		printf("test NLL: %.2f nats +- %.2f over %zu rows\n", r.mean_nll, r.std_err, r.rows);
+		printf(" +- %.2f over %zu rows\n", r.std_err, r.rows);
 	rc = fflush(stdout) == 0 ? 0 : run_fail(cmd, "cannot write the result: %s", strerror(errno));
 out:
 	chain_dataset_free(&d);

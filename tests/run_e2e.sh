@@ -216,7 +216,18 @@ if [ -f compiler/cmd_run.c ]; then
 	# summed 1e15 logs), and 0 probability above binomial's N, not NaN
 	printf 'model bn\ndata c : int\nparam m : real\nc ~ binomial(5, sigmoid(m))\nmaximize loglik\n' > "$T/bn.chain"
 	printf '1\n3\n' > "$T/bn.amat"
+	printf '2\n' > "$T/one.amat"
 	expect_ok "train a count model" "$CHAIN" train "$T/bn.chain" --data "$T/bn.amat" --epochs 1 -o "$T/bn.safetensors" --quiet
+	# the standard error only where there is one: not '+- 0.00' for one row,
+	# not '+- nan' for an infinite mean
+	expect_ok "eval one row" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/one.amat"
+	grep -q "^test NLL: [0-9.]* nats ([0-9.]* bits/dim) over 1 row (no standard error from a single row)\$" "$T/out" && ok || { bad "eval of one row"; cat "$T/out"; }
+	printf '1\n7\n' > "$T/inf2.amat"
+	expect_ok "eval an impossible row" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/inf2.amat"
+	grep -q "^test NLL: inf nats (inf bits/dim) over 2 rows (no standard error: a row has probability 0)\$" "$T/out" && ok || { bad "eval with an inf NLL"; cat "$T/out"; }
+	! grep -q "nan" "$T/out" && ok || bad "eval printed nan"
+	expect_ok "eval two rows" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/bn.amat"
+	grep -q "^test NLL: [0-9.]* nats ([0-9.]* bits/dim) +- [0-9.]* over 2 rows\$" "$T/out" && ok || { bad "eval of two rows"; cat "$T/out"; }
 	for c in 6 7 1e9 1e15 1e300; do
 		printf '%s\n' "$c" > "$T/big.amat"
 		if timeout 60 "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat" > "$T/out" 2>&1 &&
