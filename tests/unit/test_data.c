@@ -280,6 +280,105 @@ static void test_data__truncated_gzip__reports_gzip_error(void **state)
 	assert_msg(msg, "corrupt.amat.gz", "byte");
 }
 
+/* One gzip member of bytes[0..n) at level `level` (0: stored, so its size
+ * is known in advance), appended to out at *len. */
+static void gz_member(unsigned char *out, size_t cap, size_t *len, const void *bytes, size_t n, int level)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (unsigned char *)bytes;
+	z.avail_in = (uInt)n;
+	z.next_out = out + *len;
+	z.avail_out = (uInt)(cap - *len);
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*len += z.total_out;
+	deflateEnd(&z);
+}
+
+/* Concatenated gzip members are one gzip stream (`cat a.gz b.gz`, what
+ * gzip -d reads): their data follow each other, even when the boundary
+ * between two members falls across a read of the loader. */
+static void test_data__gzip_members__concatenated(void **state)
+{
+	static unsigned char buf[1 << 19], text[1 << 18];
+	size_t n = 0;
+	gz_member(buf, sizeof buf, &n, "1 2 3\n", 6, 6);
+	gz_member(buf, sizeof buf, &n, "4 5 6\n", 6, 6);
+	chain_dataset d = load_ok(fixture("cat.amat.gz", buf, n), NULL, 2, 3);
+	assert_true(d.values[0] == 1 && d.values[5] == 6);
+	chain_dataset_free(&d);
+	/* an empty member is a member too */
+	gz_member(buf, sizeof buf, &n, "", 0, 6);
+	d = load_ok(fixture("cat-empty.amat.gz", buf, n), NULL, 2, 3);
+	chain_dataset_free(&d);
+	/* a stored first member ending 3 bytes before to 2 after 2^17 (the
+	 * loader's read size): the next magic straddles a read */
+	size_t probe = 0;
+	memset(text, ' ', sizeof text);
+	text[0] = '7';
+	text[100000 - 1] = '\n';
+	gz_member(buf, sizeof buf, &probe, text, 100000, 0);
+	size_t over = probe - 100000; /* a stored member's header, trailer, block headers */
+	for (size_t end = (1u << 17) - 3; end <= (1u << 17) + 2; end++) {
+		size_t len = end - over;
+		memset(text, ' ', len);
+		text[0] = '7';
+		text[len - 1] = '\n';
+		n = 0;
+		gz_member(buf, sizeof buf, &n, text, len, 0);
+		assert_int_equal(n, end);
+		gz_member(buf, sizeof buf, &n, "8\n", 2, 6);
+		d = load_ok(fixture("boundary.amat.gz", buf, n), NULL, 2, 1);
+		assert_true(d.values[0] == 7 && d.values[1] == 8);
+		chain_dataset_free(&d);
+		/* and what follows the last member is checked there too */
+		n = end;
+		buf[n++] = 'x';
+		const char *msg = load_fails(fixture("boundary-junk.amat.gz", buf, n), NULL);
+		char want[64];
+		snprintf(want, sizeof want, "boundary-junk.amat.gz: byte %zu: trailing garbage", end);
+		assert_msg(msg, want, "found byte 0x78");
+	}
+}
+
+/* Bytes after the last gzip member that do not start another one were
+ * dropped by zlib's gzread (the file loaded as if they were not there):
+ * they are an error at their offset in the file. */
+static void test_data__gzip_trailing_garbage__rejected_with_offset(void **state)
+{
+	static unsigned char buf[4096];
+	size_t n = 0;
+	gz_member(buf, sizeof buf, &n, "1 2 3\n", 6, 6);
+	size_t end = n;
+	char want[80];
+	snprintf(want, sizeof want, "junk.amat.gz: byte %zu: trailing garbage after the gzip data", end);
+	memcpy(buf + n, "garbage", 7);
+	const char *msg = load_fails(fixture("junk.amat.gz", buf, n + 7), NULL);
+	assert_msg(msg, want, "expected another gzip member (1f 8b) or the end of the file, found byte 0x67");
+	/* zeros (a padded tape block), a lone first magic byte */
+	memset(buf + n, 0, 512);
+	snprintf(want, sizeof want, "zeros.amat.gz: byte %zu: trailing garbage", end);
+	assert_msg(load_fails(fixture("zeros.amat.gz", buf, n + 512), NULL), want, "found byte 0x00");
+	buf[n] = 0x1f;
+	snprintf(want, sizeof want, "half.amat.gz: byte %zu: trailing garbage", end);
+	assert_msg(load_fails(fixture("half.amat.gz", buf, n + 1), NULL), want, "found byte 0x1f");
+	/* after a second member: the offset counts both */
+	gz_member(buf, sizeof buf, &n, "4 5 6\n", 6, 6);
+	buf[n] = '\n';
+	snprintf(want, sizeof want, "junk2.amat.gz: byte %zu: trailing garbage", n);
+	assert_msg(load_fails(fixture("junk2.amat.gz", buf, n + 1), NULL), want, "found byte 0x0a");
+	/* a magic that starts a broken member: corrupt gzip data, not garbage */
+	buf[n] = 0x1f;
+	buf[n + 1] = 0x8b;
+	buf[n + 2] = 0x99;
+	msg = load_fails(fixture("broken2.amat.gz", buf, n + 10), NULL);
+	assert_msg(msg, "broken2.amat.gz: byte 12 of the decompressed data: corrupt gzip data");
+	/* a plain text file is not gzip and may end however it likes */
+	chain_dataset d = load_ok(fixture_text("plain-junk.amat", "1 2 3\n# garbage\n"), NULL, 1, 3);
+	chain_dataset_free(&d);
+}
+
 /* ---- .npy ------------------------------------------------------------ */
 
 static void test_data__npy_f8_2d__loads(void **state)
@@ -942,6 +1041,8 @@ int main(void)
 		cmocka_unit_test(test_data__missing_file_or_directory__says_so),
 		cmocka_unit_test(test_data__gzip__detected_by_content_whatever_the_name),
 		cmocka_unit_test(test_data__truncated_gzip__reports_gzip_error),
+		cmocka_unit_test(test_data__gzip_members__concatenated),
+		cmocka_unit_test(test_data__gzip_trailing_garbage__rejected_with_offset),
 		cmocka_unit_test(test_data__npy_f8_2d__loads),
 		cmocka_unit_test(test_data__npy_each_dtype__loads),
 		cmocka_unit_test(test_data__npy_fortran_order__rejected),
