@@ -89,23 +89,22 @@ int cmd_parse_real(const char *s, double *out)
 	return 0;
 }
 
-/* What a count in [lo, hi] is, for messages. */
-static void describe_count(uint64_t lo, uint64_t hi, char *buf, size_t cap)
+/* What a count in [lo, hi] is, for messages; a size's upper end (SIZE_MAX,
+ * "as many as there can be") goes unsaid. */
+static void describe_count(uint64_t lo, uint64_t hi, int size, char *buf, size_t cap)
 {
-	if (lo == 0 && hi == UINT64_MAX)
-		snprintf(buf, cap, "a non-negative integer below 2^64");
-	else if (lo == 0 && hi == SIZE_MAX)
-		snprintf(buf, cap, "a non-negative integer");
-	else if (lo == 1 && (hi == SIZE_MAX || hi == UINT64_MAX))
-		snprintf(buf, cap, "a positive integer");
+	if (size && hi == SIZE_MAX && lo <= 1)
+		snprintf(buf, cap, lo ? "a positive integer" : "a non-negative integer");
+	else if (hi == UINT64_MAX && lo <= 1)
+		snprintf(buf, cap, lo ? "a positive integer below 2^64" : "a non-negative integer below 2^64");
 	else if (lo == 1 && hi == INT64_MAX)
 		snprintf(buf, cap, "a positive integer below 2^63");
 	else
 		snprintf(buf, cap, "an integer from %" PRIu64 " to %" PRIu64, lo, hi);
 }
 
-int cmd_flag_u64(const char *prefix, const char *flag, const char *v, uint64_t lo, uint64_t hi,
-                 uint64_t *out)
+static int flag_count(const char *prefix, const char *flag, const char *v, uint64_t lo, uint64_t hi,
+                      int size, uint64_t *out)
 {
 	uint64_t u;
 	if (cmd_parse_u64(v, &u) == 0 && u >= lo && u <= hi) {
@@ -113,16 +112,22 @@ int cmd_flag_u64(const char *prefix, const char *flag, const char *v, uint64_t l
 		return 0;
 	}
 	char what[64];
-	describe_count(lo, hi, what, sizeof what);
+	describe_count(lo, hi, size, what, sizeof what);
 	fprintf(stderr, "%s: %s: expected %s, got '%s'\n", prefix, flag, what, v ? v : "");
 	return -1;
+}
+
+int cmd_flag_u64(const char *prefix, const char *flag, const char *v, uint64_t lo, uint64_t hi,
+                 uint64_t *out)
+{
+	return flag_count(prefix, flag, v, lo, hi, 0, out);
 }
 
 int cmd_flag_size(const char *prefix, const char *flag, const char *v, size_t lo, size_t hi,
                   size_t *out)
 {
-	uint64_t u;
-	if (cmd_flag_u64(prefix, flag, v, lo, hi, &u) != 0)
+	uint64_t u = 0;
+	if (flag_count(prefix, flag, v, lo, hi, 1, &u) != 0)
 		return -1;
 	*out = (size_t)u;
 	return 0;

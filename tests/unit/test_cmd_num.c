@@ -114,6 +114,15 @@ static int call_u64(void *arg)
 	return cmd_flag_u64("chain train", c->flag, c->value, c->lo, c->hi, &c->u);
 }
 
+static int call_size(void *arg)
+{
+	call *c = arg;
+	size_t z = 0;
+	int rc = cmd_flag_size("chain train", c->flag, c->value, (size_t)c->lo, (size_t)c->hi, &z);
+	c->u = z;
+	return rc;
+}
+
 static int call_real(void *arg)
 {
 	call *c = arg;
@@ -136,8 +145,14 @@ static void test_flag__names_flag_and_value(void **state)
 	assert_string_equal(captured, "chain train: --threads: expected an integer from 1 to 1024, got '1025'\n");
 
 	c = (call){ "--epochs", " 3", 1, SIZE_MAX, CMD_REAL_ANY, 0, 0 };
-	assert_int_equal(capture_stderr(call_u64, &c), -1);
+	assert_int_equal(capture_stderr(call_size, &c), -1);
 	assert_string_equal(captured, "chain train: --epochs: expected a positive integer, got ' 3'\n");
+	c.value = "12";
+	assert_int_equal(capture_stderr(call_size, &c), 0);
+	assert_true(c.u == 12);
+	c = (call){ "--seed", "-1", 0, UINT64_MAX, CMD_REAL_ANY, 0, 0 };
+	assert_int_equal(capture_stderr(call_u64, &c), -1);
+	assert_string_equal(captured, "chain train: --seed: expected a non-negative integer below 2^64, got '-1'\n");
 
 	c = (call){ "--lr", "0.01", 0, 0, CMD_REAL_POSITIVE, 0, 0 };
 	assert_int_equal(capture_stderr(call_real, &c), 0);
