@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
@@ -441,8 +442,16 @@ static int parse_number(const unsigned char *s, const unsigned char *e, double *
 	double v = strtod((const char *)s, &end);
 	if ((const unsigned char *)end != e)
 		return -1;
-	if (!isfinite(v)) { /* 1e999: strtod overflowed (ERANGE) */
-		*why = "a finite number that fits a double";
+	/* 1e999: strtod overflowed to infinity; 1e-400 or 1e-310: it
+	 * underflowed to 0 (a bin 0, a cat 0: silently another value) or to a
+	 * subnormal with digits lost.  Both are refused, whatever the column. */
+	int underflow = 0;
+	if (isfinite(v) && fabs(v) < DBL_MIN)
+		for (const unsigned char *q = s; q < e && *q != 'e' && *q != 'E'; q++)
+			if (*q >= '1' && *q <= '9')
+				underflow = 1;
+	if (!isfinite(v) || underflow) {
+		*why = "a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0";
 		return -1;
 	}
 	*out = v;
@@ -1229,7 +1238,11 @@ static const char *value_misfit(const chain_var *v, double x, char *buf, size_t 
 		snprintf(buf, cap, "an integer in 0..%u", v->cat_k - 1);
 		return buf;
 	case CHAIN_INT:
-		return isfinite(x) && x == floor(x) && x >= 0 ? NULL : "an integer >= 0";
+		/* up to 2^53 - 1: beyond, a double no longer holds every integer
+		 * (9007199254740993 is read as ...992), so a count there is not
+		 * the count the file says */
+		return isfinite(x) && x == floor(x) && x >= 0 && x <= 9007199254740991.0
+		       ? NULL : "an integer from 0 to 2^53 - 1 (9007199254740991)";
 	case CHAIN_REAL:
 		return isfinite(x) ? NULL : "a finite number";
 	}

@@ -205,7 +205,7 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "train --batch '10 '" "chain train: --batch: expected a positive integer, got '10 '" "$CHAIN" train $M --data "$T/train.amat" --batch "10 " -o "$T/q.safetensors"
 	expect_fail "eval --threads ' 3'" "chain eval: --threads: expected an integer from 1 to 1024, got ' 3'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --threads " 3"
 	expect_fail "eval --binarize +0.5" "chain eval: --binarize: expected a threshold" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --binarize +0.5
-	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer.*, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
+	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
 	# atomicity: a training run killed mid-way leaves a loadable checkpoint
 	"$CHAIN" train $M --data "$T/train.amat" --epochs 1000 --batch 10 -o "$T/k.safetensors" --quiet > /dev/null 2>&1 &
 	pid=$!
@@ -228,10 +228,21 @@ if [ -f compiler/cmd_run.c ]; then
 	! grep -q "nan" "$T/out" && ok || bad "eval printed nan"
 	expect_ok "eval two rows" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/bn.amat"
 	grep -q "^test NLL: [0-9.]* nats ([0-9.]* bits/dim) +- [0-9.]* over 2 rows\$" "$T/out" && ok || { bad "eval of two rows"; cat "$T/out"; }
-	for c in 6 7 1e9 1e15 1e300; do
+	for c in 6 7 1e9 1e15 9007199254740991; do
 		printf '%s\n' "$c" > "$T/big.amat"
 		if timeout 60 "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat" > "$T/out" 2>&1 &&
 		   grep -q "test NLL: inf nats" "$T/out"; then ok; else bad "binomial(5) of a count $c: not an NLL of inf"; cat "$T/out"; fi
+	done
+	# a count is an integer a double holds exactly: up to 2^53 - 1
+	for c in 9007199254740992 9007199254740993 1e300; do
+		printf '%s\n' "$c" > "$T/big.amat"
+		expect_fail "a count of $c" "big.amat:1:1: expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable c" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat"
+	done
+	# 1e-400 underflows (strtod gives 0): not a 0 in a bin column, and
+	# refused in a real one too, like 1e400
+	for v in 1e-400 1e-310 1e400; do
+		(head -1 "$T/valid.amat" | sed "s/^[01] [01]/0 $v/") > "$T/tiny.amat"
+		expect_fail "$v in a data file" "tiny.amat:1:3: expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 1), found '$v'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/tiny.amat"
 	done
 fi
 

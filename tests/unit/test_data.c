@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <ftw.h>
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,7 +219,29 @@ static void test_data__nan_and_inf__rejected_as_not_finite(void **state)
 	msg = load_fails(fixture_text("inf.amat", "-Inf 1\n"), NULL);
 	assert_msg(msg, "inf.amat:1:1:", "finite", "'-Inf'");
 	msg = load_fails(fixture_text("huge.amat", "1 1e999\n"), NULL);
-	assert_msg(msg, "huge.amat:1:3:", "finite", "'1e999'");
+	assert_msg(msg, "huge.amat:1:3:", "expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 1)", "'1e999'");
+}
+
+/* strtod underflows 1e-400 to 0 (and 1e-310 to a subnormal with digits
+ * lost): read as is, a bin or cat column took it for the value 0.  Too
+ * small is refused like too large, in every column, with the file, the
+ * line and column, and the row. */
+static void test_data__underflow__rejected_like_overflow(void **state)
+{
+	static const char *tiny[] = { "1e-400", "-1e-400", "1e-310", "4.9e-324", "2.2250738585072e-308",
+	                              "0.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001" };
+	for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+		char text[512], found[64];
+		snprintf(text, sizeof text, "0 1 0\n1 %s 0\n", tiny[i]);
+		const char *msg = load_fails(fixture_text("tiny.amat", text), NULL);
+		snprintf(found, sizeof found, "found '%.20s", tiny[i]);
+		assert_msg(msg, "tiny.amat:2:3: expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 2), ",
+		           found);
+	}
+	/* the smallest normal double and zeros written any way are fine */
+	chain_dataset d = load_ok(fixture_text("small.amat", "2.2250738585072014e-308 0e-400 -0.0e999 0.000\n"), NULL, 1, 4);
+	assert_true(d.values[0] == DBL_MIN && d.values[1] == 0 && d.values[2] == 0 && d.values[3] == 0);
+	chain_dataset_free(&d);
 }
 
 static void test_data__empty_file__says_empty(void **state)
@@ -711,7 +734,17 @@ static void test_data__check_cat_out_of_range__names_element(void **state)
 static void test_data__check_int_and_real__need_counts_and_finite(void **state)
 {
 	double negk[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, -3 };
-	assert_msg(check_fails(negk, 10), "t.amat:2:10:", "expected an integer >= 0 for int variable k, found -3");
+	assert_msg(check_fails(negk, 10), "t.amat:2:10:", "expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable k, found -3");
+	/* beyond 2^53 a double does not hold every integer: 9007199254740993
+	 * (text, or an int64 .npy) is read as ...992, not the count written */
+	double big[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 9007199254740992.0 };
+	assert_msg(check_fails(big, 10), "t.amat:2:10:", "expected an integer from 0 to 2^53 - 1", "found 9007199254740992");
+	double huge[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1e300 };
+	assert_msg(check_fails(huge, 10), "t.amat:2:10:", "found 1e+300");
+	double top[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 9007199254740991.0 };
+	chain_dataset d = { .rows = 1, .cols = 10, .values = top };
+	chain_error err;
+	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), 0);
 	double fk[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0.999999999 };
 	assert_msg(check_fails(fk, 10), "t.amat:2:10:", "found 0.999999999");
 	double nan_s[10] = { 0, NAN, 0, 1, 1, 0, 0, 0, 0, 0 };
@@ -1036,6 +1069,7 @@ int main(void)
 		cmocka_unit_test(test_data__extra_value__names_row_count_and_column),
 		cmocka_unit_test(test_data__non_number__names_line_col_and_token),
 		cmocka_unit_test(test_data__nan_and_inf__rejected_as_not_finite),
+		cmocka_unit_test(test_data__underflow__rejected_like_overflow),
 		cmocka_unit_test(test_data__empty_file__says_empty),
 		cmocka_unit_test(test_data__binary_garbage__shows_escaped_bytes),
 		cmocka_unit_test(test_data__missing_file_or_directory__says_so),
