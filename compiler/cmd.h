@@ -9,6 +9,9 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "chain/model.h"
 
 /* argv[0] is the command name; argv[1..argc-1] the flags still to parse. */
@@ -18,10 +21,34 @@ int cmd_sample(const chain_model *m, int argc, char **argv);
 /* cmd_compare.c: generated kernels against a hand-written reference */
 int cmd_compare(const chain_model *m, int argc, char **argv);
 
-/* cmd_run.c: a whole-string unsigned decimal integer (no sign, which
- * strtoull would take and wrap: -1 is 2^64 - 1; no spaces, no overflow);
- * 0, or -1 when s is not one. */
+/* cmd_num.c: the numbers of the command line and of checkpoint metadata,
+ * parsed strictly (the whole string; no spaces, no '+', no hexadecimal,
+ * no inf/nan), one way for every command. */
+
+/* A whole-string unsigned decimal integer: digits only (no sign, which
+ * strtoull would take and wrap: -1 is 2^64 - 1; no spaces), at most
+ * 2^64 - 1.  0, or -1 when s is not one. */
 int cmd_parse_u64(const char *s, uint64_t *out);
+/* A whole-string decimal real, [-]digits[.digits][e[+-]digits], finite,
+ * and 0 or at least DBL_MIN in magnitude (1e999 and 1e-400 are refused,
+ * not read as inf or 0).  0, or -1 when s is not one. */
+int cmd_parse_real(const char *s, double *out);
+
+typedef enum cmd_real_range {
+	CMD_REAL_ANY,       /* any number */
+	CMD_REAL_POSITIVE,  /* > 0 */
+	CMD_REAL_FRACTION,  /* in [0, 1) */
+} cmd_real_range;
+
+/* Flag values: the number v of flag `flag` in its range, or -1 after
+ * printing "PREFIX: FLAG: expected WHAT, got 'V'" on stderr (PREFIX
+ * "chain train", FLAG "--epochs"). */
+int cmd_flag_u64(const char *prefix, const char *flag, const char *v, uint64_t lo, uint64_t hi,
+                 uint64_t *out);
+int cmd_flag_size(const char *prefix, const char *flag, const char *v, size_t lo, size_t hi,
+                  size_t *out);
+int cmd_flag_real(const char *prefix, const char *flag, const char *v, cmd_real_range range,
+                  double *out);
 
 /* Rows a checking command (gradcheck, compare) makes or reads at most: its
  * buffers are rows x obs_size reals. */

@@ -105,8 +105,9 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		char *end = NULL;
+		const char *p = "chain compare";
 		uint64_t u = 0;
+		int bad = 0;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: chain compare MODEL.chain --ref REF.c [--data F] [--rows R] [--tol T] [--repeats K]\n"
 			       "                     [--cc CC] [--cflags FLAGS] [--seed S] [-D N=V] [--precision f64|f32]\n"
@@ -128,18 +129,18 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 			o->cc = v;
 		else if (strcmp(a, "--cflags") == 0)
 			o->cflags = v;
-		else if (strcmp(a, "--rows") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= CMD_MAX_CHECK_ROWS)
-			o->rows = (size_t)u;
 		else if (strcmp(a, "--rows") == 0)
-			return -cfail("--rows %s: expected 1 to %d", v, CMD_MAX_CHECK_ROWS);
-		else if (strcmp(a, "--repeats") == 0 && (o->repeats = (int)strtol(v, &end, 10), *end == 0 && o->repeats > 0 && o->repeats < 1000))
-			;
-		else if (strcmp(a, "--tol") == 0 && (o->tol = strtod(v, &end), *end == 0 && o->tol > 0))
-			;
-		else if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &o->seed) == 0)
-			;
-		else
-			return -cfail("bad option or value: %s %s", a, v);
+			bad = cmd_flag_size(p, a, v, 1, CMD_MAX_CHECK_ROWS, &o->rows);
+		else if (strcmp(a, "--repeats") == 0 && !(bad = cmd_flag_u64(p, a, v, 1, 999, &u)))
+			o->repeats = (int)u;
+		else if (strcmp(a, "--tol") == 0)
+			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &o->tol);
+		else if (strcmp(a, "--seed") == 0)
+			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &o->seed);
+		else if (!bad)
+			return -cfail("unknown flag '%s' (see chain compare --help)", a);
+		if (bad)
+			return -1;
 	}
 	if (!o->ref)
 		return -cfail("--ref REF.c is required");

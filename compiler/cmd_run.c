@@ -69,37 +69,12 @@ typedef struct flag {
 	int given;          /* set by the parser */
 } flag;
 
-int cmd_parse_u64(const char *s, uint64_t *out)
-{
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end || errno == ERANGE)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* A whole-string finite real. */
-static int parse_real(const char *s, double *out)
-{
-	if (!*s || isspace((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	char *end;
-	double v = strtod(s, &end);
-	if (*end || errno == ERANGE || !isfinite(v))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* Converts one flag's value text into its destination, or explains what was
  * expected. */
 static int set_flag(const char *cmd, flag *f, const char *v)
 {
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "chain %s", cmd);
 	uint64_t u;
 	double d;
 	switch (f->type) {
@@ -109,41 +84,25 @@ static int set_flag(const char *cmd, flag *f, const char *v)
 		*(const char **)f->dst = v;
 		return 0;
 	case FLAG_COUNT:
-		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > SIZE_MAX)
-			return run_fail(cmd, "%s: expected a positive integer, got '%s'", f->name, v);
-		*(size_t *)f->dst = (size_t)u;
-		return 0;
+		return cmd_flag_size(prefix, f->name, v, 1, SIZE_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_INDEX:
-		if (cmd_parse_u64(v, &u) != 0 || u > SIZE_MAX)
-			return run_fail(cmd, "%s: expected a non-negative integer, got '%s'", f->name, v);
-		*(size_t *)f->dst = (size_t)u;
-		return 0;
+		return cmd_flag_size(prefix, f->name, v, 0, SIZE_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_SEED:
-		if (cmd_parse_u64(v, &u) != 0)
-			return run_fail(cmd, "%s: expected a non-negative integer below 2^64, got '%s'", f->name, v);
-		*(uint64_t *)f->dst = u;
-		return 0;
+		return cmd_flag_u64(prefix, f->name, v, 0, UINT64_MAX, f->dst) == 0 ? 0 : 1;
 	case FLAG_THREADS:
-		if (cmd_parse_u64(v, &u) != 0 || u == 0 || u > MAX_THREADS)
-			return run_fail(cmd, "%s: expected a number of threads from 1 to %d, got '%s'", f->name,
-			                MAX_THREADS, v);
+		if (cmd_flag_u64(prefix, f->name, v, 1, MAX_THREADS, &u) != 0)
+			return 1;
 		*(unsigned *)f->dst = (unsigned)u;
 		return 0;
 	case FLAG_POSITIVE:
-		if (parse_real(v, &d) != 0 || !(d > 0))
-			return run_fail(cmd, "%s: expected a positive number, got '%s'", f->name, v);
-		*(double *)f->dst = d;
-		return 0;
+		return cmd_flag_real(prefix, f->name, v, CMD_REAL_POSITIVE, f->dst) == 0 ? 0 : 1;
 	case FLAG_FRACTION:
-		if (parse_real(v, &d) != 0 || !(d >= 0 && d < 1))
-			return run_fail(cmd, "%s: expected a number in [0, 1), got '%s'", f->name, v);
-		*(double *)f->dst = d;
-		return 0;
+		return cmd_flag_real(prefix, f->name, v, CMD_REAL_FRACTION, f->dst) == 0 ? 0 : 1;
 	case FLAG_BINARIZE: {
 		chain_load_options *lo = f->dst;
 		if (strcmp(v, "stochastic") == 0) {
 			lo->binarize = CHAIN_BINARIZE_STOCHASTIC;
-		} else if (parse_real(v, &d) == 0) {
+		} else if (cmd_parse_real(v, &d) == 0) {
 			lo->binarize = CHAIN_BINARIZE_THRESHOLD;
 			lo->threshold = d;
 		} else {
@@ -325,31 +284,59 @@ static const char train_usage[] =
 	"Exit status: 0 when trained, 1 on bad input or if the loss becomes NaN or Inf\n"
 	"(the last good checkpoint stays in PATH).\n";
 
-/* The number in metadata value `s`, if it is one. */
-static int meta_u64(const char *s, uint64_t *out)
+/* A metadata value for a message: at most 40 bytes, non-printable ones as
+ * '?'. */
+static void show_meta(const char *v, char *out, size_t cap)
 {
-	return *s && cmd_parse_u64(s, out) == 0 ? 0 : -1;
+	size_t o = 0;
+	for (; *v && o + 4 < cap && o < 40; v++)
+		out[o++] = (*v >= 0x20 && *v < 0x7f) ? *v : '?';
+	if (*v && o + 4 <= cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
 }
 
-/* Reads the metadata of a resumed checkpoint: the epoch it reached and the
- * seed it was trained with.  Files without them (written by other tools)
- * count as epoch 0 and keep the seed of the command line. */
+/* Loads a resumed checkpoint's params and reads its metadata: the epoch
+ * it reached and the seed it was trained with.  chain train writes both;
+ * a file with neither (written by another tool, or by chain_checkpoint_save
+ * without them) counts as epoch 0 and keeps the seed of the command line.
+ * One without the other, or a value that is not a plain non-negative
+ * integer (a sign, spaces, junk, beyond 2^64 - 1), is an error naming the
+ * file and the key: it is a damaged checkpoint, not one to guess about. */
 static int resume_meta(const char *cmd, const chain_model *m, const char *path, void *theta,
                        uint64_t *epoch, uint64_t *seed, int *have_seed)
 {
 	chain_error err = { "" };
-	char value[64];
 	*epoch = 0;
 	*have_seed = 0;
-	if (chain_checkpoint_load(path, m, theta, "seed", value, sizeof value, &err) != 0)
+	if (chain_checkpoint_load(path, m, theta, NULL, NULL, 0, &err) != 0)
 		return run_fail(cmd, "--resume: %s", err.msg);
-	if (meta_u64(value, seed) == 0)
-		*have_seed = 1;
-	if (chain_checkpoint_load(path, m, theta, "epoch", value, sizeof value, &err) != 0)
+	static const char *const keys[2] = { "epoch", "seed" };
+	char *values[2];
+	if (chain_checkpoint_metadata(path, 2, keys, values, &err) != 0)
 		return run_fail(cmd, "--resume: %s", err.msg);
-	if (meta_u64(value, epoch) != 0)
-		*epoch = 0;
-	return 0;
+	int rc = 0;
+	if (values[0] || values[1]) {
+		uint64_t *dst[2] = { epoch, seed };
+		static const char *const what[2] = { "the last completed epoch", "the training seed" };
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			char shown[48];
+			if (!values[k])
+				rc = run_fail(cmd, "--resume %s: __metadata__ has \"%s\" but no \"%s\" (%s); chain train writes both",
+				              path, keys[1 - k], keys[k], what[k]);
+			else if (cmd_parse_u64(values[k], dst[k]) != 0) {
+				show_meta(values[k], shown, sizeof shown);
+				rc = run_fail(cmd, "--resume %s: __metadata__ \"%s\" is '%s': expected %s, a non-negative integer below 2^64",
+				              path, keys[k], shown, what[k]);
+			}
+		}
+		*have_seed = rc == 0;
+	}
+	free(values[0]);
+	free(values[1]);
+	return rc;
 }
 
 /* Flags, then the starting params (the model's init with --seed, or
@@ -424,7 +411,8 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		if (have_seed && !find_flag(flags, nflags, "--seed")->given)
 			o.seed = seed;
 		if (start > SIZE_MAX - o.epochs) {
-			run_fail(cmd, "--resume %s: the checkpoint's epoch %" PRIu64 " is out of range", resume, start);
+			run_fail(cmd, "--resume %s: __metadata__ \"epoch\" is %" PRIu64 ": out of range (with --epochs %zu the last epoch would pass 2^64 - 1)",
+			         resume, start, o.epochs);
 			goto out;
 		}
 		/* --epochs more epochs, numbered on from the checkpoint's, so that
@@ -559,11 +547,20 @@ int cmd_eval(const chain_model *m, int argc, char **argv)
 		run_fail(cmd, "%s", err.msg);
 		goto out;
 	}
+	/* the standard error only where it means something: not for one row
+	 * (no spread to estimate; chain_eval_nll gives 0), not for an infinite
+	 * or NaN mean (it gives NaN) */
+	printf("test NLL: %.2f nats", r.mean_nll);
 	if (m->num_positions)
-		printf("test NLL: %.2f nats (%.4f bits/dim) +- %.2f over %zu rows\n", r.mean_nll, r.bits_per_dim,
-		       r.std_err, r.rows);
+		printf(" (%.4f bits/dim)", r.bits_per_dim);
+	if (isnan(r.mean_nll))
+		printf(" over %zu row%s (no standard error: the NLL of a row is NaN)\n", r.rows, r.rows == 1 ? "" : "s");
+	else if (isinf(r.mean_nll))
+		printf(" over %zu row%s (no standard error: a row has probability 0)\n", r.rows, r.rows == 1 ? "" : "s");
+	else if (r.rows < 2)
+		printf(" over 1 row (no standard error from a single row)\n");
 	else
-		printf("test NLL: %.2f nats +- %.2f over %zu rows\n", r.mean_nll, r.std_err, r.rows);
+		printf(" +- %.2f over %zu rows\n", r.std_err, r.rows);
 	rc = fflush(stdout) == 0 ? 0 : run_fail(cmd, "cannot write the result: %s", strerror(errno));
 out:
 	chain_dataset_free(&d);

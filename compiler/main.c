@@ -78,19 +78,17 @@ static int model_flag(compile_opts *o, int argc, char **argv, int *i)
 			fail("-D: expected NAME=VALUE, e.g. -D H=100");
 			return -1;
 		}
-		char *end;
-		errno = 0;
-		long long v = strtoll(eq + 1, &end, 10);
-		if (*end || end == eq + 1 || errno || v < 1) {
-			fail("-D %s: the value must be a positive integer", spec);
+		char flag[80];
+		snprintf(flag, sizeof flag, "-D %.*s", (int)(eq - spec < 64 ? eq - spec : 64), spec);
+		uint64_t v;
+		if (cmd_flag_u64("chain", flag, eq + 1, 1, INT64_MAX, &v) != 0)
 			return -1;
-		}
 		if (o->nov == sizeof o->ov / sizeof o->ov[0]) {
 			fail("-D: too many overrides");
 			return -1;
 		}
 		o->ov[o->nov].name = strndup(spec, (size_t)(eq - spec));
-		o->ov[o->nov].value = v;
+		o->ov[o->nov].value = (int64_t)v;
 		o->nov++;
 		return 1;
 	}
@@ -543,7 +541,6 @@ static int gc_args(const chain_model *m, int argc, char **argv)
 	gc_opts g = {.seed = 1, .rows = 3, .tol = 1e-6, .samples = 40};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		char *end = NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: chain gradcheck MODEL.chain [--data F] [--seed S] [--rows R] [--tol T] [--samples K] [-D N=V]\n"
 			       "Compares the generated gradient of the objective with central finite differences\n"
@@ -554,21 +551,22 @@ static int gc_args(const chain_model *m, int argc, char **argv)
 		if (!v)
 			return fail("gradcheck: %s needs a value", a);
 		i++;
-		uint64_t u = 0;
+		const char *p = "chain gradcheck";
+		int bad = 0;
 		if (strcmp(a, "--data") == 0)
 			g.data = v;
-		else if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &g.seed) == 0)
-			;
-		else if (strcmp(a, "--rows") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= CMD_MAX_CHECK_ROWS)
-			g.rows = (size_t)u;
+		else if (strcmp(a, "--seed") == 0)
+			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &g.seed);
 		else if (strcmp(a, "--rows") == 0)
-			return fail("gradcheck: --rows %s: expected 1 to %d", v, CMD_MAX_CHECK_ROWS);
-		else if (strcmp(a, "--samples") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= SIZE_MAX)
-			g.samples = (size_t)u;
-		else if (strcmp(a, "--tol") == 0 && (g.tol = strtod(v, &end), *end == 0 && g.tol > 0))
-			;
+			bad = cmd_flag_size(p, a, v, 1, CMD_MAX_CHECK_ROWS, &g.rows);
+		else if (strcmp(a, "--samples") == 0)
+			bad = cmd_flag_size(p, a, v, 1, SIZE_MAX, &g.samples);
+		else if (strcmp(a, "--tol") == 0)
+			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &g.tol);
 		else
-			return fail("gradcheck: bad option or value: %s %s", a, v);
+			return fail("gradcheck: unknown flag '%s' (see chain gradcheck --help)", a);
+		if (bad)
+			return 1;
 	}
 	return gradcheck_run(m, &g);
 }
@@ -695,7 +693,6 @@ static int opt_args(const chain_model *m, int argc, char **argv)
 	const char *out = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		char *end = NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: chain optimize MODEL.chain [--seed S] [--max-iter N] [--tol T] [-o PARAMS.safetensors] [-D N=V]\n"
 			       "Minimizes (or maximizes) a model's free objective, a function of its params alone,\n"
@@ -706,17 +703,21 @@ static int opt_args(const chain_model *m, int argc, char **argv)
 		if (!v)
 			return fail("optimize: %s needs a value", a);
 		i++;
+		const char *p = "chain optimize";
 		uint64_t u = 0;
-		if (strcmp(a, "--seed") == 0 && cmd_parse_u64(v, &seed) == 0)
-			;
-		else if (strcmp(a, "--max-iter") == 0 && cmd_parse_u64(v, &u) == 0 && u > 0 && u <= INT_MAX)
+		int bad = 0;
+		if (strcmp(a, "--seed") == 0)
+			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &seed);
+		else if (strcmp(a, "--max-iter") == 0 && !(bad = cmd_flag_u64(p, a, v, 1, INT_MAX, &u)))
 			lo.max_iter = (int)u;
-		else if (strcmp(a, "--tol") == 0 && (lo.gtol = strtod(v, &end), *end == 0 && lo.gtol > 0))
-			;
+		else if (strcmp(a, "--tol") == 0)
+			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &lo.gtol);
 		else if (strcmp(a, "-o") == 0)
 			out = v;
-		else
-			return fail("optimize: bad option or value: %s %s", a, v);
+		else if (!bad)
+			return fail("optimize: unknown flag '%s' (see chain optimize --help)", a);
+		if (bad)
+			return 1;
 	}
 	if (m->objective != CHAIN_OBJ_FREE)
 		return fail("optimize: model %s maximizes a log-likelihood of data: use chain train", m->name);

@@ -372,8 +372,11 @@ typedef struct st_header {
 	size_t nt, cap;
 	int have_meta;
 	char *format;      /* __metadata__ values we look at, malloc'd or NULL */
-	const char *want_key;
-	char *want_value;
+	const char *const *want_keys; /* the keys the caller asked for, */
+	char **want_values;           /* their values (malloc'd, NULL if absent) */
+	size_t nwant;
+	char **meta_keys;  /* every key of __metadata__ so far, for repeats */
+	size_t nmeta;
 } st_header;
 
 /* Header position -> file offset (the header follows the 8-byte length). */
@@ -598,24 +601,41 @@ static int json_metadata(st_header *h)
 	}
 	for (;;) {
 		char *key, *value;
+		json_ws(h);
+		size_t key_at = h->pos;
 		if (json_string(h, &key, "a metadata key (a string)") != 0)
 			return -1;
-		if (json_char(h, ':', "':' after the metadata key") != 0 ||
-		    json_string(h, &value, "a metadata value (a string)") != 0) {
+		/* a repeated key would make its value depend on the reader */
+		for (size_t i = 0; i < h->nmeta; i++)
+			if (strcmp(h->meta_keys[i], key) == 0) {
+				char shown[80];
+				show_string(key, shown, sizeof shown);
+				free(key);
+				return chain_error_set(h->err, "%s: byte %zu: header: metadata key \"%s\" appears twice",
+				                       h->path, at(h, key_at), shown);
+			}
+		char **mk = realloc(h->meta_keys, (h->nmeta + 1) * sizeof *mk);
+		if (!mk) {
 			free(key);
-			return -1;
+			return chain_error_set(h->err, "%s: out of memory", h->path);
 		}
+		h->meta_keys = mk;
+		h->meta_keys[h->nmeta++] = key;
+		if (json_char(h, ':', "':' after the metadata key") != 0 ||
+		    json_string(h, &value, "a metadata value (a string)") != 0)
+			return -1;
+		for (size_t i = 0; i < h->nwant; i++)
+			if (strcmp(key, h->want_keys[i]) == 0 && !h->want_values[i]) {
+				h->want_values[i] = strdup(value);
+				if (!h->want_values[i]) {
+					free(value);
+					return chain_error_set(h->err, "%s: out of memory", h->path);
+				}
+			}
 		if (strcmp(key, "format") == 0) {
-			free(h->format);
 			h->format = value;
 			value = NULL;
 		}
-		if (h->want_key && strcmp(key, h->want_key) == 0) {
-			free(h->want_value);
-			h->want_value = value ? value : strdup(h->format);
-			value = NULL;
-		}
-		free(key);
 		free(value);
 		if (json_peek(h, ',')) {
 			h->pos++;
@@ -812,7 +832,9 @@ static void st_header_free(st_header *h)
 		free(h->t[i].name);
 	free(h->t);
 	free(h->format);
-	free(h->want_value);
+	for (size_t i = 0; i < h->nmeta; i++)
+		free(h->meta_keys[i]);
+	free(h->meta_keys);
 }
 
 /* ------------------------------------------------------------------------
@@ -1041,55 +1063,91 @@ int chain__checkpoint_load_fd(int fd, const char *path, const chain_model *m, vo
 	return load_file(f, path, m, theta, NULL, NULL, 0, err);
 }
 
+/* Reads and parses the header of an open safetensors file: the 8-byte
+ * length, the JSON (h->want_keys' values collected on the way), the
+ * format.  h->p is malloc'd (freed by the caller, with st_header_free);
+ * *file_size and *hlen for what follows. */
+static int read_header(FILE *f, const char *path, st_header *h, uint64_t *file_size, uint64_t *hlen,
+                       chain_error *err)
+{
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+		return chain_error_set(err, "%s: not a regular file", path);
+	*file_size = (uint64_t)st.st_size;
+	unsigned char len8[8];
+	if (*file_size < 8)
+		return chain_error_set(err, "%s: byte 0: truncated file: expected an 8-byte header length, found %llu bytes",
+		                       path, (unsigned long long)*file_size);
+	if (read_exact(f, len8, 8, path, 0, err) != 0)
+		return -1;
+	uint64_t n = 0;
+	for (int k = 8; k-- > 0;)
+		n = n << 8 | len8[k];
+	if (n > *file_size - 8 || n > MAX_HEADER || n < 2)
+		return chain_error_set(err, "%s: byte 0: header length %llu is impossible: the file has %llu bytes after it (and headers are 2 to %u bytes)",
+		                       path, (unsigned long long)n, (unsigned long long)(*file_size - 8), MAX_HEADER);
+	*hlen = n;
+	h->path = path;
+	h->err = err;
+	h->n = (size_t)n;
+	unsigned char *hbuf = malloc(h->n);
+	if (!hbuf)
+		return chain_error_set(err, "%s: out of memory for a %zu-byte header", path, h->n);
+	h->p = hbuf;
+	if (read_exact(f, hbuf, h->n, path, 8, err) != 0 || json_header(h) != 0)
+		return -1;
+	if (h->format && strcmp(h->format, CHECKPOINT_FORMAT) != 0) {
+		char shown[80];
+		show_string(h->format, shown, sizeof shown);
+		return chain_error_set(err, "%s: __metadata__ says format \"%s\", expected \"" CHECKPOINT_FORMAT "\"",
+		                       path, shown);
+	}
+	return 0;
+}
+
+int chain_checkpoint_metadata(const char *path, size_t n, const char *const *keys, char **values,
+                              chain_error *err)
+{
+	if (!path)
+		return chain_error_set(err, "chain_checkpoint_metadata: no file name given");
+	if (n && (!keys || !values))
+		return chain_error_set(err, "%s: chain_checkpoint_metadata: no keys or nowhere for the values", path);
+	for (size_t i = 0; i < n; i++)
+		values[i] = NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return chain_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	st_header h = { 0 };
+	h.want_keys = keys;
+	h.want_values = values;
+	h.nwant = n;
+	uint64_t file_size, hlen;
+	int rc = read_header(f, path, &h, &file_size, &hlen, err);
+	free((void *)h.p);
+	st_header_free(&h);
+	fclose(f);
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++) {
+			free(values[i]);
+			values[i] = NULL;
+		}
+	return rc;
+}
+
 /* The loader proper, on an open file (closed on return). */
 static int load_file(FILE *f, const char *path, const chain_model *m, void *theta,
                      const char *meta_key, char *meta_value, size_t meta_cap, chain_error *err)
 {
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		return chain_error_set(err, "%s: not a regular file", path);
-	}
-	uint64_t file_size = (uint64_t)st.st_size;
-	unsigned char len8[8];
-	if (file_size < 8) {
-		fclose(f);
-		return chain_error_set(err, "%s: byte 0: truncated file: expected an 8-byte header length, found %llu bytes",
-		                       path, (unsigned long long)file_size);
-	}
-	if (read_exact(f, len8, 8, path, 0, err) != 0) {
-		fclose(f);
-		return -1;
-	}
-	uint64_t hlen = 0;
-	for (int k = 8; k-- > 0;)
-		hlen = hlen << 8 | len8[k];
-	if (hlen > file_size - 8 || hlen > MAX_HEADER || hlen < 2) {
-		fclose(f);
-		return chain_error_set(err, "%s: byte 0: header length %llu is impossible: the file has %llu bytes after it (and headers are 2 to %u bytes)",
-		                       path, (unsigned long long)hlen, (unsigned long long)(file_size - 8), MAX_HEADER);
-	}
-
 	st_header h = { 0 };
-	h.path = path;
-	h.err = err;
-	h.n = (size_t)hlen;
-	h.want_key = meta_value ? meta_key : NULL;
-	unsigned char *hbuf = malloc(h.n);
-	if (!hbuf) {
-		fclose(f);
-		return chain_error_set(err, "%s: out of memory for a %zu-byte header", path, h.n);
+	char *want_value = NULL;
+	const char *want_key = meta_key;
+	if (meta_value && meta_key) {
+		h.want_keys = &want_key;
+		h.want_values = &want_value;
+		h.nwant = 1;
 	}
-	h.p = hbuf;
-	int rc = read_exact(f, hbuf, h.n, path, 8, err);
-	if (rc == 0)
-		rc = json_header(&h);
-	if (rc == 0 && h.format && strcmp(h.format, CHECKPOINT_FORMAT) != 0) {
-		char shown[80];
-		show_string(h.format, shown, sizeof shown);
-		rc = chain_error_set(err, "%s: __metadata__ says format \"%s\", expected \"" CHECKPOINT_FORMAT "\"",
-		                     path, shown);
-	}
+	uint64_t file_size = 0, hlen = 0;
+	int rc = read_header(f, path, &h, &file_size, &hlen, err);
 	uint64_t data_len = file_size - 8 - hlen;
 	if (rc == 0)
 		rc = check_offsets(&h, data_len);
@@ -1117,11 +1175,12 @@ static int load_file(FILE *f, const char *path, const chain_model *m, void *thet
 		if (m->num_params)
 			memcpy(theta, staged, m->num_params * precision_size(m->precision));
 		if (meta_value && meta_cap > 0)
-			snprintf(meta_value, meta_cap, "%s", h.want_value ? h.want_value : "");
+			snprintf(meta_value, meta_cap, "%s", want_value ? want_value : "");
 	}
 	free(data);
 	free(staged);
-	free(hbuf);
+	free((void *)h.p);
+	free(want_value);
 	st_header_free(&h);
 	fclose(f);
 	return rc;

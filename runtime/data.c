@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
@@ -125,22 +126,137 @@ typedef struct source {
 	int compact;      /* store values as bytes while they fit (chain_data_load_compact) */
 } source;
 
-/* zlib's error message without the "<fd:3>: " it puts in front (we name
- * the file ourselves). */
-static const char *gz_message(gzFile gz, int *errnum)
+/* The output buffer of source_read: n bytes, cap allocated, always room
+ * for the terminating NUL. */
+typedef struct outbuf {
+	unsigned char *p;
+	size_t n, cap;
+} outbuf;
+
+/* At least `need` free bytes at the end of b (the NUL's among them). */
+static int outbuf_reserve(outbuf *b, size_t need, const char *path, chain_error *err)
 {
-	const char *msg = gzerror(gz, errnum);
-	if (msg && strncmp(msg, "<fd:", 4) == 0) {
-		const char *colon = strstr(msg, ": ");
-		if (colon)
-			msg = colon + 2;
+	while (b->cap - b->n < need) {
+		if (b->cap > SIZE_MAX / 2)
+			return chain_error_set(err, "%s: file too large", path);
+		unsigned char *q = realloc(b->p, b->cap * 2);
+		if (!q)
+			return chain_error_set(err, "%s: out of memory after reading %zu bytes", path, b->n);
+		b->p = q;
+		b->cap *= 2;
 	}
-	return msg ? msg : "unknown error";
+	return 0;
+}
+
+/* read(2) until n bytes or the end of the file; the count, or -1. */
+static ssize_t read_full(int fd, unsigned char *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+#define GZ_CHUNK (1u << 17)
+
+/* Gunzips the rest of fd into b; in[0..have) are the file's first bytes
+ * (starting with the gzip magic).  Concatenated members (`cat a.gz b.gz`)
+ * are one stream, as gzip(1) reads them; after the last member only the
+ * end of the file may follow: anything else (which zlib's gzread silently
+ * drops) is an error at its byte offset in the file. */
+static int gunzip_fd(source *s, int fd, unsigned char *in, size_t have, outbuf *b)
+{
+	const char *path = s->path;
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	if (inflateInit2(&z, 15 + 16) != Z_OK)
+		return chain_error_set(s->err, "%s: cannot start decompressing: out of memory", path);
+	size_t base = 0;  /* file offset of in[0] */
+	int eof = have < GZ_CHUNK, rc = 0;
+	z.next_in = in;
+	z.avail_in = (uInt)have;
+	for (;;) {
+		if (z.avail_in == 0 && !eof) {
+			base += (size_t)(z.next_in - in);
+			ssize_t r = read_full(fd, in, GZ_CHUNK);
+			if (r < 0) {
+				rc = chain_error_set(s->err, "%s: byte %zu: read error: %s", path, base, strerror(errno));
+				break;
+			}
+			eof = (size_t)r < GZ_CHUNK;
+			z.next_in = in;
+			z.avail_in = (uInt)r;
+		}
+		if ((rc = outbuf_reserve(b, 2, path, s->err)) != 0)
+			break;
+		size_t room = b->cap - b->n - 1;
+		z.next_out = b->p + b->n;
+		z.avail_out = room > (1u << 30) ? (1u << 30) : (uInt)room;
+		uInt out_before = z.avail_out;
+		int zr = inflate(&z, Z_NO_FLUSH);
+		b->n += out_before - z.avail_out;
+		if (zr == Z_STREAM_END) {
+			/* the end of a member: the end of the file, or another member */
+			if (z.avail_in < 2 && !eof) {
+				/* keep what is left and read on, to see two bytes */
+				size_t left = z.avail_in;
+				base += (size_t)(z.next_in - in);
+				if (left)
+					memmove(in, z.next_in, left);
+				ssize_t r = read_full(fd, in + left, GZ_CHUNK - left);
+				if (r < 0) {
+					rc = chain_error_set(s->err, "%s: byte %zu: read error: %s", path, base + left, strerror(errno));
+					break;
+				}
+				eof = (size_t)r < GZ_CHUNK - left;
+				z.next_in = in;
+				z.avail_in = (uInt)(left + (size_t)r);
+			}
+			if (z.avail_in == 0)
+				break; /* the end of the file: done */
+			size_t at = base + (size_t)(z.next_in - in);
+			if (z.avail_in < 2 || z.next_in[0] != 0x1f || z.next_in[1] != 0x8b) {
+				rc = chain_error_set(s->err, "%s: byte %zu: trailing garbage after the gzip data: expected another gzip member (1f 8b) or the end of the file, found byte 0x%02x",
+				                     path, at, z.next_in[0]);
+				break;
+			}
+			inflateReset(&z);
+			continue;
+		}
+		if (zr == Z_OK)
+			continue;
+		if (zr == Z_BUF_ERROR && z.avail_in == 0 && eof) {
+			rc = chain_error_set(s->err, "%s: byte %zu%s: truncated gzip data: the file ends inside a gzip member",
+			                     path, b->n, s->where);
+			break;
+		}
+		if (zr == Z_BUF_ERROR)
+			continue; /* more room or more input, next time round */
+		if (zr == Z_MEM_ERROR) {
+			rc = chain_error_set(s->err, "%s: out of memory decompressing", path);
+			break;
+		}
+		rc = chain_error_set(s->err, "%s: byte %zu%s: corrupt gzip data: %s (at byte %zu of the file)", path,
+		                     b->n, s->where, z.msg ? z.msg : "invalid data",
+		                     base + (size_t)(z.next_in - in));
+		break;
+	}
+	inflateEnd(&z);
+	return rc;
 }
 
 /* Reads all of `path` into s->p, gunzipping if it starts with the gzip
  * magic.  The buffer grows with what is actually read, never with what some
- * header claims; corrupt or truncated gzip streams are reported as such. */
+ * header claims; corrupt or truncated gzip streams, and bytes after the
+ * last gzip member, are reported as such. */
 static int source_read(source *s, const char *path, chain_error *err)
 {
 	memset(s, 0, sizeof *s);
@@ -160,80 +276,64 @@ static int source_read(source *s, const char *path, chain_error *err)
 		close(fd);
 		return chain_error_set(err, "%s: is a directory, expected a data file", path);
 	}
-	gzFile gz = gzdopen(fd, "rb");
-	if (!gz) {
+	unsigned char *in = malloc(GZ_CHUNK);
+	if (!in) {
 		close(fd);
-		return chain_error_set(err, "%s: cannot open: out of memory", path);
+		return chain_error_set(err, "%s: out of memory", path);
 	}
-	gzbuffer(gz, 1u << 17);
-	s->gz = !gzdirect(gz);
+	ssize_t have = read_full(fd, in, GZ_CHUNK);
+	if (have < 0) {
+		int e = errno;
+		free(in);
+		close(fd);
+		return chain_error_set(err, "%s: byte 0: read error: %s", path, strerror(e));
+	}
+	s->gz = have >= 2 && in[0] == 0x1f && in[1] == 0x8b;
 	if (s->gz)
 		s->where = " of the decompressed data";
 
 	/* first guess: the file size (plain) or four times it (gzip), capped */
-	size_t cap = 1u << 16;
+	outbuf b = { NULL, 0, 1u << 16 };
 	if (S_ISREG(st.st_mode) && st.st_size > 0) {
 		uint64_t guess = (uint64_t)st.st_size * (s->gz ? 4u : 1u) + 1;
 		if (guess > ((uint64_t)1 << 30))
 			guess = (uint64_t)1 << 30;
-		if (guess > cap)
-			cap = (size_t)guess;
+		if (guess > b.cap)
+			b.cap = (size_t)guess;
 	}
-	unsigned char *p = malloc(cap);
-	size_t n = 0;
-	if (!p) {
-		gzclose(gz);
-		return chain_error_set(err, "%s: out of memory", path);
-	}
-	for (;;) {
-		if (cap - n < 2) { /* keep room for the NUL terminator */
-			if (cap > SIZE_MAX / 2) {
-				free(p);
-				gzclose(gz);
-				return chain_error_set(err, "%s: file too large", path);
+	b.p = malloc(b.cap);
+	int rc = 0;
+	if (!b.p) {
+		rc = chain_error_set(err, "%s: out of memory", path);
+	} else if (s->gz) {
+		rc = gunzip_fd(s, fd, in, (size_t)have, &b);
+	} else {
+		/* plain: the first chunk, then straight into the buffer */
+		size_t chunk = (size_t)have;
+		for (;;) {
+			if ((rc = outbuf_reserve(&b, chunk + 1, path, err)) != 0)
+				break;
+			memcpy(b.p + b.n, in, chunk);
+			b.n += chunk;
+			if (chunk < GZ_CHUNK)
+				break;
+			ssize_t r = read_full(fd, in, GZ_CHUNK);
+			if (r < 0) {
+				rc = chain_error_set(err, "%s: byte %zu: read error: %s", path, b.n, strerror(errno));
+				break;
 			}
-			unsigned char *q = realloc(p, cap * 2);
-			if (!q) {
-				free(p);
-				gzclose(gz);
-				return chain_error_set(err, "%s: out of memory after reading %zu bytes", path, n);
-			}
-			p = q;
-			cap *= 2;
+			chunk = (size_t)r;
 		}
-		/* modest reads, so that an error is located near where it happened */
-		size_t want = cap - n - 1;
-		if (want > (1u << 16))
-			want = 1u << 16;
-		int r = gzread(gz, p + n, (unsigned)want);
-		if (r < 0) {
-			int errnum;
-			const char *msg = gz_message(gz, &errnum);
-			chain_error_set(err, "%s: byte %zu%s: %s: %s", path, n, s->where,
-			                s->gz ? "corrupt gzip data" : "read error",
-			                errnum == Z_ERRNO ? strerror(errno) : msg);
-			free(p);
-			gzclose(gz);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
 	}
-	/* a truncated gzip stream ends the reads early with an error state */
-	int errnum = Z_OK;
-	const char *msg = gz_message(gz, &errnum);
-	if (errnum != Z_OK && errnum != Z_STREAM_END) {
-		chain_error_set(err, "%s: byte %zu%s: truncated or corrupt gzip data (%s)",
-		                path, n, s->where, msg);
-		free(p);
-		gzclose(gz);
+	free(in);
+	close(fd);
+	if (rc != 0) {
+		free(b.p);
 		return -1;
 	}
-	gzclose(gz);
-	p[n] = '\0';
-	s->p = p;
-	s->n = n;
+	b.p[b.n] = '\0';
+	s->p = b.p;
+	s->n = b.n;
 	return 0;
 }
 
@@ -342,8 +442,16 @@ static int parse_number(const unsigned char *s, const unsigned char *e, double *
 	double v = strtod((const char *)s, &end);
 	if ((const unsigned char *)end != e)
 		return -1;
-	if (!isfinite(v)) { /* 1e999: strtod overflowed (ERANGE) */
-		*why = "a finite number that fits a double";
+	/* 1e999: strtod overflowed to infinity; 1e-400 or 1e-310: it
+	 * underflowed to 0 (a bin 0, a cat 0: silently another value) or to a
+	 * subnormal with digits lost.  Both are refused, whatever the column. */
+	int underflow = 0;
+	if (isfinite(v) && fabs(v) < DBL_MIN)
+		for (const unsigned char *q = s; q < e && *q != 'e' && *q != 'E'; q++)
+			if (*q >= '1' && *q <= '9')
+				underflow = 1;
+	if (!isfinite(v) || underflow) {
+		*why = "a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0";
 		return -1;
 	}
 	*out = v;
@@ -1130,7 +1238,11 @@ static const char *value_misfit(const chain_var *v, double x, char *buf, size_t 
 		snprintf(buf, cap, "an integer in 0..%u", v->cat_k - 1);
 		return buf;
 	case CHAIN_INT:
-		return isfinite(x) && x == floor(x) && x >= 0 ? NULL : "an integer >= 0";
+		/* up to 2^53 - 1: beyond, a double no longer holds every integer
+		 * (9007199254740993 is read as ...992), so a count there is not
+		 * the count the file says */
+		return isfinite(x) && x == floor(x) && x >= 0 && x <= 9007199254740991.0
+		       ? NULL : "an integer from 0 to 2^53 - 1 (9007199254740991)";
 	case CHAIN_REAL:
 		return isfinite(x) ? NULL : "a finite number";
 	}

@@ -93,10 +93,20 @@ printf 'model m\ndata x : cat(3)\nparam k : real[3]\nx ~ categorical_logits(k)\n
 expect_ok "a param named like a family's index" "$CHAIN" build "$T/k.chain" -o "$T/k.o"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 # a sign is not a count (strtoull wraps -1 to 2^64 - 1: a crash once)
-expect_fail "gradcheck --rows -1" "expected 1 to 1000000" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
-expect_fail "gradcheck --seed -1" "--seed -1" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
-expect_fail "compare --rows -1" "expected 1 to 1000000" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
-expect_fail "optimize --max-iter -5" "--max-iter -5" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
+expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
+expect_fail "gradcheck --seed -1" "chain gradcheck: --seed: expected a non-negative integer below 2^64, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
+expect_fail "compare --rows -1" "chain compare: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
+expect_fail "optimize --max-iter -5" "chain optimize: --max-iter: expected an integer from 1 to 2147483647, got '-5'" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
+# every numeric flag of every command is parsed by cmd_num.c, strictly: no
+# sign on a count, no leading or trailing space, no junk, no hexadecimal,
+# no inf/nan, no overflow or underflow (strtol/strtod took ' 3' and '+2')
+expect_fail "gradcheck --tol ' 1e-3'" "chain gradcheck: --tol: expected a positive number, got ' 1e-3'" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --tol " 1e-3"
+expect_fail "gradcheck --tol 1e-3x" "got '1e-3x'" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --tol 1e-3x
+expect_fail "optimize --tol +1e-9" "chain optimize: --tol: expected a positive number, got '+1e-9'" "$CHAIN" optimize examples/quadratic.chain --tol +1e-9
+expect_fail "compare --repeats ' 3'" "chain compare: --repeats: expected an integer from 1 to 999, got ' 3'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --repeats " 3"
+expect_fail "compare --tol 0x1p-3" "chain compare: --tol: expected a positive number, got '0x1p-3'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --tol 0x1p-3
+expect_fail "-D n=+3" "chain: -D n: expected a positive integer below 2^63, got '+3'" "$CHAIN" check examples/fvsbn.chain -D n=+3
+expect_fail "-D 'n= 3'" "got ' 3'" "$CHAIN" check examples/fvsbn.chain -D "n= 3"
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
 expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
@@ -147,6 +157,38 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "samples into a FIFO" "is not a regular file" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/fifo.png"
 	[ -p "$T/fifo.png" ] && ok || bad "sample replaced a FIFO with a file"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
+	# --resume reads the checkpoint's epoch and seed: a damaged value is an
+	# error naming the file and the key (it was silently taken as epoch 0)
+	printf 'model r\ndata x : bin[3]\nparam b : real[3]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/r.chain"
+	printf '0 1 0\n1 1 0\n' > "$T/r.amat"
+	# mk_ckpt FILE ',"key":"value",...': a checkpoint of model r (b = 0)
+	mk_ckpt() {
+		json="{\"__metadata__\":{\"format\":\"chain-1\",\"model\":\"r\"$2},\"b\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[0,24]}}"
+		while [ $((${#json} % 8)) -ne 0 ]; do json="$json "; done
+		n=${#json}
+		{ printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))"; printf '\0\0\0\0\0\0%s' "$json"; head -c 24 /dev/zero; } > "$1"
+	}
+	mk_ckpt "$T/r-ok.safetensors" ',"epoch":"3","seed":"7"'
+	expect_ok "resume a made checkpoint" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-ok.safetensors" -o "$T/r-out.safetensors"
+	grep -q "epochs 4..4, .*seed 7" "$T/out" && ok || { bad "resume did not take epoch 3 and seed 7"; cat "$T/out"; }
+	mk_ckpt "$T/r-none.safetensors" ''
+	expect_ok "resume a checkpoint without epoch and seed" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-none.safetensors" -o "$T/r-out.safetensors"
+	grep -q "epochs 1..1, .*seed 1\$" "$T/out" && ok || { bad "resume without metadata: not epoch 0 and the default seed"; cat "$T/out"; }
+	for meta in '"epoch":"x","seed":"7"' '"epoch":"+3","seed":"7"' '"epoch":" 3","seed":"7"' '"epoch":"","seed":"7"' \
+	            '"epoch":"99999999999999999999","seed":"7"' '"epoch":"3","seed":"-1"' '"epoch":"3","seed":"0x10"' \
+	            '"epoch":"3"' '"seed":"7"' '"epoch":"3","seed":"7","epoch":"4"'; do
+		mk_ckpt "$T/r-bad.safetensors" ",$meta"
+		case $meta in
+		*'"epoch":"4"') want='metadata key "epoch" appears twice' ;;
+		'"epoch":"3"') want='has "epoch" but no "seed"' ;;
+		'"seed":"7"') want='has "seed" but no "epoch"' ;;
+		*'"seed":"7"') want='__metadata__ "epoch" is' ;;
+		*) want='__metadata__ "seed" is' ;;
+		esac
+		expect_fail "resume with $meta" "r-bad.safetensors.*$want" "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-bad.safetensors" -o "$T/r-out.safetensors"
+	done
+	mk_ckpt "$T/r-big.safetensors" ',"epoch":"18446744073709551615","seed":"7"'
+	expect_fail "resume at the last epoch there is" 'r-big.safetensors: __metadata__ "epoch" is 18446744073709551615: out of range' "$CHAIN" train "$T/r.chain" --data "$T/r.amat" --epochs 1 --resume "$T/r-big.safetensors" -o "$T/r-out.safetensors"
 	expect_fail "params of another shape" "shape" "$CHAIN" eval examples/nade.chain -D H=21 --params "$T/p.safetensors" --data "$T/valid.amat"
 	# bad data files: each named with its row and what was expected
 	printf '0 1 2\n' > "$T/bad.amat"
@@ -157,6 +199,13 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "not a data file" "bad.npy" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/bad.npy"
 	expect_fail "missing data file" "nope.amat" "$CHAIN" train $M --data "$T/nope.amat" -o "$T/q.safetensors"
 	expect_fail "bad --lr" "--lr" "$CHAIN" train $M --data "$T/train.amat" --lr abc -o "$T/q.safetensors"
+	expect_fail "train --lr +0.01" "chain train: --lr: expected a positive number, got '+0.01'" "$CHAIN" train $M --data "$T/train.amat" --lr +0.01 -o "$T/q.safetensors"
+	expect_fail "train --lr 1e-400" "chain train: --lr: expected a positive number, got '1e-400'" "$CHAIN" train $M --data "$T/train.amat" --lr 1e-400 -o "$T/q.safetensors"
+	expect_fail "train --epochs +2" "chain train: --epochs: expected a positive integer, got '+2'" "$CHAIN" train $M --data "$T/train.amat" --epochs +2 -o "$T/q.safetensors"
+	expect_fail "train --batch '10 '" "chain train: --batch: expected a positive integer, got '10 '" "$CHAIN" train $M --data "$T/train.amat" --batch "10 " -o "$T/q.safetensors"
+	expect_fail "eval --threads ' 3'" "chain eval: --threads: expected an integer from 1 to 1024, got ' 3'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --threads " 3"
+	expect_fail "eval --binarize +0.5" "chain eval: --binarize: expected a threshold" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat" --binarize +0.5
+	expect_fail "sample --prefix +3" "chain sample: --prefix: expected a non-negative integer, got '+3'" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/valid.amat" --prefix +3
 	# atomicity: a training run killed mid-way leaves a loadable checkpoint
 	"$CHAIN" train $M --data "$T/train.amat" --epochs 1000 --batch 10 -o "$T/k.safetensors" --quiet > /dev/null 2>&1 &
 	pid=$!
@@ -167,11 +216,33 @@ if [ -f compiler/cmd_run.c ]; then
 	# summed 1e15 logs), and 0 probability above binomial's N, not NaN
 	printf 'model bn\ndata c : int\nparam m : real\nc ~ binomial(5, sigmoid(m))\nmaximize loglik\n' > "$T/bn.chain"
 	printf '1\n3\n' > "$T/bn.amat"
+	printf '2\n' > "$T/one.amat"
 	expect_ok "train a count model" "$CHAIN" train "$T/bn.chain" --data "$T/bn.amat" --epochs 1 -o "$T/bn.safetensors" --quiet
-	for c in 6 7 1e9 1e15 1e300; do
+	# the standard error only where there is one: not '+- 0.00' for one row,
+	# not '+- nan' for an infinite mean
+	expect_ok "eval one row" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/one.amat"
+	grep -q "^test NLL: [0-9.]* nats ([0-9.]* bits/dim) over 1 row (no standard error from a single row)\$" "$T/out" && ok || { bad "eval of one row"; cat "$T/out"; }
+	printf '1\n7\n' > "$T/inf2.amat"
+	expect_ok "eval an impossible row" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/inf2.amat"
+	grep -q "^test NLL: inf nats (inf bits/dim) over 2 rows (no standard error: a row has probability 0)\$" "$T/out" && ok || { bad "eval with an inf NLL"; cat "$T/out"; }
+	! grep -q "nan" "$T/out" && ok || bad "eval printed nan"
+	expect_ok "eval two rows" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/bn.amat"
+	grep -q "^test NLL: [0-9.]* nats ([0-9.]* bits/dim) +- [0-9.]* over 2 rows\$" "$T/out" && ok || { bad "eval of two rows"; cat "$T/out"; }
+	for c in 6 7 1e9 1e15 9007199254740991; do
 		printf '%s\n' "$c" > "$T/big.amat"
 		if timeout 60 "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat" > "$T/out" 2>&1 &&
 		   grep -q "test NLL: inf nats" "$T/out"; then ok; else bad "binomial(5) of a count $c: not an NLL of inf"; cat "$T/out"; fi
+	done
+	# a count is an integer a double holds exactly: up to 2^53 - 1
+	for c in 9007199254740992 9007199254740993 1e300; do
+		printf '%s\n' "$c" > "$T/big.amat"
+		expect_fail "a count of $c" "big.amat:1:1: expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable c" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat"
+	done
+	# 1e-400 underflows (strtod gives 0): not a 0 in a bin column, and
+	# refused in a real one too, like 1e400
+	for v in 1e-400 1e-310 1e400; do
+		(head -1 "$T/valid.amat" | sed "s/^[01] [01]/0 $v/") > "$T/tiny.amat"
+		expect_fail "$v in a data file" "tiny.amat:1:3: expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 1), found '$v'" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/tiny.amat"
 	done
 	# poisson_log: counts drawn (by tests/e2e/poisson_counts.c, not by chain)
 	# at rates on both sides of chain_rng_poisson's switch at 10; training

@@ -459,6 +459,56 @@ static void test_checkpoint__other_format__rejected(void **state)
 	assert_msg(msg, "pt.safetensors", "format \"pt\", expected \"chain-1\"");
 }
 
+/* chain_checkpoint_metadata: several keys from one read of the header, a
+ * missing key told apart from an empty value (chain train's --resume needs
+ * both: an absent epoch is a foreign file, an empty one a damaged file). */
+static void test_checkpoint__metadata__values_or_null_when_absent(void **state)
+{
+	chain_metadata extra[3] = { { "epoch", "12" }, { "seed", "" }, { "best_valid", "none" } };
+	chain_error err;
+	const char *p = tmp_path("meta.safetensors");
+	assert_int_equal(chain_checkpoint_save(p, &toy, theta0, extra, 3, &err), 0);
+	const char *keys[4] = { "epoch", "seed", "absent", "model" };
+	char *values[4] = { (char *)"x", (char *)"x", (char *)"x", (char *)"x" };
+	assert_int_equal(chain_checkpoint_metadata(p, 4, keys, values, &err), 0);
+	assert_string_equal(values[0], "12");
+	assert_string_equal(values[1], "");
+	assert_null(values[2]);
+	assert_string_equal(values[3], "toy");
+	for (int i = 0; i < 4; i++)
+		free(values[i]);
+	/* a file without __metadata__: every value NULL */
+	const char *f = fixture_st("meta-foreign.safetensors", good_json, theta0, sizeof theta0);
+	assert_int_equal(chain_checkpoint_metadata(f, 2, keys, values, &err), 0);
+	assert_null(values[0]);
+	assert_null(values[1]);
+	/* a damaged header: an error naming the file, and no values */
+	const char *bad = fixture("meta-bad.safetensors", "\x08\0\0\0\0\0\0\0{\"a\":1}  ", 16);
+	assert_int_equal(chain_checkpoint_metadata(bad, 2, keys, values, &err), -1);
+	assert_msg(err.msg, "meta-bad.safetensors");
+	assert_null(values[0]);
+	assert_null(values[1]);
+	assert_int_equal(chain_checkpoint_metadata(tmp_path("nope.safetensors"), 2, keys, values, &err), -1);
+	assert_msg(err.msg, "nope.safetensors", "cannot open");
+}
+
+/* A key repeated inside __metadata__ ("epoch" twice) made the value depend
+ * on which one the reader kept: it is refused like a repeated tensor. */
+static void test_checkpoint__repeated_key_in_file_metadata__rejected(void **state)
+{
+	char json[512];
+	snprintf(json, sizeof json, "{\"__metadata__\":{\"epoch\":\"3\",\"seed\":\"1\",\"epoch\":\"x\"},%s",
+	         good_json + 1);
+	const char *p = fixture_st("dupmeta.safetensors", json, theta0, sizeof theta0);
+	const char *msg = load_fails(p, &toy);
+	assert_msg(msg, "dupmeta.safetensors: byte 48: ", "metadata key \"epoch\" appears twice");
+	const char *keys[1] = { "epoch" };
+	char *values[1];
+	chain_error err;
+	assert_int_equal(chain_checkpoint_metadata(p, 1, keys, values, &err), -1);
+	assert_msg(err.msg, "appears twice");
+}
+
 /* Truncations and byte changes of a valid file: an error or a load, never
  * a crash, and theta untouched on error. */
 static void test_checkpoint__mutated_files__never_crash(void **state)
@@ -509,6 +559,8 @@ int main(void)
 		cmocka_unit_test(test_checkpoint__malformed_json__names_byte_and_expectation),
 		cmocka_unit_test(test_checkpoint__unicode_escapes__decoded_to_utf8),
 		cmocka_unit_test(test_checkpoint__other_format__rejected),
+		cmocka_unit_test(test_checkpoint__metadata__values_or_null_when_absent),
+		cmocka_unit_test(test_checkpoint__repeated_key_in_file_metadata__rejected),
 		cmocka_unit_test(test_checkpoint__mutated_files__never_crash),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <ftw.h>
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,7 +219,29 @@ static void test_data__nan_and_inf__rejected_as_not_finite(void **state)
 	msg = load_fails(fixture_text("inf.amat", "-Inf 1\n"), NULL);
 	assert_msg(msg, "inf.amat:1:1:", "finite", "'-Inf'");
 	msg = load_fails(fixture_text("huge.amat", "1 1e999\n"), NULL);
-	assert_msg(msg, "huge.amat:1:3:", "finite", "'1e999'");
+	assert_msg(msg, "huge.amat:1:3:", "expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 1)", "'1e999'");
+}
+
+/* strtod underflows 1e-400 to 0 (and 1e-310 to a subnormal with digits
+ * lost): read as is, a bin or cat column took it for the value 0.  Too
+ * small is refused like too large, in every column, with the file, the
+ * line and column, and the row. */
+static void test_data__underflow__rejected_like_overflow(void **state)
+{
+	static const char *tiny[] = { "1e-400", "-1e-400", "1e-310", "4.9e-324", "2.2250738585072e-308",
+	                              "0.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001" };
+	for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+		char text[512], found[64];
+		snprintf(text, sizeof text, "0 1 0\n1 %s 0\n", tiny[i]);
+		const char *msg = load_fails(fixture_text("tiny.amat", text), NULL);
+		snprintf(found, sizeof found, "found '%.20s", tiny[i]);
+		assert_msg(msg, "tiny.amat:2:3: expected a number from 2.2250738585072014e-308 to 1.7976931348623157e308 in magnitude, or 0 (value 2 of row 2), ",
+		           found);
+	}
+	/* the smallest normal double and zeros written any way are fine */
+	chain_dataset d = load_ok(fixture_text("small.amat", "2.2250738585072014e-308 0e-400 -0.0e999 0.000\n"), NULL, 1, 4);
+	assert_true(d.values[0] == DBL_MIN && d.values[1] == 0 && d.values[2] == 0 && d.values[3] == 0);
+	chain_dataset_free(&d);
 }
 
 static void test_data__empty_file__says_empty(void **state)
@@ -278,6 +301,105 @@ static void test_data__truncated_gzip__reports_gzip_error(void **state)
 	buf[n / 2 + 1] ^= 0xaa;
 	msg = load_fails(fixture("corrupt.amat.gz", buf, n), NULL);
 	assert_msg(msg, "corrupt.amat.gz", "byte");
+}
+
+/* One gzip member of bytes[0..n) at level `level` (0: stored, so its size
+ * is known in advance), appended to out at *len. */
+static void gz_member(unsigned char *out, size_t cap, size_t *len, const void *bytes, size_t n, int level)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (unsigned char *)bytes;
+	z.avail_in = (uInt)n;
+	z.next_out = out + *len;
+	z.avail_out = (uInt)(cap - *len);
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*len += z.total_out;
+	deflateEnd(&z);
+}
+
+/* Concatenated gzip members are one gzip stream (`cat a.gz b.gz`, what
+ * gzip -d reads): their data follow each other, even when the boundary
+ * between two members falls across a read of the loader. */
+static void test_data__gzip_members__concatenated(void **state)
+{
+	static unsigned char buf[1 << 19], text[1 << 18];
+	size_t n = 0;
+	gz_member(buf, sizeof buf, &n, "1 2 3\n", 6, 6);
+	gz_member(buf, sizeof buf, &n, "4 5 6\n", 6, 6);
+	chain_dataset d = load_ok(fixture("cat.amat.gz", buf, n), NULL, 2, 3);
+	assert_true(d.values[0] == 1 && d.values[5] == 6);
+	chain_dataset_free(&d);
+	/* an empty member is a member too */
+	gz_member(buf, sizeof buf, &n, "", 0, 6);
+	d = load_ok(fixture("cat-empty.amat.gz", buf, n), NULL, 2, 3);
+	chain_dataset_free(&d);
+	/* a stored first member ending 3 bytes before to 2 after 2^17 (the
+	 * loader's read size): the next magic straddles a read */
+	size_t probe = 0;
+	memset(text, ' ', sizeof text);
+	text[0] = '7';
+	text[100000 - 1] = '\n';
+	gz_member(buf, sizeof buf, &probe, text, 100000, 0);
+	size_t over = probe - 100000; /* a stored member's header, trailer, block headers */
+	for (size_t end = (1u << 17) - 3; end <= (1u << 17) + 2; end++) {
+		size_t len = end - over;
+		memset(text, ' ', len);
+		text[0] = '7';
+		text[len - 1] = '\n';
+		n = 0;
+		gz_member(buf, sizeof buf, &n, text, len, 0);
+		assert_int_equal(n, end);
+		gz_member(buf, sizeof buf, &n, "8\n", 2, 6);
+		d = load_ok(fixture("boundary.amat.gz", buf, n), NULL, 2, 1);
+		assert_true(d.values[0] == 7 && d.values[1] == 8);
+		chain_dataset_free(&d);
+		/* and what follows the last member is checked there too */
+		n = end;
+		buf[n++] = 'x';
+		const char *msg = load_fails(fixture("boundary-junk.amat.gz", buf, n), NULL);
+		char want[64];
+		snprintf(want, sizeof want, "boundary-junk.amat.gz: byte %zu: trailing garbage", end);
+		assert_msg(msg, want, "found byte 0x78");
+	}
+}
+
+/* Bytes after the last gzip member that do not start another one were
+ * dropped by zlib's gzread (the file loaded as if they were not there):
+ * they are an error at their offset in the file. */
+static void test_data__gzip_trailing_garbage__rejected_with_offset(void **state)
+{
+	static unsigned char buf[4096];
+	size_t n = 0;
+	gz_member(buf, sizeof buf, &n, "1 2 3\n", 6, 6);
+	size_t end = n;
+	char want[80];
+	snprintf(want, sizeof want, "junk.amat.gz: byte %zu: trailing garbage after the gzip data", end);
+	memcpy(buf + n, "garbage", 7);
+	const char *msg = load_fails(fixture("junk.amat.gz", buf, n + 7), NULL);
+	assert_msg(msg, want, "expected another gzip member (1f 8b) or the end of the file, found byte 0x67");
+	/* zeros (a padded tape block), a lone first magic byte */
+	memset(buf + n, 0, 512);
+	snprintf(want, sizeof want, "zeros.amat.gz: byte %zu: trailing garbage", end);
+	assert_msg(load_fails(fixture("zeros.amat.gz", buf, n + 512), NULL), want, "found byte 0x00");
+	buf[n] = 0x1f;
+	snprintf(want, sizeof want, "half.amat.gz: byte %zu: trailing garbage", end);
+	assert_msg(load_fails(fixture("half.amat.gz", buf, n + 1), NULL), want, "found byte 0x1f");
+	/* after a second member: the offset counts both */
+	gz_member(buf, sizeof buf, &n, "4 5 6\n", 6, 6);
+	buf[n] = '\n';
+	snprintf(want, sizeof want, "junk2.amat.gz: byte %zu: trailing garbage", n);
+	assert_msg(load_fails(fixture("junk2.amat.gz", buf, n + 1), NULL), want, "found byte 0x0a");
+	/* a magic that starts a broken member: corrupt gzip data, not garbage */
+	buf[n] = 0x1f;
+	buf[n + 1] = 0x8b;
+	buf[n + 2] = 0x99;
+	msg = load_fails(fixture("broken2.amat.gz", buf, n + 10), NULL);
+	assert_msg(msg, "broken2.amat.gz: byte 12 of the decompressed data: corrupt gzip data");
+	/* a plain text file is not gzip and may end however it likes */
+	chain_dataset d = load_ok(fixture_text("plain-junk.amat", "1 2 3\n# garbage\n"), NULL, 1, 3);
+	chain_dataset_free(&d);
 }
 
 /* ---- .npy ------------------------------------------------------------ */
@@ -612,7 +734,17 @@ static void test_data__check_cat_out_of_range__names_element(void **state)
 static void test_data__check_int_and_real__need_counts_and_finite(void **state)
 {
 	double negk[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, -3 };
-	assert_msg(check_fails(negk, 10), "t.amat:2:10:", "expected an integer >= 0 for int variable k, found -3");
+	assert_msg(check_fails(negk, 10), "t.amat:2:10:", "expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable k, found -3");
+	/* beyond 2^53 a double does not hold every integer: 9007199254740993
+	 * (text, or an int64 .npy) is read as ...992, not the count written */
+	double big[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 9007199254740992.0 };
+	assert_msg(check_fails(big, 10), "t.amat:2:10:", "expected an integer from 0 to 2^53 - 1", "found 9007199254740992");
+	double huge[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1e300 };
+	assert_msg(check_fails(huge, 10), "t.amat:2:10:", "found 1e+300");
+	double top[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 9007199254740991.0 };
+	chain_dataset d = { .rows = 1, .cols = 10, .values = top };
+	chain_error err;
+	assert_int_equal(chain_data_check(&d, &toy, "t.amat", &err), 0);
 	double fk[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0.999999999 };
 	assert_msg(check_fails(fk, 10), "t.amat:2:10:", "found 0.999999999");
 	double nan_s[10] = { 0, NAN, 0, 1, 1, 0, 0, 0, 0, 0 };
@@ -937,11 +1069,14 @@ int main(void)
 		cmocka_unit_test(test_data__extra_value__names_row_count_and_column),
 		cmocka_unit_test(test_data__non_number__names_line_col_and_token),
 		cmocka_unit_test(test_data__nan_and_inf__rejected_as_not_finite),
+		cmocka_unit_test(test_data__underflow__rejected_like_overflow),
 		cmocka_unit_test(test_data__empty_file__says_empty),
 		cmocka_unit_test(test_data__binary_garbage__shows_escaped_bytes),
 		cmocka_unit_test(test_data__missing_file_or_directory__says_so),
 		cmocka_unit_test(test_data__gzip__detected_by_content_whatever_the_name),
 		cmocka_unit_test(test_data__truncated_gzip__reports_gzip_error),
+		cmocka_unit_test(test_data__gzip_members__concatenated),
+		cmocka_unit_test(test_data__gzip_trailing_garbage__rejected_with_offset),
 		cmocka_unit_test(test_data__npy_f8_2d__loads),
 		cmocka_unit_test(test_data__npy_each_dtype__loads),
 		cmocka_unit_test(test_data__npy_fortran_order__rejected),

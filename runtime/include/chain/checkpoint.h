@@ -35,6 +35,14 @@ int chain_checkpoint_load(const char *path, const chain_model *m, void *theta,
                           const char *meta_key, char *meta_value, size_t meta_cap,
                           chain_error *err);
 
+/* Reads only the header of a checkpoint (checked as chain_checkpoint_load
+ * checks it: JSON syntax, repeated keys, the format) and returns the
+ * __metadata__ values of keys[0..n-1]: values[i] a malloc'd copy, or NULL
+ * when the file has no such key (the caller frees them).  On an error every
+ * values[i] is NULL. */
+int chain_checkpoint_metadata(const char *path, size_t n, const char *const *keys, char **values,
+                              chain_error *err);
+
 #ifdef __cplusplus
 }
 #endif
