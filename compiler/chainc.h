@@ -292,6 +292,7 @@ struct sym {
 	int64_t *perm;       /* DATA: position k -> element index, shape-size entries */
 	int64_t first_pos;   /* DATA: global position of its first element */
 	decl *cond;          /* DATA: its conditional */
+	size_t let_index;    /* LET: its place among the model's lets (model.lets) */
 	bool let_indexed;    /* LET: declared with [i] */
 	bool uses_position;  /* LET: its value depends on the position (directly or through lets) */
 };
