@@ -33,6 +33,16 @@ typedef struct ptrvec {
 } ptrvec;
 void ptrvec_push(arena *a, ptrvec *v, void *item);
 
+/* A map from pointers to pointers in an arena (a hash table: a lookup
+ * costs the same among a hundred thousand keys as among ten). */
+typedef struct ptrmap {
+	const void **keys;
+	void **vals;
+	size_t len, cap;
+} ptrmap;
+void ptrmap_put(arena *a, ptrmap *m, const void *key, void *val); /* replaces key's value */
+void *ptrmap_get(const ptrmap *m, const void *key);               /* NULL when absent */
+
 /* ------------------------------------------------------------ diagnostics */
 
 /* A source span: byte offsets [begin, end) in file `file` of the diag

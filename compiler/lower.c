@@ -60,8 +60,8 @@ typedef struct lowerer {
 	int *stage;             /* per buffer id: its stage (TEMP) */
 	int stage_cap;
 	ptrvec open_loops;      /* loops of sums being lowered: no materialization may use them */
-	ir_buf **var_buf;       /* per sym of params/data/inputs/consts: by position in all_syms */
-	ptrvec all_syms;
+	ir_buf **var_buf;       /* per sym of params, consts, inputs, data, in that order */
+	ptrmap buf_of_sym;      /* sym* of those -> its ir_buf* */
 	bool failed;
 } lowerer;
 
@@ -321,10 +321,7 @@ static void bind_val(lowerer *L, const char *name, tval v)
 
 static ir_buf *buf_of(lowerer *L, const sym *y)
 {
-	for (size_t i = 0; i < L->all_syms.len; i++)
-		if (L->all_syms.items[i] == y)
-			return L->var_buf[i];
-	return NULL;
+	return ptrmap_get(&L->buf_of_sym, y);
 }
 
 /* The element index at position `k` (an index expression) of a segment. */
@@ -1330,7 +1327,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 
 	/* buffers of the declared tensors */
 	const ptrvec *groups[] = {&mod->params, &mod->consts, &mod->inputs, &mod->data};
-	size_t total = 0;
+	size_t total = 0, nvars = 0;
 	for (int g = 0; g < 4; g++)
 		total += groups[g]->len;
 	L->var_buf = arena_alloc(a, (total + 1) * sizeof(ir_buf *));
@@ -1345,8 +1342,8 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 				b->values = y->values;
 				b->is_int = false;
 			}
-			L->var_buf[L->all_syms.len] = b;
-			ptrvec_push(a, &L->all_syms, y);
+			L->var_buf[nvars++] = b;
+			ptrmap_put(a, &L->buf_of_sym, y, b);
 		}
 
 	/* segments, in the order */
