@@ -330,7 +330,7 @@ static ir_idx *elem_at(lowerer *L, const segment *s, ir_idx *k)
 	const sym *y = s->var;
 	if (s->perm)
 		return ir_idx_load(L->m, s->perm, (ir_idx *[]){k, NULL, NULL});
-	if (y->shape.rank && y->perm[0] == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
+	if (y->shape.rank && order_elem(y, 0) == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
 		return ir_idx_bin(L->m, IX_SUB, ir_idx_const(L->m, y->shape.dims[0] - 1), k);
 	return k;
 }
@@ -1357,10 +1357,19 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 		s->npos = shape_size(&s->var->shape);
 		s->first_pos = s->var->first_pos;
 		s->k = ir_loop_new(m, "k", ir_idx_const(m, 0), ir_idx_const(m, s->npos));
-		bool natural = true, reverse = s->npos > 1;
-		for (int64_t k = 0; k < s->npos; k++) {
-			natural &= s->var->perm[k] == k;
-			reverse &= s->var->perm[k] == s->npos - 1 - k;
+		/* a permutation table only when the order is neither: a `by` or
+		 * `random` order that comes out natural or reversed takes none */
+		bool natural, reverse;
+		if (s->var->order_form == ORD_NATURAL || s->var->order_form == ORD_REVERSE) {
+			natural = s->var->order_form == ORD_NATURAL || s->npos <= 1;
+			reverse = !natural;
+		} else {
+			natural = true;
+			reverse = s->npos > 1;
+			for (int64_t k = 0; k < s->npos; k++) {
+				natural &= s->var->perm[k] == k;
+				reverse &= s->var->perm[k] == s->npos - 1 - k;
+			}
 		}
 		if (!natural && !reverse) {
 			s->perm = ir_buf_new(m, arena_printf(a, "%s_order", s->var->name), BUF_CONST, 1, (int64_t[]){s->npos, 0, 0});
@@ -1393,7 +1402,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 	for (int i = 0; i < L->low->nsegs; i++) {
 		segment *s = &L->low->segs[i];
 		for (int64_t k = 0; k < s->npos; k++) {
-			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + s->var->perm[k];
+			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + order_elem(s->var, k);
 			m->cond_offset[s->first_pos + k] = s->cond_base + k * s->cond_size;
 		}
 	}

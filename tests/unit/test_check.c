@@ -277,6 +277,63 @@ static void test_check__many_lets__a_let_sees_only_the_lets_above_it(void **stat
 	parsed_free(p);
 }
 
+/* ------------------------------------------------------ large dims */
+
+static void test_check__natural_and_reverse_orders__computed_not_stored(void **state)
+{
+	parsed *p = parse_with_stdlib("model m\ndim n = 100000\ndata x : bin[n]\ndata y : bin[n]\ndata z : bin[1]\n"
+	                              "param b : real[n]\norder reverse(x), y, reverse(z)\n"
+	                              "x[i] ~ bernoulli_logit(b[i])\ny[i] ~ bernoulli_logit(b[i])\nz[i] ~ bernoulli_logit(0)\n"
+	                              "maximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	const sym *x = m->order.items[0], *y = m->order.items[1], *z = m->order.items[2];
+	assert_int_equal(x->order_form, ORD_REVERSE);
+	assert_int_equal(y->order_form, ORD_NATURAL);
+	for (int64_t k = 0; k < 100000; k += 997) {
+		assert_int_equal(order_elem(x, k), 99999 - k);
+		assert_int_equal(order_elem(y, k), k);
+	}
+	assert_int_equal(order_elem(x, 99999), 0);
+	assert_int_equal(order_elem(z, 0), 0);
+	/* chain check's report shows the first ORDER_PREVIEW of each */
+	for (int k = 0; k < ORDER_PREVIEW; k++) {
+		assert_int_equal(x->perm[k], 99999 - k);
+		assert_int_equal(y->perm[k], k);
+	}
+	/* the descriptor's table of row offsets, position by position */
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	assert_int_equal(ir->order_offsets[0], 99999);
+	assert_int_equal(ir->order_offsets[99999], 0);
+	assert_int_equal(ir->order_offsets[100000], 100000);
+	assert_int_equal(ir->order_offsets[199999], 199999);
+	assert_int_equal(ir->order_offsets[200000], 200000);
+	parsed_free(p);
+}
+
+static void test_check__unused_entries__found_over_a_long_position_loop(void **state)
+{
+	/* log p's position loop reads c[i + 1] and d[2 * i]: entries of c at
+	 * 0 and n + 1 and the odd entries of d are never read */
+	parsed *p = parse_with_stdlib("model m\ndim n = 100000\ndata x : bin[n]\nparam c : real[n + 2]\nparam d : real[2 * n]\n"
+	                              "order x\nx[i] ~ bernoulli_logit(c[i + 1] + d[2 * i])\nmaximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	assert_int_equal(ir->param_unused[0], 2);
+	assert_int_equal(ir->param_unused[1], 100000);
+	assert_int_equal(ir->num_unused, 100002);
+	assert_int_equal(ir->param_used[0][0], 0);
+	assert_int_equal(ir->param_used[0][1], 1);
+	assert_int_equal(ir->param_used[0][100000], 1);
+	assert_int_equal(ir->param_used[0][100001], 0);
+	assert_int_equal(ir->param_used[1][199998], 1);
+	assert_int_equal(ir->param_used[1][199999], 0);
+	parsed_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +352,8 @@ int main(void)
 		cmocka_unit_test(test_check__many_params__each_use_finds_its_declaration),
 		cmocka_unit_test(test_check__many_params__duplicates_and_unknown_names_still_reported),
 		cmocka_unit_test(test_check__many_lets__a_let_sees_only_the_lets_above_it),
+		cmocka_unit_test(test_check__natural_and_reverse_orders__computed_not_stored),
+		cmocka_unit_test(test_check__unused_entries__found_over_a_long_position_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
