@@ -145,3 +145,51 @@ void ptrvec_push(arena *a, ptrvec *v, void *item)
 	}
 	v->items[v->len++] = item;
 }
+
+/* Fibonacci hashing of the address: its low bits are alignment, the high
+ * bits of the product depend on all of them. */
+static size_t ptrmap_home(const ptrmap *m, const void *key)
+{
+	uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 32) & (m->cap - 1);
+}
+
+/* The slot of key: where it is, or the empty one where it would go (linear
+ * probing in a table at most half full). */
+static size_t ptrmap_slot(const ptrmap *m, const void *key)
+{
+	size_t i = ptrmap_home(m, key);
+	while (m->keys[i] && m->keys[i] != key)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+void ptrmap_put(arena *a, ptrmap *m, const void *key, void *val)
+{
+	if (2 * (m->len + 1) > m->cap) {
+		/* double the table; the old one stays in the arena */
+		ptrmap old = *m;
+		m->cap = old.cap ? 2 * old.cap : 16;
+		m->keys = arena_alloc(a, m->cap * sizeof *m->keys);
+		m->vals = arena_alloc(a, m->cap * sizeof *m->vals);
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.keys[i]) {
+				size_t j = ptrmap_slot(m, old.keys[i]);
+				m->keys[j] = old.keys[i];
+				m->vals[j] = old.vals[i];
+			}
+	}
+	size_t i = ptrmap_slot(m, key);
+	if (!m->keys[i]) {
+		m->keys[i] = key;
+		m->len++;
+	}
+	m->vals[i] = val;
+}
+
+void *ptrmap_get(const ptrmap *m, const void *key)
+{
+	if (!m->cap || !key)
+		return NULL;
+	return m->vals[ptrmap_slot(m, key)];
+}

@@ -45,45 +45,70 @@ static bool returns_real(ir_kernel_kind k)
 	return k == KER_LOGP || k == KER_LOGLIK_GRAD || k == KER_OBJECTIVE;
 }
 
-/* A generated macro name, remembered so that two that collide (a variable
- * named OBS would give M_OBS_SIZE twice) are an error, not a redefinition. */
+/* The generated macro names, remembered so that two that collide (a
+ * variable named OBS would give M_OBS_SIZE twice) are an error, not a
+ * redefinition: a hash set (open addressing, at most half full), as a
+ * model may have 100,000 variables and so twice as many names. */
 typedef struct names {
-	char **v;
+	char **slot;
 	size_t len, cap;
 	bool oom;
 } names;
 
+static size_t names_home(const names *n, const char *s)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32)) & (n->cap - 1);
+}
+
+/* The slot of s: where it is, or the empty one where it would go. */
+static size_t names_slot(const names *n, const char *s)
+{
+	size_t i = names_home(n, s);
+	while (n->slot[i] && strcmp(n->slot[i], s) != 0)
+		i = (i + 1) & (n->cap - 1);
+	return i;
+}
+
+/* Adds s (taking it); false when it was there already. */
 static bool names_add(names *n, char *s)
 {
 	if (!s) {
 		n->oom = true;
 		return true;
 	}
-	for (size_t i = 0; i < n->len; i++)
-		if (strcmp(n->v[i], s) == 0) {
-			free(s);
-			return false;
-		}
-	if (n->len == n->cap) {
-		size_t cap = n->cap ? 2 * n->cap : 32;
-		char **v = realloc(n->v, cap * sizeof *v);
-		if (!v) {
+	if (2 * (n->len + 1) > n->cap) {
+		names bigger = { .cap = n->cap ? 2 * n->cap : 64 };
+		bigger.slot = calloc(bigger.cap, sizeof *bigger.slot);
+		if (!bigger.slot) {
 			free(s);
 			n->oom = true;
 			return true;
 		}
-		n->v = v;
-		n->cap = cap;
+		for (size_t i = 0; i < n->cap; i++)
+			if (n->slot[i])
+				bigger.slot[names_slot(&bigger, n->slot[i])] = n->slot[i];
+		free(n->slot);
+		n->slot = bigger.slot;
+		n->cap = bigger.cap;
 	}
-	n->v[n->len++] = s;
+	size_t i = names_slot(n, s);
+	if (n->slot[i]) {
+		free(s);
+		return false;
+	}
+	n->slot[i] = s;
+	n->len++;
 	return true;
 }
 
 static void names_free(names *n)
 {
-	for (size_t i = 0; i < n->len; i++)
-		free(n->v[i]);
-	free(n->v);
+	for (size_t i = 0; i < n->cap; i++)
+		free(n->slot[i]);
+	free(n->slot);
 }
 
 static char *macro_name(const char *model_name, const char *var, const char *suffix)

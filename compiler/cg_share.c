@@ -46,6 +46,8 @@ typedef struct matcher {
 	int nids;
 	const void **fwd;            /* by A id: the B counterpart */
 	const void **bwd;            /* by B id: the A counterpart */
+	int *bound;                  /* the (A id, B id) pairs bound, to undo */
+	size_t nbound, bound_cap;
 	bool prefix_zero;            /* A reads `prefix` as 0 (B calls it with prefix 0) */
 	const ir_buf *counter;       /* B's row counter, or NULL */
 	int counter_sets, counter_adds;
@@ -58,6 +60,16 @@ static bool bind(matcher *mt, int aid, const void *a, int bid, const void *b)
 		return false;
 	if (mt->fwd[aid] || mt->bwd[bid])
 		return mt->fwd[aid] == b && mt->bwd[bid] == a;
+	if (mt->nbound + 2 > mt->bound_cap) {
+		size_t cap = mt->bound_cap ? 2 * mt->bound_cap : 64;
+		int *grown = realloc(mt->bound, cap * sizeof *grown);
+		if (!grown)
+			return false; /* no match: the kernel is compiled in full */
+		mt->bound = grown;
+		mt->bound_cap = cap;
+	}
+	mt->bound[mt->nbound++] = aid;
+	mt->bound[mt->nbound++] = bid;
 	mt->fwd[aid] = b;
 	mt->bwd[bid] = a;
 	return true;
@@ -398,15 +410,29 @@ static void mark_stmts(ir_stmt *const *s, size_t n, bool *seen, bool *done, int 
 	}
 }
 
+/* Undoes the bindings of a try: the tables are clean for the next one. */
+static void unbind_all(matcher *mt)
+{
+	for (size_t i = 0; i < mt->nbound; i += 2) {
+		mt->fwd[mt->bound[i]] = NULL;
+		mt->bwd[mt->bound[i + 1]] = NULL;
+	}
+	mt->nbound = 0;
+}
+
 /* Whether B's top-level statements [from, to) do what the callee's body
- * does, with `counter` (or NULL) as B's row counter.  On success fills p. */
-static bool match_at(cg_ctx *c, const ir_block *body, size_t from, size_t to, const ir_kernel *callee,
+ * does, with `counter` (or NULL) as B's row counter.  On success fills p.
+ * mt has clean renaming tables (cg_plan_call makes them once for all its
+ * tries: an objective that zeroes the gradients of 100,000 params one by
+ * one has as many stretches to try, and tables as large for each were a
+ * quadratic cost) and is left with clean ones. */
+static bool match_at(cg_ctx *c, matcher *tables, const ir_block *body, size_t from, size_t to, const ir_kernel *callee,
                      bool prefix_zero, const ir_buf *counter, cg_call_plan *p)
 {
 	int nids = c->nids;
-	matcher mt = { .nids = nids, .prefix_zero = prefix_zero, .counter = counter };
-	mt.fwd = calloc((size_t)nids, sizeof *mt.fwd);
-	mt.bwd = calloc((size_t)nids, sizeof *mt.bwd);
+	matcher mt = *tables;
+	mt.prefix_zero = prefix_zero;
+	mt.counter = counter;
 	bool ok = mt.fwd && mt.bwd;
 	/* the stretch without the counter's `= 0` */
 	ptrvec bs = { 0 };
@@ -465,8 +491,9 @@ static bool match_at(cg_ctx *c, const ir_block *body, size_t from, size_t to, co
 		p->prefix_zero = prefix_zero;
 	}
 	free(bs.items);
-	free(mt.fwd);
-	free(mt.bwd);
+	unbind_all(&mt);
+	tables->bound = mt.bound;
+	tables->bound_cap = mt.bound_cap;
 	return ok;
 }
 
@@ -518,25 +545,32 @@ bool cg_plan_call(cg_ctx *c, const ir_kernel *k, cg_call_plan *p)
 		p->one_row = true;
 		return true;
 	}
-	for (size_t t = 0; t < sizeof calls / sizeof calls[0]; t++) {
+	matcher tables = { .nids = c->nids };
+	bool found = false;
+	for (size_t t = 0; t < sizeof calls / sizeof calls[0] && !found; t++) {
 		const ir_kernel *callee = c->m->kernels[calls[t].callee];
 		if (calls[t].caller != k->kind || !callee || !c->kernel_fn[callee->kind] || callee == k)
 			continue;
+		if (!tables.fwd) {
+			tables.fwd = calloc((size_t)c->nids, sizeof *tables.fwd);
+			tables.bwd = calloc((size_t)c->nids, sizeof *tables.bwd);
+		}
 		const ir_block *body = &k->body;
 		size_t len = body->stmts.len, n = callee->body.stmts.len;
 		if (calls[t].whole) {
-			if (match_at(c, body, 0, len, callee, calls[t].prefix_zero, NULL, p))
-				return true;
+			found = match_at(c, &tables, body, 0, len, callee, calls[t].prefix_zero, NULL, p);
 			continue;
 		}
 		/* a stretch of n statements, or n + 1 with a counter's `= 0` */
-		for (size_t from = 0; from + n <= len; from++)
-			for (size_t to = from + n; to <= from + n + 1 && to <= len; to++) {
+		for (size_t from = 0; from + n <= len && !found; from++)
+			for (size_t to = from + n; to <= from + n + 1 && to <= len && !found; to++) {
 				const ir_buf *counter = to > from + n ? row_counter(body, from, to) : NULL;
-				if ((to == from + n || counter) &&
-				    match_at(c, body, from, to, callee, calls[t].prefix_zero, counter, p))
-					return true;
+				found = (to == from + n || counter) &&
+				        match_at(c, &tables, body, from, to, callee, calls[t].prefix_zero, counter, p);
 			}
 	}
-	return false;
+	free(tables.fwd);
+	free(tables.bwd);
+	free(tables.bound);
+	return found;
 }

@@ -33,6 +33,16 @@ typedef struct ptrvec {
 } ptrvec;
 void ptrvec_push(arena *a, ptrvec *v, void *item);
 
+/* A map from pointers to pointers in an arena (a hash table: a lookup
+ * costs the same among a hundred thousand keys as among ten). */
+typedef struct ptrmap {
+	const void **keys;
+	void **vals;
+	size_t len, cap;
+} ptrmap;
+void ptrmap_put(arena *a, ptrmap *m, const void *key, void *val); /* replaces key's value */
+void *ptrmap_get(const ptrmap *m, const void *key);               /* NULL when absent */
+
 /* ------------------------------------------------------------ diagnostics */
 
 /* A source span: byte offsets [begin, end) in file `file` of the diag
@@ -289,12 +299,29 @@ struct sym {
 	size_t offset;       /* PARAM: offset in theta; DATA INPUT: offset in the obs row */
 	double *values;      /* CONST: the checked values, row-major */
 	int order_rank;      /* DATA: index of this variable in the order (0 first) */
-	int64_t *perm;       /* DATA: position k -> element index, shape-size entries */
+	order_form order_form; /* DATA: how its order was given */
+	int64_t *perm;       /* DATA: position k -> element index (order_elem): shape-size
+	                        entries for ORD_BY and ORD_RANDOM; for the natural and
+	                        reverse orders, computed, only the first ORDER_PREVIEW
+	                        (chain check's report), not 2^28 */
 	int64_t first_pos;   /* DATA: global position of its first element */
 	decl *cond;          /* DATA: its conditional */
+	size_t let_index;    /* LET: its place among the model's lets (model.lets) */
 	bool let_indexed;    /* LET: declared with [i] */
 	bool uses_position;  /* LET: its value depends on the position (directly or through lets) */
 };
+
+/* The element index of data variable y at position k of its order. */
+#define ORDER_PREVIEW 4
+static inline int64_t order_elem(const sym *y, int64_t k)
+{
+	int64_t n = y->shape.rank == 0 ? 1 : y->shape.rank == 1 ? y->shape.dims[0] : y->shape.dims[0] * y->shape.dims[1];
+	switch (y->order_form) {
+	case ORD_NATURAL: return k;
+	case ORD_REVERSE: return n - 1 - k;
+	default: return y->perm[k];
+	}
+}
 
 typedef enum builtin_fn {
 	FN_EXP, FN_LOG, FN_LOG1P, FN_SQRT, FN_ABS, FN_SQUARE, FN_SIGMOID, FN_TANH,

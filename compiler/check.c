@@ -34,16 +34,85 @@ bool builtin_is_elementwise(int fn) { return fn <= FN_LFACT; }
 
 /* ------------------------------------------------------------ scopes */
 
+/* One symbol in a scope's index; the symbols of one name are chained,
+ * latest first, as a lookup by kind needs the earlier ones too (a model's
+ * family of a stdlib name beside the stdlib's). */
+struct scope_entry {
+	sym *y;
+	uint64_t hash;
+	scope_entry *older;     /* the previous symbol of this name in the scope */
+};
+
+/* FNV-1a: names are short, and the table's size is a power of two, so the
+ * low bits must depend on every byte. */
+static uint64_t name_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ^ (h >> 32);
+}
+
+/* The slot of a name in an indexed scope: its entry, or the empty slot
+ * where it would go (linear probing; the table is at most half full). */
+static scope_entry **index_slot(const scope *s, const char *name, uint64_t h)
+{
+	size_t mask = s->index_cap - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		scope_entry *e = s->index[i];
+		if (!e || (e->hash == h && strcmp(e->y->name, name) == 0))
+			return &s->index[i];
+	}
+}
+
+static void index_add(arena *a, scope *s, sym *y)
+{
+	if (2 * (s->index_names + 1) > s->index_cap) {
+		/* double the table; the old one stays in the arena */
+		scope_entry **old = s->index;
+		size_t old_cap = s->index_cap;
+		s->index_cap = old_cap ? 2 * old_cap : 4 * SCOPE_INDEX_MIN;
+		s->index = arena_alloc(a, s->index_cap * sizeof *s->index);
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				*index_slot(s, old[i]->y->name, old[i]->hash) = old[i];
+	}
+	scope_entry *e = arena_alloc(a, sizeof *e);
+	e->y = y;
+	e->hash = name_hash(y->name);
+	scope_entry **slot = index_slot(s, y->name, e->hash);
+	e->older = *slot;
+	if (!*slot)
+		s->index_names++;
+	*slot = e;
+}
+
+/* The latest symbol of a name in one scope (of one kind, unless kind < 0). */
+static sym *scope_find(const scope *s, const char *name, int kind)
+{
+	if (s->index) {
+		for (scope_entry *e = *index_slot(s, name, name_hash(name)); e; e = e->older)
+			if (kind < 0 || e->y->kind == (sym_kind)kind)
+				return e->y;
+		return NULL;
+	}
+	for (size_t i = s->syms.len; i-- > 0;) {
+		sym *y = s->syms.items[i];
+		if ((kind < 0 || y->kind == (sym_kind)kind) && strcmp(y->name, name) == 0)
+			return y;
+	}
+	return NULL;
+}
+
 /* The innermost, latest declaration of a name: a model's own names shadow
  * the built-in functions (and a model's family a stdlib one). */
 sym *scope_lookup(const scope *s, const char *name)
 {
-	for (; s; s = s->parent)
-		for (size_t i = s->syms.len; i-- > 0;) {
-			sym *y = s->syms.items[i];
-			if (strcmp(y->name, name) == 0)
-				return y;
-		}
+	for (; s; s = s->parent) {
+		sym *y = scope_find(s, name, -1);
+		if (y)
+			return y;
+	}
 	return NULL;
 }
 
@@ -51,12 +120,11 @@ sym *scope_lookup(const scope *s, const char *name)
  * family, `normal()` in a sampler the built-in draw. */
 sym *scope_lookup_kind(const scope *s, const char *name, sym_kind kind)
 {
-	for (; s; s = s->parent)
-		for (size_t i = s->syms.len; i-- > 0;) {
-			sym *y = s->syms.items[i];
-			if (y->kind == kind && strcmp(y->name, name) == 0)
-				return y;
-		}
+	for (; s; s = s->parent) {
+		sym *y = scope_find(s, name, (int)kind);
+		if (y)
+			return y;
+	}
 	return NULL;
 }
 
@@ -67,6 +135,11 @@ sym *scope_add(checker *c, scope *s, sym_kind kind, const char *name, span where
 	y->name = name;
 	y->where = where;
 	ptrvec_push(c->a, &s->syms, y);
+	if (s->index)
+		index_add(c->a, s, y);
+	else if (s->syms.len > SCOPE_INDEX_MIN)
+		for (size_t i = 0; i < s->syms.len; i++)
+			index_add(c->a, s, s->syms.items[i]);
 	return y;
 }
 
@@ -450,6 +523,7 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 			if ((y = declare(c, SYM_LET, dc->name, dc->name_where))) {
 				y->decl = dc;
 				y->let_indexed = dc->u.let.index != NULL;
+				y->let_index = m->lets.len;
 				ptrvec_push(c->a, &m->lets, y);
 			}
 			break;

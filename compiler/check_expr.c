@@ -30,11 +30,8 @@ static void set_scalar(expr *e, bool is_int)
 /* While let number k is checked, only the lets before it exist. */
 static bool let_visible(checker *c, const sym *y, const expr *e)
 {
-	if (y->kind != SYM_LET)
+	if (y->kind != SYM_LET || y->let_index < c->lets_visible)
 		return true;
-	for (size_t i = 0; i < c->lets_visible && i < c->m->lets.len; i++)
-		if (c->m->lets.items[i] == y)
-			return true;
 	diag_error(c->d, e->where, "let '%s' is used before its declaration is complete: a let may only use the lets above it", y->name);
 	return false;
 }

@@ -5,10 +5,19 @@
 #include "chainc.h"
 
 /* A chain of name tables: the model's names at the bottom, index variables
- * and family arguments above. */
+ * and family arguments above.  A scope of more than SCOPE_INDEX_MIN names
+ * (the model's, in practice) also has an index by name, so that a lookup
+ * costs the same among 100,000 declarations as among ten; the few names of
+ * a sum or a family are searched in order, with no index to build. */
+#define SCOPE_INDEX_MIN 16
+typedef struct scope_entry scope_entry;
 typedef struct scope {
 	struct scope *parent;
-	ptrvec syms;
+	ptrvec syms;            /* in declaration order */
+	scope_entry **index;    /* NULL while the scope is small; else an open
+	                           addressed table, one slot per distinct name */
+	size_t index_cap;       /* slots: a power of two, at least twice index_names */
+	size_t index_names;
 } scope;
 
 typedef struct checker {

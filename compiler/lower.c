@@ -60,8 +60,8 @@ typedef struct lowerer {
 	int *stage;             /* per buffer id: its stage (TEMP) */
 	int stage_cap;
 	ptrvec open_loops;      /* loops of sums being lowered: no materialization may use them */
-	ir_buf **var_buf;       /* per sym of params/data/inputs/consts: by position in all_syms */
-	ptrvec all_syms;
+	ir_buf **var_buf;       /* per sym of params, consts, inputs, data, in that order */
+	ptrmap buf_of_sym;      /* sym* of those -> its ir_buf* */
 	bool failed;
 } lowerer;
 
@@ -321,10 +321,7 @@ static void bind_val(lowerer *L, const char *name, tval v)
 
 static ir_buf *buf_of(lowerer *L, const sym *y)
 {
-	for (size_t i = 0; i < L->all_syms.len; i++)
-		if (L->all_syms.items[i] == y)
-			return L->var_buf[i];
-	return NULL;
+	return ptrmap_get(&L->buf_of_sym, y);
 }
 
 /* The element index at position `k` (an index expression) of a segment. */
@@ -333,7 +330,7 @@ static ir_idx *elem_at(lowerer *L, const segment *s, ir_idx *k)
 	const sym *y = s->var;
 	if (s->perm)
 		return ir_idx_load(L->m, s->perm, (ir_idx *[]){k, NULL, NULL});
-	if (y->shape.rank && y->perm[0] == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
+	if (y->shape.rank && order_elem(y, 0) == y->shape.dims[0] - 1 && y->shape.dims[0] > 1)
 		return ir_idx_bin(L->m, IX_SUB, ir_idx_const(L->m, y->shape.dims[0] - 1), k);
 	return k;
 }
@@ -1335,7 +1332,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 
 	/* buffers of the declared tensors */
 	const ptrvec *groups[] = {&mod->params, &mod->consts, &mod->inputs, &mod->data};
-	size_t total = 0;
+	size_t total = 0, nvars = 0;
 	for (int g = 0; g < 4; g++)
 		total += groups[g]->len;
 	L->var_buf = arena_alloc(a, (total + 1) * sizeof(ir_buf *));
@@ -1350,8 +1347,8 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 				b->values = y->values;
 				b->is_int = false;
 			}
-			L->var_buf[L->all_syms.len] = b;
-			ptrvec_push(a, &L->all_syms, y);
+			L->var_buf[nvars++] = b;
+			ptrmap_put(a, &L->buf_of_sym, y, b);
 		}
 
 	/* segments, in the order */
@@ -1365,10 +1362,19 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 		s->npos = shape_size(&s->var->shape);
 		s->first_pos = s->var->first_pos;
 		s->k = ir_loop_new(m, "k", ir_idx_const(m, 0), ir_idx_const(m, s->npos));
-		bool natural = true, reverse = s->npos > 1;
-		for (int64_t k = 0; k < s->npos; k++) {
-			natural &= s->var->perm[k] == k;
-			reverse &= s->var->perm[k] == s->npos - 1 - k;
+		/* a permutation table only when the order is neither: a `by` or
+		 * `random` order that comes out natural or reversed takes none */
+		bool natural, reverse;
+		if (s->var->order_form == ORD_NATURAL || s->var->order_form == ORD_REVERSE) {
+			natural = s->var->order_form == ORD_NATURAL || s->npos <= 1;
+			reverse = !natural;
+		} else {
+			natural = true;
+			reverse = s->npos > 1;
+			for (int64_t k = 0; k < s->npos; k++) {
+				natural &= s->var->perm[k] == k;
+				reverse &= s->var->perm[k] == s->npos - 1 - k;
+			}
 		}
 		if (!natural && !reverse) {
 			s->perm = ir_buf_new(m, arena_printf(a, "%s_order", s->var->name), BUF_CONST, 1, (int64_t[]){s->npos, 0, 0});
@@ -1401,7 +1407,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 	for (int i = 0; i < L->low->nsegs; i++) {
 		segment *s = &L->low->segs[i];
 		for (int64_t k = 0; k < s->npos; k++) {
-			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + s->var->perm[k];
+			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + order_elem(s->var, k);
 			m->cond_offset[s->first_pos + k] = s->cond_base + k * s->cond_size;
 		}
 	}

@@ -8,62 +8,87 @@
  */
 #include "chainc.h"
 
-static bool in_list(const ptrvec *v, const void *p)
+/* What a block reads: a mark per buffer id (ids number buffers and values
+ * alike: ir.c), so that a test costs the same whatever the number of
+ * buffers (a model of 100,000 params has as many); a value's id is marked
+ * once its reads are in, so that a subexpression shared by several
+ * statements is walked once. */
+typedef struct reads_set {
+	uint8_t *mark;          /* next_id entries */
+	ptrvec marked;          /* the ids marked, to clear them */
+} reads_set;
+
+static bool mark_once(arena *a, reads_set *r, int id)
 {
-	for (size_t i = 0; i < v->len; i++)
-		if (v->items[i] == p)
-			return true;
-	return false;
+	if (r->mark[id])
+		return false;
+	r->mark[id] = 1;
+	ptrvec_push(a, &r->marked, (void *)(intptr_t)id);
+	return true;
 }
 
-static void reads_idx(arena *a, ptrvec *out, const ir_idx *i);
-
-static void reads_val(arena *a, ptrvec *out, const ir_val *v)
+static void reads_buf(arena *a, reads_set *r, const ir_buf *b)
 {
+	mark_once(a, r, b->id);
+}
+
+static bool reads_has(const reads_set *r, const ir_buf *b) { return r->mark[b->id]; }
+
+static void reads_clear(reads_set *r)
+{
+	for (size_t i = 0; i < r->marked.len; i++)
+		r->mark[(intptr_t)r->marked.items[i]] = 0;
+	r->marked.len = 0;
+}
+
+static void reads_idx(arena *a, reads_set *r, const ir_idx *i);
+
+static void reads_val(arena *a, reads_set *r, const ir_val *v)
+{
+	if (!mark_once(a, r, v->id))
+		return;
 	switch (v->kind) {
 	case V_READ:
-		if (!in_list(out, v->u.read.buf))
-			ptrvec_push(a, out, v->u.read.buf);
+		reads_buf(a, r, v->u.read.buf);
 		for (int k = 0; k < v->u.read.buf->rank; k++)
-			reads_idx(a, out, v->u.read.idx[k]);
+			reads_idx(a, r, v->u.read.idx[k]);
 		return;
 	case V_OP:
 		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			reads_val(a, out, v->u.op.a[k]);
+			reads_val(a, r, v->u.op.a[k]);
 		return;
-	case V_STOP: reads_val(a, out, v->u.stop); return;
-	case V_INT: reads_idx(a, out, v->u.idx); return;
+	case V_STOP: reads_val(a, r, v->u.stop); return;
+	case V_INT: reads_idx(a, r, v->u.idx); return;
 	case V_DRAW:
-		reads_idx(a, out, v->u.draw.a);
-		reads_idx(a, out, v->u.draw.b);
-		reads_idx(a, out, v->u.draw.ci);
+		reads_idx(a, r, v->u.draw.a);
+		reads_idx(a, r, v->u.draw.b);
+		reads_idx(a, r, v->u.draw.ci);
 		if (v->u.draw.arg)
-			reads_val(a, out, v->u.draw.arg);
+			reads_val(a, r, v->u.draw.arg);
 		return;
 	default: return;
 	}
 }
 
-static void reads_idx(arena *a, ptrvec *out, const ir_idx *i)
+static void reads_idx(arena *a, reads_set *r, const ir_idx *i)
 {
 	if (!i)
 		return;
 	switch (i->kind) {
 	case IX_ADD: case IX_SUB: case IX_MUL:
-		reads_idx(a, out, i->u.bin.a);
-		reads_idx(a, out, i->u.bin.b);
+		reads_idx(a, r, i->u.bin.a);
+		reads_idx(a, r, i->u.bin.b);
 		return;
 	case IX_LOAD:
-		if (!in_list(out, i->u.load.buf))
-			ptrvec_push(a, out, i->u.load.buf);
+		reads_buf(a, r, i->u.load.buf);
 		for (int k = 0; k < i->u.load.buf->rank; k++)
-			reads_idx(a, out, i->u.load.idx[k]);
+			reads_idx(a, r, i->u.load.idx[k]);
 		return;
 	default: return;
 	}
 }
 
-static void reads_block(arena *a, ptrvec *out, const ir_block *b)
+static void reads_block(arena *a, reads_set *r, const ir_block *b)
 {
 	for (size_t i = 0; i < b->stmts.len; i++) {
 		const ir_stmt *s = b->stmts.items[i];
@@ -71,32 +96,32 @@ static void reads_block(arena *a, ptrvec *out, const ir_block *b)
 			/* a condition or a loop bound reads what it loads (memo.c's
 			 * flags are read only there) */
 			if (s->kind == S_FOR && s->loop) {
-				reads_idx(a, out, s->loop->lo);
-				reads_idx(a, out, s->loop->hi);
+				reads_idx(a, r, s->loop->lo);
+				reads_idx(a, r, s->loop->hi);
 			} else {
-				reads_idx(a, out, s->a);
-				reads_idx(a, out, s->b);
+				reads_idx(a, r, s->a);
+				reads_idx(a, r, s->b);
 			}
-			reads_block(a, out, &s->body);
+			reads_block(a, r, &s->body);
 			continue;
 		}
 		for (int l = 0; l < s->nloops; l++) {
-			reads_idx(a, out, s->loops[l]->lo);
-			reads_idx(a, out, s->loops[l]->hi);
+			reads_idx(a, r, s->loops[l]->lo);
+			reads_idx(a, r, s->loops[l]->hi);
 		}
 		for (int k = 0; k < s->nassigns; k++) {
-			reads_val(a, out, s->assigns[k].val);
+			reads_val(a, r, s->assigns[k].val);
 			for (int d = 0; d < IR_MAX_RANK; d++)
-				reads_idx(a, out, s->assigns[k].idx[d]);
+				reads_idx(a, r, s->assigns[k].idx[d]);
 			/* += reads its target */
-			if (s->kind == S_ADD && !in_list(out, s->assigns[k].buf))
-				ptrvec_push(a, out, s->assigns[k].buf);
+			if (s->kind == S_ADD)
+				reads_buf(a, r, s->assigns[k].buf);
 		}
 	}
 }
 
 /* Drops statements that only write temps nobody reads; true if any. */
-static bool drop_dead(const ptrvec *live, ir_block *b, const ir_buf *keep)
+static bool drop_dead(const reads_set *live, ir_block *b, const ir_buf *keep)
 {
 	bool changed = false;
 	size_t w = 0;
@@ -110,7 +135,7 @@ static bool drop_dead(const ptrvec *live, ir_block *b, const ir_buf *keep)
 			dead = true;
 			for (int k = 0; k < s->nassigns; k++) {
 				const ir_buf *t = s->assigns[k].buf;
-				if (t->cls != BUF_TEMP || t == keep || in_list(live, t))
+				if (t->cls != BUF_TEMP || t == keep || reads_has(live, t))
 					dead = false;
 			}
 		}
@@ -123,12 +148,13 @@ static bool drop_dead(const ptrvec *live, ir_block *b, const ir_buf *keep)
 	return changed;
 }
 
-static void dce(arena *a, ir_block *b, const ir_buf *result)
+static void dce(ir_module *m, ir_block *b, const ir_buf *result)
 {
+	reads_set live = {.mark = arena_alloc(m->arena, (size_t)m->next_id + 1)};
 	bool changed = true;
 	while (changed) {
-		ptrvec live = {0};
-		reads_block(a, &live, b);
+		reads_clear(&live);
+		reads_block(m->arena, &live, b);
 		changed = drop_dead(&live, b, result);
 	}
 }
@@ -205,8 +231,8 @@ void opt_module(ir_module *m)
 		guard_bin_products(m, &kr->nograd_body);
 		memo_kernel(m, kr);
 		fuse_kernel(m, kr);
-		dce(m->arena, &kr->body, kr->result);
-		dce(m->arena, &kr->nograd_body, kr->nograd_result);
+		dce(m, &kr->body, kr->result);
+		dce(m, &kr->nograd_body, kr->nograd_result);
 	}
 	layout_module(m);
 }

@@ -4,6 +4,8 @@
  * messages; these tests look at what the checker builds.) */
 #include "test_helpers.h"
 
+#include "check_internal.h"
+
 static model *check_src(parsed *p, dim_override *ov, size_t nov)
 {
 	return check_program(&p->d, &p->prog, ov, nov);
@@ -158,6 +160,180 @@ static void test_check__user_family__shadows_stdlib(void **state)
 	parsed_free(p);
 }
 
+/* ------------------------------------------------ name lookup at scale */
+
+/* A model source of n scalar params p0..p{n-1} and `extra` after them. */
+static char *many_params_src(arena *a, int n, const char *extra)
+{
+	size_t cap = (size_t)n * 24 + strlen(extra) + 256;
+	char *src = arena_alloc(a, cap);
+	size_t at = (size_t)snprintf(src, cap, "model m\ndata x : bin[2]\nparam b : real[2]\n");
+	for (int k = 0; k < n; k++)
+		at += (size_t)snprintf(src + at, cap - at, "param p%d : real\n", k);
+	snprintf(src + at, cap - at, "%s", extra);
+	return src;
+}
+
+static void test_check__scope__finds_every_name_among_many(void **state)
+{
+	arena *a = arena_new();
+	checker c = {.a = a};
+	scope s = {0};
+	enum { N = 3000 };
+	sym *added[N];
+	for (int k = 0; k < N; k++)
+		added[k] = scope_add(&c, &s, k % 2 ? SYM_PARAM : SYM_DIM, arena_printf(a, "n%d", k), (span){0, 0, 0});
+	assert_non_null(s.index); /* large enough to be indexed */
+	for (int k = 0; k < N; k++) {
+		char name[16];
+		snprintf(name, sizeof name, "n%d", k); /* another copy of the text: compared, not by pointer */
+		assert_ptr_equal(scope_lookup(&s, name), added[k]);
+		assert_ptr_equal(scope_lookup_kind(&s, name, added[k]->kind), added[k]);
+		assert_null(scope_lookup_kind(&s, name, k % 2 ? SYM_DIM : SYM_PARAM));
+	}
+	assert_null(scope_lookup(&s, "n3000"));
+	assert_null(scope_lookup(&s, "n"));
+	assert_null(scope_lookup(&s, ""));
+	arena_free(a);
+}
+
+static void test_check__scope__latest_declaration_and_inner_scopes_shadow(void **state)
+{
+	arena *a = arena_new();
+	checker c = {.a = a};
+	/* small (searched in order) and large (indexed) scopes alike */
+	for (int n = 1; n <= 100; n += 99) {
+		scope outer = {0};
+		for (int k = 0; k < n; k++)
+			scope_add(&c, &outer, SYM_PARAM, arena_printf(a, "v%d", k), (span){0, 0, 0});
+		sym *fam1 = scope_add(&c, &outer, SYM_FAMILY, "f", (span){0, 0, 0});
+		sym *dim = scope_add(&c, &outer, SYM_DIM, "f", (span){0, 0, 0});
+		sym *fam2 = scope_add(&c, &outer, SYM_FAMILY, "f", (span){0, 0, 0});
+		sym *late = scope_add(&c, &outer, SYM_DIM, "f", (span){0, 0, 0});
+		assert_true((outer.index != NULL) == (n > SCOPE_INDEX_MIN));
+		/* the latest of a name; of a kind, the latest of that kind */
+		assert_ptr_equal(scope_lookup(&outer, "f"), late);
+		assert_ptr_equal(scope_lookup_kind(&outer, "f", SYM_FAMILY), fam2);
+		assert_ptr_equal(scope_lookup_kind(&outer, "f", SYM_DIM), late);
+		assert_true(fam1 != fam2 && dim != late);
+		assert_null(scope_lookup_kind(&outer, "f", SYM_LET));
+		/* an inner scope's name shadows the outer one; the others show through */
+		scope inner = {.parent = &outer};
+		sym *idx = scope_add(&c, &inner, SYM_INDEX, "v0", (span){0, 0, 0});
+		assert_ptr_equal(scope_lookup(&inner, "v0"), idx);
+		assert_ptr_equal(scope_lookup_kind(&inner, "v0", SYM_PARAM), scope_lookup(&outer, "v0"));
+		assert_ptr_equal(scope_lookup(&inner, "f"), late);
+		assert_null(scope_lookup(&inner, "nothing"));
+	}
+	arena_free(a);
+}
+
+static void test_check__many_params__each_use_finds_its_declaration(void **state)
+{
+	arena *a = arena_new();
+	parsed *p = parse_with_stdlib(many_params_src(a, 2000, "x[i] ~ bernoulli_logit(b[i] + p0 + p1999 + p777)\nmaximize loglik\n"));
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	assert_int_equal(m->params.len, 2001);
+	assert_int_equal(m->num_params, 2002);
+	const sym *x = m->data.items[0];
+	const expr *sum = x->cond->u.cond.family->u.call.args.items[0];  /* ((b[i] + p0) + p1999) + p777 */
+	assert_ptr_equal(sum->u.binary.rhs->sym, m->params.items[778]);
+	assert_ptr_equal(sum->u.binary.lhs->u.binary.rhs->sym, m->params.items[2000]);
+	assert_ptr_equal(sum->u.binary.lhs->u.binary.lhs->u.binary.rhs->sym, m->params.items[1]);
+	assert_int_equal(((const sym *)m->params.items[2000])->offset, 2001);
+	parsed_free(p);
+	arena_free(a);
+}
+
+static void test_check__many_params__duplicates_and_unknown_names_still_reported(void **state)
+{
+	arena *a = arena_new();
+	parsed *p = parse_with_stdlib(many_params_src(a, 500, "param p250 : real\nparam p499 : real[3]\n"
+	                                                     "x[i] ~ bernoulli_logit(b[i] + p500 + sum(p0 before i) x[p0])\n"
+	                                                     "maximize loglik\n"));
+	assert_null(check_src(p, NULL, 0));
+	CHECK_DIAG(&p->d, 0, "'p250' is already declared", 504, 7);
+	CHECK_DIAG(&p->d, 1, "previous declaration of param 'p250'", 254, 7);
+	CHECK_DIAG(&p->d, 2, "'p499' is already declared", 505, 7);
+	CHECK_DIAG(&p->d, 3, "previous declaration of param 'p499'", 503, 7);
+	CHECK_DIAG(&p->d, 4, "unknown name 'p500'", 506, 31);
+	CHECK_DIAG(&p->d, 5, "'p0' is already a name here", 506, 42);
+	parsed_free(p);
+	arena_free(a);
+}
+
+static void test_check__many_lets__a_let_sees_only_the_lets_above_it(void **state)
+{
+	char src[8192];
+	size_t at = (size_t)snprintf(src, sizeof src, "model m\ndata x : bin[2]\nparam b : real[2]\nlet l0 = b[0]\n");
+	for (int k = 1; k < 100; k++)
+		at += (size_t)snprintf(src + at, sizeof src - at, "let l%d = l%d + 1\n", k, k == 60 ? 70 : k - 1);
+	snprintf(src + at, sizeof src - at, "x[i] ~ bernoulli_logit(b[i] + l99)\nmaximize loglik\n");
+	parsed *p = parse_with_stdlib(src);
+	assert_null(check_src(p, NULL, 0));
+	assert_int_equal(p->d.errors, 1);
+	CHECK_DIAG(&p->d, 0, "let 'l70' is used before its declaration is complete", 64, 11);
+	parsed_free(p);
+}
+
+/* ------------------------------------------------------ large dims */
+
+static void test_check__natural_and_reverse_orders__computed_not_stored(void **state)
+{
+	parsed *p = parse_with_stdlib("model m\ndim n = 100000\ndata x : bin[n]\ndata y : bin[n]\ndata z : bin[1]\n"
+	                              "param b : real[n]\norder reverse(x), y, reverse(z)\n"
+	                              "x[i] ~ bernoulli_logit(b[i])\ny[i] ~ bernoulli_logit(b[i])\nz[i] ~ bernoulli_logit(0)\n"
+	                              "maximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	const sym *x = m->order.items[0], *y = m->order.items[1], *z = m->order.items[2];
+	assert_int_equal(x->order_form, ORD_REVERSE);
+	assert_int_equal(y->order_form, ORD_NATURAL);
+	for (int64_t k = 0; k < 100000; k += 997) {
+		assert_int_equal(order_elem(x, k), 99999 - k);
+		assert_int_equal(order_elem(y, k), k);
+	}
+	assert_int_equal(order_elem(x, 99999), 0);
+	assert_int_equal(order_elem(z, 0), 0);
+	/* chain check's report shows the first ORDER_PREVIEW of each */
+	for (int k = 0; k < ORDER_PREVIEW; k++) {
+		assert_int_equal(x->perm[k], 99999 - k);
+		assert_int_equal(y->perm[k], k);
+	}
+	/* the descriptor's table of row offsets, position by position */
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	assert_int_equal(ir->order_offsets[0], 99999);
+	assert_int_equal(ir->order_offsets[99999], 0);
+	assert_int_equal(ir->order_offsets[100000], 100000);
+	assert_int_equal(ir->order_offsets[199999], 199999);
+	assert_int_equal(ir->order_offsets[200000], 200000);
+	parsed_free(p);
+}
+
+static void test_check__unused_entries__found_over_a_long_position_loop(void **state)
+{
+	/* log p's position loop reads c[i + 1] and d[2 * i]: entries of c at
+	 * 0 and n + 1 and the odd entries of d are never read */
+	parsed *p = parse_with_stdlib("model m\ndim n = 100000\ndata x : bin[n]\nparam c : real[n + 2]\nparam d : real[2 * n]\n"
+	                              "order x\nx[i] ~ bernoulli_logit(c[i + 1] + d[2 * i])\nmaximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	assert_int_equal(ir->param_unused[0], 2);
+	assert_int_equal(ir->param_unused[1], 100000);
+	assert_int_equal(ir->num_unused, 100002);
+	assert_int_equal(ir->param_used[0][0], 0);
+	assert_int_equal(ir->param_used[0][1], 1);
+	assert_int_equal(ir->param_used[0][100000], 1);
+	assert_int_equal(ir->param_used[0][100001], 0);
+	assert_int_equal(ir->param_used[1][199998], 1);
+	assert_int_equal(ir->param_used[1][199999], 0);
+	parsed_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +347,13 @@ int main(void)
 		cmocka_unit_test(test_check__shapes__matmul_and_broadcast),
 		cmocka_unit_test(test_check__penalty__split_from_loglik),
 		cmocka_unit_test(test_check__user_family__shadows_stdlib),
+		cmocka_unit_test(test_check__scope__finds_every_name_among_many),
+		cmocka_unit_test(test_check__scope__latest_declaration_and_inner_scopes_shadow),
+		cmocka_unit_test(test_check__many_params__each_use_finds_its_declaration),
+		cmocka_unit_test(test_check__many_params__duplicates_and_unknown_names_still_reported),
+		cmocka_unit_test(test_check__many_lets__a_let_sees_only_the_lets_above_it),
+		cmocka_unit_test(test_check__natural_and_reverse_orders__computed_not_stored),
+		cmocka_unit_test(test_check__unused_entries__found_over_a_long_position_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

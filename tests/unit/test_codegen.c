@@ -941,6 +941,47 @@ static void test_codegen__header__name_collision_is_an_error(void **state)
 	bern_free(b);
 }
 
+static void test_codegen__header__many_variables_each_defined_once(void **state)
+{
+	(void)state;
+	enum { NQ = 3000 };
+	for (int collide = 0; collide < 2; collide++) {
+		bern *b = bern_new();
+		/* thousands of names in the header's table of macros (it grows) */
+		for (int q = 0; q < NQ; q++)
+			ptrvec_push(b->a, &b->mdl.params, mk_sym(b->a, SYM_PARAM, arena_printf(b->a, "q%d", q), K_REAL, 0, 0, 0,
+			                                         (size_t)(BN + q)));
+		if (collide) /* the last variable's macros collide with a fixed one */
+			((sym *)b->mdl.data.items[0])->name = "OBS";
+		char *dir = tmp_dir();
+		char *hdr = path_in(dir, "bern.h");
+		char *err = NULL;
+		cg_options o = { .opt_level = 2 };
+		int rc = cg_emit_header(b->m, &o, hdr, &err);
+		if (collide) {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err, "bern_OBS_SIZE"));
+			assert_int_equal(file_size(hdr), -1);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_null(err);
+			FILE *f = fopen(hdr, "r");
+			assert_non_null(f);
+			static char text[1 << 20];
+			size_t n = fread(text, 1, sizeof text - 1, f);
+			text[n] = 0;
+			fclose(f);
+			assert_non_null(strstr(text, "#define bern_q0_OFFSET 5\n"));
+			assert_non_null(strstr(text, "#define bern_q2999_OFFSET 3004\n#define bern_q2999_SIZE 1\n"));
+		}
+		free(err);
+		free(hdr);
+		rm_rf(dir);
+		free(dir);
+		bern_free(b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -954,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_codegen__emit__every_kind_and_no_partial_files),
 		cmocka_unit_test(test_codegen__object_and_header__link_into_a_c_program),
 		cmocka_unit_test(test_codegen__header__name_collision_is_an_error),
+		cmocka_unit_test(test_codegen__header__many_variables_each_defined_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
