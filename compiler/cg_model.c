@@ -179,6 +179,8 @@ void cg_model_descriptor(cg_ctx *c)
 	LLVMTypeRef mt = LLVMStructCreateNamed(c->ctx, "chain_model");
 	LLVMStructSetBody(mt, ft, sizeof ft / sizeof *ft, 0);
 	int64_t npos = mdl->num_positions;
+	if (npos > 0 && (!c->m->order_offsets || !c->m->cond_offset))
+		cg_fail(c, "internal error: the descriptor's tables were not filled (lower_descriptor_tables)");
 	LLVMValueRef kernels = kernels_struct(c);
 	LLVMValueRef f[] = {
 		i32c(c, CHAIN_ABI_VERSION),

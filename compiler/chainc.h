@@ -582,8 +582,8 @@ typedef struct ir_module {
 	int next_id;
 	void *intern;           /* the hash-consing table (ir.c) */
 	/* what the descriptor needs beyond the model: */
-	int64_t *order_offsets;     /* num_positions: obs offset of position k */
-	int64_t *cond_offset;       /* num_positions + 1 */
+	int64_t *order_offsets;     /* num_positions: obs offset of position k (lower_descriptor_tables) */
+	int64_t *cond_offset;       /* num_positions + 1 (lower_descriptor_tables) */
 	uint8_t **param_used;       /* per param sym (model->params order): NULL = all used */
 	int64_t *param_unused;      /* per param: number of unused entries */
 	int64_t num_unused;
@@ -656,11 +656,16 @@ void ir_kernel_collect_temps(ir_module *m, ir_kernel *k);
 /* ------------------------------------------------------------------ lower */
 
 /* Builds the IR module of a checked model: buffers, the init, logp,
- * logp_batch, sample, complete and conditionals kernels, and the descriptor
- * tables.  Constructs the checker accepted but lowering cannot compile yet
- * are reported as "not supported yet" errors at their location; returns
- * NULL then. */
+ * logp_batch, sample, complete and conditionals kernels.  Constructs the
+ * checker accepted but lowering cannot compile yet are reported as "not
+ * supported yet" errors at their location; returns NULL then. */
 ir_module *lower_model(diag_ctx *d, const model *m, arena *a);
+/* Fills the descriptor's tables m->order_offsets and m->cond_offset (16
+ * bytes a position) from what lower_model laid out.  Only what emits the
+ * descriptor needs them (chain build, the JIT): chain check of a model of
+ * 2^28 positions would spend 4 GB and most of its time zeroing them.
+ * Code generation refuses a module with positions and no tables. */
+void lower_descriptor_tables(ir_module *m);
 
 /* --------------------------------------------------------------------- ad */
 

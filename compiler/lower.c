@@ -1401,17 +1401,6 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 		L->low->penalty_val = p.v;
 		L->low->penalty_sign = mod->penalty_sign;
 	}
-	/* descriptor tables */
-	m->order_offsets = arena_alloc(a, (size_t)(mod->num_positions + 1) * sizeof(int64_t));
-	m->cond_offset = arena_alloc(a, (size_t)(mod->num_positions + 2) * sizeof(int64_t));
-	for (int i = 0; i < L->low->nsegs; i++) {
-		segment *s = &L->low->segs[i];
-		for (int64_t k = 0; k < s->npos; k++) {
-			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + order_elem(s->var, k);
-			m->cond_offset[s->first_pos + k] = s->cond_base + k * s->cond_size;
-		}
-	}
-	m->cond_offset[mod->num_positions] = cond_base;
 	if (!L->failed) {
 		build_kernels(L);
 		find_unused_params(m, L->var_buf);
@@ -1419,4 +1408,24 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 	}
 	free(L->stage);
 	return L->failed ? NULL : m;
+}
+
+void lower_descriptor_tables(ir_module *m)
+{
+	const model *mod = m->model;
+	const lowered *low = m->low;
+	if (m->order_offsets)
+		return; /* filled for an earlier emission */
+	m->order_offsets = arena_alloc(m->arena, (size_t)(mod->num_positions + 1) * sizeof(int64_t));
+	m->cond_offset = arena_alloc(m->arena, (size_t)(mod->num_positions + 2) * sizeof(int64_t));
+	int64_t cond_end = 0;
+	for (int i = 0; i < low->nsegs; i++) {
+		const segment *s = &low->segs[i];
+		for (int64_t k = 0; k < s->npos; k++) {
+			m->order_offsets[s->first_pos + k] = (int64_t)s->var->offset + order_elem(s->var, k);
+			m->cond_offset[s->first_pos + k] = s->cond_base + k * s->cond_size;
+		}
+		cond_end = s->cond_base + s->npos * s->cond_size;
+	}
+	m->cond_offset[mod->num_positions] = cond_end;
 }

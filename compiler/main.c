@@ -262,8 +262,10 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		rc = cg_emit_header(c.ir, &o->cg, out, &err);
 	} else if (kinds[k].kind == EMIT_OBJ) {
 		/* the kernels on several threads: the same code as below, sooner */
+		lower_descriptor_tables(c.ir);
 		rc = cg_build_object(c.ir, &o->cg, out, &err);
 	} else {
+		lower_descriptor_tables(c.ir);
 		cg_unit *u = cg_generate(c.ir, &o->cg, &err);
 		rc = u ? cg_emit(u, kinds[k].kind, out, &err) : -1;
 		if (u)
@@ -438,6 +440,7 @@ static const chain_model *load_model(compile_opts *o, compiled *c, jit_session *
 	void *obj = NULL;
 	size_t size = 0;
 	const chain_model *m = NULL;
+	lower_descriptor_tables(c->ir);
 	if (jit_check_target(o->cg.target, &err) == 0 && cg_build_object_memory(c->ir, &o->cg, &obj, &size, &err) == 0) {
 		char descriptor[512];
 		snprintf(descriptor, sizeof descriptor, "%s_model", c->ir->model->name);

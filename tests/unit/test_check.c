@@ -304,11 +304,35 @@ static void test_check__natural_and_reverse_orders__computed_not_stored(void **s
 	/* the descriptor's table of row offsets, position by position */
 	ir_module *ir = lower_model(&p->d, m, p->a);
 	assert_non_null(ir);
+	lower_descriptor_tables(ir);
 	assert_int_equal(ir->order_offsets[0], 99999);
 	assert_int_equal(ir->order_offsets[99999], 0);
 	assert_int_equal(ir->order_offsets[100000], 100000);
 	assert_int_equal(ir->order_offsets[199999], 199999);
 	assert_int_equal(ir->order_offsets[200000], 200000);
+	parsed_free(p);
+}
+
+static void test_check__descriptor_tables__filled_only_on_demand(void **state)
+{
+	/* two segments, 3 reals of conditional (a cat's probabilities) then 1
+	 * per position; the second's order a permutation table */
+	parsed *p = parse_with_stdlib("model m\ndata y : cat(3)[2]\ndata x : bin[3]\nparam a : real[3]\nparam b : real[3]\n"
+	                              "const P : int[3] = [2, 0, 1]\norder y, x by P\ny[i] ~ categorical_logits(a)\nx[i] ~ bernoulli_logit(b[i])\n"
+	                              "maximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	/* what chain check runs builds no table of the positions */
+	assert_null(ir->order_offsets);
+	assert_null(ir->cond_offset);
+	lower_descriptor_tables(ir);
+	const int64_t order[] = {0, 1, 4, 2, 3}, cond[] = {0, 3, 6, 7, 8, 9};
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(ir->order_offsets[k], order[k]);
+	for (int k = 0; k < 6; k++)
+		assert_int_equal(ir->cond_offset[k], cond[k]);
 	parsed_free(p);
 }
 
@@ -353,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_check__many_params__duplicates_and_unknown_names_still_reported),
 		cmocka_unit_test(test_check__many_lets__a_let_sees_only_the_lets_above_it),
 		cmocka_unit_test(test_check__natural_and_reverse_orders__computed_not_stored),
+		cmocka_unit_test(test_check__descriptor_tables__filled_only_on_demand),
 		cmocka_unit_test(test_check__unused_entries__found_over_a_long_position_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

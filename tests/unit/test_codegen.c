@@ -686,6 +686,24 @@ static void test_codegen__bad_target_or_cpu__clear_errors(void **state)
 	bern_free(b);
 }
 
+/* lower_descriptor_tables fills the tables only for what emits the
+ * descriptor: a module that skipped it must not become a descriptor whose
+ * order is a null pointer. */
+static void test_codegen__descriptor_tables_missing__internal_error(void **state)
+{
+	(void)state;
+	bern *b = bern_new();
+	b->m->order_offsets = NULL;
+	b->m->cond_offset = NULL;
+	char *err = NULL;
+	cg_options opt = { .opt_level = 0 };
+	assert_null(cg_generate(b->m, &opt, &err));
+	assert_non_null(err);
+	assert_non_null(strstr(err, "lower_descriptor_tables"));
+	free(err);
+	bern_free(b);
+}
+
 static void test_codegen__loop_variable_out_of_scope__internal_error(void **state)
 {
 	(void)state;
@@ -991,6 +1009,7 @@ int main(void)
 		cmocka_unit_test(test_codegen__statement_forms__compute_what_the_ir_says),
 		cmocka_unit_test(test_codegen__descriptor__inputs_cat_used_mask_order),
 		cmocka_unit_test(test_codegen__bad_target_or_cpu__clear_errors),
+		cmocka_unit_test(test_codegen__descriptor_tables_missing__internal_error),
 		cmocka_unit_test(test_codegen__loop_variable_out_of_scope__internal_error),
 		cmocka_unit_test(test_codegen__emit__every_kind_and_no_partial_files),
 		cmocka_unit_test(test_codegen__object_and_header__link_into_a_c_program),

@@ -36,6 +36,7 @@ static inline const chain_model *gen_compile_with(gen *g, const char *src, dim_o
 	}
 	ad_module(&d, ir);
 	opt_module(ir);
+	lower_descriptor_tables(ir);
 	cg_options o = {.opt_level = g->unoptimized ? 0 : 2, .f32 = f32};
 	char *err = NULL;
 	cg_unit *u = cg_generate(ir, &o, &err);
