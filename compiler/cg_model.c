@@ -126,7 +126,7 @@ static LLVMValueRef var_array(cg_ctx *c, const ptrvec *syms, bool params, const 
 				cg_fail(c, "out of memory");
 			} else {
 				for (int64_t j = 0; j < size; j++)
-					u[j] = c->m->param_used[i][j] ? 1 : 0;
+					u[j] = param_entry_used(c->m->param_used[i], j);
 				used = private_const(c, LLVMConstStringInContext2(c->ctx, u, (size_t)size, 1), "used");
 				free(u);
 			}

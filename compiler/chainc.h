@@ -584,11 +584,21 @@ typedef struct ir_module {
 	/* what the descriptor needs beyond the model: */
 	int64_t *order_offsets;     /* num_positions: obs offset of position k (lower_descriptor_tables) */
 	int64_t *cond_offset;       /* num_positions + 1 (lower_descriptor_tables) */
-	uint8_t **param_used;       /* per param sym (model->params order): NULL = all used */
+	/* per param sym (model->params order), a bit per entry (param_entry_used),
+	 * NULL = all used: 32 MB, not 256, for a param of 2^28 entries that
+	 * chain check marks; the descriptor's byte per entry is made from it */
+	uint8_t **param_used;
 	int64_t *param_unused;      /* per param: number of unused entries */
 	int64_t num_unused;
 	struct lowered *low;         /* lower.c's view of the model, for ad.c */
 } ir_module;
+
+/* Entry t of a param_used bitmap: bit (t & 7) of used[t >> 3], the layout
+ * of a CONST buffer's bits. */
+static inline bool param_entry_used(const uint8_t *used, int64_t t)
+{
+	return (used[t >> 3] >> (t & 7)) & 1;
+}
 
 ir_module *ir_module_new(arena *a, const model *m);
 ir_buf *ir_buf_new(ir_module *m, const char *name, ir_buf_class cls, int rank, const int64_t *dims);

@@ -1308,9 +1308,7 @@ static void build_init(lowerer *L)
 			v = ir_const(m, a);
 		if (m->param_used[p]) {
 			ir_buf *mask = ir_buf_new(m, arena_printf(m->arena, "%s_used", y->name), BUF_CONST, 1, (int64_t[]){b->size, 0, 0});
-			mask->bits = arena_alloc(m->arena, (size_t)(b->size + 7) / 8);
-			for (int64_t t = 0; t < b->size; t++)
-				mask->bits[t >> 3] |= (uint8_t)(m->param_used[p][t] << (t & 7));
+			mask->bits = m->param_used[p]; /* the same layout, a bit per entry */
 			v = ir_op(m, IR_SELECT, ir_read(m, mask, (ir_idx *[]){local}), v, ir_const(m, 0));
 		}
 		ir_block_push(m, &k->body, ir_assign_stmt(m, S_SET, loops, n, n, b, idx, v));

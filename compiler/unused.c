@@ -17,6 +17,7 @@
  * the range check, as an affine index is monotonic.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "lower_internal.h"
 
@@ -155,8 +156,21 @@ static void mark_reads(marker *k, const ptrvec *reads)
 			k->m->param_used[p] = NULL; /* cannot tell: all used */
 			continue;
 		}
-		k->m->param_used[p][flat] = 1;
+		k->m->param_used[p][flat >> 3] |= (uint8_t)(1u << (flat & 7));
 	}
+}
+
+/* Sets bits [lo, hi) of a bitmap, whole bytes at a time in between. */
+static void set_bit_range(uint8_t *bits, int64_t lo, int64_t hi)
+{
+	for (; lo < hi && (lo & 7); lo++)
+		bits[lo >> 3] |= (uint8_t)(1u << (lo & 7));
+	if (hi - lo >= 8) {
+		memset(bits + (lo >> 3), 0xff, (size_t)((hi - lo) >> 3));
+		lo += (hi - lo) & ~(int64_t)7;
+	}
+	for (; lo < hi; lo++)
+		bits[lo >> 3] |= (uint8_t)(1u << (lo & 7));
 }
 
 /* One read over v in [lo, hi) of the innermost loop l, when its indices
@@ -182,8 +196,14 @@ static bool mark_affine(marker *k, const ir_val *v, const ir_loop *l, int64_t lo
 		stride = stride * b->dims[d] + ds;
 	}
 	uint8_t *used = k->m->param_used[p];
-	for (int64_t x = lo; x < hi; x++)
-		used[base + stride * x] = 1;
+	if (stride == 1) {
+		set_bit_range(used, base + lo, base + hi);
+		return true;
+	}
+	for (int64_t x = lo; x < hi; x++) {
+		int64_t t = base + stride * x;
+		used[t >> 3] |= (uint8_t)(1u << (t & 7));
+	}
 	return true;
 }
 
@@ -336,7 +356,7 @@ void find_unused_params(ir_module *m, ir_buf **params)
 	if (!lk)
 		return;
 	for (size_t p = 0; p < np; p++) {
-		m->param_used[p] = arena_alloc(m->arena, (size_t)params[p]->size);
+		m->param_used[p] = arena_alloc(m->arena, (size_t)(params[p]->size + 7) / 8);
 	}
 	marker k = {.m = m, .nloops = m->next_id + 1, .budget = 200000000, .params = params, .nparams = np};
 	k.loopval = calloc((size_t)k.nloops, sizeof(int64_t));
@@ -348,9 +368,13 @@ void find_unused_params(ir_module *m, ir_buf **params)
 		int64_t n = params[p]->size, unused = 0;
 		if (k.exhausted)
 			m->param_used[p] = NULL;
-		if (m->param_used[p])
-			for (int64_t t = 0; t < n; t++)
-				unused += !m->param_used[p][t];
+		if (m->param_used[p]) {
+			/* the bits past entry n - 1 are never set */
+			int64_t used = 0;
+			for (int64_t i = 0; i < (n + 7) / 8; i++)
+				used += __builtin_popcount(m->param_used[p][i]);
+			unused = n - used;
+		}
 		if (!unused)
 			m->param_used[p] = NULL;
 		m->param_unused[p] = unused;

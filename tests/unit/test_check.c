@@ -349,12 +349,33 @@ static void test_check__unused_entries__found_over_a_long_position_loop(void **s
 	assert_int_equal(ir->param_unused[0], 2);
 	assert_int_equal(ir->param_unused[1], 100000);
 	assert_int_equal(ir->num_unused, 100002);
-	assert_int_equal(ir->param_used[0][0], 0);
-	assert_int_equal(ir->param_used[0][1], 1);
-	assert_int_equal(ir->param_used[0][100000], 1);
-	assert_int_equal(ir->param_used[0][100001], 0);
-	assert_int_equal(ir->param_used[1][199998], 1);
-	assert_int_equal(ir->param_used[1][199999], 0);
+	assert_int_equal(param_entry_used(ir->param_used[0], 0), 0);
+	assert_int_equal(param_entry_used(ir->param_used[0], 1), 1);
+	assert_int_equal(param_entry_used(ir->param_used[0], 100000), 1);
+	assert_int_equal(param_entry_used(ir->param_used[0], 100001), 0);
+	assert_int_equal(param_entry_used(ir->param_used[1], 199998), 1);
+	assert_int_equal(param_entry_used(ir->param_used[1], 199999), 0);
+	parsed_free(p);
+}
+
+static void test_check__unused_entries__ranges_cut_inside_bytes_of_the_bitmap(void **state)
+{
+	/* c[i + 3] marks entries 3..15 of 20, c[2 * i + 1] with i < 13 the odd
+	 * ones up to 25 of e's 30: ranges that start and end inside a byte of
+	 * the bitmap (a bit per entry) */
+	parsed *p = parse_with_stdlib("model m\ndim n = 13\ndata x : bin[n]\nparam c : real[20]\nparam e : real[30]\n"
+	                              "order x\nx[i] ~ bernoulli_logit(c[i + 3] + e[2 * i + 1])\nmaximize loglik\n");
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	for (int64_t t = 0; t < 20; t++)
+		assert_int_equal(param_entry_used(ir->param_used[0], t), t >= 3 && t < 16);
+	for (int64_t t = 0; t < 30; t++)
+		assert_int_equal(param_entry_used(ir->param_used[1], t), t % 2 == 1 && t < 26);
+	assert_int_equal(ir->param_unused[0], 7);
+	assert_int_equal(ir->param_unused[1], 17);
+	assert_int_equal(ir->num_unused, 24);
 	parsed_free(p);
 }
 
@@ -379,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_check__natural_and_reverse_orders__computed_not_stored),
 		cmocka_unit_test(test_check__descriptor_tables__filled_only_on_demand),
 		cmocka_unit_test(test_check__unused_entries__found_over_a_long_position_loop),
+		cmocka_unit_test(test_check__unused_entries__ranges_cut_inside_bytes_of_the_bitmap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -448,9 +448,10 @@ static mv *mv_new(void)
 	int64_t co[5] = { 0, 4, 8, 12, 15 };
 	memcpy(m->cond_offset, co, sizeof co);
 	m->param_used = arena_alloc(a, 2 * sizeof(uint8_t *));
-	m->param_used[0] = arena_alloc(a, 12);
-	memset(m->param_used[0], 1, 12);
-	m->param_used[0][3] = 0;
+	/* W's 12 entries, all used but entry 3: a bit each */
+	m->param_used[0] = arena_alloc(a, 2);
+	m->param_used[0][0] = 0xf7;
+	m->param_used[0][1] = 0x0f;
 	m->param_unused = arena_alloc(a, 2 * sizeof(int64_t));
 	m->param_unused[0] = 1;
 	m->num_unused = 1;
