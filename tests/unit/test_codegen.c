@@ -407,6 +407,29 @@ static void test_codegen__descriptor__fields_read_back_from_c(void **state)
 	bern_free(b);
 }
 
+/* The descriptor's size_t tables are emitted as their bytes; a table whose
+ * bytes would read as a C string (no 0 but the last) is emitted as i64s
+ * (a string would go to a string section).  Both read back as written. */
+static void test_codegen__descriptor_tables__any_values_read_back(void **state)
+{
+	(void)state;
+	bern *b = bern_new();
+	ir_module *m = b->m;
+	for (int i = 0; i < BN; i++)
+		m->order_offsets[i] = (int64_t)0x0101010101010101 * (i + 1);
+	m->order_offsets[BN - 1] = 0x00ffeeddccbbaa99; /* only the last byte 0 */
+	for (int i = 0; i <= BN; i++)
+		m->cond_offset[i] = ((int64_t)1 << 40) + i * 257;
+	jit_session *s = NULL;
+	const chain_model *d = jit(m, false, 0, &s);
+	for (int i = 0; i < BN; i++)
+		assert_int_equal(d->order[i], (uint64_t)m->order_offsets[i]);
+	for (int i = 0; i <= BN; i++)
+		assert_int_equal(d->cond_offset[i], (uint64_t)m->cond_offset[i]);
+	jit_free(s);
+	bern_free(b);
+}
+
 /* ------------------------------------------------------- model "mv" */
 
 /* model mv: param W: real[3, 4]; param b: real[3]; input u: real[2];
@@ -1010,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_codegen__statement_forms__compute_what_the_ir_says),
 		cmocka_unit_test(test_codegen__descriptor__inputs_cat_used_mask_order),
 		cmocka_unit_test(test_codegen__bad_target_or_cpu__clear_errors),
+		cmocka_unit_test(test_codegen__descriptor_tables__any_values_read_back),
 		cmocka_unit_test(test_codegen__descriptor_tables_missing__internal_error),
 		cmocka_unit_test(test_codegen__loop_variable_out_of_scope__internal_error),
 		cmocka_unit_test(test_codegen__emit__every_kind_and_no_partial_files),
