@@ -794,7 +794,10 @@ static void lower_segment(lowerer *L, segment *s)
 	for (size_t i = 0; i < nargs; i++) {
 		args[i] = materialize(L, lower_expr(L, call->u.call.args.items[i]), fd->u.family.params[i].name, call->where);
 		ptrvec_push(L->a, &s->args, args[i].v);
-		s->cond_size += shape_size(&args[i].sh);
+		shape *sh = arena_alloc(L->a, sizeof *sh);
+		*sh = args[i].sh;
+		ptrvec_push(L->a, &s->arg_shapes, sh);
+		s->cond_size += shape_size(sh);
 	}
 	/* the family body sees only its arguments, sizes and value */
 	L->env = NULL;
@@ -854,27 +857,30 @@ static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir
 		break;
 	}
 	case TAIL_CONDITIONALS: {
-		/* out[cond_base + k * cond_size + (offset of the argument) + element] */
+		/* out[cond_base + k * cond_size + (offset of the argument) + element],
+		 * over the elements of the argument's shape: a scalar argument
+		 * may be a read of a whole tensor's element (b[i]), which is one
+		 * real, not the tensor */
+		static const char *const names[IR_MAX_RANK] = {"r0", "r1", "r2"};
 		int64_t off = 0;
 		for (size_t a = 0; a < s->args.len; a++) {
 			ir_val *v = s->args.items[a];
-			const ir_buf *src = v->kind == V_READ ? v->u.read.buf : NULL;
-			int rank = src ? src->rank : 0;
-			int64_t size = src ? src->size : 1;
+			const shape *sh = s->arg_shapes.items[a];
+			int rank = sh->rank;
 			ir_loop *loops[IR_MAX_RANK];
 			ir_idx *idx[IR_MAX_RANK] = {0};
 			ir_idx *flat = ir_idx_const(m, 0);
-			if (src && rank) {
-				ir_buf_loops(m, src, loops, idx);
-				for (int d = 0; d < rank; d++)
-					flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, src->dims[d])), idx[d]);
+			for (int d = 0; d < rank; d++) {
+				loops[d] = ir_loop_new(m, names[d], ir_idx_const(m, 0), ir_idx_const(m, sh->dims[d]));
+				idx[d] = ir_idx_loop(m, loops[d]);
+				flat = ir_idx_bin(m, IX_ADD, ir_idx_bin(m, IX_MUL, flat, ir_idx_const(m, sh->dims[d])), idx[d]);
 			}
 			ir_idx *o = ir_idx_bin(m, IX_ADD,
 			                       ir_idx_bin(m, IX_MUL, ir_idx_loop(m, s->k), ir_idx_const(m, s->cond_size)),
 			                       ir_idx_bin(m, IX_ADD, ir_idx_const(m, s->cond_base + off), flat));
 			ir_val *val = rank ? ir_subst_val(m, v, L->ph, idx, rank) : v;
 			ir_block_push(m, dst, ir_assign_stmt(m, S_SET, loops, rank, rank, out, (ir_idx *[]){o}, val));
-			off += size;
+			off += shape_size(sh);
 		}
 		break;
 	}

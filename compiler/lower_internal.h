@@ -27,7 +27,9 @@ typedef struct segment {
 	ptrvec accs;           /* ir_buf*: the prefix-scan accumulators */
 	ir_val *logp;          /* log p(x_i | args) at position k */
 	ir_val *sample;        /* the family's draw at position k */
-	ptrvec args;           /* ir_buf*: each family argument, materialized */
+	ptrvec args;           /* ir_val*: each family argument, materialized (a scalar
+	                          param or const read stays a read of that tensor) */
+	ptrvec arg_shapes;     /* shape*: each argument's shape (the family's) */
 	int64_t cond_size;     /* reals of family arguments per position */
 	int64_t cond_base;     /* offset of its first position in M_conditionals' out */
 } segment;

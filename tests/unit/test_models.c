@@ -895,6 +895,47 @@ static void test_poisson__sample__runtime_draws_and_chi_square(void **state)
 	gen_free(&g);
 }
 
+/* Family arguments that are plain reads of a param or const element (b[i],
+ * L[i, :], a scalar param, a const): M_conditionals writes each position's
+ * arguments, cond_offset[num_positions] reals in all, and nothing past
+ * them.  (It once wrote a whole tensor per position for an argument such
+ * as b[i], up to n - 1 reals past the end of out.) */
+static void test_conditionals__argument_reads_of_tensors__exact_extent(void **state)
+{
+	const char *src = "model args\ndim n = 5\ndim K = 3\nconst S : real[n] = [1, 2, 3, 4, 5]\n"
+	                  "data x : bin[n]\ndata y : cat(K)[n]\ndata z : real[n]\n"
+	                  "param b : real[n]\nparam L : real[n, K]\nparam s : real\n"
+	                  "order x, y, z\n"
+	                  "x[i] ~ bernoulli_logit(b[i])\ny[i] ~ categorical_logits(L[i, :])\nz[i] ~ normal(b[i], S[i])\n"
+	                  "maximize loglik\n";
+	gen g = {0};
+	const chain_model *m = gen_compile(&g, src, 5, 0, false);
+	assert_non_null(m);
+	enum { N = 5, K = 3, SENTINELS = 64 };
+	size_t total = m->cond_offset[m->num_positions];
+	assert_int_equal(total, N * 1 + N * K + N * 2);
+	double theta[N + N * K + 1], obs[3 * N] = {0};
+	for (size_t p = 0; p < N + N * K + 1; p++)
+		theta[p] = 0.5 + (double)p;
+	double *out = malloc((total + SENTINELS) * sizeof(double));
+	for (size_t i = 0; i < total + SENTINELS; i++)
+		out[i] = -12345;
+	m->f64->conditionals(theta, obs, out);
+	for (size_t i = total; i < total + SENTINELS; i++)
+		if (out[i] != -12345)
+			fail_msg("conditionals wrote out[%zu], past its %zu reals", i, total);
+	/* x's positions: b[i]; y's: L[i, :]; z's: b[i] and S[i] */
+	for (size_t i = 0; i < N; i++) {
+		assert_true(out[m->cond_offset[i]] == theta[i]);
+		for (size_t k = 0; k < K; k++)
+			assert_true(out[m->cond_offset[N + i] + k] == theta[N + i * K + k]);
+		assert_true(out[m->cond_offset[2 * N + i]] == theta[i]);
+		assert_true(out[m->cond_offset[2 * N + i] + 1] == (double)(i + 1));
+	}
+	free(out);
+	gen_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,6 +957,7 @@ int main(void)
 		cmocka_unit_test(test_categorical__sample_frequencies__pass_chi_square),
 		cmocka_unit_test(test_binomial__sample_frequencies__pass_chi_square),
 		cmocka_unit_test(test_poisson__sample__runtime_draws_and_chi_square),
+		cmocka_unit_test(test_conditionals__argument_reads_of_tensors__exact_extent),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
