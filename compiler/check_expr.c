@@ -425,22 +425,23 @@ static bool bind_param(checker *c, scope *fs, family_param *p, expr *arg, ptrvec
 		expr *d = p->type.dims.items[i];
 		int64_t want = -1;
 		if (d->kind == E_NAME) {
-			sym *g = scope_lookup(&c->global, d->u.name);
-			if (g && g->kind == SYM_DIM)
-				want = g->dim_value;
-			else {
-				size_t j;
-				for (j = 0; j < sizes_names->len; j++)
-					if (strcmp(sizes_names->items[j], d->u.name) == 0)
-						break;
-				if (j == sizes_names->len) {
-					ptrvec_push(c->a, sizes_names, (void *)d->u.name);
-					sizes[j] = arg->shape.dims[i];
-					sym *k = scope_add(c, fs, SYM_DIM, d->u.name, d->where);
-					k->dim_value = arg->shape.dims[i];
-				}
-				want = sizes[j];
+			/* a size name is bound by the first argument that has it, or,
+			 * in a family of the model file, by the model's dim of that
+			 * name; either way the body sees it.  The stdlib's families do
+			 * not see the model's dims: a model's `dim K` does not fix
+			 * categorical_logits' K. */
+			sym *g = p->where.file == c->model_file ? scope_lookup(&c->global, d->u.name) : NULL;
+			size_t j;
+			for (j = 0; j < sizes_names->len; j++)
+				if (strcmp(sizes_names->items[j], d->u.name) == 0)
+					break;
+			if (j == sizes_names->len) {
+				ptrvec_push(c->a, sizes_names, (void *)d->u.name);
+				sizes[j] = g && g->kind == SYM_DIM ? g->dim_value : arg->shape.dims[i];
+				sym *k = scope_add(c, fs, SYM_DIM, d->u.name, d->where);
+				k->dim_value = sizes[j];
 			}
+			want = sizes[j];
 		} else if (!eval_int(c, d, &want, "a size")) {
 			return false;
 		}

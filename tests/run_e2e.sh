@@ -91,6 +91,16 @@ grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused
 # clash with categorical_logits' sum(k in ...)
 printf 'model m\ndata x : cat(3)\nparam k : real[3]\nx ~ categorical_logits(k)\nmaximize loglik\n' > "$T/k.chain"
 expect_ok "a param named like a family's index" "$CHAIN" build "$T/k.chain" -o "$T/k.o"
+# nor the model's dims: a `dim K` (of 10) neither hides nor fixes
+# categorical_logits' size K (3 here); once "unknown name 'K'"
+printf 'model m\ndim n = 4\ndim K = 10\ndata y : cat(3)[n]\nparam L : real[n, 3]\ny[i] ~ categorical_logits(L[i, :])\nmaximize loglik\n' > "$T/dimk.chain"
+expect_ok "a dim named like a stdlib family's size" "$CHAIN" gradcheck "$T/dimk.chain"
+# a family of the model file may size an argument by a model dim, and its
+# body sees that dim (once "unknown name 'M'")
+printf 'model m\ndim n = 4\ndim M = 3\ndata y : cat(M)[n]\nparam L : real[n, M]\nfamily c(l : real[M]) on cat(M) {\n  logp(v) = l[v] - logsumexp(l)\n  let u = uniform()\n  sample = sum(k in 0..M-2) (sum(j in 0..k) exp(l[j] - logsumexp(l)) < u)\n}\ny[i] ~ c(L[i, :])\nmaximize loglik\n' > "$T/dimm.chain"
+expect_ok "a model family sized by a model dim" "$CHAIN" gradcheck "$T/dimm.chain"
+printf 'model m\ndim n = 4\ndim M = 3\ndata y : cat(M)[n]\nparam L : real[n, 4]\nfamily c(l : real[M]) on cat(M) {\n  logp(v) = l[v] - logsumexp(l)\n  sample = 0\n}\ny[i] ~ c(L[i, :])\nmaximize loglik\n' > "$T/dimm4.chain"
+expect_fail "a model family's argument of another size than its model dim" "argument 'l' of c has 4 elements where 3 are expected" "$CHAIN" check "$T/dimm4.chain"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 # a sign is not a count (strtoull wraps -1 to 2^64 - 1: a crash once)
 expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
