@@ -2,7 +2,7 @@
  * hand-written references and a PyTorch implementation, side by side in one
  * run, each as a fraction of what the machine can do.  Not a test: numbers.
  *
- *   bench table [--quick] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...
+ *   bench table [--quick] [--scaling ROUNDS] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...
  *        SPEC = MODEL,H,PREC,GEN.so,REF.so   (H = 0 for fvsbn; PREC f32|f64)
  *   bench buildtime CHAIN CC TMP REPS
  *   bench memory CHAIN TMP THREADS H...
@@ -17,6 +17,8 @@
  * the `chain train` command (the epoch's seconds from its --log), reference =
  * the same libchain training loop (chain_train) in this process with the
  * reference's kernels, PyTorch = its own epoch loop.
+ *
+ * --scaling ROUNDS: only the thread scaling (below), with ROUNDS rounds.
  *
  * Why so: the C kernels are single-threaded and reentrant, so T threads split
  * a batch into T contiguous chunks, each calling the kernel on its chunk (the
@@ -87,6 +89,7 @@ static const char *const kernel_name[] = { "logp", "grad", "sample", "epoch" };
 enum impl { I_GEN, I_REF, I_TORCH, NIMPL };
 
 static int quick;
+static int scaling_only; /* bench table --scaling ROUNDS: only the paired rounds of thread scaling */
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -762,21 +765,86 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 
 /* ---- thread scaling ----------------------------------------------------- */
 
+/* Jiffies the host has taken from this guest's vCPUs so far (the "steal"
+ * column of /proc/stat's cpu line), or -1 where there is none. */
+static long long steal_jiffies(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	long long v[8];
+	int n = f ? fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+	                   &v[5], &v[6], &v[7])
+	          : 0;
+	if (f)
+		fclose(f);
+	return n == 8 ? v[7] : -1;
+}
+
+/* A compute-only probe for --scaling: 16 independent chains of vector
+ * multiply-adds in registers, no memory traffic, the same on each thread.
+ * Its 2-thread ratio in the same round as a kernel's says whether the
+ * machine gave the second thread a core of its own at that moment. */
+typedef double probe_vec __attribute__((vector_size(32)));
+static volatile double probe_sink;
+static long probe_iters;
+
+static void probe_run(void *arg, unsigned tid, unsigned nthreads)
+{
+	(void)arg, (void)tid, (void)nthreads;
+	probe_vec a[16], m = { 1.0000001, 1.0000001, 1.0000001, 1.0000001 }, c = { 1e-9, 1e-9, 1e-9, 1e-9 };
+	for (int k = 0; k < 16; k++)
+		a[k] = c * (double)k;
+	for (long i = 0; i < probe_iters; i++)
+		for (int k = 0; k < 16; k++)
+			a[k] = a[k] * m + c;
+	double sum = 0;
+	for (int k = 0; k < 16; k++)
+		sum += a[k][0];
+	probe_sink = sum;
+}
+
+/* 2-thread over 1-thread throughput of the probe, each run about 4 ms. */
+static double probe_ratio(pool *pools)
+{
+	if (!probe_iters) {
+		probe_iters = 100000;
+		double t0 = now();
+		probe_run(NULL, 0, 1);
+		probe_iters = (long)(probe_iters * 0.004 / (now() - t0)) + 1;
+	}
+	double t0 = now();
+	chain_pool_run(&pools[0], probe_run, NULL);
+	double t1 = now();
+	chain_pool_run(&pools[1], probe_run, NULL);
+	double t2 = now();
+	return 2 * (t1 - t0) / (t2 - t1);
+}
+
 /* 2 threads against 1 for the generated kernel at batch 256, measured in
  * pairs: each round times 1 thread, then 2 (the order alternating from
- * round to round), a measurement each of about 30 ms, and the round's
- * ratio is 2-thread images/s over 1-thread.  The table's rows time 1 and 2
- * threads seconds apart, and this machine's speed drifts between them
- * (other guests take a vCPU at times); a pair is a fraction of a second
- * apart, and the median of the rounds' ratios is the ratio with that
- * drift taken out.  The spread (lowest and highest round) says how much
- * the machine moved. */
-static void bench_scaling(spec *s, enum kernel k, pool *pools)
+ * round to round), a measurement each of about 30 ms (12 ms with
+ * --scaling), and the round's ratio is 2-thread images/s over 1-thread.
+ * The table's rows time 1 and 2 threads seconds apart, and this machine's
+ * speed drifts between them (other guests take a vCPU at times); a pair is
+ * a fraction of a second apart, and the median of the rounds' ratios is
+ * the ratio with that drift taken out.  The spread (lowest and highest
+ * round) says how much the machine moved, and the last column how many
+ * rounds saw the host take time from a vCPU (steal in /proc/stat; a
+ * vCPU can also slow down without it, when another guest loads the core,
+ * cache or memory it shares).  With --scaling each round also times the
+ * compute-only probe above with 1 and 2 threads right after the kernel,
+ * and the line says in how many rounds the kernel fell below 1.7x, the
+ * probe did, and both did (a probe that touches no memory and shares
+ * nothing slows down only when the host does), and the kernel's median
+ * ratio over the rounds in which the probe had 1.7x or more: the
+ * kernel's scaling when the host gave the second thread a core. */
+static void bench_scaling(spec *s, enum kernel k, pool *pools, int rounds)
 {
-	enum { ROUNDS = 9, QUICK_ROUNDS = 3 };
 	const size_t B = 256;
-	int rounds = quick ? QUICK_ROUNDS : ROUNDS;
-	double target = quick ? 0.02 : 0.03, ratio[ROUNDS], r1[ROUNDS], r2[ROUNDS];
+	double target = scaling_only ? 0.012 : quick ? 0.02 : 0.03;
+	double *ratio = calloc((size_t)rounds, sizeof *ratio), *r1 = calloc((size_t)rounds, sizeof *r1),
+	       *r2 = calloc((size_t)rounds, sizeof *r2), *host_ok = calloc((size_t)rounds, sizeof *host_ok);
+	if (!ratio || !r1 || !r2 || !host_ok)
+		die("out of memory%s", "");
 	long calls[MAXT];
 	for (int t = 0; t < MAXT; t++) {
 		double one = time_c(s, I_GEN, k, B, &pools[t], 1); /* warm */
@@ -785,15 +853,26 @@ static void bench_scaling(spec *s, enum kernel k, pool *pools)
 		if (calls[t] < 1)
 			calls[t] = 1;
 	}
+	int stolen = 0, low = 0, low_probe = 0, low_both = 0, n_ok = 0;
 	for (int r = 0; r < rounds; r++) {
 		double rate[MAXT];
+		long long st = steal_jiffies();
 		for (int j = 0; j < MAXT; j++) {
 			int t = (r + j) % MAXT;
 			rate[t] = (double)calls[t] * (double)B / time_c(s, I_GEN, k, B, &pools[t], calls[t]);
 		}
+		stolen += st >= 0 && steal_jiffies() > st;
 		r1[r] = rate[0];
 		r2[r] = rate[1];
 		ratio[r] = rate[1] / rate[0];
+		if (scaling_only) {
+			int probe_low = probe_ratio(pools) < 1.7;
+			low += ratio[r] < 1.7;
+			low_probe += probe_low;
+			low_both += probe_low && ratio[r] < 1.7;
+			if (!probe_low)
+				host_ok[n_ok++] = ratio[r];
+		}
 	}
 	double lo = ratio[0], hi = ratio[0];
 	for (int r = 1; r < rounds; r++) {
@@ -802,9 +881,18 @@ static void bench_scaling(spec *s, enum kernel k, pool *pools)
 	}
 	char name[32];
 	spec_label(s, name, sizeof name);
-	printf("%-9s %-6s %-4s %5zu %10.0f %10.0f %7.2f   %.2f-%.2f\n", name, kernel_name[k], s->f32 ? "f32" : "f64", B,
-	       median(r1, rounds), median(r2, rounds), median(ratio, rounds), lo, hi);
+	printf("%-9s %-6s %-4s %5zu %10.0f %10.0f %7.2f   %.2f-%.2f   %d of %d", name, kernel_name[k],
+	       s->f32 ? "f32" : "f64", B, median(r1, rounds), median(r2, rounds), median(ratio, rounds), lo, hi, stolen,
+	       rounds);
+	if (scaling_only)
+		printf("   kernel < 1.7x in %d, probe in %d, both in %d; median of the %d with the probe >= 1.7x: %.2f", low,
+		       low_probe, low_both, n_ok, n_ok ? median(host_ok, n_ok) : NAN);
+	printf("\n");
 	fflush(stdout);
+	free(ratio);
+	free(r1);
+	free(r2);
+	free(host_ok);
 }
 
 /* ---- training epochs ---------------------------------------------------- */
@@ -1018,6 +1106,7 @@ static void check_spec(spec *s)
 static int cmd_table(int argc, char **argv)
 {
 	const char *limits_path = NULL, *torch_cmd = NULL;
+	int scaling_rounds = 0;
 	epoch_setup e = { 0 };
 	int a = 0;
 	for (; a < argc && argv[a][0] == '-'; a++) {
@@ -1025,6 +1114,12 @@ static int cmd_table(int argc, char **argv)
 			quick = 1;
 		else if (a + 1 < argc && strcmp(argv[a], "--limits") == 0)
 			limits_path = argv[++a];
+		else if (a + 1 < argc && strcmp(argv[a], "--scaling") == 0) {
+			scaling_rounds = atoi(argv[++a]);
+			scaling_only = 1;
+			if (scaling_rounds < 1 || scaling_rounds > 9999)
+				die("--scaling: ROUNDS must be 1..9999, not %s", argv[a]);
+		}
 		else if (a + 1 < argc && strcmp(argv[a], "--torch") == 0)
 			torch_cmd = argv[++a];
 		else if (a + 1 < argc && strcmp(argv[a], "--chain") == 0)
@@ -1035,7 +1130,9 @@ static int cmd_table(int argc, char **argv)
 			die("unknown option %s", argv[a]);
 	}
 	if (!limits_path || !e.chain || !e.tmp || a == argc)
-		die("usage: bench table [--quick] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...%s", "");
+		die("usage: bench table [--quick] [--scaling ROUNDS] --limits FILE --chain CHAIN --tmp DIR [--torch CMD] SPEC...%s", "");
+	if (!scaling_rounds)
+		scaling_rounds = quick ? 3 : 9;
 	read_limits(limits_path);
 	chain_dataset test, train;
 	chain_error err;
@@ -1066,15 +1163,19 @@ static int cmd_table(int argc, char **argv)
 		if (!headed++)
 			print_header();
 		check_spec(&s);
-		for (int k = K_LOGP; k <= K_SAMPLE; k++)
+		for (int k = K_LOGP; k <= K_SAMPLE && !scaling_only; k++)
 			for (int b = 0; b < 3; b++)
 				for (int t = 0; t < MAXT; t++)
 					bench_row(&s, (enum kernel)k, batches[b], &pools[t]);
 		printf("%-9s thread scaling of the generated kernels, 1 and 2 threads timed in pairs (median of the rounds):\n"
-		       "%-9s %-6s %-4s %5s %10s %10s %7s   %s\n", "", "model", "kernel", "prec", "batch", "1 thr",
-		       "2 thr", "2 / 1", "rounds' range");
+		       "%-9s %-6s %-4s %5s %10s %10s %7s   %-11s %s\n", "", "model", "kernel", "prec", "batch", "1 thr",
+		       "2 thr", "2 / 1", "range", "rounds with steal");
 		for (int k = K_LOGP; k <= K_SAMPLE; k++)
-			bench_scaling(&s, (enum kernel)k, pools);
+			bench_scaling(&s, (enum kernel)k, pools, scaling_rounds);
+		if (scaling_only) {
+			printf("\n");
+			continue;
+		}
 		/* the epoch's rows, written for chain train and PyTorch */
 		e.rows = train;
 		e.rows.rows = epoch_rows(&s, train.rows);

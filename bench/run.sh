@@ -12,10 +12,20 @@
 # picks the interpreter for PyTorch (default: the first of python3 and
 # /usr/bin/python3 that imports torch).  --quick: fewer repetitions, shorter
 # measurements, smaller epochs.
+#
+# --scaling ROUNDS: only the thread scaling, ROUNDS paired rounds of 1 and
+# 2 threads per kernel (of about 12 ms each), no PyTorch, build time or
+# memory: a closer look at the 2-thread ratios than the table's 9 rounds.
 set -e
 BUILD=${1:-build}
 QUICK=
-[ "${2:-}" = --quick ] && QUICK=--quick
+SCALING=
+case "${2:-}" in
+--quick) QUICK=--quick ;;
+--scaling) SCALING="--scaling ${3:?run.sh: --scaling needs a number of rounds}" ;;
+"") ;;
+*) echo "run.sh: unknown option $2 (--quick, --scaling ROUNDS)" >&2; exit 1 ;;
+esac
 CHAIN=$BUILD/chain
 CC=${CC:-cc}
 if [ ! -x "$CHAIN" ] || [ ! -f "$BUILD/libchain.a" ]; then
@@ -66,6 +76,15 @@ for m in fvsbn:0 nade:100 nade:500; do
 		SPECS="$SPECS $model,$h,$p,$g.so,$r.so"
 	done
 done
+
+if [ -n "$SCALING" ]; then
+	echo
+	echo "== thread scaling of the generated kernels ($SCALING)"
+	echo "# no limits measured: the file only has to exist" > "$T/limits.txt"
+	"$T/bench" table $SCALING --limits "$T/limits.txt" --chain "$CHAIN" --tmp "$T" $SPECS
+	echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; finished $(date -u '+%H:%M UTC')"
+	exit 0
+fi
 
 echo
 echo "== machine limits (bench/limits.c; per thread count, both threads at once for 2)"
