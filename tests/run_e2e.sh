@@ -102,6 +102,22 @@ expect_ok "a model family sized by a model dim" "$CHAIN" gradcheck "$T/dimm.chai
 printf 'model m\ndim n = 4\ndim M = 3\ndata y : cat(M)[n]\nparam L : real[n, 4]\nfamily c(l : real[M]) on cat(M) {\n  logp(v) = l[v] - logsumexp(l)\n  sample = 0\n}\ny[i] ~ c(L[i, :])\nmaximize loglik\n' > "$T/dimm4.chain"
 expect_fail "a model family's argument of another size than its model dim" "argument 'l' of c has 4 elements where 3 are expected" "$CHAIN" check "$T/dimm4.chain"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
+# every kernel writes what the descriptor says and nothing past it, for
+# each stdlib family with arguments that are reads of a tensor's element,
+# row or column, a scalar param, a computed value, under a permuted order
+bn=0
+for cond in "bin|bernoulli_logit(b[i])" "bin|bernoulli(sigmoid(b[i]))" "bin|bernoulli_logit(s)" \
+	"cat(K)|categorical_logits(L[i, :])" "cat(K)|categorical_logits(LT[:, i] + sum(j before i) 0.5 * x[j])" \
+	"real|normal(b[i], S[i])" "real|normal_logscale(b[i], s)" "real|mixture_normal(L[i, :], M[i, :], LT[:, i])" \
+	"int|binomial(9, sigmoid(b[i]))" "int|poisson_log(b[i])"; do
+	bn=$((bn + 1))
+	printf 'model bnd%d\ndim n = 5\ndim K = 3\nconst S : real[n] = [1, 2, 3, 4, 5]\nconst P : int[n] = [4, 2, 0, 1, 3]\ndata x : %s[n]\nparam b : real[n]\nparam s : real\nparam L : real[n, K]\nparam LT : real[K, n]\nparam M : real[n, K]\norder x by P\nx[i] ~ %s\nmaximize loglik\n' \
+		$bn "${cond%%|*}" "${cond#*|}" > "$T/bnd$bn.chain"
+	if "$CHAIN" build "$T/bnd$bn.chain" -o "$T/bnd$bn.o" > "$T/out" 2>&1 &&
+	   $CC -std=c11 -Wall -Wextra -Werror -Iruntime/include -DMODEL=bnd${bn}_model tests/e2e/bounds.c "$T/bnd$bn.o" \
+		"$BUILD/libchain.a" $LINK_FLAGS -lz -lpng -lm -lpthread -o "$T/bounds" >> "$T/out" 2>&1 &&
+	   "$T/bounds" >> "$T/out" 2>&1; then ok; else bad "kernels of x[i] ~ ${cond#*|} write out of bounds"; cat "$T/out"; fi
+done
 # a sign is not a count (strtoull wraps -1 to 2^64 - 1: a crash once)
 expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
 expect_fail "gradcheck --seed -1" "chain gradcheck: --seed: expected a non-negative integer below 2^64, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
