@@ -707,6 +707,13 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 		return 1;
 	if (m->obs_size == 0)
 		return run_fail(cmd, "model %s has no data variables: nothing to sample", model_name(m));
+	/* the sampler reads the inputs from the row; drawing from scratch
+	 * would give it zeros that nobody chose */
+	if (m->num_inputs > 0 && !given_path)
+		return run_fail(cmd,
+		                "model %s has input variables (%s%s): give rows that hold their values with --given FILE "
+		                "--prefix 0 (which samples every data variable)",
+		                model_name(m), m->inputs[0].name, m->num_inputs > 1 ? ", ..." : "");
 	int f32 = m->precision == CHAIN_F32;
 	int have_kernel = given_path ? (f32 ? m->f32->complete != NULL : m->f64->complete != NULL)
 	                             : (f32 ? m->f32->sample != NULL : m->f64->sample != NULL);

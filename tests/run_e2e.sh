@@ -102,6 +102,13 @@ expect_ok "a model family sized by a model dim" "$CHAIN" gradcheck "$T/dimm.chai
 printf 'model m\ndim n = 4\ndim M = 3\ndata y : cat(M)[n]\nparam L : real[n, 4]\nfamily c(l : real[M]) on cat(M) {\n  logp(v) = l[v] - logsumexp(l)\n  sample = 0\n}\ny[i] ~ c(L[i, :])\nmaximize loglik\n' > "$T/dimm4.chain"
 expect_fail "a model family's argument of another size than its model dim" "argument 'l' of c has 4 elements where 3 are expected" "$CHAIN" check "$T/dimm4.chain"
 expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
+# a model with inputs samples only with rows that hold them (once: zeros)
+printf 'model inp\ninput u : real[2]\ndata x : bin[3]\nparam w : real[3, 2]\nx[i] ~ bernoulli_logit(dot(w[i, :], u))\nmaximize loglik\n' > "$T/inp.chain"
+printf '5 -5 0 1 0\n-5 5 1 0 1\n' > "$T/inp.txt"
+expect_ok "train a model with inputs" "$CHAIN" train "$T/inp.chain" --data "$T/inp.txt" --epochs 2 -o "$T/inp.safetensors" --quiet
+expect_fail "sample a model with inputs from scratch" "chain sample: model inp has input variables (u): give rows that hold their values with --given FILE --prefix 0" "$CHAIN" sample "$T/inp.chain" --params "$T/inp.safetensors" -n 2
+expect_ok "sample a model with inputs given" "$CHAIN" sample "$T/inp.chain" --params "$T/inp.safetensors" --given "$T/inp.txt" --prefix 0 -n 2 -o "$T/inp-s.txt"
+awk 'NR == 1 && ($1 != 5 || $2 != -5) {bad = 1} NR == 2 && ($1 != -5 || $2 != 5) {bad = 1} END {exit bad || NR != 2}' "$T/inp-s.txt" && ok || { bad "sampled rows lost their inputs"; cat "$T/inp-s.txt"; }
 # every kernel writes what the descriptor says and nothing past it, for
 # each stdlib family with arguments that are reads of a tensor's element,
 # row or column, a scalar param, a computed value, under a permuted order
