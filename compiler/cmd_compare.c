@@ -9,6 +9,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -166,6 +168,132 @@ static double time_logp(batch_fn f, const void *theta, const void *obs, size_t r
 	return t[repeats / 2];
 }
 
+/* A reference that reads or writes past its buffers (built for other sizes
+ * than the model's, or simply wrong) must give an error, not take chain
+ * down with it: its calls run under handlers of the signals such a bug
+ * raises, which jump back here. */
+static sigjmp_buf ref_crash;
+static volatile sig_atomic_t ref_crash_signal;
+
+static void on_ref_crash(int sig)
+{
+	ref_crash_signal = sig;
+	siglongjmp(ref_crash, 1);
+}
+
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+enum { NCRASH = sizeof crash_signals / sizeof crash_signals[0] };
+
+static void guard_reference(struct sigaction *saved)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_ref_crash;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_NODEFER;
+	for (int k = 0; k < NCRASH; k++)
+		sigaction(crash_signals[k], &sa, &saved[k]);
+}
+
+static void unguard_reference(const struct sigaction *saved)
+{
+	for (int k = 0; k < NCRASH; k++)
+		sigaction(crash_signals[k], &saved[k], NULL);
+}
+
+/* What compare_kernels works on, and its verdict. */
+typedef struct compare_run {
+	const chain_model *m;
+	const compare_opts *o;
+	bool f32;
+	size_t np;
+	void *theta, *obs, *g1, *g2;
+	double *out1, *out2;
+	float *fo1, *fo2;
+	void *ref_batch, *ref_grad;
+	int rc;                      /* 1 when a difference exceeds the tolerance */
+} compare_run;
+
+/* Log p and the gradient of both implementations, compared, then their
+ * speed; prints as it goes. */
+static void compare_kernels(void *arg)
+{
+	compare_run *c = arg;
+	const chain_model *m = c->m;
+	compare_opts o = *c->o;
+	bool f32 = c->f32;
+	size_t np = c->np;
+	void *theta = c->theta, *obs = c->obs, *g1 = c->g1, *g2 = c->g2, *ref_batch = c->ref_batch, *ref_grad = c->ref_grad;
+	double *out1 = c->out1, *out2 = c->out2;
+	float *fo1 = c->fo1, *fo2 = c->fo2;
+	int rc = 0;
+	/* values */
+	batch_fn gen_batch = f32 ? (batch_fn)(void (*)(void))m->f32->logp_batch : (batch_fn)(void (*)(void))m->f64->logp_batch;
+	batch_fn rb = (batch_fn)(void (*)(void))ref_batch;
+	gen_batch(theta, obs, o.rows, f32 ? (void *)fo1 : (void *)out1);
+	rb(theta, obs, o.rows, f32 ? (void *)fo2 : (void *)out2);
+	double worst = 0;
+	for (size_t r = 0; r < o.rows; r++) {
+		double a = f32 ? fo1[r] : out1[r], b = f32 ? fo2[r] : out2[r];
+		double rel = fabs(a - b) / fmax(fabs(b), 1e-300);
+		if (!(rel <= worst))
+			worst = rel;
+	}
+	printf("%s against %s: %zu rows, %s\n", m->name, o.ref, o.rows, f32 ? "f32" : "f64");
+	printf("  log p     worst relative difference %.2e\n", worst);
+	if (!(worst <= o.tol))
+		rc = 1;
+	/* gradients */
+	double gworst = -1;
+	if (ref_grad) {
+		if (f32) {
+			m->f32->loglik_grad(theta, obs, o.rows, g1);
+			((grad32_fn)(void (*)(void))ref_grad)(theta, obs, o.rows, g2);
+		} else {
+			m->f64->loglik_grad(theta, obs, o.rows, g1);
+			((grad64_fn)(void (*)(void))ref_grad)(theta, obs, o.rows, g2);
+		}
+		double scale = 0, diff = 0;
+		for (size_t t = 0; t < np; t++) {
+			double a = f32 ? ((float *)g1)[t] : ((double *)g1)[t], b = f32 ? ((float *)g2)[t] : ((double *)g2)[t];
+			scale = fmax(scale, fabs(b));
+			diff = fmax(diff, fabs(a - b));
+		}
+		gworst = diff / fmax(scale, 1e-300);
+		printf("  gradient  worst difference %.2e of its largest entry\n", gworst);
+		if (!(gworst <= o.tol))
+			rc = 1;
+	} else {
+		printf("  gradient  (the reference has no %s_loglik_grad)\n", m->name);
+	}
+	/* speed, alternating so that drift hits both alike */
+	double tg[1000], tr[1000];
+	for (int k = 0; k < o.repeats; k++) {
+		tg[k] = time_logp(gen_batch, theta, obs, o.rows, f32 ? (void *)fo1 : (void *)out1, 1);
+		tr[k] = time_logp(rb, theta, obs, o.rows, f32 ? (void *)fo2 : (void *)out2, 1);
+	}
+	qsort(tg, (size_t)o.repeats, sizeof tg[0], cmp_double);
+	qsort(tr, (size_t)o.repeats, sizeof tr[0], cmp_double);
+	double mg = tg[o.repeats / 2], mr = tr[o.repeats / 2];
+	printf("  logp speed %10.0f rows/s generated %10.0f rows/s reference  ratio %.2f (median of %d)\n", (double)o.rows / mg,
+	       (double)o.rows / mr, mr / mg, o.repeats);
+	c->rc = rc;
+}
+
+/* Runs fn(arg) with the reference's crashes caught: 0, or the signal. */
+static int guarded(void (*fn)(void *), void *arg)
+{
+	struct sigaction saved[NCRASH];
+	guard_reference(saved);
+	volatile int sig = 0;
+	if (sigsetjmp(ref_crash, 1) == 0)
+		fn(arg);
+	else
+		sig = ref_crash_signal;
+	unguard_reference(saved);
+	return sig;
+}
+
 int cmd_compare(const chain_model *m, int argc, char **argv)
 {
 	compare_opts o = {.cc = "cc", .cflags = "-O2", .rows = 100, .repeats = 5, .seed = 1};
@@ -193,6 +321,16 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 	if (!ref_batch) {
 		dlclose(ref);
 		return cfail("%s does not define %s_logp_batch (the generated API of model %s)", o.ref, m->name, m->name);
+	}
+	/* a reference that says what it is built for (examples/reference/ export
+	 * M_ref_num_params and M_ref_obs_size) is checked before it runs */
+	const size_t *ref_np = REF("ref_num_params"), *ref_ob = REF("ref_obs_size");
+	if ((ref_np && *ref_np != np) || (ref_ob && *ref_ob != ob)) {
+		size_t rnp = ref_np ? *ref_np : np, rob = ref_ob ? *ref_ob : ob;
+		dlclose(ref);
+		return cfail("%s is built for %zu params and %zu reals per row, but model %s has %zu and %zu: "
+		             "compile it for the model's sizes (e.g. --cflags \"-O2 -DN=...\")",
+		             o.ref, rnp, rob, m->name, np, ob);
 	}
 	/* params: the model's initialisation plus noise; rows: data or samples.
 	 * The buffers the reference reads or writes hold doubles even for f32, so that a
@@ -259,56 +397,18 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		else
 			m->f64->sample(theta, o.seed, 0, o.rows, obs);
 	}
-	/* values */
-	batch_fn gen_batch = f32 ? (batch_fn)(void (*)(void))m->f32->logp_batch : (batch_fn)(void (*)(void))m->f64->logp_batch;
-	batch_fn rb = (batch_fn)(void (*)(void))ref_batch;
-	gen_batch(theta, obs, o.rows, f32 ? (void *)fo1 : (void *)out1);
-	rb(theta, obs, o.rows, f32 ? (void *)fo2 : (void *)out2);
-	double worst = 0;
-	for (size_t r = 0; r < o.rows; r++) {
-		double a = f32 ? fo1[r] : out1[r], b = f32 ? fo2[r] : out2[r];
-		double rel = fabs(a - b) / fmax(fabs(b), 1e-300);
-		if (!(rel <= worst))
-			worst = rel;
+	/* values, gradients, speed: the reference's calls run guarded */
+	compare_run run = {
+		.m = m, .o = &o, .f32 = f32, .np = np, .theta = theta, .obs = obs, .g1 = g1, .g2 = g2,
+		.out1 = out1, .out2 = out2, .fo1 = fo1, .fo2 = fo2, .ref_batch = ref_batch, .ref_grad = ref_grad,
+	};
+	int sig = guarded(compare_kernels, &run);
+	if (sig) {
+		rc = cfail("%s crashed (%s) in its kernels: is it built for model %s's sizes (%zu params, %zu reals per "
+		           "row) and precision?", o.ref, strsignal(sig), m->name, np, ob);
+		goto done;
 	}
-	printf("%s against %s: %zu rows, %s\n", m->name, o.ref, o.rows, f32 ? "f32" : "f64");
-	printf("  log p     worst relative difference %.2e\n", worst);
-	if (!(worst <= o.tol))
-		rc = 1;
-	/* gradients */
-	double gworst = -1;
-	if (ref_grad) {
-		if (f32) {
-			m->f32->loglik_grad(theta, obs, o.rows, g1);
-			((grad32_fn)(void (*)(void))ref_grad)(theta, obs, o.rows, g2);
-		} else {
-			m->f64->loglik_grad(theta, obs, o.rows, g1);
-			((grad64_fn)(void (*)(void))ref_grad)(theta, obs, o.rows, g2);
-		}
-		double scale = 0, diff = 0;
-		for (size_t t = 0; t < np; t++) {
-			double a = f32 ? ((float *)g1)[t] : ((double *)g1)[t], b = f32 ? ((float *)g2)[t] : ((double *)g2)[t];
-			scale = fmax(scale, fabs(b));
-			diff = fmax(diff, fabs(a - b));
-		}
-		gworst = diff / fmax(scale, 1e-300);
-		printf("  gradient  worst difference %.2e of its largest entry\n", gworst);
-		if (!(gworst <= o.tol))
-			rc = 1;
-	} else {
-		printf("  gradient  (the reference has no %s_loglik_grad)\n", m->name);
-	}
-	/* speed, alternating so that drift hits both alike */
-	double tg[1000], tr[1000];
-	for (int k = 0; k < o.repeats; k++) {
-		tg[k] = time_logp(gen_batch, theta, obs, o.rows, f32 ? (void *)fo1 : (void *)out1, 1);
-		tr[k] = time_logp(rb, theta, obs, o.rows, f32 ? (void *)fo2 : (void *)out2, 1);
-	}
-	qsort(tg, (size_t)o.repeats, sizeof tg[0], cmp_double);
-	qsort(tr, (size_t)o.repeats, sizeof tr[0], cmp_double);
-	double mg = tg[o.repeats / 2], mr = tr[o.repeats / 2];
-	printf("  logp speed %10.0f rows/s generated %10.0f rows/s reference  ratio %.2f (median of %d)\n", (double)o.rows / mg,
-	       (double)o.rows / mr, mr / mg, o.repeats);
+	rc = run.rc;
 	if (rc)
 		printf("FAILED: a difference exceeds the tolerance %.1e%s\n", o.tol,
 		       f32 ? " (was the reference built for float? it is compiled with -DCHAIN_F32)" : "");

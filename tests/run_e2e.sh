@@ -149,6 +149,12 @@ expect_ok "compare f32" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precisi
 printf '#undef CHAIN_F32\n#include "%s/examples/reference/fvsbn.c"\n' "$PWD" > "$T/fvsbn64.c"
 expect_fail "compare f32 with a double reference" "built for float" "$CHAIN" compare examples/fvsbn.chain -D n=784 --precision f32 --ref "$T/fvsbn64.c" --rows 20
 expect_fail "compare with the wrong reference" "does not define fvsbn_logp_batch" "$CHAIN" compare examples/fvsbn.chain --ref examples/reference/nade.c --cflags "-O1"
+# a reference built for other sizes: refused when it says so (its
+# M_ref_num_params, M_ref_obs_size), caught when it crashes (once: a
+# segmentation fault of chain itself)
+expect_fail "compare with a reference built for 784 pixels" "examples/reference/fvsbn.c is built for 615440 params and 784 reals per row, but model fvsbn has 42 and 6" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c
+printf '#include <stddef.h>\nvoid fvsbn_logp_batch(const double *t, const double *o, size_t n, double *out)\n{\n\t(void)t, (void)o, (void)n, (void)out;\n\t*(volatile double *)0 = 1;\n}\n' > "$T/crash.c"
+expect_fail "compare with a reference that crashes" "crashed (Segmentation fault) in its kernels: is it built for model fvsbn's sizes (42 params, 6 reals per row)" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref "$T/crash.c"
 printf 'this is not C\n' > "$T/bad.c"
 expect_fail "compare with a reference that does not compile" "cannot compile" "$CHAIN" compare examples/fvsbn.chain --ref "$T/bad.c"
 expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "$T/q.safetensors"
