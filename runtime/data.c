@@ -307,22 +307,20 @@ static int source_read(source *s, const char *path, chain_error *err)
 		rc = chain_error_set(err, "%s: out of memory", path);
 	} else if (s->gz) {
 		rc = gunzip_fd(s, fd, in, (size_t)have, &b);
-	} else {
-		/* plain: the first chunk, then straight into the buffer */
-		size_t chunk = (size_t)have;
-		for (;;) {
-			if ((rc = outbuf_reserve(&b, chunk + 1, path, err)) != 0)
+	} else if ((rc = outbuf_reserve(&b, (size_t)have + 1, path, err)) == 0) {
+		/* plain: the first chunk, then the rest read straight into the buffer */
+		memcpy(b.p, in, (size_t)have);
+		b.n = (size_t)have;
+		for (size_t got = (size_t)have; got == GZ_CHUNK;) {
+			if ((rc = outbuf_reserve(&b, GZ_CHUNK + 1, path, err)) != 0)
 				break;
-			memcpy(b.p + b.n, in, chunk);
-			b.n += chunk;
-			if (chunk < GZ_CHUNK)
-				break;
-			ssize_t r = read_full(fd, in, GZ_CHUNK);
+			ssize_t r = read_full(fd, b.p + b.n, GZ_CHUNK);
 			if (r < 0) {
 				rc = chain_error_set(err, "%s: byte %zu: read error: %s", path, b.n, strerror(errno));
 				break;
 			}
-			chunk = (size_t)r;
+			got = (size_t)r;
+			b.n += got;
 		}
 	}
 	free(in);
