@@ -711,13 +711,14 @@ static int opt_args(const chain_model *m, int argc, char **argv)
 		int bad = 0;
 		if (strcmp(a, "--seed") == 0)
 			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &seed);
-		else if (strcmp(a, "--max-iter") == 0 && !(bad = cmd_flag_u64(p, a, v, 1, INT_MAX, &u)))
-			lo.max_iter = (int)u;
-		else if (strcmp(a, "--tol") == 0)
+		else if (strcmp(a, "--max-iter") == 0) {
+			if (!(bad = cmd_flag_u64(p, a, v, 1, INT_MAX, &u)))
+				lo.max_iter = (int)u;
+		} else if (strcmp(a, "--tol") == 0)
 			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &lo.gtol);
 		else if (strcmp(a, "-o") == 0)
 			out = v;
-		else if (!bad)
+		else
 			return fail("optimize: unknown flag '%s' (see chain optimize --help)", a);
 		if (bad)
 			return 1;
