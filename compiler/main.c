@@ -258,14 +258,14 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		out = def = basename_noext(o->path, kinds[k].ext);
 	char *err = NULL;
 	int rc = 0;
+	if (kinds[k].kind != EMIT_HEADER)
+		lower_descriptor_tables(c.ir); /* what the descriptor in the code needs */
 	if (kinds[k].kind == EMIT_HEADER) {
 		rc = cg_emit_header(c.ir, &o->cg, out, &err);
 	} else if (kinds[k].kind == EMIT_OBJ) {
 		/* the kernels on several threads: the same code as below, sooner */
-		lower_descriptor_tables(c.ir);
 		rc = cg_build_object(c.ir, &o->cg, out, &err);
 	} else {
-		lower_descriptor_tables(c.ir);
 		cg_unit *u = cg_generate(c.ir, &o->cg, &err);
 		rc = u ? cg_emit(u, kinds[k].kind, out, &err) : -1;
 		if (u)
