@@ -62,6 +62,12 @@ static bool eval_idx(marker *k, const ir_idx *i, int64_t *out)
 	return false;
 }
 
+/* Sets entry t of a param_used bitmap (param_entry_used reads it). */
+static inline void mark_entry(uint8_t *used, int64_t t)
+{
+	used[t >> 3] |= (uint8_t)(1u << (t & 7));
+}
+
 /* An index as base + stride * v in the variable v of loop l, the other loop
  * variables at their current values; false when it is not of that form
  * (a product of two terms in v, a table lookup whose index moves with v) or
@@ -156,7 +162,7 @@ static void mark_reads(marker *k, const ptrvec *reads)
 			k->m->param_used[p] = NULL; /* cannot tell: all used */
 			continue;
 		}
-		k->m->param_used[p][flat >> 3] |= (uint8_t)(1u << (flat & 7));
+		mark_entry(k->m->param_used[p], flat);
 	}
 }
 
@@ -164,13 +170,13 @@ static void mark_reads(marker *k, const ptrvec *reads)
 static void set_bit_range(uint8_t *bits, int64_t lo, int64_t hi)
 {
 	for (; lo < hi && (lo & 7); lo++)
-		bits[lo >> 3] |= (uint8_t)(1u << (lo & 7));
+		mark_entry(bits, lo);
 	if (hi - lo >= 8) {
 		memset(bits + (lo >> 3), 0xff, (size_t)((hi - lo) >> 3));
 		lo += (hi - lo) & ~(int64_t)7;
 	}
 	for (; lo < hi; lo++)
-		bits[lo >> 3] |= (uint8_t)(1u << (lo & 7));
+		mark_entry(bits, lo);
 }
 
 /* One read over v in [lo, hi) of the innermost loop l, when its indices
@@ -200,10 +206,8 @@ static bool mark_affine(marker *k, const ir_val *v, const ir_loop *l, int64_t lo
 		set_bit_range(used, base + lo, base + hi);
 		return true;
 	}
-	for (int64_t x = lo; x < hi; x++) {
-		int64_t t = base + stride * x;
-		used[t >> 3] |= (uint8_t)(1u << (t & 7));
-	}
+	for (int64_t x = lo; x < hi; x++)
+		mark_entry(used, base + stride * x);
 	return true;
 }
 
