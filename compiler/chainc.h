@@ -299,11 +299,11 @@ struct sym {
 	size_t offset;       /* PARAM: offset in theta; DATA INPUT: offset in the obs row */
 	double *values;      /* CONST: the checked values, row-major */
 	int order_rank;      /* DATA: index of this variable in the order (0 first) */
+	bool ordered;        /* DATA: placed in the order (named in it, or by default) */
 	order_form order_form; /* DATA: how its order was given */
-	int64_t *perm;       /* DATA: position k -> element index (order_elem): shape-size
-	                        entries for ORD_BY and ORD_RANDOM; for the natural and
-	                        reverse orders, computed, only the first ORDER_PREVIEW
-	                        (chain check's report), not 2^28 */
+	int64_t *perm;       /* DATA: position k -> element index, shape-size entries, for
+	                        ORD_BY and ORD_RANDOM; NULL for the natural and reverse
+	                        orders, which order_elem computes (not 2^28 entries) */
 	int64_t first_pos;   /* DATA: global position of its first element */
 	decl *cond;          /* DATA: its conditional */
 	size_t let_index;    /* LET: its place among the model's lets (model.lets) */
@@ -312,7 +312,6 @@ struct sym {
 };
 
 /* The element index of data variable y at position k of its order. */
-#define ORDER_PREVIEW 4
 static inline int64_t order_elem(const sym *y, int64_t k)
 {
 	int64_t n = y->shape.rank == 0 ? 1 : y->shape.rank == 1 ? y->shape.dims[0] : y->shape.dims[0] * y->shape.dims[1];

@@ -396,7 +396,7 @@ static int cmd_check(compile_opts *o, int argc, char **argv)
 		if (y->shape.rank) {
 			printf(" [");
 			for (int64_t k = 0; k < n && k < 4; k++)
-				printf("%s%lld", k ? ", " : "", (long long)y->perm[k]);
+				printf("%s%lld", k ? ", " : "", (long long)order_elem(y, k));
 			printf("%s]", n > 4 ? ", ..." : "");
 		}
 	}

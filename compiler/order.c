@@ -25,27 +25,26 @@ static const char *form_name(order_form f)
 	return "?";
 }
 
-/* Fills y->perm for one order item; false (with an error) when it cannot.
- * The natural and reverse orders are computed (order_elem): their perm is
- * the first few positions, for chain check's report, not 8 bytes a
+/* Places y in the order by one order item, filling y->perm for the forms
+ * that need a table; false (with an error) when it cannot.  The natural
+ * and reverse orders are computed (order_elem), not stored at 8 bytes a
  * position (2 GiB at 2^28). */
 static bool build_perm(checker *c, sym *y, const order_item *it)
 {
 	int64_t n = shape_size(&y->shape);
-	bool computed = it->form == ORD_NATURAL || it->form == ORD_REVERSE;
-	int64_t stored = computed && n > ORDER_PREVIEW ? ORDER_PREVIEW : n;
+	y->ordered = true;
 	y->order_form = it->form;
-	y->perm = arena_alloc(c->a, (size_t)stored * sizeof(int64_t));
 	if (it->form != ORD_NATURAL && y->shape.rank == 0) {
 		diag_error(c->d, it->where, "'%s' is a scalar: an order of form %s needs an array", y->name, form_name(it->form));
 		return false;
 	}
+	if (it->form == ORD_NATURAL || it->form == ORD_REVERSE)
+		return true;
+	y->perm = arena_alloc(c->a, (size_t)n * sizeof(int64_t));
 	switch (it->form) {
 	case ORD_NATURAL:
 	case ORD_REVERSE:
-		for (int64_t k = 0; k < stored; k++)
-			y->perm[k] = order_elem(y, k);
-		return true;
+		return true; /* computed: above */
 	case ORD_RANDOM: {
 		int64_t seed;
 		if (!eval_int(c, it->seed, &seed, "a random order's seed"))
@@ -123,7 +122,7 @@ void check_order(checker *c)
 				           y->kind == SYM_INPUT ? "input (given, never modelled)" : y->kind == SYM_PARAM ? "param" : "name");
 				continue;
 			}
-			if (y->perm) {
+			if (y->ordered) {
 				diag_error(c->d, it->var_where, "'%s' appears twice in the order", it->var);
 				continue;
 			}
@@ -134,7 +133,7 @@ void check_order(checker *c)
 		}
 		for (size_t i = 0; i < m->data.len; i++) {
 			sym *y = m->data.items[i];
-			if (!y->perm) {
+			if (!y->ordered) {
 				diag_error(c->d, od->where, "data variable '%s' is missing from the order", y->name);
 				diag_note(c->d, y->where, "'%s' is declared here", y->name);
 			}
