@@ -193,3 +193,11 @@ void *ptrmap_get(const ptrmap *m, const void *key)
 		return NULL;
 	return m->vals[ptrmap_slot(m, key)];
 }
+
+uint64_t str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ^ (h >> 32);
+}

@@ -55,18 +55,10 @@ typedef struct names {
 	bool oom;
 } names;
 
-static size_t names_home(const names *n, const char *s)
-{
-	uint64_t h = 14695981039346656037ull; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 32)) & (n->cap - 1);
-}
-
 /* The slot of s: where it is, or the empty one where it would go. */
 static size_t names_slot(const names *n, const char *s)
 {
-	size_t i = names_home(n, s);
+	size_t i = (size_t)str_hash(s) & (n->cap - 1);
 	while (n->slot[i] && strcmp(n->slot[i], s) != 0)
 		i = (i + 1) & (n->cap - 1);
 	return i;

@@ -43,6 +43,10 @@ typedef struct ptrmap {
 void ptrmap_put(arena *a, ptrmap *m, const void *key, void *val); /* replaces key's value */
 void *ptrmap_get(const ptrmap *m, const void *key);               /* NULL when absent */
 
+/* A hash of a string for tables whose size is a power of two (FNV-1a, its
+ * high half folded in, so that the low bits depend on every byte). */
+uint64_t str_hash(const char *s);
+
 /* ------------------------------------------------------------ diagnostics */
 
 /* A source span: byte offsets [begin, end) in file `file` of the diag

@@ -43,16 +43,6 @@ struct scope_entry {
 	scope_entry *older;     /* the previous symbol of this name in the scope */
 };
 
-/* FNV-1a: names are short, and the table's size is a power of two, so the
- * low bits must depend on every byte. */
-static uint64_t name_hash(const char *name)
-{
-	uint64_t h = 14695981039346656037ull;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h ^ (h >> 32);
-}
-
 /* The slot of a name in an indexed scope: its entry, or the empty slot
  * where it would go (linear probing; the table is at most half full). */
 static scope_entry **index_slot(const scope *s, const char *name, uint64_t h)
@@ -79,7 +69,7 @@ static void index_add(arena *a, scope *s, sym *y)
 	}
 	scope_entry *e = arena_alloc(a, sizeof *e);
 	e->y = y;
-	e->hash = name_hash(y->name);
+	e->hash = str_hash(y->name);
 	scope_entry **slot = index_slot(s, y->name, e->hash);
 	e->older = *slot;
 	if (!*slot)
@@ -91,7 +81,7 @@ static void index_add(arena *a, scope *s, sym *y)
 static sym *scope_find(const scope *s, const char *name, int kind)
 {
 	if (s->index) {
-		for (scope_entry *e = *index_slot(s, name, name_hash(name)); e; e = e->older)
+		for (scope_entry *e = *index_slot(s, name, str_hash(name)); e; e = e->older)
 			if (kind < 0 || e->y->kind == (sym_kind)kind)
 				return e->y;
 		return NULL;
