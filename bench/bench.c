@@ -1149,7 +1149,7 @@ static int cmd_table(int argc, char **argv)
 		fclose(f);
 		torch_ask("data %s %zu %zu", raw, test.rows, test.cols);
 		printf("PyTorch %s (bench/torch_bench.py)\n", torch_version);
-	} else {
+	} else if (!scaling_only) { /* --scaling times the generated kernels alone */
 		printf("PyTorch: not available (%s): the PyTorch column is left out\n", torch_missing);
 	}
 	pool pools[MAXT];
@@ -1160,7 +1160,7 @@ static int cmd_table(int argc, char **argv)
 	for (; a < argc; a++) {
 		spec s;
 		spec_open(&s, argv[a], &test);
-		if (!headed++)
+		if (!headed++ && !scaling_only)
 			print_header();
 		check_spec(&s);
 		for (int k = K_LOGP; k <= K_SAMPLE && !scaling_only; k++)
