@@ -636,6 +636,12 @@ void ir_print_kernel(FILE *out, const ir_kernel *k);
 
 /* ir_walk.c: rewrites and walks shared by lowering, AD and optimization */
 bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l);
+/* Calls fn on the buffer of every read in i or v (a V_READ or an IX_LOAD,
+ * at any depth: indices, a draw's coordinates and argument), in order,
+ * until fn returns true; true if it did. */
+typedef bool (*ir_read_fn)(const ir_buf *b, void *ctx);
+bool ir_idx_each_read(const ir_idx *i, ir_read_fn fn, void *ctx);
+bool ir_val_each_read(const ir_val *v, ir_read_fn fn, void *ctx);
 bool ir_idx_reads(const ir_idx *i, const ir_buf *b);
 bool ir_val_reads(const ir_val *v, const ir_buf *b);
 bool ir_val_uses_loop(const ir_val *v, const ir_loop *l);

@@ -104,48 +104,27 @@ static void count_read(counts *c, const ir_buf *b, int sign)
 	}
 }
 
-/* The reads of ir_idx_reads and ir_val_reads. */
+/* A count_read for ir_idx_each_read and ir_val_each_read. */
+typedef struct counting {
+	counts *c;
+	int sign;
+} counting;
+
+static bool count_one(const ir_buf *b, void *ctx)
+{
+	counting *k = ctx;
+	count_read(k->c, b, k->sign);
+	return false;
+}
+
 static void count_idx(counts *c, const ir_idx *i, int sign)
 {
-	if (!i)
-		return;
-	switch (i->kind) {
-	case IX_ADD: case IX_SUB: case IX_MUL:
-		count_idx(c, i->u.bin.a, sign);
-		count_idx(c, i->u.bin.b, sign);
-		return;
-	case IX_LOAD:
-		count_read(c, i->u.load.buf, sign);
-		for (int k = 0; k < i->u.load.buf->rank; k++)
-			count_idx(c, i->u.load.idx[k], sign);
-		return;
-	default: return;
-	}
+	ir_idx_each_read(i, count_one, &(counting){c, sign});
 }
 
 static void count_val(counts *c, const ir_val *v, int sign)
 {
-	switch (v->kind) {
-	case V_READ:
-		count_read(c, v->u.read.buf, sign);
-		for (int k = 0; k < v->u.read.buf->rank; k++)
-			count_idx(c, v->u.read.idx[k], sign);
-		return;
-	case V_OP:
-		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			count_val(c, v->u.op.a[k], sign);
-		return;
-	case V_STOP: count_val(c, v->u.stop, sign); return;
-	case V_INT: count_idx(c, v->u.idx, sign); return;
-	case V_DRAW:
-		count_idx(c, v->u.draw.a, sign);
-		count_idx(c, v->u.draw.b, sign);
-		count_idx(c, v->u.draw.ci, sign);
-		if (v->u.draw.arg)
-			count_val(c, v->u.draw.arg, sign);
-		return;
-	default: return;
-	}
+	ir_val_each_read(v, count_one, &(counting){c, sign});
 }
 
 /* Adds (sign 1) or takes away (-1) what assignment statement s reads

@@ -22,48 +22,65 @@ bool ir_idx_uses_loop(const ir_idx *i, const ir_loop *l)
 	}
 }
 
-/* Whether index i reads buffer b (an IX_LOAD of it, at any depth). */
-bool ir_idx_reads(const ir_idx *i, const ir_buf *b)
+bool ir_idx_each_read(const ir_idx *i, ir_read_fn fn, void *ctx)
 {
 	if (!i)
 		return false;
 	switch (i->kind) {
-	case IX_ADD: case IX_SUB: case IX_MUL: return ir_idx_reads(i->u.bin.a, b) || ir_idx_reads(i->u.bin.b, b);
+	case IX_ADD: case IX_SUB: case IX_MUL:
+		return ir_idx_each_read(i->u.bin.a, fn, ctx) || ir_idx_each_read(i->u.bin.b, fn, ctx);
 	case IX_LOAD:
-		if (i->u.load.buf == b)
+		if (fn(i->u.load.buf, ctx))
 			return true;
 		for (int k = 0; k < i->u.load.buf->rank; k++)
-			if (ir_idx_reads(i->u.load.idx[k], b))
+			if (ir_idx_each_read(i->u.load.idx[k], fn, ctx))
 				return true;
 		return false;
 	default: return false;
 	}
 }
 
-/* Whether value v reads buffer b (a read of it, or in an index, at any
- * depth). */
-bool ir_val_reads(const ir_val *v, const ir_buf *b)
+bool ir_val_each_read(const ir_val *v, ir_read_fn fn, void *ctx)
 {
 	switch (v->kind) {
 	case V_READ:
-		if (v->u.read.buf == b)
+		if (fn(v->u.read.buf, ctx))
 			return true;
 		for (int k = 0; k < v->u.read.buf->rank; k++)
-			if (ir_idx_reads(v->u.read.idx[k], b))
+			if (ir_idx_each_read(v->u.read.idx[k], fn, ctx))
 				return true;
 		return false;
 	case V_OP:
 		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
-			if (ir_val_reads(v->u.op.a[k], b))
+			if (ir_val_each_read(v->u.op.a[k], fn, ctx))
 				return true;
 		return false;
-	case V_STOP: return ir_val_reads(v->u.stop, b);
-	case V_INT: return ir_idx_reads(v->u.idx, b);
+	case V_STOP: return ir_val_each_read(v->u.stop, fn, ctx);
+	case V_INT: return ir_idx_each_read(v->u.idx, fn, ctx);
 	case V_DRAW:
-		return ir_idx_reads(v->u.draw.a, b) || ir_idx_reads(v->u.draw.b, b) || ir_idx_reads(v->u.draw.ci, b) ||
-		       (v->u.draw.arg && ir_val_reads(v->u.draw.arg, b));
+		return ir_idx_each_read(v->u.draw.a, fn, ctx) || ir_idx_each_read(v->u.draw.b, fn, ctx) ||
+		       ir_idx_each_read(v->u.draw.ci, fn, ctx) ||
+		       (v->u.draw.arg && ir_val_each_read(v->u.draw.arg, fn, ctx));
 	default: return false;
 	}
+}
+
+static bool is_buf(const ir_buf *b, void *target)
+{
+	return b == target;
+}
+
+/* Whether index i reads buffer b (an IX_LOAD of it, at any depth). */
+bool ir_idx_reads(const ir_idx *i, const ir_buf *b)
+{
+	return ir_idx_each_read(i, is_buf, (void *)b);
+}
+
+/* Whether value v reads buffer b (a read of it, or in an index, at any
+ * depth). */
+bool ir_val_reads(const ir_val *v, const ir_buf *b)
+{
+	return ir_val_each_read(v, is_buf, (void *)b);
 }
 
 /* Whether statement s (with what it nests) reads b: values, indices, loop
