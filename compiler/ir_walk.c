@@ -311,7 +311,10 @@ ir_stmt *ir_for(ir_module *m, ir_loop *l)
 
 /* ----------------------------------------------------------- a kernel's temps */
 
-static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v);
+typedef struct temps_of {
+	ir_module *m;
+	ir_kernel *k;
+} temps_of;
 
 static void add_temp(ir_module *m, ir_kernel *k, ir_buf *b)
 {
@@ -323,21 +326,11 @@ static void add_temp(ir_module *m, ir_kernel *k, ir_buf *b)
 	ptrvec_push(m->arena, &k->temps, b);
 }
 
-static void temps_in_val(ir_module *m, ir_kernel *k, const ir_val *v)
+static bool add_read_temp(const ir_buf *b, void *ctx)
 {
-	switch (v->kind) {
-	case V_READ: add_temp(m, k, v->u.read.buf); return;
-	case V_OP:
-		for (int i = 0; i < ir_op_arity[v->u.op.op]; i++)
-			temps_in_val(m, k, v->u.op.a[i]);
-		return;
-	case V_STOP: temps_in_val(m, k, v->u.stop); return;
-	case V_DRAW:
-		if (v->u.draw.arg)
-			temps_in_val(m, k, v->u.draw.arg);
-		return;
-	default: return;
-	}
+	temps_of *t = ctx;
+	add_temp(t->m, t->k, (ir_buf *)b);
+	return false;
 }
 
 static void temps_in_block(ir_module *m, ir_kernel *k, const ir_block *b)
@@ -350,7 +343,7 @@ static void temps_in_block(ir_module *m, ir_kernel *k, const ir_block *b)
 		}
 		for (int a = 0; a < s->nassigns; a++) {
 			add_temp(m, k, s->assigns[a].buf);
-			temps_in_val(m, k, s->assigns[a].val);
+			ir_val_each_read(s->assigns[a].val, add_read_temp, &(temps_of){m, k});
 		}
 	}
 }
