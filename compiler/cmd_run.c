@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chain/alloc.h"
@@ -168,6 +169,30 @@ static flag *find_flag(flag *flags, size_t n, const char *name)
 		if (strcmp(flags[k].name, name) == 0)
 			return &flags[k];
 	return NULL;
+}
+
+int cmd_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (strcmp(a, b) == 0)
+		return 1;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* The file of output flag oflag (-o, --log) against those of the input
+ * flags ins (NULL-terminated): an output that is an input is replaced by,
+ * or appended to, what the command writes (train --data d.amat -o d.amat
+ * renamed the params over the data).  Prints and returns 1 when it is. */
+static int refuse_overwrite(const char *cmd, flag *flags, size_t n, const char *oflag, const char *const *ins)
+{
+	const char *out = *(const char **)find_flag(flags, n, oflag)->dst;
+	for (; out && *ins; ins++) {
+		const char *in = *(const char **)find_flag(flags, n, *ins)->dst;
+		if (in && cmd_same_file(out, in))
+			return run_fail(cmd, "%s %s is the %s file: writing there would destroy it; give %s another name",
+			                oflag, out, *ins, oflag);
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -382,6 +407,11 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		return run_fail(cmd, "missing -o PATH (where the trained params go); see chain train --help");
 	if (find_flag(flags, nflags, "--momentum")->given && kind != CHAIN_OPTIM_SGD)
 		return run_fail(cmd, "--momentum applies to --optimizer sgd only");
+	/* -o may be --resume (the checkpoint is read before the first is
+	 * written); the log is appended to, so it may be neither */
+	if (refuse_overwrite(cmd, flags, nflags, "-o", (const char *const[]){ "--data", "--valid", "--log", NULL }) ||
+	    refuse_overwrite(cmd, flags, nflags, "--log", (const char *const[]){ "--data", "--valid", "--resume", NULL }))
+		return 1;
 	if (check_model(cmd, m) != 0)
 		return 1;
 	if (m->objective == CHAIN_OBJ_FREE)
@@ -703,6 +733,8 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 	int png = out_path && has_ext(out_path, ".png");
 	if (out_path && !png && !has_ext(out_path, ".amat") && !has_ext(out_path, ".txt") && !has_ext(out_path, ".npy"))
 		return run_fail(cmd, "-o %s: unknown extension: expected .png, .amat, .txt or .npy", out_path);
+	if (refuse_overwrite(cmd, flags, nflags, "-o", (const char *const[]){ "--given", "--params", NULL }))
+		return 1;
 	if (check_model(cmd, m) != 0)
 		return 1;
 	if (m->obs_size == 0)
