@@ -550,19 +550,24 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 		diag_error(c->d, (span){c->model_file, 0, 0}, "no `model NAME` line: a model file starts with one");
 }
 
-/* The observation row: inputs, then data, each in declaration order. */
+/* The observation row: inputs, then data, each in declaration order.  At
+ * most CHECK_MAX_ELEMENTS values, like the params: the descriptor has two
+ * tables of a size_t per position, built in the compiler's memory several
+ * times over (64 data variables of 2^28 values aborted chain build for
+ * want of it; two built an object whose .rodata passed 4 GiB). */
 static void layout_obs(checker *c)
 {
 	int64_t off = 0;
-	for (size_t i = 0; i < c->m->inputs.len; i++) {
-		sym *y = c->m->inputs.items[i];
+	bool over = false;
+	for (size_t i = 0; i < c->m->inputs.len + c->m->data.len; i++) {
+		sym *y = i < c->m->inputs.len ? c->m->inputs.items[i] : c->m->data.items[i - c->m->inputs.len];
 		y->offset = (size_t)off;
 		off += shape_size(&y->shape);
-	}
-	for (size_t i = 0; i < c->m->data.len; i++) {
-		sym *y = c->m->data.items[i];
-		y->offset = (size_t)off;
-		off += shape_size(&y->shape);
+		if (off > CHECK_MAX_ELEMENTS && !over) {
+			diag_error(c->d, y->where, "an observation of model %s has more than %lld values (inputs and data together)",
+			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_ELEMENTS);
+			over = true;
+		}
 	}
 	c->m->obs_size = off;
 }
