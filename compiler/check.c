@@ -385,12 +385,18 @@ static void check_param_init(checker *c, decl *dc)
 		if (!eval_num(c, e->u.call.args.items[0], &v, "an initialisation") ||
 		    !eval_num(c, e->u.call.args.items[1], &w, "an initialisation"))
 			return;
+		/* the draws are mu + sd z with |z| < 8.7 (Box-Muller from uniforms
+		 * at least 2^-54: sqrt(108 log 2) = 8.65), and lo + (hi - lo) u:
+		 * both must stay finite, or the params start at inf */
 		if (normal && !(w > 0 && isfinite(w)))
 			diag_error(c->d, e->u.call.args.items[1]->where, "the standard deviation of normal(mu, sd) must be > 0, not %g", w);
 		else if (!normal && !(v < w && isfinite(v) && isfinite(w)))
 			diag_error(c->d, e->where, "uniform(lo, hi) needs lo < hi, not %g and %g", v, w);
 		else if (!isfinite(v))
 			diag_error(c->d, e->u.call.args.items[0]->where, "the mean of normal(mu, sd) must be finite");
+		else if (normal ? !isfinite(fabs(v) + 8.7 * w) : !isfinite(w - v))
+			diag_error(c->d, e->where, "%s(%g, %g) draws values beyond the largest double (%s)", e->u.call.name, v, w,
+			           normal ? "mu +- 8.7 sd must be finite" : "hi - lo must be finite");
 		return;
 	}
 	if (eval_num(c, e, &v, "an initialisation (a number, normal(mu, sd) or uniform(lo, hi))") && !isfinite(v))

@@ -364,6 +364,27 @@ static int resume_meta(const char *cmd, const chain_model *m, const char *path, 
 	return rc;
 }
 
+/* The check of `~ INIT` keeps a double's init finite, but not a float's
+ * (~ 1e300 in an f32 model): training would write the infinite params as
+ * its first checkpoint, which no command loads, then stop at once with
+ * 'loss became NaN ... the last good checkpoint is in ...; try a smaller
+ * --lr'.  Prints and returns 1 when a param starts non-finite. */
+static int init_not_finite(const char *cmd, const chain_model *m, const void *theta)
+{
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		for (size_t e = 0; e < v->size; e++) {
+			size_t i = v->offset + e;
+			double x = m->precision == CHAIN_F32 ? ((const float *)theta)[i] : ((const double *)theta)[i];
+			if (!isfinite(x))
+				return run_fail(cmd, "model %s: the initialisation of param %s gives %g at entry %zu, out of the range of %s; "
+				                "give it a smaller ~ INIT",
+				                model_name(m), v->name, x, e, m->precision == CHAIN_F32 ? "a float (--precision f32)" : "a double");
+		}
+	}
+	return 0;
+}
+
 /* Flags, then the starting params (the model's init with --seed, or
  * --resume), the data, and chain_train with the progress printer. */
 int cmd_train(const chain_model *m, int argc, char **argv)
@@ -453,10 +474,13 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 	} else if (m->precision == CHAIN_F32 ? !m->f32->init : !m->f64->init) {
 		run_fail(cmd, "model %s has no init kernel: give --resume CKPT", model_name(m));
 		goto out;
-	} else if (m->precision == CHAIN_F32) {
-		m->f32->init(theta, o.seed);
 	} else {
-		m->f64->init(theta, o.seed);
+		if (m->precision == CHAIN_F32)
+			m->f32->init(theta, o.seed);
+		else
+			m->f64->init(theta, o.seed);
+		if (init_not_finite(cmd, m, theta) != 0)
+			goto out;
 	}
 	lo.seed = o.seed;
 	/* compact: the data is most of what training holds */

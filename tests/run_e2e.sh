@@ -265,6 +265,13 @@ if [ -f compiler/cmd_run.c ]; then
 	cp "$T/p.safetensors" "$T/keep.safetensors"
 	expect_fail "train --log the resumed checkpoint" "--log $T/keep.safetensors is the --resume file" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --resume "$T/keep.safetensors" -o "$T/q.safetensors" --log "$T/keep.safetensors"
 	cmp -s "$T/p.safetensors" "$T/keep.safetensors" && ok || bad "train --log appended to the resumed checkpoint"
+	# an init a float cannot hold: refused before the first checkpoint (it
+	# was written with inf, and training stopped at 'loss became NaN')
+	printf 'model big\ndata x : real\nparam b : real ~ 1e300\nx ~ normal(b * 1e-300, 1)\nmaximize loglik\n' > "$T/big.chain"
+	printf '0.5\n1\n' > "$T/big.amat"
+	expect_fail "train an f32 model whose init overflows" "the initialisation of param b gives inf at entry 0, out of the range of a float" "$CHAIN" train "$T/big.chain" --precision f32 --data "$T/big.amat" --epochs 1 -o "$T/big.safetensors"
+	[ ! -e "$T/big.safetensors" ] && ok || bad "an f32 init that overflows: a checkpoint was written"
+	expect_ok "train the same model in f64" "$CHAIN" train "$T/big.chain" --data "$T/big.amat" --epochs 1 -o "$T/big.safetensors" --quiet
 	cmp -s examples/fvsbn.chain "$T/self.chain" && ok || bad "train --log appended to the model file"
 	expect_fail "bad --lr" "--lr" "$CHAIN" train $M --data "$T/train.amat" --lr abc -o "$T/q.safetensors"
 	expect_fail "train --lr +0.01" "chain train: --lr: expected a positive number, got '+0.01'" "$CHAIN" train $M --data "$T/train.amat" --lr +0.01 -o "$T/q.safetensors"
