@@ -687,6 +687,9 @@ static void finish_part(worker *w, part *p)
 		char *msg = NULL;
 		if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &p->obj)) {
 			set_err(&p->err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
+			/* made on failure too: what was written before it */
+			if (p->obj)
+				LLVMDisposeMemoryBuffer(p->obj);
 			p->obj = NULL;
 		}
 		if (msg)
@@ -774,6 +777,8 @@ static int build_object_serial(const ir_module *m, const cg_options *o, void **d
 	int r = 0;
 	if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &buf)) {
 		set_err(err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
+		if (buf) /* made on failure too: what was written before it */
+			LLVMDisposeMemoryBuffer(buf);
 		r = -1;
 	} else if (take_llvm_error(u, err) < 0) {
 		LLVMDisposeMemoryBuffer(buf);
@@ -1019,6 +1024,8 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 		                                        &msg, &buf)) {
 			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot emit"));
 			ok = false;
+			if (buf) /* made on failure too: what was written before it */
+				LLVMDisposeMemoryBuffer(buf);
 			buf = NULL;
 		}
 		LLVMDisposeModule(copy);

@@ -420,6 +420,10 @@ struct ir_buf {
 	bool uninit;            /* TEMP: written before it is read, so not zeroed at
 	                           entry: a malloc'd region of its own (layout.c) */
 	bool memo_flag;         /* TEMP: memo.c's flag "recompute this row's values" */
+	int64_t value_top;      /* OBS of a bin, cat(K) or int variable: its values are
+	                           the integers 0..value_top-1 (2, K, 2^53: what
+	                           chain_data_check lets in), the range of an index
+	                           that reads it (a family's value: l[v]); else 0 */
 };
 
 typedef enum ir_idx_kind {
@@ -610,10 +614,10 @@ ir_idx *ir_idx_const(ir_module *m, int64_t c);
 ir_idx *ir_idx_loop(ir_module *m, ir_loop *l);
 ir_idx *ir_idx_bin(ir_module *m, ir_idx_kind k, ir_idx *a, ir_idx *b);   /* folds constants */
 ir_idx *ir_idx_load(ir_module *m, ir_buf *b, ir_idx **idx);
-/* The values x takes, [*lo, *hi], from the ranges of its loops and the int
- * constants it loads: 1 when known; 0 when not (a data value, the prefix,
- * a row, an overflow); -1 when it is never evaluated (a loop it reads runs
- * over an empty range whatever its bounds). */
+/* The values x takes, [*lo, *hi], from the ranges of its loops, the int
+ * constants it loads and the kinds of the data it loads: 1 when known; 0
+ * when not (the prefix, a row, an overflow); -1 when it is never evaluated
+ * (a loop it reads runs over an empty range whatever its bounds). */
 int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi);
 ir_idx *ir_idx_leaf(ir_module *m, ir_idx_kind k);                         /* IX_PREFIX, IX_ROW */
 ir_val *ir_const(ir_module *m, double c);

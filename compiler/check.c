@@ -385,12 +385,18 @@ static void check_param_init(checker *c, decl *dc)
 		if (!eval_num(c, e->u.call.args.items[0], &v, "an initialisation") ||
 		    !eval_num(c, e->u.call.args.items[1], &w, "an initialisation"))
 			return;
+		/* the draws are mu + sd z with |z| < 8.7 (Box-Muller from uniforms
+		 * at least 2^-54: sqrt(108 log 2) = 8.65), and lo + (hi - lo) u:
+		 * both must stay finite, or the params start at inf */
 		if (normal && !(w > 0 && isfinite(w)))
 			diag_error(c->d, e->u.call.args.items[1]->where, "the standard deviation of normal(mu, sd) must be > 0, not %g", w);
 		else if (!normal && !(v < w && isfinite(v) && isfinite(w)))
 			diag_error(c->d, e->where, "uniform(lo, hi) needs lo < hi, not %g and %g", v, w);
 		else if (!isfinite(v))
 			diag_error(c->d, e->u.call.args.items[0]->where, "the mean of normal(mu, sd) must be finite");
+		else if (normal ? !isfinite(fabs(v) + 8.7 * w) : !isfinite(w - v))
+			diag_error(c->d, e->where, "%s(%g, %g) draws values beyond the largest double (%s)", e->u.call.name, v, w,
+			           normal ? "mu +- 8.7 sd must be finite" : "hi - lo must be finite");
 		return;
 	}
 	if (eval_num(c, e, &v, "an initialisation (a number, normal(mu, sd) or uniform(lo, hi))") && !isfinite(v))
@@ -550,19 +556,24 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 		diag_error(c->d, (span){c->model_file, 0, 0}, "no `model NAME` line: a model file starts with one");
 }
 
-/* The observation row: inputs, then data, each in declaration order. */
+/* The observation row: inputs, then data, each in declaration order.  At
+ * most CHECK_MAX_ELEMENTS values, like the params: the descriptor has two
+ * tables of a size_t per position, built in the compiler's memory several
+ * times over (64 data variables of 2^28 values aborted chain build for
+ * want of it; two built an object whose .rodata passed 4 GiB). */
 static void layout_obs(checker *c)
 {
 	int64_t off = 0;
-	for (size_t i = 0; i < c->m->inputs.len; i++) {
-		sym *y = c->m->inputs.items[i];
+	bool over = false;
+	for (size_t i = 0; i < c->m->inputs.len + c->m->data.len; i++) {
+		sym *y = i < c->m->inputs.len ? c->m->inputs.items[i] : c->m->data.items[i - c->m->inputs.len];
 		y->offset = (size_t)off;
 		off += shape_size(&y->shape);
-	}
-	for (size_t i = 0; i < c->m->data.len; i++) {
-		sym *y = c->m->data.items[i];
-		y->offset = (size_t)off;
-		off += shape_size(&y->shape);
+		if (off > CHECK_MAX_ELEMENTS && !over) {
+			diag_error(c->d, y->where, "an observation of model %s has more than %lld values (inputs and data together)",
+			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_ELEMENTS);
+			over = true;
+		}
 	}
 	c->m->obs_size = off;
 }

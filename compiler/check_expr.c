@@ -513,11 +513,33 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 			return;
 		}
 	}
-	if (on == K_CAT && fd->u.family.on.cat_k && fd->u.family.on.cat_k->kind == E_NAME) {
-		sym *k = scope_lookup(fs, fd->u.family.on.cat_k->u.name);
-		if (k && k->kind == SYM_DIM && k->dim_value != var->cat_k) {
+	if (on == K_CAT && fd->u.family.on.cat_k) {
+		/* the family's value v takes the variable's values 0..cat_k-1 and
+		 * indexes its arguments (l[v]), which are sized by the support:
+		 * one of another size, or of a size nothing binds (on cat(M),
+		 * on cat(7)), let l[v] read past l and its gradient write there */
+		const expr *ke = fd->u.family.on.cat_k;
+		int64_t want;
+		if (ke->kind == E_NAME) {
+			sym *k = scope_lookup(fs, ke->u.name);
+			if (!k && ke->where.file == c->model_file)
+				k = scope_lookup(&c->global, ke->u.name);
+			if (!k || k->kind != SYM_DIM) {
+				diag_error(c->d, ke->where,
+				           "'%s' in on cat(%s) is not a size of family %s: name it in an argument's shape (l : real[%s])%s",
+				           ke->u.name, ke->u.name, f->name, ke->u.name,
+				           ke->where.file == c->model_file ? " or declare a dim of it" : "");
+				diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
+				return;
+			}
+			want = k->dim_value;
+		} else if (!eval_int(c, ke, &want, "the number of categories")) {
+			diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
+			return;
+		}
+		if (want != var->cat_k) {
 			diag_error(c->d, call->where, "%s here has %lld categories but '%s' is cat(%lld)", f->name,
-			           (long long)k->dim_value, var->name, (long long)var->cat_k);
+			           (long long)want, var->name, (long long)var->cat_k);
 			return;
 		}
 	}

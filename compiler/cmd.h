@@ -58,4 +58,10 @@ int cmd_flag_real(const char *prefix, const char *flag, const char *v, cmd_real_
  * when unset or empty), malloc'd; NULL when out of memory. */
 char *cmd_temp_template(const char *stem);
 
+/* cmd_run.c: 1 when paths a and b name one file: the same string, or an
+ * existing file under two names (another spelling, a hard or symbolic
+ * link: the same device and inode); else 0.  An output that is one of the
+ * command's inputs is refused with it, before anything is written. */
+int cmd_same_file(const char *a, const char *b);
+
 #endif

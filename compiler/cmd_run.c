@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chain/alloc.h"
@@ -168,6 +169,30 @@ static flag *find_flag(flag *flags, size_t n, const char *name)
 		if (strcmp(flags[k].name, name) == 0)
 			return &flags[k];
 	return NULL;
+}
+
+int cmd_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (strcmp(a, b) == 0)
+		return 1;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* The file of output flag oflag (-o, --log) against those of the input
+ * flags ins (NULL-terminated): an output that is an input is replaced by,
+ * or appended to, what the command writes (train --data d.amat -o d.amat
+ * renamed the params over the data).  Prints and returns 1 when it is. */
+static int refuse_overwrite(const char *cmd, flag *flags, size_t n, const char *oflag, const char *const *ins)
+{
+	const char *out = *(const char **)find_flag(flags, n, oflag)->dst;
+	for (; out && *ins; ins++) {
+		const char *in = *(const char **)find_flag(flags, n, *ins)->dst;
+		if (in && cmd_same_file(out, in))
+			return run_fail(cmd, "%s %s is the %s file: writing there would destroy it; give %s another name",
+			                oflag, out, *ins, oflag);
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -339,6 +364,27 @@ static int resume_meta(const char *cmd, const chain_model *m, const char *path, 
 	return rc;
 }
 
+/* The check of `~ INIT` keeps a double's init finite, but not a float's
+ * (~ 1e300 in an f32 model): training would write the infinite params as
+ * its first checkpoint, which no command loads, then stop at once with
+ * 'loss became NaN ... the last good checkpoint is in ...; try a smaller
+ * --lr'.  Prints and returns 1 when a param starts non-finite. */
+static int init_not_finite(const char *cmd, const chain_model *m, const void *theta)
+{
+	for (size_t p = 0; p < m->num_param_vars; p++) {
+		const chain_var *v = &m->params[p];
+		for (size_t e = 0; e < v->size; e++) {
+			size_t i = v->offset + e;
+			double x = m->precision == CHAIN_F32 ? ((const float *)theta)[i] : ((const double *)theta)[i];
+			if (!isfinite(x))
+				return run_fail(cmd, "model %s: the initialisation of param %s gives %g at entry %zu, out of the range of %s; "
+				                "give it a smaller ~ INIT",
+				                model_name(m), v->name, x, e, m->precision == CHAIN_F32 ? "a float (--precision f32)" : "a double");
+		}
+	}
+	return 0;
+}
+
 /* Flags, then the starting params (the model's init with --seed, or
  * --resume), the data, and chain_train with the progress printer. */
 int cmd_train(const chain_model *m, int argc, char **argv)
@@ -382,6 +428,11 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		return run_fail(cmd, "missing -o PATH (where the trained params go); see chain train --help");
 	if (find_flag(flags, nflags, "--momentum")->given && kind != CHAIN_OPTIM_SGD)
 		return run_fail(cmd, "--momentum applies to --optimizer sgd only");
+	/* -o may be --resume (the checkpoint is read before the first is
+	 * written); the log is appended to, so it may be neither */
+	if (refuse_overwrite(cmd, flags, nflags, "-o", (const char *const[]){ "--data", "--valid", "--log", NULL }) ||
+	    refuse_overwrite(cmd, flags, nflags, "--log", (const char *const[]){ "--data", "--valid", "--resume", NULL }))
+		return 1;
 	if (check_model(cmd, m) != 0)
 		return 1;
 	if (m->objective == CHAIN_OBJ_FREE)
@@ -423,10 +474,13 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 	} else if (m->precision == CHAIN_F32 ? !m->f32->init : !m->f64->init) {
 		run_fail(cmd, "model %s has no init kernel: give --resume CKPT", model_name(m));
 		goto out;
-	} else if (m->precision == CHAIN_F32) {
-		m->f32->init(theta, o.seed);
 	} else {
-		m->f64->init(theta, o.seed);
+		if (m->precision == CHAIN_F32)
+			m->f32->init(theta, o.seed);
+		else
+			m->f64->init(theta, o.seed);
+		if (init_not_finite(cmd, m, theta) != 0)
+			goto out;
 	}
 	lo.seed = o.seed;
 	/* compact: the data is most of what training holds */
@@ -703,6 +757,8 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 	int png = out_path && has_ext(out_path, ".png");
 	if (out_path && !png && !has_ext(out_path, ".amat") && !has_ext(out_path, ".txt") && !has_ext(out_path, ".npy"))
 		return run_fail(cmd, "-o %s: unknown extension: expected .png, .amat, .txt or .npy", out_path);
+	if (refuse_overwrite(cmd, flags, nflags, "-o", (const char *const[]){ "--given", "--params", NULL }))
+		return 1;
 	if (check_model(cmd, m) != 0)
 		return 1;
 	if (m->obs_size == 0)

@@ -435,8 +435,17 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 	}
 	case IX_LOAD: {
 		const ir_buf *buf = x->u.load.buf;
+		if (buf->cls == BUF_OBS && buf->value_top > 0) {
+			/* any value its kind allows: a family's support does not
+			 * bound what its value indexes (on cat(K) with a w : real[J],
+			 * on int), which read past the array, and wrote past its
+			 * gradient */
+			*lo = 0;
+			*hi = buf->value_top - 1;
+			return 1;
+		}
 		if (!buf->is_int || !buf->ivalues || buf->size < 1)
-			return 0; /* a data value: checked against its kind when loaded */
+			return 0;
 		/* a vector (a permutation): the entries its index can reach, else
 		 * all of them */
 		int64_t from = 0, to = buf->size - 1;

@@ -1347,6 +1347,8 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 			int64_t dims[IR_MAX_RANK] = {y->shape.dims[0], y->shape.dims[1], 0};
 			ir_buf *b = ir_buf_new(m, y->name, cls, y->shape.rank, dims);
 			b->offset = (int64_t)y->offset;
+			if (cls == BUF_OBS)
+				b->value_top = y->vkind == K_BIN ? 2 : y->vkind == K_CAT ? y->cat_k : y->vkind == K_INT ? (int64_t)1 << 53 : 0;
 			if (cls == BUF_CONST) {
 				b->values = y->values;
 				b->is_int = false;

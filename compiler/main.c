@@ -220,12 +220,22 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		return fail("--emit: expected obj, asm, llvm, bc, header or ir, got '%s'", emit);
 	if (!o->path)
 		return fail("build: no model file given");
+	/* the default output is named after the model: `chain build m.h --emit
+	 * header` would write m.h */
+	bool to_stdout = out && strcmp(out, "-") == 0;
+	char *def = out || ir_dump ? NULL : basename_noext(o->path, kinds[k].ext);
+	if (!to_stdout && (out || def) && cmd_same_file(out ? out : def, o->path)) {
+		fail("build: the output %s is the model file: writing there would destroy it; give -o another name",
+		     out ? out : def);
+		free(def);
+		return 1;
+	}
 	compiled c = {0};
 	if (!compile_model(o, &c)) {
+		free(def);
 		compiled_free(&c);
 		return 1;
 	}
-	bool to_stdout = out && strcmp(out, "-") == 0;
 	if (ir_dump) {
 		/* the model IR after lowering, AD and clean-ups: for reading */
 		FILE *f = out && !to_stdout ? fopen(out, "w") : stdout;
@@ -241,13 +251,14 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		compiled_free(&c);
 		return 0;
 	}
-	char *def = NULL, *tmp = NULL;
+	char *tmp = NULL;
 	if (to_stdout) { /* written to a temporary file, then copied: the emitters write files */
 		int fd = (tmp = cmd_temp_template("chain-build")) ? mkstemp(tmp) : -1;
 		if (fd < 0) {
 			int e = tmp ? errno : ENOMEM;
 			fail("cannot create a temporary file%s%s: %s", tmp ? " " : "", tmp ? tmp : "", strerror(e));
 			free(tmp);
+			free(def);
 			compiled_free(&c);
 			return 1;
 		}
@@ -255,7 +266,7 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		out = tmp;
 	}
 	if (!out)
-		out = def = basename_noext(o->path, kinds[k].ext);
+		out = def;
 	char *err = NULL;
 	int rc = 0;
 	if (kinds[k].kind != EMIT_HEADER)
@@ -504,11 +515,28 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+/* No command takes its model file as the value of a flag: as an output
+ * (train -o m.chain, optimize -o m.chain) it would be replaced by the
+ * params, as an input it is not data.  1 after the message when one does. */
+static int names_model_file(const compile_opts *o, const char *cmd, int argc, char **argv)
+{
+	for (int i = 1; o->path && i < argc; i++) {
+		const char *a = argv[i], *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+		int flen = eq                                                    ? (int)(eq - a)
+		           : i > 1 && argv[i - 1][0] == '-' && !is_switch(argv[i - 1]) ? (int)strlen(argv[i - 1])
+		                                                                     : 0;
+		const char *flag = eq ? a : argv[i - 1], *v = eq ? eq + 1 : a;
+		if ((eq || a[0] != '-') && flen > 0 && cmd_same_file(v, o->path))
+			return fail("%s: %.*s %s is the model file; give %.*s another file", cmd, flen, flag, v, flen, flag);
+	}
+	return 0;
+}
+
 static int run_jit_command(compile_opts *o, int argc, char **argv, int (*fn)(const chain_model *, int, char **))
 {
 	char **rargv = calloc((size_t)argc + 1, sizeof(char *));
 	int rargc, rc = 1;
-	if (split_args(o, argc, argv, &rargc, rargv) == 0) {
+	if (split_args(o, argc, argv, &rargc, rargv) == 0 && names_model_file(o, argv[0], rargc, rargv) == 0) {
 		if (wants_help(rargc, rargv)) {
 			rc = fn(NULL, rargc, rargv);
 		} else {

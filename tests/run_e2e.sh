@@ -69,6 +69,11 @@ expect_fail "bad target" "target" "$CHAIN" build examples/fvsbn.chain --target n
 # 1 with LLVM's reason, no object (it once wrote one and exited 0)
 expect_fail "a target that cannot take the kernels" "cannot compile the model for target bpf" "$CHAIN" build examples/fvsbn.chain -D n=6 --target bpf -o "$T/x.o"
 [ ! -e "$T/x.o" ] && ok || bad "a failed build left an output file"
+# a target that has no object files (nvptx64 emits PTX text): the error,
+# and no leak of the buffer LLVM makes on failure too (a LeakSanitizer
+# report under the sanitizers, whose exit status stays 1)
+expect_fail "an object for a target without objects" "cannot emit an object" "$CHAIN" build examples/fvsbn.chain -D n=6 --target nvptx64 -o "$T/x.o"
+! grep -q "Sanitizer" "$T/out" && ok || { bad "an object for nvptx64: a sanitizer report"; cat "$T/out"; }
 # an output that is not a file (/dev/null, a FIFO) is written in place, not
 # renamed over (which replaced /dev/null with a file); a directory is refused
 mkfifo "$T/fifo"
@@ -78,6 +83,18 @@ wait
 "$CHAIN" build examples/fvsbn.chain -D n=6 --emit llvm -o "$T/direct.ll"
 [ -p "$T/fifo" ] && cmp -s "$T/from-fifo.ll" "$T/direct.ll" && ok || bad "build into a FIFO: replaced, or not the same output"
 expect_ok "build to /dev/null" "$CHAIN" build examples/fvsbn.chain -D n=6 -o /dev/null
+# an output that is an input is refused and the input left whole (build
+# -o m.chain replaced the model with its object, train -o d.amat the data
+# with the params)
+cp examples/fvsbn.chain "$T/self.chain"
+cp examples/fvsbn.chain "$T/self.h"
+expect_fail "build -o the model file" "the output $T/self.chain is the model file" "$CHAIN" build "$T/self.chain" -D n=6 -o "$T/self.chain"
+expect_fail "build --emit ir -o the model file" "is the model file" "$CHAIN" build "$T/self.chain" -D n=6 --emit ir -o "$T/../${T##*/}/self.chain"
+(cd "$T" && "$CHAIN" build self.h -D n=6 --emit header > out 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "the output self.h is the model file" "$T/out" && ok || { bad "build m.h --emit header: exit status $rc"; cat "$T/out"; }
+cmp -s examples/fvsbn.chain "$T/self.chain" && cmp -s examples/fvsbn.chain "$T/self.h" && ok || bad "a build into its model file changed it"
+expect_fail "optimize -o the model file" "optimize: -o $T/self.chain is the model file" "$CHAIN" optimize "$T/self.chain" -o "$T/self.chain"
+cmp -s examples/fvsbn.chain "$T/self.chain" && ok || bad "optimize -o the model file changed it"
 [ -c /dev/null ] && ok || bad "/dev/null is no longer a device"
 expect_fail "build into a directory" "is a directory" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T"
 # the commands that run the model link its object in-process: another
@@ -237,6 +254,25 @@ if [ -f compiler/cmd_run.c ]; then
 	printf 'garbage' > "$T/bad.npy"
 	expect_fail "not a data file" "bad.npy" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/bad.npy"
 	expect_fail "missing data file" "nope.amat" "$CHAIN" train $M --data "$T/nope.amat" -o "$T/q.safetensors"
+	cp "$T/train.amat" "$T/keep.amat"
+	ln -s keep.amat "$T/keep-link.amat"
+	expect_fail "train -o the data file" "-o $T/keep-link.amat is the --data file" "$CHAIN" train $M --data "$T/keep.amat" --epochs 1 -o "$T/keep-link.amat"
+	expect_fail "train -o the valid file" "-o $T/keep.amat is the --valid file" "$CHAIN" train $M --data "$T/train.amat" --valid "$T/keep.amat" --epochs 1 -o "$T/keep.amat"
+	expect_fail "train --log the data file" "--log $T/keep.amat is the --data file" "$CHAIN" train $M --data "$T/keep.amat" --epochs 1 -o "$T/q.safetensors" --log "$T/keep.amat"
+	expect_fail "train --log the model file" "train: --log $T/self.chain is the model file" "$CHAIN" train "$T/self.chain" -D n=784 --data "$T/train.amat" --epochs 1 -o "$T/q.safetensors" --log="$T/self.chain"
+	expect_fail "sample -o the given file" "-o $T/keep.amat is the --given file" "$CHAIN" sample $M --params "$T/p.safetensors" --given "$T/keep.amat" --prefix 3 -n 2 -o "$T/keep.amat"
+	cmp -s "$T/train.amat" "$T/keep.amat" && ok || bad "an output named like an input changed it"
+	cp "$T/p.safetensors" "$T/keep.safetensors"
+	expect_fail "train --log the resumed checkpoint" "--log $T/keep.safetensors is the --resume file" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --resume "$T/keep.safetensors" -o "$T/q.safetensors" --log "$T/keep.safetensors"
+	cmp -s "$T/p.safetensors" "$T/keep.safetensors" && ok || bad "train --log appended to the resumed checkpoint"
+	# an init a float cannot hold: refused before the first checkpoint (it
+	# was written with inf, and training stopped at 'loss became NaN')
+	printf 'model big\ndata x : real\nparam b : real ~ 1e300\nx ~ normal(b * 1e-300, 1)\nmaximize loglik\n' > "$T/big.chain"
+	printf '0.5\n1\n' > "$T/big.amat"
+	expect_fail "train an f32 model whose init overflows" "the initialisation of param b gives inf at entry 0, out of the range of a float" "$CHAIN" train "$T/big.chain" --precision f32 --data "$T/big.amat" --epochs 1 -o "$T/big.safetensors"
+	[ ! -e "$T/big.safetensors" ] && ok || bad "an f32 init that overflows: a checkpoint was written"
+	expect_ok "train the same model in f64" "$CHAIN" train "$T/big.chain" --data "$T/big.amat" --epochs 1 -o "$T/big.safetensors" --quiet
+	cmp -s examples/fvsbn.chain "$T/self.chain" && ok || bad "train --log appended to the model file"
 	expect_fail "bad --lr" "--lr" "$CHAIN" train $M --data "$T/train.amat" --lr abc -o "$T/q.safetensors"
 	expect_fail "train --lr +0.01" "chain train: --lr: expected a positive number, got '+0.01'" "$CHAIN" train $M --data "$T/train.amat" --lr +0.01 -o "$T/q.safetensors"
 	expect_fail "train --lr 1e-400" "chain train: --lr: expected a positive number, got '1e-400'" "$CHAIN" train $M --data "$T/train.amat" --lr 1e-400 -o "$T/q.safetensors"
