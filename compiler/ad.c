@@ -174,7 +174,12 @@ static void local_partials(ir_module *m, node_list *l, ir_val *n, ir_val *nv, ir
 	case IR_LOG: add_adj(m, l, x, OP2(DIV, g, x)); break;
 	case IR_LOG1P: add_adj(m, l, x, OP2(DIV, g, OP2(ADD, C(1), x))); break;
 	case IR_SQRT: add_adj(m, l, x, OP2(DIV, OP2(MUL, C(0.5), g), nv)); break;
-	case IR_ABS: add_adj(m, l, x, ir_op(m, IR_SELECT, OP2(LT, x, C(0)), OP1(NEG, g), g)); break;
+	/* sign(x) g, 0 at 0: the subgradient that leaves a param at 0 where
+	 * l1 is its only term (structurally unused entries get gradient 0) */
+	case IR_ABS:
+		add_adj(m, l, x, ir_op(m, IR_SELECT, OP2(LT, x, C(0)), OP1(NEG, g),
+		                       ir_op(m, IR_SELECT, OP2(GT, x, C(0)), g, C(0))));
+		break;
 	case IR_SQUARE: add_adj(m, l, x, OP2(MUL, g, OP2(MUL, C(2), x))); break;
 	case IR_SIGMOID: add_adj(m, l, x, OP2(MUL, g, OP2(MUL, nv, OP2(SUB, C(1), nv)))); break;
 	case IR_TANH: add_adj(m, l, x, OP2(MUL, g, OP2(SUB, C(1), OP1(SQUARE, nv)))); break;

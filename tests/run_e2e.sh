@@ -122,6 +122,10 @@ expect_ok "gradcheck nade" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6
 # at its own sizes, NADE's objective (hundreds of nats) rounds enough that
 # the differences at step h are off by ~1e-6 of its small gradient entries
 expect_ok "gradcheck nade as shipped" "$CHAIN" gradcheck examples/nade.chain
+# l1 of a param no conditional sees: it starts at 0, where |x| has
+# subgradient 0 (the unused entries' gradient is 0), not 1
+printf 'model l1u\ndata x : bin[2]\nparam b : real[2]\nparam V : real[2]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik - 1e-3 * l1(V)\n' > "$T/l1u.chain"
+expect_ok "gradcheck l1 of an unused param" "$CHAIN" gradcheck "$T/l1u.chain"
 # a model with inputs samples only with rows that hold them (once: zeros)
 printf 'model inp\ninput u : real[2]\ndata x : bin[3]\nparam w : real[3, 2]\nx[i] ~ bernoulli_logit(dot(w[i, :], u))\nmaximize loglik\n' > "$T/inp.chain"
 printf '5 -5 0 1 0\n-5 5 1 0 1\n' > "$T/inp.txt"
