@@ -442,7 +442,7 @@ static int cmd_check(compile_opts *o, int argc, char **argv)
 static const chain_model *load_model(compile_opts *o, compiled *c, jit_session **s)
 {
 	if (!o->path) {
-		fail("no model file given");
+		fail("no model file given: chain COMMAND MODEL.chain [options] (see chain --help)");
 		return NULL;
 	}
 	if (!compile_model(o, c))
@@ -495,8 +495,11 @@ static int split_args(compile_opts *o, int argc, char **argv, int *rargc, char *
 		if (r)
 			continue;
 		if (!o->path && argv[i][0] != '-' && (i == 1 || argv[i - 1][0] != '-' || strchr(argv[i], '.'))) {
+			/* right after the command (the usage's place) any name is the
+			 * model, as for check and build; elsewhere a positional
+			 * argument is the model when it ends in .chain */
 			const char *dot = strrchr(argv[i], '.');
-			if (dot && strcmp(dot, ".chain") == 0) {
+			if (i == 1 || (dot && strcmp(dot, ".chain") == 0)) {
 				o->path = argv[i];
 				continue;
 			}

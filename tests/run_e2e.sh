@@ -126,6 +126,10 @@ expect_ok "gradcheck nade as shipped" "$CHAIN" gradcheck examples/nade.chain
 # subgradient 0 (the unused entries' gradient is 0), not 1
 printf 'model l1u\ndata x : bin[2]\nparam b : real[2]\nparam V : real[2]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik - 1e-3 * l1(V)\n' > "$T/l1u.chain"
 expect_ok "gradcheck l1 of an unused param" "$CHAIN" gradcheck "$T/l1u.chain"
+# the model file is the first argument whatever its name, as for check
+cp "$T/l1u.chain" "$T/l1u_model"
+expect_ok "gradcheck a model file without .chain" "$CHAIN" gradcheck "$T/l1u_model"
+expect_fail "a command without a model file" "no model file given: chain COMMAND MODEL.chain" "$CHAIN" gradcheck --rows 2
 # a model with inputs samples only with rows that hold them (once: zeros)
 printf 'model inp\ninput u : real[2]\ndata x : bin[3]\nparam w : real[3, 2]\nx[i] ~ bernoulli_logit(dot(w[i, :], u))\nmaximize loglik\n' > "$T/inp.chain"
 printf '5 -5 0 1 0\n-5 5 1 0 1\n' > "$T/inp.txt"
