@@ -563,6 +563,26 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 static int tmp_beside(const char *path, char **tmp, char **err);
 static int tmp_finish(char *tmp, const char *path, bool ok, char **err);
 
+/* Code-generates mod with u's machine into memory.  NULL on failure, with
+ * LLVM's reason in *why (malloc'd, NULL when it gave none); the buffer
+ * LLVM makes on failure too, holding what was written before it, is
+ * disposed of here. */
+static LLVMMemoryBufferRef emit_memory(cg_unit *u, LLVMModuleRef mod, LLVMCodeGenFileType kind, char **why)
+{
+	char *msg = NULL;
+	LLVMMemoryBufferRef buf = NULL;
+	*why = NULL;
+	if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, mod, kind, &msg, &buf)) {
+		if (buf)
+			LLVMDisposeMemoryBuffer(buf);
+		buf = NULL;
+		*why = msg ? cg_strdup(msg) : NULL;
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
+	return buf;
+}
+
 /* ------------------------------------------------- objects on threads */
 
 /* `chain build` of an object: most of its time is LLVM's passes and
@@ -684,16 +704,11 @@ static void finish_part(worker *w, part *p)
 	/* LLVM's errors from here on go to this unit */
 	LLVMContextSetDiagnosticHandler(u->ctx, cg_llvm_diagnostic, u);
 	if (run_passes(u, p->cold, p->ncold, &p->err) == 0 && take_llvm_error(u, &p->err) == 0) {
-		char *msg = NULL;
-		if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &p->obj)) {
-			set_err(&p->err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
-			/* made on failure too: what was written before it */
-			if (p->obj)
-				LLVMDisposeMemoryBuffer(p->obj);
-			p->obj = NULL;
-		}
-		if (msg)
-			LLVMDisposeMessage(msg);
+		char *why;
+		p->obj = emit_memory(u, u->mod, LLVMObjectFile, &why);
+		if (!p->obj)
+			set_err(&p->err, cg_fmt("cannot emit an object: %s", why ? why : "LLVM gave no reason"));
+		free(why);
 		if (take_llvm_error(u, &p->err) < 0 && p->obj) {
 			LLVMDisposeMemoryBuffer(p->obj);
 			p->obj = NULL;
@@ -772,13 +787,11 @@ static int build_object_serial(const ir_module *m, const cg_options *o, void **d
 	cg_unit *u = cg_generate(m, o, err);
 	if (!u)
 		return -1;
-	char *msg = NULL;
-	LLVMMemoryBufferRef buf = NULL;
+	char *why;
+	LLVMMemoryBufferRef buf = emit_memory(u, u->mod, LLVMObjectFile, &why);
 	int r = 0;
-	if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, u->mod, LLVMObjectFile, &msg, &buf)) {
-		set_err(err, cg_fmt("cannot emit an object: %s", msg ? msg : "LLVM gave no reason"));
-		if (buf) /* made on failure too: what was written before it */
-			LLVMDisposeMemoryBuffer(buf);
+	if (!buf) {
+		set_err(err, cg_fmt("cannot emit an object: %s", why ? why : "LLVM gave no reason"));
 		r = -1;
 	} else if (take_llvm_error(u, err) < 0) {
 		LLVMDisposeMemoryBuffer(buf);
@@ -794,8 +807,7 @@ static int build_object_serial(const ir_module *m, const cg_options *o, void **d
 		}
 		LLVMDisposeMemoryBuffer(buf);
 	}
-	if (msg)
-		LLVMDisposeMessage(msg);
+	free(why);
 	cg_unit_free(u);
 	return r;
 }
@@ -1012,7 +1024,7 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 	/* the output in memory first, then written through write_file's one
 	 * descriptor: LLVM opening the path again after tmp_beside would block
 	 * for a second reader when the path is a FIFO written in place */
-	char *msg = NULL, *text = NULL;
+	char *text = NULL;
 	LLVMMemoryBufferRef buf = NULL;
 	bool ok = true;
 	switch (kind) {
@@ -1020,14 +1032,13 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 		/* codegen rewrites the IR it runs on: emit from a copy, so the unit
 		 * can still be emitted again or handed to the JIT */
 		LLVMModuleRef copy = LLVMCloneModule(u->mod);
-		if (LLVMTargetMachineEmitToMemoryBuffer(u->tm, copy, kind == EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile,
-		                                        &msg, &buf)) {
-			set_err(err, cg_fmt("%s: %s", path, msg ? msg : "cannot emit"));
+		char *why;
+		buf = emit_memory(u, copy, kind == EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile, &why);
+		if (!buf) {
+			set_err(err, cg_fmt("%s: %s", path, why ? why : "cannot emit"));
 			ok = false;
-			if (buf) /* made on failure too: what was written before it */
-				LLVMDisposeMemoryBuffer(buf);
-			buf = NULL;
 		}
+		free(why);
 		LLVMDisposeModule(copy);
 		break;
 	}
@@ -1044,8 +1055,6 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)
 	case EMIT_HEADER:
 		break;
 	}
-	if (msg)
-		LLVMDisposeMessage(msg);
 	if (ok && take_llvm_error(u, err) < 0)
 		ok = false;
 	if (ok && !text && !buf) {
