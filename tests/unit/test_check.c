@@ -11,6 +11,16 @@ static model *check_src(parsed *p, dim_override *ov, size_t nov)
 	return check_program(&p->d, &p->prog, ov, nov);
 }
 
+/* The model checked and lowered, as chain check does. */
+static ir_module *lower_src(parsed *p)
+{
+	model *m = check_src(p, NULL, 0);
+	assert_non_null(m);
+	ir_module *ir = lower_model(&p->d, m, p->a);
+	assert_non_null(ir);
+	return ir;
+}
+
 static void test_check__nade__lays_out_theta_and_obs_in_declaration_order(void **state)
 {
 	parsed *p = parse_with_stdlib("model nade\ndim n = 6\ndim H = 4\ndata x : bin[n]\nparam W : real[H, n]\nparam c : real[H]\n"
@@ -320,10 +330,7 @@ static void test_check__descriptor_tables__filled_only_on_demand(void **state)
 	parsed *p = parse_with_stdlib("model m\ndata y : cat(3)[2]\ndata x : bin[3]\nparam a : real[3]\nparam b : real[3]\n"
 	                              "const P : int[3] = [2, 0, 1]\norder y, x by P\ny[i] ~ categorical_logits(a)\nx[i] ~ bernoulli_logit(b[i])\n"
 	                              "maximize loglik\n");
-	model *m = check_src(p, NULL, 0);
-	assert_non_null(m);
-	ir_module *ir = lower_model(&p->d, m, p->a);
-	assert_non_null(ir);
+	ir_module *ir = lower_src(p);
 	/* what chain check runs builds no table of the positions */
 	assert_null(ir->order_offsets);
 	assert_null(ir->cond_offset);
@@ -342,10 +349,7 @@ static void test_check__unused_entries__found_over_a_long_position_loop(void **s
 	 * 0 and n + 1 and the odd entries of d are never read */
 	parsed *p = parse_with_stdlib("model m\ndim n = 100000\ndata x : bin[n]\nparam c : real[n + 2]\nparam d : real[2 * n]\n"
 	                              "order x\nx[i] ~ bernoulli_logit(c[i + 1] + d[2 * i])\nmaximize loglik\n");
-	model *m = check_src(p, NULL, 0);
-	assert_non_null(m);
-	ir_module *ir = lower_model(&p->d, m, p->a);
-	assert_non_null(ir);
+	ir_module *ir = lower_src(p);
 	assert_int_equal(ir->param_unused[0], 2);
 	assert_int_equal(ir->param_unused[1], 100000);
 	assert_int_equal(ir->num_unused, 100002);
@@ -365,10 +369,7 @@ static void test_check__unused_entries__ranges_cut_inside_bytes_of_the_bitmap(vo
 	 * the bitmap (a bit per entry) */
 	parsed *p = parse_with_stdlib("model m\ndim n = 13\ndata x : bin[n]\nparam c : real[20]\nparam e : real[30]\n"
 	                              "order x\nx[i] ~ bernoulli_logit(c[i + 3] + e[2 * i + 1])\nmaximize loglik\n");
-	model *m = check_src(p, NULL, 0);
-	assert_non_null(m);
-	ir_module *ir = lower_model(&p->d, m, p->a);
-	assert_non_null(ir);
+	ir_module *ir = lower_src(p);
 	for (int64_t t = 0; t < 20; t++)
 		assert_int_equal(param_entry_used(ir->param_used[0], t), t >= 3 && t < 16);
 	for (int64_t t = 0; t < 30; t++)
