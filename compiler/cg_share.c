@@ -16,7 +16,8 @@
  * the results are the same bits -- with two allowances, each exact:
  *
  *   prefix 0   called with prefix 0, the callee's `if (i >= prefix) body`
- *              is `body` when i is an index that is never negative, and
+ *              is `body` and its `select(i >= prefix, drawn, given)` is
+ *              `drawn` when i is an index that is never negative, and
  *              its other `prefix` reads are the caller's constant 0;
  *   a counter  the caller may count its rows in a scalar temp (`count = 0`
  *              at the top, then `count += 1` once per row: first in the one
@@ -131,12 +132,29 @@ static bool same_idx(matcher *mt, const ir_idx *a, const ir_idx *b)
 	return false;
 }
 
+static bool nonneg(const ir_idx *x);
+
+/* Whether v is `i >= prefix` for an i that is never negative: true when
+ * prefix is 0. */
+static bool from_prefix_on(const ir_val *v)
+{
+	if (!v || v->kind != V_OP || v->u.op.op != IR_GE)
+		return false;
+	const ir_val *i = v->u.op.a[0], *p = v->u.op.a[1];
+	bool i_nonneg = i->kind == V_INT ? nonneg(i->u.idx) : i->kind == V_CONST && i->u.c >= 0;
+	return i_nonneg && p->kind == V_INT && p->u.idx && p->u.idx->kind == IX_PREFIX;
+}
+
 static bool same_val(matcher *mt, const ir_val *a, const ir_val *b)
 {
 	if (!a || !b)
 		return a == b;
 	if (a->id >= 0 && a->id < mt->nids && mt->fwd[a->id])
 		return mt->fwd[a->id] == b;
+	/* prefix 0: `select(i >= prefix, drawn, given)` (lower.c's blend of a
+	 * drawn value and the given one) is `drawn` */
+	if (mt->prefix_zero && a->kind == V_OP && a->u.op.op == IR_SELECT && from_prefix_on(a->u.op.a[0]))
+		return same_val(mt, a->u.op.a[1], b);
 	if (a->kind != b->kind)
 		return false;
 	bool ok = false;

@@ -462,6 +462,9 @@ struct ir_loop {
 	                           sum(j before i), bound over all the elements while it
 	                           is lowered, reads those of the positions before the last */
 	int64_t narrow_lo, narrow_hi;
+	bool vector_rows;       /* is_rows: the rows of several one-position variables
+	                           (lower.c): vectorized across the rows whatever
+	                           LLVM's cost model says (cg_kernel.c) */
 };
 
 /* Scalar operations, with their arity.  X(name, arity) */
@@ -659,6 +662,7 @@ int ir_block_count(const ir_block *blk, const ir_buf *b, bool writes);
 /* Replaces loop variables from[k] by index expressions to[k], all at once. */
 ir_idx *ir_subst_idx(ir_module *m, ir_idx *i, ir_loop **from, ir_idx **to, int n);
 ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n);
+ir_stmt *ir_subst_stmt(ir_module *m, const ir_stmt *s, ir_loop *from, ir_idx *to);
 /* A copy of v (or index i) with every read of a buffer passed through map,
  * which gets the read's buffer and its (already remapped) indices, may
  * rewrite the indices in place (up to IR_MAX_RANK) and returns the buffer

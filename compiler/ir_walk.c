@@ -270,6 +270,40 @@ ir_val *ir_subst_val(ir_module *m, ir_val *v, ir_loop **from, ir_idx **to, int n
 	return v;
 }
 
+/* A copy of statement s with loop `from`'s variable replaced by `to`; NULL
+ * when a loop of s has bounds that use it (those loops would have to be
+ * copied too, and every read of them). */
+ir_stmt *ir_subst_stmt(ir_module *m, const ir_stmt *s, ir_loop *from, ir_idx *to)
+{
+	for (int i = 0; i < s->nloops; i++)
+		if (ir_idx_uses_loop(s->loops[i]->lo, from) || ir_idx_uses_loop(s->loops[i]->hi, from))
+			return NULL;
+	if (s->kind == S_FOR && (ir_idx_uses_loop(s->loop->lo, from) || ir_idx_uses_loop(s->loop->hi, from)))
+		return NULL;
+	ir_stmt *c = ir_stmt_new(m, s->kind);
+	*c = *s;
+	c->body = (ir_block){0};
+	if (s->kind == S_FOR || s->kind == S_IF_GE) {
+		c->a = ir_subst_idx(m, s->a, &from, &to, 1);
+		c->b = ir_subst_idx(m, s->b, &from, &to, 1);
+		for (size_t i = 0; i < s->body.stmts.len; i++) {
+			ir_stmt *t = ir_subst_stmt(m, s->body.stmts.items[i], from, to);
+			if (!t)
+				return NULL;
+			ir_block_push(m, &c->body, t);
+		}
+		return c;
+	}
+	c->assigns = arena_alloc(m->arena, (size_t)s->nassigns * sizeof *c->assigns);
+	for (int a = 0; a < s->nassigns; a++) {
+		c->assigns[a] = s->assigns[a];
+		for (int d = 0; d < s->assigns[a].buf->rank; d++)
+			c->assigns[a].idx[d] = ir_subst_idx(m, s->assigns[a].idx[d], &from, &to, 1);
+		c->assigns[a].val = ir_subst_val(m, s->assigns[a].val, &from, &to, 1);
+	}
+	return c;
+}
+
 ir_buf *ir_temp_scalar(ir_module *m, const char *name)
 {
 	return ir_buf_new(m, name, BUF_TEMP, 0, NULL);

@@ -830,8 +830,13 @@ static ir_stmt *add_scalar(ir_module *m, ir_buf *acc, ir_val *v)
 	return ir_assign_stmt(m, S_ADD, NULL, 0, 0, acc, (ir_idx *[]){NULL}, v);
 }
 
-/* What each kernel does at position k of a segment, after `pos`. */
-typedef enum tail_kind { TAIL_LOGP, TAIL_SAMPLE, TAIL_COMPLETE, TAIL_CONDITIONALS } tail_kind;
+/* What each kernel does at position k of a segment, after `pos`: add its
+ * log p, draw its value, draw it from the prefix on only (a branch around
+ * the draw, or, TAIL_COMPLETE_BLEND, a select of the drawn value or the
+ * given one: straight code, which a loop over the rows of several
+ * positions vectorizes, where LLVM threads the jumps of the branches into
+ * a maze it does not), or write the family's arguments out. */
+typedef enum tail_kind { TAIL_LOGP, TAIL_SAMPLE, TAIL_COMPLETE, TAIL_COMPLETE_BLEND, TAIL_CONDITIONALS } tail_kind;
 
 /* What position k of segment s does: compute the family's arguments, then
  * the tail (add log p, draw the value, write the arguments), then advance
@@ -854,6 +859,12 @@ static void position_body(lowerer *L, segment *s, tail_kind tail, ir_buf *lp, ir
 		c->b = ir_idx_leaf(m, IX_PREFIX);
 		ir_block_push(m, &c->body, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, s->sample));
 		ir_block_push(m, dst, c);
+		break;
+	}
+	case TAIL_COMPLETE_BLEND: {
+		ir_val *drawn = ir_op(m, IR_GE, ir_int(m, global_pos(m, s)), ir_int(m, ir_idx_leaf(m, IX_PREFIX)), NULL);
+		ir_val *v = ir_op(m, IR_SELECT, drawn, s->sample, ir_read(m, s->obs, vi));
+		ir_block_push(m, dst, ir_assign_stmt(m, S_SET, NULL, 0, 0, s->obs, vi, v));
 		break;
 	}
 	case TAIL_CONDITIONALS: {
@@ -920,6 +931,12 @@ ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update)
  * of 2 x ROW_BLOCK rows (block_rows_loop), log p and sampling blocks of
  * 8 x ROW_BLOCK (build_blocked). */
 #define SMALL_ROW_STATE 64
+/* Consecutive one-position variables (scalars) share a loop over the rows
+ * of a block, this many at most: a loop each cost LLVM 100 ms a variable
+ * in M_complete (100 scalar bin variables built in 10 s, 200 in 52 s), and
+ * LLVM does not vectorize a loop of 16 (more runtime checks than it
+ * makes), whose sampling then ran 3.4-4.4x slower. */
+#define SCALARS_PER_LOOP 8
 
 /* A kernel over blocks of rows keeps what each row carries from one
  * position to the next (the row-stage temps, the scans, log p) once per row
@@ -1048,6 +1065,21 @@ static void block_persist_carried(blocker *k, ir_buf *lp, const lowered *low)
 	}
 }
 
+/* The statements of a position loop k of one position, at that position
+ * (k = 0), into dst; false when a statement cannot be (a loop bounded by
+ * k). */
+static bool position_at(ir_module *m, const ir_block *per, ir_loop *k, ir_block *dst)
+{
+	ir_idx *zero = ir_idx_const(m, 0);
+	for (size_t i = 0; i < per->stmts.len; i++) {
+		ir_stmt *t = ir_subst_stmt(m, per->stmts.items[i], k, zero);
+		if (!t)
+			return false;
+		ir_block_push(m, dst, t);
+	}
+	return true;
+}
+
 /* A kernel over blocks of rows (logp_batch, sample, complete):
  * for each block, every position of the order is taken for all the rows of
  * the block before the next one. */
@@ -1097,9 +1129,33 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	block_stmts(&bk, &start->body, &first);
 	ir_block_push(m, &blocks->body, start);
 
-	/* each position, for every row of the block */
+	/* each position, for every row of the block; consecutive variables of
+	 * one position (scalars) share a loop over the rows, up to
+	 * SCALARS_PER_LOOP of them */
+	ir_stmt *scalars = NULL;
+	int nscalars = 0;
 	for (int i = 0; i < low->nsegs; i++) {
 		segment *s = &low->segs[i];
+		ir_block at0 = {0};
+		if (s->npos == 1) {
+			ir_block one = {0};
+			position_body(L, s, tail == TAIL_COMPLETE ? TAIL_COMPLETE_BLEND : tail, lp, NULL, &one);
+			if (!position_at(m, &one, s->k, &at0))
+				at0 = (ir_block){0};
+		}
+		if (at0.stmts.len > 0) {
+			if (!scalars || nscalars == SCALARS_PER_LOOP) {
+				scalars = rows_of(m, blk);
+				scalars->loop->vector_rows = true;
+				ir_block_push(m, &blocks->body, scalars);
+				nscalars = 0;
+			}
+			nscalars++;
+			bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, scalars->loop), ir_idx_loop(m, blk));
+			block_stmts(&bk, &scalars->body, &at0);
+			continue;
+		}
+		scalars = NULL;
 		ir_stmt *f = ir_stmt_new(m, S_FOR);
 		f->loop = s->k;
 		ir_stmt *rows = rows_of(m, blk);
