@@ -324,6 +324,24 @@ if [ -f compiler/cmd_run.c ]; then
 		printf '%s\n' "$c" > "$T/big.amat"
 		expect_fail "a count of $c" "big.amat:1:1: expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable c" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat"
 	done
+	# a count that bounds a sum's range (sum(k in 0..v) in a family on int)
+	# sets how long the kernels run: 10^15 ran eval for ever; now the
+	# compiler's limit (2^24 terms) is checked when the data is loaded
+	printf 'model cs\ndata c : int\nparam l : real\nfamily f(l : real) on int {\n  logp(v) = sum(k in 0..v) l / (k + 1) - lfact(v)\n  sample = 0\n}\nc ~ f(l)\nmaximize loglik\n' > "$T/cs.chain"
+	printf '3\n2\n' > "$T/cs.amat"
+	printf '3\n1000000000000000\n' > "$T/cs-big.amat"
+	printf '16777215\n' > "$T/cs-top.amat"
+	expect_ok "check a model whose sum a count bounds" "$CHAIN" check "$T/cs.chain"
+	grep -q "c  *int  *~ f   values 0..16777215 (a sum's range depends on them)" "$T/out" && ok || { bad "check does not print the limit of c"; cat "$T/out"; }
+	expect_ok "train a model whose sum a count bounds" "$CHAIN" train "$T/cs.chain" --data "$T/cs.amat" --epochs 1 -o "$T/cs.safetensors" --quiet
+	want="cs-big.amat:2:1: expected an integer from 0 to 16777215 (a sum's range in the model depends on it; at most 2^24 terms) for int variable c, found 1e+15"
+	expect_fail "eval a count of 10^15 that bounds a sum" "$want" timeout 60 "$CHAIN" eval "$T/cs.chain" --params "$T/cs.safetensors" --data "$T/cs-big.amat"
+	expect_fail "train on a count of 10^15 that bounds a sum" "$want" timeout 60 "$CHAIN" train "$T/cs.chain" --data "$T/cs-big.amat" --epochs 1 -o "$T/cs2.safetensors"
+	expect_ok "eval a count at the limit" timeout 60 "$CHAIN" eval "$T/cs.chain" --params "$T/cs.safetensors" --data "$T/cs-top.amat"
+	# an int input that bounds a sum, nested: 4096 x 4096 terms at most
+	printf 'model ci\ninput s : int\ndata x : real\nparam m : real\nfamily g(N : int, mu : real) on real {\n  logp(v) = -0.5 * square(v - mu - sum(a in 1..N) sum(b in 1..N) 1e-9)\n  sample = mu\n}\nx ~ g(s, m)\nmaximize loglik\n' > "$T/ci.chain"
+	printf '3 0.5\n4096 1.5\n4097 0.25\n' > "$T/ci.amat"
+	expect_fail "an input that bounds two nested sums" "ci.amat:3:1: expected an integer from 0 to 4096 (a sum's range in the model depends on it; at most 2^24 terms) for int variable s, found 4097" timeout 60 "$CHAIN" train "$T/ci.chain" --data "$T/ci.amat" --epochs 1 -o "$T/ci.safetensors"
 	# 1e-400 underflows (strtod gives 0): not a 0 in a bin column, and
 	# refused in a real one too, like 1e400
 	for v in 1e-400 1e-310 1e400; do
