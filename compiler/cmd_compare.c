@@ -127,8 +127,14 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 			o->ref = v;
 		else if (strcmp(a, "--data") == 0)
 			o->data = v;
-		else if (strcmp(a, "--cc") == 0)
+		else if (strcmp(a, "--cc") == 0) {
+			/* the command line starts with it: an empty or blank one
+			 * made the shell run the first flag as the compiler ("sh:
+			 * 1: -O2: not found" before chain's own message) */
+			if (!v[strspn(v, " \t\n")])
+				return -cfail("--cc: expected a C compiler command (such as cc or clang), got '%s'", v);
 			o->cc = v;
+		}
 		else if (strcmp(a, "--cflags") == 0)
 			o->cflags = v;
 		else if (strcmp(a, "--rows") == 0)

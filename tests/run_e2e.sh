@@ -183,6 +183,12 @@ expect_fail "compare with the wrong reference" "does not define fvsbn_logp_batch
 expect_fail "compare with a reference built for 784 pixels" "examples/reference/fvsbn.c is built for 615440 params and 784 reals per row, but model fvsbn has 42 and 6" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c
 printf '#include <stddef.h>\nvoid fvsbn_logp_batch(const double *t, const double *o, size_t n, double *out)\n{\n\t(void)t, (void)o, (void)n, (void)out;\n\t*(volatile double *)0 = 1;\n}\n' > "$T/crash.c"
 expect_fail "compare with a reference that crashes" "crashed (Segmentation fault) in its kernels: is it built for model fvsbn's sizes (42 params, 6 reals per row)" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref "$T/crash.c"
+# an empty compiler is a bad --cc, said once by chain (the shell ran the
+# first flag as the command: a stray "sh: 1: -O2: not found" came first)
+for cc in '' ' '; do
+	expect_fail "compare --cc '$cc'" "^chain compare: --cc: expected a C compiler command (such as cc or clang), got '$cc'\$" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --cc "$cc"
+	[ "$(wc -l < "$T/out")" -eq 1 ] && ok || { bad "compare --cc '$cc' printed more than its error"; cat "$T/out"; }
+done
 printf 'this is not C\n' > "$T/bad.c"
 expect_fail "compare with a reference that does not compile" "cannot compile" "$CHAIN" compare examples/fvsbn.chain --ref "$T/bad.c"
 expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "$T/q.safetensors"
