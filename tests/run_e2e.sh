@@ -97,6 +97,13 @@ expect_fail "optimize -o the model file" "optimize: -o $T/self.chain is the mode
 cmp -s examples/fvsbn.chain "$T/self.chain" && ok || bad "optimize -o the model file changed it"
 [ -c /dev/null ] && ok || bad "/dev/null is no longer a device"
 expect_fail "build into a directory" "is a directory" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T"
+# an output name of 255 bytes, the most a name may have: its temporary
+# (name + ".tmpXXXXXX") was too long, and the build failed
+mkdir "$T/long"
+long=$(printf '%0253d' 0)
+expect_ok "build -o a name of 255 bytes" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T/long/$long.o"
+expect_ok "build --emit header -o a name of 255 bytes" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit header -o "$T/long/$long.h"
+[ -s "$T/long/$long.o" ] && [ -s "$T/long/$long.h" ] && [ "$(ls "$T/long" | wc -l)" -eq 2 ] && ok || { bad "build -o a name of 255 bytes: not the two files alone"; ls "$T/long"; }
 # the commands that run the model link its object in-process: another
 # machine's code is refused before it is compiled (it once ran, and crashed)
 other_arch=aarch64; [ "$(uname -m)" = aarch64 ] && other_arch=x86_64
@@ -230,6 +237,14 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "samples into a FIFO" "is not a regular file" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/fifo.png"
 	[ -p "$T/fifo.png" ] && ok || bad "sample replaced a FIFO with a file"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
+	# libchain's outputs under names of 255 bytes (their temporaries too
+	# were name + ".tmp-PID-N"); and a failed write leaves no temporary
+	mkdir "$T/long2"
+	expect_ok "train -o a name of 255 bytes" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 -o "$T/long2/$(printf '%0243d' 0).safetensors" --quiet
+	expect_ok "sample -o a name of 255 bytes" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/long2/$(printf '%0250d' 0).amat"
+	mkdir "$T/long2/$(printf '%0250d' 1).amat"
+	expect_fail "sample -o a directory of 255 bytes" "cannot replace: Is a directory" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/long2/$(printf '%0250d' 1).amat"
+	[ "$(ls "$T/long2" | wc -l)" -eq 3 ] && ! ls "$T/long2" | grep -q tmp && ok || { bad "names of 255 bytes: not the two files and the directory alone"; ls "$T/long2"; }
 	# --resume reads the checkpoint's epoch and seed: a damaged value is an
 	# error naming the file and the key (it was silently taken as epoch 0)
 	printf 'model r\ndata x : bin[3]\nparam b : real[3]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/r.chain"
