@@ -310,6 +310,8 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		o.tol = m->f32 ? 1e-4 : 1e-10;
 	bool f32 = o.f32 = m->f32 != NULL;
 	size_t rs = f32 ? sizeof(float) : sizeof(double), np = m->num_params, ob = m->obs_size;
+	if (cmd_rows_fit("chain compare", "--rows", o.rows, ob) != 0)
+		return 1;
 	char *dir = cmd_temp_template("chain-compare");
 	if (!dir || !mkdtemp(dir)) {
 		int e = dir ? errno : ENOMEM;
@@ -347,9 +349,7 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 	double *out1 = calloc(o.rows + 1, sizeof(double)), *out2 = calloc(o.rows + 1, sizeof(double));
 	float *fo1 = calloc(o.rows + 1, sizeof(float)), *fo2 = calloc(2 * o.rows + 2, sizeof(float));
 	int rc = 0;
-	/* o.rows <= CMD_MAX_CHECK_ROWS, but a row may be long */
-	bool rows_fit = ob < SIZE_MAX / sizeof(double) / (o.rows + 1);
-	if (!theta || !g1 || !g2 || !out1 || !out2 || !fo1 || !fo2 || !rows_fit) {
+	if (!theta || !g1 || !g2 || !out1 || !out2 || !fo1 || !fo2) {
 		rc = cfail("out of memory for %zu params and %zu rows of %zu reals", np, o.rows, ob);
 		goto done;
 	}

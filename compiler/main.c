@@ -623,6 +623,8 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 	if (!m->f64)
 		return fail("gradcheck runs in f64: drop --precision f32");
 	size_t np = m->num_params, ob = m->obs_size, rows = g->rows;
+	if (cmd_rows_fit("chain gradcheck", "--rows", rows, ob) != 0)
+		return 1;
 	double *theta = calloc(np + 1, sizeof(double)), *grad = calloc(np + 1, sizeof(double));
 	double *obs = NULL;
 	if (g->data) {

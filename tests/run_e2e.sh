@@ -164,6 +164,11 @@ done
 expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
 expect_fail "gradcheck --seed -1" "chain gradcheck: --seed: expected a non-negative integer below 2^64, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
 expect_fail "compare --rows -1" "chain compare: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
+# gradcheck and compare make --rows rows of the model's reals: at most
+# 2^28 values (ASan aborted on 10^6 rows of 2^20 reals, 8 TB)
+printf 'model wide\ndim n = 1048576\ndata x : bin[n]\nparam b : real[n]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/wide.chain"
+expect_fail "gradcheck --rows 10^6 of 2^20 reals" "^chain gradcheck: --rows: expected an integer from 1 to 256 (1048576 values a row, at most 2^28 in all), got '1000000'\$" "$CHAIN" gradcheck "$T/wide.chain" --rows 1000000
+expect_fail "compare --rows 257 of 2^20 reals" "^chain compare: --rows: expected an integer from 1 to 256 (1048576 values a row, at most 2^28 in all), got '257'\$" "$CHAIN" compare "$T/wide.chain" --ref examples/reference/fvsbn.c --rows 257
 expect_fail "optimize --max-iter -5" "chain optimize: --max-iter: expected an integer from 1 to 2147483647, got '-5'" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
 # every numeric flag of every command is parsed by cmd_num.c, strictly: no
 # sign on a count, no leading or trailing space, no junk, no hexadecimal,
@@ -218,6 +223,12 @@ if [ -f compiler/cmd_run.c ]; then
 	grep -q "nats" "$T/out" && ok || bad "eval prints no NLL"
 	expect_ok "sample png" "$CHAIN" sample $M --params "$T/p.safetensors" -n 16 -o "$T/s.png"
 	head -c 8 "$T/s.png" | od -An -tx1 | grep -q "89 50 4e 47" && ok || bad "samples.png is not a PNG"
+	# rows x reals per row at most 2^28, checked before anything is
+	# allocated: -n 2^61-1 sized a buffer of 2^64-8 bytes (ASan aborted,
+	# the plain build said "out of memory")
+	expect_fail "sample -n 2^61-1" "^chain sample: -n: expected an integer from 1 to 342392 (784 values a row, at most 2^28 in all), got '2305843009213693951'\$" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2305843009213693951 -o "$T/huge.amat"
+	expect_fail "sample -n one row too many" "expected an integer from 1 to 342392 (784 values a row" "$CHAIN" sample $M --params "$T/p.safetensors" -n 342393 --given "$T/valid.amat" --prefix 3
+	[ ! -e "$T/huge.amat" ] && ok || bad "sample -n 2^61-1 wrote a file"
 	expect_ok "sample amat" "$CHAIN" sample $M --params "$T/p.safetensors" -n 5 -o "$T/s.amat"
 	[ "$(wc -l < "$T/s.amat")" -eq 5 ] && ok || bad "sample -n 5 wrote $(wc -l < "$T/s.amat") rows"
 	# every loader through the CLI: .npy written by sample, IDX + binarize, gzip
