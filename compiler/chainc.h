@@ -360,6 +360,14 @@ typedef struct dim_override {
 } dim_override;
 
 #define CHECK_MAX_ELEMENTS ((int64_t)1 << 28)   /* no tensor larger than this */
+/* No model has more positions (data values: the steps of its chain rule;
+ * inputs are not positions).  The descriptor has two tables of a size_t
+ * per position (order, cond_offset), 16 bytes in the object and about 66
+ * in chain build's memory (the lowered tables, LLVM's constants, the
+ * object in memory and on its way out): 2^28 positions took 64 s, 17 GB
+ * and a 4 GiB object no default code model links; 2^24 take 2.5 s,
+ * 1.1 GB and 256 MiB. */
+#define CHECK_MAX_POSITIONS ((int64_t)1 << 24)
 
 /* Resolves names, computes kinds and shapes, builds the order and proves
  * causality.  Reports to d; returns NULL when there were errors. */

@@ -568,21 +568,30 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 }
 
 /* The observation row: inputs, then data, each in declaration order.  At
- * most CHECK_MAX_ELEMENTS values, like the params: the descriptor has two
- * tables of a size_t per position, built in the compiler's memory several
- * times over (64 data variables of 2^28 values aborted chain build for
- * want of it; two built an object whose .rodata passed 4 GiB). */
+ * most CHECK_MAX_ELEMENTS values, like the params, and of them at most
+ * CHECK_MAX_POSITIONS data values: the descriptor has two tables of a
+ * size_t per position, built in the compiler's memory several times over
+ * (64 data variables of 2^28 values aborted chain build for want of it;
+ * two built an object whose .rodata passed 4 GiB; one took 64 s and 17 GB). */
 static void layout_obs(checker *c)
 {
-	int64_t off = 0;
+	int64_t off = 0, positions = 0;
 	bool over = false;
 	for (size_t i = 0; i < c->m->inputs.len + c->m->data.len; i++) {
-		sym *y = i < c->m->inputs.len ? c->m->inputs.items[i] : c->m->data.items[i - c->m->inputs.len];
+		bool data = i >= c->m->inputs.len;
+		sym *y = data ? c->m->data.items[i - c->m->inputs.len] : c->m->inputs.items[i];
 		y->offset = (size_t)off;
 		off += shape_size(&y->shape);
 		if (off > CHECK_MAX_ELEMENTS && !over) {
 			diag_error(c->d, y->where, "an observation of model %s has more than %lld values (inputs and data together)",
 			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_ELEMENTS);
+			over = true;
+		}
+		/* each data value is a position, with its entries in the
+		 * descriptor's tables: CHECK_MAX_POSITIONS */
+		if (data && (positions += shape_size(&y->shape)) > CHECK_MAX_POSITIONS && !over) {
+			diag_error(c->d, y->where, "model %s has more than %lld positions (data values, one a step of the chain rule; inputs are not positions)",
+			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_POSITIONS);
 			over = true;
 		}
 	}

@@ -109,6 +109,9 @@ expect_ok "build --emit header -o a name of 255 bytes" "$CHAIN" build examples/f
 other_arch=aarch64; [ "$(uname -m)" = aarch64 ] && other_arch=x86_64
 expect_fail "run for another target" "is not this machine" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$other_arch-linux-gnu"
 expect_ok "run for this target, another vendor" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$(uname -m)-linux-gnu"
+# 2^24 positions, the most a model has (inputs are not positions)
+printf 'model m\ndim n = 8388608\ninput u : real[134217728]\ndata x : bin[n]\ndata y : bin[n]\nx[i] ~ bernoulli_logit(u[i])\ny[i] ~ bernoulli_logit(0)\nmaximize loglik\n' > "$T/pos24.chain"
+expect_ok "check a model of 2^24 positions and 2^27 inputs" "$CHAIN" check "$T/pos24.chain"
 expect_ok "check summary" "$CHAIN" check examples/fvsbn.chain
 grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused params"
 # a family body sees its own names, not the model's: a param k does not
