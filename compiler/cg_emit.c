@@ -920,8 +920,28 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 
 /* ---------------------------------------------------------------- emit */
 
+/* How many bytes of the output's file name its temporary keeps: the
+ * whole name plus ".tmpXXXXXX" was too long for a valid name of 245 to
+ * 255 bytes (chain build -o <255 bytes>.o: "File name too long").  The
+ * first 64 bytes, cut before a UTF-8 continuation byte, fit every Linux
+ * file system's limit and still say whose temporary it is; libchain's
+ * atomic_file.c names its temporaries the same way. */
+#define TMP_NAME_KEEP 64
+
+static size_t tmp_name_keep(const char *name)
+{
+	size_t n = strlen(name);
+	if (n <= TMP_NAME_KEEP)
+		return n;
+	n = TMP_NAME_KEEP;
+	while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 /* A temporary file beside `path` (so the final rename stays on one file
- * system): returns its open descriptor and malloc'd name, or -1.  When
+ * system), "<dir>/<name>.tmpXXXXXX" with the name cut by tmp_name_keep:
+ * returns its open descriptor and malloc'd name, or -1.  When
  * `path` is something other than a file or a directory (/dev/null, a
  * FIFO), the "temporary" is `path` itself, written in place: a rename over
  * it would replace the device node with a file. */
@@ -947,7 +967,9 @@ static int tmp_beside(const char *path, char **tmp, char **err)
 		}
 		return fd;
 	}
-	*tmp = cg_fmt("%s.tmpXXXXXX", path);
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - path) + tmp_name_keep(name)), path);
 	if (!*tmp) {
 		set_err(err, NULL);
 		return -1;

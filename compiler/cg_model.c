@@ -205,10 +205,11 @@ void cg_model_descriptor(cg_ctx *c)
 	/* chain_model: abi_version, <pad>, name, precision, <pad>, num_params,
 	 * num_params_unused, obs_size, num_param_vars, params, num_inputs,
 	 * inputs, num_data, data, num_positions, order, cond_offset, objective,
-	 * maximize, f64, f32, loglik_only, <pad> = 152 bytes. */
+	 * maximize, f64, f32, loglik_only, <pad>, value_max = 160 bytes. */
 	LLVMTypeRef ft[] = {
 		c->i32, c->i32, c->ptr, c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->ptr, c->i64,
 		c->ptr, c->i64, c->ptr, c->i64, c->ptr, c->ptr, c->i32, c->i32, c->ptr, c->ptr, c->i32,
+		c->i32, c->ptr,
 	};
 	LLVMTypeRef mt = LLVMStructCreateNamed(c->ctx, "chain_model");
 	LLVMStructSetBody(mt, ft, sizeof ft / sizeof *ft, 0);
@@ -239,6 +240,9 @@ void cg_model_descriptor(cg_ctx *c)
 		c->o->f32 ? LLVMConstNull(c->ptr) : kernels,
 		c->o->f32 ? kernels : LLVMConstNull(c->ptr),
 		i32c(c, mdl->objective_has_loglik && !mdl->penalty ? 1 : 0),
+		i32c(c, 0),
+		/* -1 for "its kind's", SIZE_MAX as a size_t */
+		size_array(c, c->m->value_max, (int64_t)(mdl->inputs.len + mdl->data.len), "value_max"),
 	};
 	char name[512];
 	snprintf(name, sizeof name, "%s_model", mdl->name);
@@ -247,8 +251,8 @@ void cg_model_descriptor(cg_ctx *c)
 	LLVMSetGlobalConstant(g, 1);
 	LLVMSetAlignment(g, 8);
 	/* the layout check: the offsets the C compiler gives chain_model */
-	if (c->td && LLVMABISizeOfType(c->td, mt) != 152)
-		cg_fail(c, "internal error: chain_model laid out in %llu bytes, not 152",
+	if (c->td && LLVMABISizeOfType(c->td, mt) != 160)
+		cg_fail(c, "internal error: chain_model laid out in %llu bytes, not 160",
 		        (unsigned long long)LLVMABISizeOfType(c->td, mt));
 	if (c->td && LLVMABISizeOfType(c->td, var_type(c)) != 88)
 		cg_fail(c, "internal error: chain_var laid out in %llu bytes, not 88",

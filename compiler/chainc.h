@@ -360,6 +360,14 @@ typedef struct dim_override {
 } dim_override;
 
 #define CHECK_MAX_ELEMENTS ((int64_t)1 << 28)   /* no tensor larger than this */
+/* No model has more positions (data values: the steps of its chain rule;
+ * inputs are not positions).  The descriptor has two tables of a size_t
+ * per position (order, cond_offset), 16 bytes in the object and about 66
+ * in chain build's memory (the lowered tables, LLVM's constants, the
+ * object in memory and on its way out): 2^28 positions took 64 s, 17 GB
+ * and a 4 GiB object no default code model links; 2^24 take 2.5 s,
+ * 1.1 GB and 256 MiB. */
+#define CHECK_MAX_POSITIONS ((int64_t)1 << 24)
 
 /* Resolves names, computes kinds and shapes, builds the order and proves
  * causality.  Reports to d; returns NULL when there were errors. */
@@ -424,6 +432,9 @@ struct ir_buf {
 	                           the integers 0..value_top-1 (2, K, 2^53: what
 	                           chain_data_check lets in), the range of an index
 	                           that reads it (a family's value: l[v]); else 0 */
+	int64_t value_max;      /* OBS: the largest value the data may hold: below
+	                           value_top - 1 when a sum's range depends on it
+	                           (lower.c's limit_sum_values), value_top - 1 else */
 };
 
 typedef enum ir_idx_kind {
@@ -600,6 +611,10 @@ typedef struct ir_module {
 	uint8_t **param_used;
 	int64_t *param_unused;      /* per param: number of unused entries */
 	int64_t num_unused;
+	/* per input, then per data sym: the largest value its elements may
+	 * hold, -1 for its kind's own (the descriptor's value_max); NULL when
+	 * no sum's range depends on a variable's value */
+	int64_t *value_max;
 	struct lowered *low;         /* lower.c's view of the model, for ad.c */
 } ir_module;
 
@@ -622,6 +637,9 @@ ir_idx *ir_idx_load(ir_module *m, ir_buf *b, ir_idx **idx);
  * when not (the prefix, a row, an overflow); -1 when it is never evaluated
  * (a loop it reads runs over an empty range whatever its bounds). */
 int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi);
+/* The same with every value of an observation at most cap: what a sum
+ * bounded by a count runs when the counts are at most cap (lower.c). */
+int ir_idx_range_capped(const ir_idx *x, int64_t cap, int64_t *lo, int64_t *hi);
 ir_idx *ir_idx_leaf(ir_module *m, ir_idx_kind k);                         /* IX_PREFIX, IX_ROW */
 ir_val *ir_const(ir_module *m, double c);
 ir_val *ir_read(ir_module *m, ir_buf *b, ir_idx **idx);

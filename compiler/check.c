@@ -172,14 +172,24 @@ static sym *declare(checker *c, sym_kind kind, const char *name, span where)
 /* ------------------------------------------------------ constant folding */
 
 /* Evaluates a compile-time integer expression (numbers and dims).  Returns
- * false, with an error, when it is not one. */
-bool eval_int(checker *c, const expr *e, int64_t *out, const char *what)
+ * false, with an error, when it is not one, or when it is too large for a
+ * double to hold exactly: that was "must be an integer, not 1e+30" of an
+ * integer, which says the wrong thing; it is out of the caller's range
+ * lo..hi, which the message gives. */
+bool eval_int(checker *c, const expr *e, int64_t lo, int64_t hi, int64_t *out, const char *what)
 {
 	double v;
 	if (!eval_num(c, e, &v, what))
 		return false;
-	if (v != floor(v) || fabs(v) > 9e15) {
+	if (v != floor(v) && !isinf(v)) {
 		diag_error(c->d, e->where, "%s must be an integer, not %g", what, v);
+		return false;
+	}
+	if (fabs(v) > (double)CHECK_MAX_EXACT_INT) {
+		/* every digit of an integer just past 2^53 (%g said 9.0072e+15) */
+		diag_error(c->d, e->where, fabs(v) < 1e21 ? "%s is out of range: %.0f is not from %lld to %lld"
+		                                          : "%s is out of range: %g is not from %lld to %lld",
+		           what, v, (long long)lo, (long long)hi);
 		return false;
 	}
 	*out = (int64_t)v;
@@ -252,7 +262,7 @@ static bool check_type(checker *c, const type_expr *t, shape *s, int64_t *cat_k,
 	int64_t total = 1;
 	for (size_t i = 0; i < t->dims.len; i++) {
 		int64_t v;
-		if (!eval_int(c, t->dims.items[i], &v, "a size")) {
+		if (!eval_int(c, t->dims.items[i], 1, CHECK_MAX_ELEMENTS, &v, "a size")) {
 			ok = false;
 			continue;
 		}
@@ -272,10 +282,11 @@ static bool check_type(checker *c, const type_expr *t, shape *s, int64_t *cat_k,
 	if (cat_k) {
 		*cat_k = 0;
 		if (t->kind == K_CAT && t->cat_k) {
-			if (!eval_int(c, t->cat_k, cat_k, "the number of categories"))
+			if (!eval_int(c, t->cat_k, 2, CHECK_MAX_CATEGORIES, cat_k, "the number of categories"))
 				ok = false;
-			else if (*cat_k < 2 || *cat_k > (1 << 24)) {
-				diag_error(c->d, t->cat_k->where, "cat(K) needs 2 <= K <= 16777216, not %lld", (long long)*cat_k);
+			else if (*cat_k < 2 || *cat_k > CHECK_MAX_CATEGORIES) {
+				diag_error(c->d, t->cat_k->where, "cat(K) needs 2 <= K <= %lld, not %lld", (long long)CHECK_MAX_CATEGORIES,
+				           (long long)*cat_k);
 				ok = false;
 			}
 		}
@@ -460,7 +471,7 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 			if (!(y = declare(c, SYM_DIM, dc->name, dc->name_where)))
 				break;
 			y->decl = dc;
-			if (eval_int(c, dc->u.dim.value, &y->dim_value, "a dim")) {
+			if (eval_int(c, dc->u.dim.value, 1, CHECK_MAX_ELEMENTS, &y->dim_value, "a dim")) {
 				apply_override(c, y, ov, nov);
 				if (y->dim_value < 1 || y->dim_value > CHECK_MAX_ELEMENTS) {
 					diag_error(c->d, dc->u.dim.value->where, "dim '%s' must be between 1 and %lld, not %lld", y->name,
@@ -557,21 +568,30 @@ static void declare_all(checker *c, program *prog, dim_override *ov, size_t nov)
 }
 
 /* The observation row: inputs, then data, each in declaration order.  At
- * most CHECK_MAX_ELEMENTS values, like the params: the descriptor has two
- * tables of a size_t per position, built in the compiler's memory several
- * times over (64 data variables of 2^28 values aborted chain build for
- * want of it; two built an object whose .rodata passed 4 GiB). */
+ * most CHECK_MAX_ELEMENTS values, like the params, and of them at most
+ * CHECK_MAX_POSITIONS data values: the descriptor has two tables of a
+ * size_t per position, built in the compiler's memory several times over
+ * (64 data variables of 2^28 values aborted chain build for want of it;
+ * two built an object whose .rodata passed 4 GiB; one took 64 s and 17 GB). */
 static void layout_obs(checker *c)
 {
-	int64_t off = 0;
+	int64_t off = 0, positions = 0;
 	bool over = false;
 	for (size_t i = 0; i < c->m->inputs.len + c->m->data.len; i++) {
-		sym *y = i < c->m->inputs.len ? c->m->inputs.items[i] : c->m->data.items[i - c->m->inputs.len];
+		bool data = i >= c->m->inputs.len;
+		sym *y = data ? c->m->data.items[i - c->m->inputs.len] : c->m->inputs.items[i];
 		y->offset = (size_t)off;
 		off += shape_size(&y->shape);
 		if (off > CHECK_MAX_ELEMENTS && !over) {
 			diag_error(c->d, y->where, "an observation of model %s has more than %lld values (inputs and data together)",
 			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_ELEMENTS);
+			over = true;
+		}
+		/* each data value is a position, with its entries in the
+		 * descriptor's tables: CHECK_MAX_POSITIONS */
+		if (data && (positions += shape_size(&y->shape)) > CHECK_MAX_POSITIONS && !over) {
+			diag_error(c->d, y->where, "model %s has more than %lld positions (data values, one a step of the chain rule; inputs are not positions)",
+			           c->m->name ? c->m->name : "?", (long long)CHECK_MAX_POSITIONS);
 			over = true;
 		}
 	}

@@ -442,7 +442,7 @@ static bool bind_param(checker *c, scope *fs, family_param *p, expr *arg, ptrvec
 				k->dim_value = sizes[j];
 			}
 			want = sizes[j];
-		} else if (!eval_int(c, d, &want, "a size")) {
+		} else if (!eval_int(c, d, 1, CHECK_MAX_ELEMENTS, &want, "a size")) {
 			return false;
 		}
 		if (want != arg->shape.dims[i]) {
@@ -533,7 +533,7 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 				return;
 			}
 			want = k->dim_value;
-		} else if (!eval_int(c, ke, &want, "the number of categories")) {
+		} else if (!eval_int(c, ke, 2, CHECK_MAX_CATEGORIES, &want, "the number of categories")) {
 			diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
 			return;
 		}

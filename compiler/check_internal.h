@@ -54,7 +54,15 @@ sym *scope_lookup(const scope *s, const char *name);
 sym *scope_lookup_kind(const scope *s, const char *name, sym_kind kind);
 sym *scope_add(checker *c, scope *s, sym_kind kind, const char *name, span where);
 bool eval_num(checker *c, const expr *e, double *out, const char *what);
-bool eval_int(checker *c, const expr *e, int64_t *out, const char *what);
+/* A compile-time integer: the caller accepts lo..hi and checks that itself,
+ * with its own message, for a value a double holds exactly; eval_int
+ * refuses a fraction, and an integer beyond 2^53 - 1 in magnitude as out
+ * of lo..hi. */
+bool eval_int(checker *c, const expr *e, int64_t lo, int64_t hi, int64_t *out, const char *what);
+/* The largest integer every smaller one of which a double holds exactly. */
+#define CHECK_MAX_EXACT_INT ((int64_t)9007199254740991) /* 2^53 - 1 */
+/* The most categories a cat(K) may have. */
+#define CHECK_MAX_CATEGORIES ((int64_t)1 << 24)
 int64_t shape_size(const shape *s);
 char *shape_str(arena *a, const shape *s);
 bool builtin_is_elementwise(int fn);

@@ -54,6 +54,18 @@ int cmd_flag_real(const char *prefix, const char *flag, const char *v, cmd_real_
  * buffers are rows x obs_size reals. */
 #define CMD_MAX_CHECK_ROWS 1000000
 
+/* Values (rows x reals per row) a command holds at once in the rows it
+ * makes or copies (sample -n, gradcheck and compare --rows): 2^28, the
+ * language's limit of one observation, 2 GiB of doubles.  Without it
+ * sample -n 2^61-1 sized a buffer of 2^64 - 8 bytes (ASan aborted). */
+#define CMD_MAX_ROW_VALUES ((size_t)1 << 28)
+
+/* Whether `rows` rows of per_row reals fit CMD_MAX_ROW_VALUES: 0, or -1
+ * after printing "PREFIX: FLAG: expected an integer from 1 to MAX (...),
+ * got 'ROWS'" with the most rows that fit.  Checked once the model, and
+ * so per_row, is known, before anything is allocated. */
+int cmd_rows_fit(const char *prefix, const char *flag, size_t rows, size_t per_row);
+
 /* cmd_run.c: a mkstemp/mkdtemp template "DIR/stem-XXXXXX" in $TMPDIR (/tmp
  * when unset or empty), malloc'd; NULL when out of memory. */
 char *cmd_temp_template(const char *stem);

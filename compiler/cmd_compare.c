@@ -127,8 +127,14 @@ static int parse_args(compare_opts *o, int argc, char **argv)
 			o->ref = v;
 		else if (strcmp(a, "--data") == 0)
 			o->data = v;
-		else if (strcmp(a, "--cc") == 0)
+		else if (strcmp(a, "--cc") == 0) {
+			/* the command line starts with it: an empty or blank one
+			 * made the shell run the first flag as the compiler ("sh:
+			 * 1: -O2: not found" before chain's own message) */
+			if (!v[strspn(v, " \t\n")])
+				return -cfail("--cc: expected a C compiler command (such as cc or clang), got '%s'", v);
 			o->cc = v;
+		}
 		else if (strcmp(a, "--cflags") == 0)
 			o->cflags = v;
 		else if (strcmp(a, "--rows") == 0)
@@ -304,6 +310,8 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 		o.tol = m->f32 ? 1e-4 : 1e-10;
 	bool f32 = o.f32 = m->f32 != NULL;
 	size_t rs = f32 ? sizeof(float) : sizeof(double), np = m->num_params, ob = m->obs_size;
+	if (cmd_rows_fit("chain compare", "--rows", o.rows, ob) != 0)
+		return 1;
 	char *dir = cmd_temp_template("chain-compare");
 	if (!dir || !mkdtemp(dir)) {
 		int e = dir ? errno : ENOMEM;
@@ -341,9 +349,7 @@ int cmd_compare(const chain_model *m, int argc, char **argv)
 	double *out1 = calloc(o.rows + 1, sizeof(double)), *out2 = calloc(o.rows + 1, sizeof(double));
 	float *fo1 = calloc(o.rows + 1, sizeof(float)), *fo2 = calloc(2 * o.rows + 2, sizeof(float));
 	int rc = 0;
-	/* o.rows <= CMD_MAX_CHECK_ROWS, but a row may be long */
-	bool rows_fit = ob < SIZE_MAX / sizeof(double) / (o.rows + 1);
-	if (!theta || !g1 || !g2 || !out1 || !out2 || !fo1 || !fo2 || !rows_fit) {
+	if (!theta || !g1 || !g2 || !out1 || !out2 || !fo1 || !fo2) {
 		rc = cfail("out of memory for %zu params and %zu rows of %zu reals", np, o.rows, ob);
 		goto done;
 	}

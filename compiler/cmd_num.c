@@ -133,6 +133,16 @@ int cmd_flag_size(const char *prefix, const char *flag, const char *v, size_t lo
 	return 0;
 }
 
+int cmd_rows_fit(const char *prefix, const char *flag, size_t rows, size_t per_row)
+{
+	size_t most = per_row ? CMD_MAX_ROW_VALUES / per_row : SIZE_MAX;
+	if (rows <= most)
+		return 0;
+	fprintf(stderr, "%s: %s: expected an integer from 1 to %zu (%zu value%s a row, at most 2^28 in all), got '%zu'\n",
+	        prefix, flag, most, per_row, per_row == 1 ? "" : "s", rows);
+	return -1;
+}
+
 int cmd_flag_real(const char *prefix, const char *flag, const char *v, cmd_real_range range,
                   double *out)
 {

@@ -778,6 +778,9 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 	if (have_prefix && prefix > m->num_positions)
 		return run_fail(cmd, "--prefix: %zu is more than the %zu positions of the order of model %s", prefix,
 		                m->num_positions, model_name(m));
+	/* n rows of obs_size reals, twice (the kernel's, the output's) */
+	if (cmd_rows_fit("chain sample", "-n", n, m->obs_size) != 0)
+		return 1;
 
 	int rc = 1;
 	chain_dataset given = { 0 }, out = { 0 };
@@ -795,10 +798,6 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 			n = given.rows;
 	}
 	size_t D = m->obs_size;
-	if (n > SIZE_MAX / D / sizeof(double)) {
-		run_fail(cmd, "-n %zu: too many rows", n);
-		goto done;
-	}
 	obs = chain_calloc_aligned(n * D, real_bytes(m));
 	out.values = malloc(n * D * sizeof *out.values);
 	if (!obs || !out.values) {

@@ -382,7 +382,9 @@ ir_idx *ir_idx_leaf(ir_module *m, ir_idx_kind k)
 	return idx_new(m, k);
 }
 
-int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
+/* ir_idx_range with the values of observations at most cap (the most
+ * a kind allows when cap is larger). */
+static int idx_range(const ir_idx *x, int64_t cap, int64_t *lo, int64_t *hi)
 {
 	int64_t a, b, c, d;
 	switch (x->kind) {
@@ -395,7 +397,7 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 			*hi = x->u.loop->narrow_hi;
 			return *lo <= *hi ? 1 : -1;
 		}
-		int ra = ir_idx_range(x->u.loop->lo, &a, &b), rb = ir_idx_range(x->u.loop->hi, &c, &d);
+		int ra = idx_range(x->u.loop->lo, cap, &a, &b), rb = idx_range(x->u.loop->hi, cap, &c, &d);
 		if (ra < 0 || rb < 0)
 			return -1;
 		if (!ra || !rb)
@@ -407,7 +409,7 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 		return 1;
 	}
 	case IX_ADD: case IX_SUB: case IX_MUL: {
-		int ra = ir_idx_range(x->u.bin.a, &a, &b), rb = ir_idx_range(x->u.bin.b, &c, &d);
+		int ra = idx_range(x->u.bin.a, cap, &a, &b), rb = idx_range(x->u.bin.b, cap, &c, &d);
 		if (ra < 0 || rb < 0)
 			return -1;
 		if (!ra || !rb)
@@ -441,7 +443,7 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 			 * on int), which read past the array, and wrote past its
 			 * gradient */
 			*lo = 0;
-			*hi = buf->value_top - 1;
+			*hi = buf->value_top - 1 < cap ? buf->value_top - 1 : cap;
 			return 1;
 		}
 		if (!buf->is_int || !buf->ivalues || buf->size < 1)
@@ -450,7 +452,7 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 		 * all of them */
 		int64_t from = 0, to = buf->size - 1;
 		if (buf->rank == 1 && x->u.load.idx[0]) {
-			int r = ir_idx_range(x->u.load.idx[0], &a, &b);
+			int r = idx_range(x->u.load.idx[0], cap, &a, &b);
 			if (r < 0)
 				return -1;
 			if (r > 0) {
@@ -471,6 +473,16 @@ int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
 		return 0;
 	}
 	return 0;
+}
+
+int ir_idx_range(const ir_idx *x, int64_t *lo, int64_t *hi)
+{
+	return idx_range(x, INT64_MAX, lo, hi);
+}
+
+int ir_idx_range_capped(const ir_idx *x, int64_t cap, int64_t *lo, int64_t *hi)
+{
+	return idx_range(x, cap, lo, hi);
 }
 
 /* ------------------------------------------------------------- values */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/model.h"
 #include "chain/rng.h"
 #include "check_internal.h"
 #include "lower_internal.h"
@@ -722,11 +723,115 @@ static tval lower_sum_before(lowerer *L, const expr *e)
 	return emit_temp(L, S_SUM, body.sh, v, &kk, 1, "tri", e->where);
 }
 
+/* How many times loop l runs (its terms, for a sum) when every
+ * observation's value is at most cap; false when that is not known. */
+static bool loop_runs(const ir_loop *l, int64_t cap, int64_t *n)
+{
+	int64_t a, b, c, d;
+	int ra = ir_idx_range_capped(l->lo, cap, &a, &b), rb = ir_idx_range_capped(l->hi, cap, &c, &d);
+	if (ra < 0 || rb < 0) { /* it never runs */
+		*n = 0;
+		return true;
+	}
+	if (!ra || !rb || __builtin_sub_overflow(d, a, n))
+		return false;
+	*n = *n < 0 ? 0 : *n;
+	return true;
+}
+
+/* The terms the loops `nest` add together (their runs multiplied) when
+ * every observation's value is at most cap; false when that is not known
+ * or above INT64_MAX. */
+static bool nest_terms(const ptrvec *nest, int64_t cap, int64_t *terms)
+{
+	int64_t t = 1, n;
+	for (size_t i = 0; i < nest->len; i++)
+		if (!loop_runs(nest->items[i], cap, &n) || __builtin_mul_overflow(t, n, &t))
+			return false;
+	*terms = t;
+	return true;
+}
+
+/* Adds b to the list `reads` (a sum_reads) when it is an observation buffer
+ * not there yet. */
+typedef struct { lowerer *L; ptrvec bufs; } sum_reads;
+
+static bool note_obs_read(const ir_buf *b, void *reads)
+{
+	sum_reads *r = reads;
+	if (b->cls != BUF_OBS || b->value_top <= 0)
+		return false;
+	for (size_t i = 0; i < r->bufs.len; i++)
+		if (r->bufs.items[i] == b)
+			return false;
+	/* the lowerer's own (non-const) buffer of that variable */
+	const ptrvec *groups[] = {&r->L->mod->inputs, &r->L->mod->data};
+	for (int g = 0; g < 2; g++)
+		for (size_t i = 0; i < groups[g]->len; i++)
+			if (buf_of(r->L, groups[g]->items[i]) == b)
+				ptrvec_push(r->L->a, &r->bufs, buf_of(r->L, groups[g]->items[i]));
+	return false;
+}
+
+/* A sum whose range an observation's value bounds (sum(k in 0..v) in a
+ * family on int, an int input as a bound) adds as many terms as the value
+ * says, up to 2^53 for an int: a data file with a count of 10^15 ran
+ * chain eval for ever.  Of sum k and the sums around it, those whose terms
+ * depend on such values may add at most CHAIN_SUM_TERMS_MAX terms together
+ * (or as many as they add when every value is 0, if that is more): the
+ * largest value t that keeps them there becomes the most each variable
+ * their bounds read may hold, the descriptor's value_max, which
+ * chain_data_check enforces with an error naming the file, row and
+ * column.  Sums of constant range around them multiply their cost as they
+ * multiply any sum's; they are the model's own choice, not the data's.  A
+ * binary search: the terms only grow with t (interval arithmetic). */
+static void limit_sum_values(lowerer *L, ir_loop *k)
+{
+	sum_reads r = {.L = L};
+	for (size_t i = 0; i <= L->open_loops.len; i++) {
+		const ir_loop *l = i < L->open_loops.len ? L->open_loops.items[i] : k;
+		ir_idx_each_read(l->lo, note_obs_read, &r);
+		ir_idx_each_read(l->hi, note_obs_read, &r);
+	}
+	if (!r.bufs.len)
+		return;
+	int64_t top = 0, base, terms, n0, n1;
+	for (size_t i = 0; i < r.bufs.len; i++) {
+		const ir_buf *b = r.bufs.items[i];
+		top = b->value_top - 1 > top ? b->value_top - 1 : top;
+	}
+	/* the loops whose runs the values change */
+	ptrvec nest = {0};
+	for (size_t i = 0; i <= L->open_loops.len; i++) {
+		ir_loop *l = i < L->open_loops.len ? L->open_loops.items[i] : k;
+		if (!loop_runs(l, 0, &n0) || !loop_runs(l, top, &n1) || n0 != n1)
+			ptrvec_push(L->a, &nest, l);
+	}
+	if (!nest.len || !nest_terms(&nest, 0, &base))
+		return; /* no value changes them, or they are not known anyway */
+	int64_t most = base > (int64_t)CHAIN_SUM_TERMS_MAX ? base : (int64_t)CHAIN_SUM_TERMS_MAX;
+	if (nest_terms(&nest, top, &terms) && terms <= most)
+		return;
+	int64_t lo = 0, hi = top; /* lo fits, hi does not */
+	while (hi - lo > 1) {
+		int64_t mid = lo + (hi - lo) / 2;
+		if (nest_terms(&nest, mid, &terms) && terms <= most)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (size_t i = 0; i < r.bufs.len; i++) {
+		ir_buf *b = r.bufs.items[i];
+		b->value_max = lo < b->value_max ? lo : b->value_max;
+	}
+}
+
 /* sum(k in lo..hi) body, bounds inclusive. */
 static tval lower_sum_range(lowerer *L, const expr *e)
 {
 	ir_idx *loi = lower_idx(L, e->u.sum.lo), *hii = lower_idx(L, e->u.sum.hi);
 	ir_loop *k = ir_loop_new(L->m, e->u.sum.var, loi, ir_idx_bin(L->m, IX_ADD, hii, ir_idx_const(L->m, 1)));
+	limit_sum_values(L, k);
 	binding *saved = L->env;
 	bind_idx(L, e->u.sum.var, ir_idx_loop(L->m, k));
 	ptrvec_push(L->a, &L->open_loops, k);
@@ -1405,6 +1510,7 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 			b->offset = (int64_t)y->offset;
 			if (cls == BUF_OBS)
 				b->value_top = y->vkind == K_BIN ? 2 : y->vkind == K_CAT ? y->cat_k : y->vkind == K_INT ? (int64_t)1 << 53 : 0;
+			b->value_max = b->value_top - 1;
 			if (cls == BUF_CONST) {
 				b->values = y->values;
 				b->is_int = false;
@@ -1467,6 +1573,20 @@ ir_module *lower_model(diag_ctx *d, const model *mod, arena *a)
 		build_kernels(L);
 		find_unused_params(m, L->var_buf);
 		build_init(L);
+	}
+	/* the limits limit_sum_values found, for the descriptor */
+	size_t nobs = mod->inputs.len + mod->data.len;
+	for (size_t i = 0; i < nobs && !L->failed; i++) {
+		const sym *y = i < mod->inputs.len ? mod->inputs.items[i] : mod->data.items[i - mod->inputs.len];
+		const ir_buf *b = buf_of(L, y);
+		if (b->value_max >= b->value_top - 1)
+			continue;
+		if (!m->value_max) {
+			m->value_max = arena_alloc(a, nobs * sizeof(int64_t));
+			for (size_t j = 0; j < nobs; j++)
+				m->value_max[j] = -1;
+		}
+		m->value_max[i] = b->value_max;
 	}
 	free(L->stage);
 	return L->failed ? NULL : m;

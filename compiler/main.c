@@ -365,6 +365,16 @@ static void print_var(const sym *y)
 	}
 }
 
+/* Ends the line of input or data variable i (inputs first) with the limit
+ * on its values that a sum's range depending on them sets, if any: data
+ * files are held to it (chain_data_check), so the summary says it. */
+static void print_value_max(const ir_module *ir, size_t i)
+{
+	if (ir->value_max && ir->value_max[i] >= 0)
+		printf("   values 0..%lld (a sum's range depends on them)", (long long)ir->value_max[i]);
+	printf("\n");
+}
+
 static int cmd_check(compile_opts *o, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -392,12 +402,14 @@ static int cmd_check(compile_opts *o, int argc, char **argv)
 	printf("data (%lld reals per observation):\n", (long long)m->obs_size);
 	for (size_t i = 0; i < m->inputs.len; i++) {
 		print_var(m->inputs.items[i]);
-		printf("   (input)\n");
+		printf("   (input)");
+		print_value_max(ir, i);
 	}
 	for (size_t i = 0; i < m->data.len; i++) {
 		const sym *y = m->data.items[i];
 		print_var(y);
-		printf("   ~ %s\n", y->cond->u.cond.family->u.call.name);
+		printf("   ~ %s", y->cond->u.cond.family->u.call.name);
+		print_value_max(ir, m->inputs.len + i);
 	}
 	printf("order: ");
 	for (size_t i = 0; i < m->order.len; i++) {
@@ -611,6 +623,8 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 	if (!m->f64)
 		return fail("gradcheck runs in f64: drop --precision f32");
 	size_t np = m->num_params, ob = m->obs_size, rows = g->rows;
+	if (cmd_rows_fit("chain gradcheck", "--rows", rows, ob) != 0)
+		return 1;
 	double *theta = calloc(np + 1, sizeof(double)), *grad = calloc(np + 1, sizeof(double));
 	double *obs = NULL;
 	if (g->data) {
@@ -649,7 +663,9 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g)
 						double u = chain_rng_uniform(g->seed, CHAIN_STREAM_DATA, r, (uint32_t)(cv->offset + e), 1);
 						double x = cv->kind == CHAIN_BIN ? (u < 0.5) : cv->kind == CHAIN_CAT ? floor(u * cv->cat_k)
 						         : cv->kind == CHAIN_INT ? floor(u * 5) : chain_rng_normal(g->seed, CHAIN_STREAM_DATA, r, (uint32_t)(cv->offset + e), 2);
-						obs[r * ob + cv->offset + e] = x;
+						/* within what a sum over the values lets in, as a data file must be */
+						size_t most = chain_model_value_max(m, gi, v);
+						obs[r * ob + cv->offset + e] = cv->kind != CHAIN_REAL && x > (double)most ? (double)most : x;
 					}
 				}
 	}

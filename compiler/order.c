@@ -47,10 +47,11 @@ static bool build_perm(checker *c, sym *y, const order_item *it)
 		return true; /* computed: above */
 	case ORD_RANDOM: {
 		int64_t seed;
-		if (!eval_int(c, it->seed, &seed, "a random order's seed"))
+		if (!eval_int(c, it->seed, 0, CHECK_MAX_EXACT_INT, &seed, "a random order's seed"))
 			return false;
 		if (seed < 0) {
-			diag_error(c->d, it->seed->where, "the seed of random(SEED) must be >= 0");
+			diag_error(c->d, it->seed->where, "a random order's seed is out of range: %lld is not from 0 to %lld",
+			           (long long)seed, (long long)CHECK_MAX_EXACT_INT);
 			return false;
 		}
 		/* Fisher-Yates with the counter-based generator: the same seed gives

@@ -11,9 +11,30 @@
 
 #define ATOMIC_BUFFER ((size_t)1 << 20)
 
-/* Creates "<path>.tmp-<pid>-<n>" exclusively (so two writers never share
- * it), with the mode a plain fopen would give (0666 minus the umask).  Read
- * access too, for chain__atomic_commit_fd's readers. */
+/* How many bytes of a file name the temp name beside it keeps: a name of
+ * up to 255 bytes is valid, but that name plus ".tmp-<pid>-<n>" was not
+ * (chain train -o <255 bytes> failed with "File name too long").  64
+ * bytes, and a temp name of at most 64 + 32, fit every Linux file
+ * system's limit (255, ecryptfs's 143) yet say whose temp file it is.
+ * Cut before a UTF-8 continuation byte, so a cut name stays UTF-8.
+ * cg_emit.c's tmp_beside names the compiler's outputs the same way. */
+#define TMP_NAME_KEEP 64
+
+static size_t tmp_name_keep(const char *name)
+{
+	size_t n = strlen(name);
+	if (n <= TMP_NAME_KEEP)
+		return n;
+	n = TMP_NAME_KEEP;
+	while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Creates "<dir>/<name>.tmp-<pid>-<n>" exclusively (so two writers never
+ * share it), name the target's own cut to TMP_NAME_KEEP bytes, with the
+ * mode a plain fopen would give (0666 minus the umask).  Read access too,
+ * for chain__atomic_commit_fd's readers. */
 int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 {
 	af->path = path;
@@ -31,8 +52,11 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 		return chain_error_set(err, "%s: out of memory", path);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	int keep = (int)((size_t)(name - path) + tmp_name_keep(name));
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
-		sprintf(af->tmp, "%s.tmp-%ld-%lx", path, (long)getpid(),
+		sprintf(af->tmp, "%.*s.tmp-%ld-%lx", keep, path, (long)getpid(),
 		        (unsigned long)ts.tv_nsec + attempt);
 		int fd = open(af->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0 && errno == EEXIST)

@@ -18,7 +18,9 @@ typedef struct atomic_file {
 	char *buf; /* f's buffer (malloc'd), or NULL for stdio's own */
 } atomic_file;
 
-/* Opens "<path>.tmp-<pid>-<n>" for writing, created exclusively. */
+/* Opens "<path>.tmp-<pid>-<n>" for writing, created exclusively (the name
+ * in path cut to its first 64 bytes, so that the temp name is valid
+ * whenever path is). */
 int chain__atomic_open(atomic_file *af, const char *path, chain_error *err);
 /* Drops the temp file; the target is untouched. */
 void chain__atomic_abort(atomic_file *af);

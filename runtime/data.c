@@ -1221,10 +1221,22 @@ static void show_layout(const chain_model *m, char *out, size_t cap)
 	}
 }
 
-/* Whether x fits one element of a variable of kind v, and if not what was
+/* Whether x fits one element of a variable of kind v whose values the
+ * model limits to most (SIZE_MAX: its kind alone), and if not what was
  * expected, as a phrase for the message. */
-static const char *value_misfit(const chain_var *v, double x, char *buf, size_t cap)
+static const char *value_misfit(const chain_var *v, size_t most, double x, char *buf, size_t cap)
 {
+	/* a count or category a sum's range depends on: the compiler's limit
+	 * keeps that sum within CHAIN_SUM_TERMS_MAX terms (a count of 10^15
+	 * ran the kernels for ever) */
+	if (most != (size_t)-1 && v->kind != CHAIN_REAL && !(x <= (double)most)) {
+		const char *kind_says = value_misfit(v, (size_t)-1, x, buf, cap);
+		if (kind_says)
+			return kind_says;
+		snprintf(buf, cap, "an integer from 0 to %zu (a sum's range in the model depends on it; at most 2^%d terms)",
+		         most, __builtin_ctzll(CHAIN_SUM_TERMS_MAX));
+		return buf;
+	}
 	switch (v->kind) {
 	case CHAIN_BIN:
 		return x == 0.0 || x == 1.0 ? NULL : "0 or 1";
@@ -1283,8 +1295,8 @@ int chain_data_check(const chain_dataset *d, const chain_model *m,
 				const chain_var *v = &vars[i];
 				for (size_t e = 0; e < v->size; e++) {
 					double x = chain_data_value(d, row + v->offset + e);
-					char buf[64];
-					const char *want = value_misfit(v, x, buf, sizeof buf);
+					char buf[128];
+					const char *want = value_misfit(v, chain_model_value_max(m, pass, i), x, buf, sizeof buf);
 					if (!want)
 						continue;
 					char elem[128], num[32];

@@ -84,8 +84,8 @@ int chain_model_check(const chain_model *m, const char *what, chain_error *err)
 	if (!m)
 		return chain_error_set(err, "%s: no model given", what);
 	const char *name = m->name ? m->name : "?";
-	/* version 1 is version 2 without its last field (chain_model_loglik_only
-	 * reads it for both) */
+	/* versions 1 and 2 are version 3 without its last fields
+	 * (chain_model_loglik_only and chain_model_value_max read them for all) */
 	if (m->abi_version < 1 || m->abi_version > CHAIN_ABI_VERSION)
 		return chain_error_set(err, "%s: model %s was built for ABI version %u, this runtime reads 1 to %u: rebuild it",
 		                       what, name, (unsigned)m->abi_version, (unsigned)CHAIN_ABI_VERSION);

@@ -97,11 +97,21 @@ expect_fail "optimize -o the model file" "optimize: -o $T/self.chain is the mode
 cmp -s examples/fvsbn.chain "$T/self.chain" && ok || bad "optimize -o the model file changed it"
 [ -c /dev/null ] && ok || bad "/dev/null is no longer a device"
 expect_fail "build into a directory" "is a directory" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T"
+# an output name of 255 bytes, the most a name may have: its temporary
+# (name + ".tmpXXXXXX") was too long, and the build failed
+mkdir "$T/long"
+long=$(printf '%0253d' 0)
+expect_ok "build -o a name of 255 bytes" "$CHAIN" build examples/fvsbn.chain -D n=6 -o "$T/long/$long.o"
+expect_ok "build --emit header -o a name of 255 bytes" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit header -o "$T/long/$long.h"
+[ -s "$T/long/$long.o" ] && [ -s "$T/long/$long.h" ] && [ "$(ls "$T/long" | wc -l)" -eq 2 ] && ok || { bad "build -o a name of 255 bytes: not the two files alone"; ls "$T/long"; }
 # the commands that run the model link its object in-process: another
 # machine's code is refused before it is compiled (it once ran, and crashed)
 other_arch=aarch64; [ "$(uname -m)" = aarch64 ] && other_arch=x86_64
 expect_fail "run for another target" "is not this machine" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$other_arch-linux-gnu"
 expect_ok "run for this target, another vendor" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --target "$(uname -m)-linux-gnu"
+# 2^24 positions, the most a model has (inputs are not positions)
+printf 'model m\ndim n = 8388608\ninput u : real[134217728]\ndata x : bin[n]\ndata y : bin[n]\nx[i] ~ bernoulli_logit(u[i])\ny[i] ~ bernoulli_logit(0)\nmaximize loglik\n' > "$T/pos24.chain"
+expect_ok "check a model of 2^24 positions and 2^27 inputs" "$CHAIN" check "$T/pos24.chain"
 expect_ok "check summary" "$CHAIN" check examples/fvsbn.chain
 grep -q "structurally unused" "$T/out" && ok || bad "check does not count unused params"
 # a family body sees its own names, not the model's: a param k does not
@@ -173,6 +183,11 @@ done
 expect_fail "gradcheck --rows -1" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --rows -1
 expect_fail "gradcheck --seed -1" "chain gradcheck: --seed: expected a non-negative integer below 2^64, got '-1'" "$CHAIN" gradcheck examples/nade.chain -D n=12 -D H=6 --seed -1
 expect_fail "compare --rows -1" "chain compare: --rows: expected an integer from 1 to 1000000, got '-1'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --rows -1
+# gradcheck and compare make --rows rows of the model's reals: at most
+# 2^28 values (ASan aborted on 10^6 rows of 2^20 reals, 8 TB)
+printf 'model wide\ndim n = 1048576\ndata x : bin[n]\nparam b : real[n]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/wide.chain"
+expect_fail "gradcheck --rows 10^6 of 2^20 reals" "^chain gradcheck: --rows: expected an integer from 1 to 256 (1048576 values a row, at most 2^28 in all), got '1000000'\$" "$CHAIN" gradcheck "$T/wide.chain" --rows 1000000
+expect_fail "compare --rows 257 of 2^20 reals" "^chain compare: --rows: expected an integer from 1 to 256 (1048576 values a row, at most 2^28 in all), got '257'\$" "$CHAIN" compare "$T/wide.chain" --ref examples/reference/fvsbn.c --rows 257
 expect_fail "optimize --max-iter -5" "chain optimize: --max-iter: expected an integer from 1 to 2147483647, got '-5'" "$CHAIN" optimize examples/quadratic.chain --max-iter -5
 # every numeric flag of every command is parsed by cmd_num.c, strictly: no
 # sign on a count, no leading or trailing space, no junk, no hexadecimal,
@@ -199,6 +214,12 @@ expect_fail "compare with the wrong reference" "does not define fvsbn_logp_batch
 expect_fail "compare with a reference built for 784 pixels" "examples/reference/fvsbn.c is built for 615440 params and 784 reals per row, but model fvsbn has 42 and 6" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c
 printf '#include <stddef.h>\nvoid fvsbn_logp_batch(const double *t, const double *o, size_t n, double *out)\n{\n\t(void)t, (void)o, (void)n, (void)out;\n\t*(volatile double *)0 = 1;\n}\n' > "$T/crash.c"
 expect_fail "compare with a reference that crashes" "crashed (Segmentation fault) in its kernels: is it built for model fvsbn's sizes (42 params, 6 reals per row)" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref "$T/crash.c"
+# an empty compiler is a bad --cc, said once by chain (the shell ran the
+# first flag as the command: a stray "sh: 1: -O2: not found" came first)
+for cc in '' ' '; do
+	expect_fail "compare --cc '$cc'" "^chain compare: --cc: expected a C compiler command (such as cc or clang), got '$cc'\$" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --cc "$cc"
+	[ "$(wc -l < "$T/out")" -eq 1 ] && ok || { bad "compare --cc '$cc' printed more than its error"; cat "$T/out"; }
+done
 printf 'this is not C\n' > "$T/bad.c"
 expect_fail "compare with a reference that does not compile" "cannot compile" "$CHAIN" compare examples/fvsbn.chain --ref "$T/bad.c"
 expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "$T/q.safetensors"
@@ -221,6 +242,12 @@ if [ -f compiler/cmd_run.c ]; then
 	grep -q "nats" "$T/out" && ok || bad "eval prints no NLL"
 	expect_ok "sample png" "$CHAIN" sample $M --params "$T/p.safetensors" -n 16 -o "$T/s.png"
 	head -c 8 "$T/s.png" | od -An -tx1 | grep -q "89 50 4e 47" && ok || bad "samples.png is not a PNG"
+	# rows x reals per row at most 2^28, checked before anything is
+	# allocated: -n 2^61-1 sized a buffer of 2^64-8 bytes (ASan aborted,
+	# the plain build said "out of memory")
+	expect_fail "sample -n 2^61-1" "^chain sample: -n: expected an integer from 1 to 342392 (784 values a row, at most 2^28 in all), got '2305843009213693951'\$" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2305843009213693951 -o "$T/huge.amat"
+	expect_fail "sample -n one row too many" "expected an integer from 1 to 342392 (784 values a row" "$CHAIN" sample $M --params "$T/p.safetensors" -n 342393 --given "$T/valid.amat" --prefix 3
+	[ ! -e "$T/huge.amat" ] && ok || bad "sample -n 2^61-1 wrote a file"
 	expect_ok "sample amat" "$CHAIN" sample $M --params "$T/p.safetensors" -n 5 -o "$T/s.amat"
 	[ "$(wc -l < "$T/s.amat")" -eq 5 ] && ok || bad "sample -n 5 wrote $(wc -l < "$T/s.amat") rows"
 	# every loader through the CLI: .npy written by sample, IDX + binarize, gzip
@@ -240,6 +267,14 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_fail "samples into a FIFO" "is not a regular file" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/fifo.png"
 	[ -p "$T/fifo.png" ] && ok || bad "sample replaced a FIFO with a file"
 	expect_ok "resume" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 --resume "$T/p.safetensors" -o "$T/p3.safetensors" --quiet
+	# libchain's outputs under names of 255 bytes (their temporaries too
+	# were name + ".tmp-PID-N"); and a failed write leaves no temporary
+	mkdir "$T/long2"
+	expect_ok "train -o a name of 255 bytes" "$CHAIN" train $M --data "$T/train.amat" --epochs 1 --batch 50 -o "$T/long2/$(printf '%0243d' 0).safetensors" --quiet
+	expect_ok "sample -o a name of 255 bytes" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/long2/$(printf '%0250d' 0).amat"
+	mkdir "$T/long2/$(printf '%0250d' 1).amat"
+	expect_fail "sample -o a directory of 255 bytes" "cannot replace: Is a directory" "$CHAIN" sample $M --params "$T/p.safetensors" -n 2 -o "$T/long2/$(printf '%0250d' 1).amat"
+	[ "$(ls "$T/long2" | wc -l)" -eq 3 ] && ! ls "$T/long2" | grep -q tmp && ok || { bad "names of 255 bytes: not the two files and the directory alone"; ls "$T/long2"; }
 	# --resume reads the checkpoint's epoch and seed: a damaged value is an
 	# error naming the file and the key (it was silently taken as epoch 0)
 	printf 'model r\ndata x : bin[3]\nparam b : real[3]\nx[i] ~ bernoulli_logit(b[i])\nmaximize loglik\n' > "$T/r.chain"
@@ -340,6 +375,24 @@ if [ -f compiler/cmd_run.c ]; then
 		printf '%s\n' "$c" > "$T/big.amat"
 		expect_fail "a count of $c" "big.amat:1:1: expected an integer from 0 to 2^53 - 1 (9007199254740991) for int variable c" "$CHAIN" eval "$T/bn.chain" --params "$T/bn.safetensors" --data "$T/big.amat"
 	done
+	# a count that bounds a sum's range (sum(k in 0..v) in a family on int)
+	# sets how long the kernels run: 10^15 ran eval for ever; now the
+	# compiler's limit (2^24 terms) is checked when the data is loaded
+	printf 'model cs\ndata c : int\nparam l : real\nfamily f(l : real) on int {\n  logp(v) = sum(k in 0..v) l / (k + 1) - lfact(v)\n  sample = 0\n}\nc ~ f(l)\nmaximize loglik\n' > "$T/cs.chain"
+	printf '3\n2\n' > "$T/cs.amat"
+	printf '3\n1000000000000000\n' > "$T/cs-big.amat"
+	printf '16777215\n' > "$T/cs-top.amat"
+	expect_ok "check a model whose sum a count bounds" "$CHAIN" check "$T/cs.chain"
+	grep -q "c  *int  *~ f   values 0..16777215 (a sum's range depends on them)" "$T/out" && ok || { bad "check does not print the limit of c"; cat "$T/out"; }
+	expect_ok "train a model whose sum a count bounds" "$CHAIN" train "$T/cs.chain" --data "$T/cs.amat" --epochs 1 -o "$T/cs.safetensors" --quiet
+	want="cs-big.amat:2:1: expected an integer from 0 to 16777215 (a sum's range in the model depends on it; at most 2^24 terms) for int variable c, found 1e+15"
+	expect_fail "eval a count of 10^15 that bounds a sum" "$want" timeout 60 "$CHAIN" eval "$T/cs.chain" --params "$T/cs.safetensors" --data "$T/cs-big.amat"
+	expect_fail "train on a count of 10^15 that bounds a sum" "$want" timeout 60 "$CHAIN" train "$T/cs.chain" --data "$T/cs-big.amat" --epochs 1 -o "$T/cs2.safetensors"
+	expect_ok "eval a count at the limit" timeout 60 "$CHAIN" eval "$T/cs.chain" --params "$T/cs.safetensors" --data "$T/cs-top.amat"
+	# an int input that bounds a sum, nested: 4096 x 4096 terms at most
+	printf 'model ci\ninput s : int\ndata x : real\nparam m : real\nfamily g(N : int, mu : real) on real {\n  logp(v) = -0.5 * square(v - mu - sum(a in 1..N) sum(b in 1..N) 1e-9)\n  sample = mu\n}\nx ~ g(s, m)\nmaximize loglik\n' > "$T/ci.chain"
+	printf '3 0.5\n4096 1.5\n4097 0.25\n' > "$T/ci.amat"
+	expect_fail "an input that bounds two nested sums" "ci.amat:3:1: expected an integer from 0 to 4096 (a sum's range in the model depends on it; at most 2^24 terms) for int variable s, found 4097" timeout 60 "$CHAIN" train "$T/ci.chain" --data "$T/ci.amat" --epochs 1 -o "$T/ci.safetensors"
 	# 1e-400 underflows (strtod gives 0): not a 0 in a bin column, and
 	# refused in a real one too, like 1e400
 	for v in 1e-400 1e-310 1e400; do

@@ -29,13 +29,13 @@ _Static_assert(sizeof(chain_var) == 88, "chain_var layout");
 _Static_assert(offsetof(chain_var, kind) == 8 && offsetof(chain_var, rank) == 16 &&
                offsetof(chain_var, shape) == 24 && offsetof(chain_var, offset) == 56 &&
                offsetof(chain_var, used) == 80, "chain_var layout");
-_Static_assert(sizeof(chain_model) == 152, "chain_model layout");
+_Static_assert(sizeof(chain_model) == 160, "chain_model layout");
 _Static_assert(offsetof(chain_model, name) == 8 && offsetof(chain_model, precision) == 16 &&
                offsetof(chain_model, num_params) == 24 && offsetof(chain_model, params) == 56 &&
                offsetof(chain_model, order) == 104 && offsetof(chain_model, objective) == 120 &&
                offsetof(chain_model, maximize) == 124 && offsetof(chain_model, f64) == 128 &&
-               offsetof(chain_model, f32) == 136 && offsetof(chain_model, loglik_only) == 144,
-               "chain_model layout");
+               offsetof(chain_model, f32) == 136 && offsetof(chain_model, loglik_only) == 144 &&
+               offsetof(chain_model, value_max) == 152, "chain_model layout");
 
 /* ------------------------------------------------------------ helpers */
 
@@ -869,8 +869,9 @@ static const char *prog_src =
 	"#include <string.h>\n"
 	"#include <chain/rng.h>\n"
 	"#include \"bern.h\"\n"
-	"_Static_assert(sizeof(chain_model) == 152, \"layout\");\n"
+	"_Static_assert(sizeof(chain_model) == 160, \"layout\");\n"
 	"_Static_assert(offsetof(chain_model, f64) == 128 && offsetof(chain_model, loglik_only) == 144, \"layout\");\n"
+	"_Static_assert(offsetof(chain_model, value_max) == 152, \"layout\");\n"
 	"#define CHECK(c) do { if (!(c)) { printf(\"FAIL line %d: %s\\n\", __LINE__, #c); fails++; } } while (0)\n"
 	"static double sp(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }\n"
 	"int main(void) {\n"
@@ -898,6 +899,7 @@ static const char *prog_src =
 	"  CHECK(bern_model.cond_offset[5] == 5 && bern_model.objective == CHAIN_OBJ_LOGLIK && bern_model.maximize == 1);\n"
 	"  CHECK(bern_objective(w, NULL, 0, NULL) < 0);\n"
 	"  CHECK(bern_model.loglik_only == 0 && !chain_model_loglik_only(&bern_model)); /* it has a penalty */\n"
+	"  CHECK(bern_model.value_max == NULL); /* no sum's range depends on a value */\n"
 	"  printf(\"%d failures\\n\", fails);\n"
 	"  return fails != 0;\n"
 	"}\n";

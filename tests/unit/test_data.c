@@ -751,6 +751,33 @@ static void test_data__check_int_and_real__need_counts_and_finite(void **state)
 	assert_msg(check_fails(nan_s, 10), "t.amat:2:2:", "expected a finite number for real variable s[1], found NaN");
 }
 
+/* A count a sum's range depends on is held to the descriptor's value_max
+ * (a count of 10^15 ran the kernels for ever); a category too; a
+ * descriptor older than the field is read without it. */
+static void test_data__check_value_max__names_the_limit_and_why(void **state)
+{
+	size_t most[4] = { (size_t)-1, (size_t)-1, 2, 16777215 };
+	chain_model lim = toy;
+	lim.value_max = most;
+	double v[10] = { 0, 0, 0, 1, 1, 0, 1, 2, 2, 16777215 };
+	chain_dataset d = { .rows = 1, .cols = 10, .values = v };
+	chain_error err = { "" };
+	assert_int_equal(chain_data_check(&d, &lim, "t.amat", &err), 0);
+	v[9] = 1e15;
+	assert_int_equal(chain_data_check(&d, &lim, "t.amat", &err), -1);
+	assert_msg(err.msg, "t.amat:1:10: expected an integer from 0 to 16777215 (a sum's range in the model depends on it; at most 2^24 terms) for int variable k, found 1e+15");
+	/* what the kind refuses is said as the kind says it */
+	v[9] = 2.5;
+	assert_int_equal(chain_data_check(&d, &lim, "t.amat", &err), -1);
+	assert_msg(err.msg, "t.amat:1:10: expected an integer from 0 to 2^53 - 1");
+	v[9] = 0;
+	v[8] = 3;
+	assert_int_equal(chain_data_check(&d, &lim, "t.amat", &err), -1);
+	assert_msg(err.msg, "t.amat:1:9: expected an integer from 0 to 2 (a sum's range", "for cat variable c[1, 1], found 3");
+	lim.abi_version = 2; /* value_max is not there */
+	assert_int_equal(chain_data_check(&d, &lim, "t.amat", &err), 0);
+}
+
 static void test_data__check_wrong_width__lists_what_a_row_holds(void **state)
 {
 	double v[9] = { 0 };
@@ -1100,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_data__check_bin_value_2__names_row_col_and_variable),
 		cmocka_unit_test(test_data__check_cat_out_of_range__names_element),
 		cmocka_unit_test(test_data__check_int_and_real__need_counts_and_finite),
+		cmocka_unit_test(test_data__check_value_max__names_the_limit_and_why),
 		cmocka_unit_test(test_data__check_wrong_width__lists_what_a_row_holds),
 		cmocka_unit_test(test_data__save_amat__integers_plain_and_roundtrip),
 		cmocka_unit_test(test_data__save_npy__aligned_header_and_roundtrip),

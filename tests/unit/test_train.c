@@ -889,7 +889,7 @@ static void test_train__bad_input__refused_with_reason(void **state)
 	chain_model future = bern;
 	future.abi_version = CHAIN_ABI_VERSION + 1;
 	assert_int_equal(chain_train(&future, theta, &d, NULL, &o, NULL, &err), -1);
-	assert_contains(err.msg, "ABI version 3, this runtime reads 1 to 2: rebuild it");
+	assert_contains(err.msg, "ABI version 4, this runtime reads 1 to 3: rebuild it");
 	future.abi_version = 0;
 	assert_int_equal(chain_train(&future, theta, &d, NULL, &o, NULL, &err), -1);
 	assert_contains(err.msg, "ABI version 0");

@@ -59,7 +59,8 @@ int chain_data_load_compact(const char *path, const chain_load_options *opts,
 
 /* Checks a data set against what the model expects of one observation: cols ==
  * obs_size, and each value fits its variable (bin: 0 or 1; cat(K): integer in
- * 0..K-1; int: integer 0..2^53-1; real: finite).  The message names the file, the row
+ * 0..K-1; int: integer 0..2^53-1; real: finite), and within the model's
+ * value_max (a count a sum's range depends on).  The message names the file, the row
  * and column (1-based), the variable and element, and what was expected. */
 int chain_data_check(const chain_dataset *d, const chain_model *m,
                      const char *path, chain_error *err);

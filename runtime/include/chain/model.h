@@ -15,9 +15,18 @@
 extern "C" {
 #endif
 
-/* 2 appended chain_model.loglik_only; the runtime still reads descriptors
- * of version 1 (chain_model_loglik_only; docs/api.md). */
-#define CHAIN_ABI_VERSION 2
+/* 2 appended chain_model.loglik_only, 3 chain_model.value_max; the runtime
+ * still reads descriptors of versions 1 and 2 (chain_model_loglik_only,
+ * chain_model_value_max; docs/api.md). */
+#define CHAIN_ABI_VERSION 3
+
+/* The most terms a sum whose range depends on an observation's value
+ * (`sum(k in 0..v)` in a family on int) may add, together with the sums
+ * around it, for one position of one row: the compiler derives from it the
+ * largest value each such variable may hold (chain_model.value_max), which
+ * chain_data_check enforces, so that no count in a data file makes a
+ * kernel run for ever (a count of 10^15 did). */
+#define CHAIN_SUM_TERMS_MAX ((uint64_t)1 << 24)
 
 /* What values a variable takes. */
 typedef enum chain_kind {
@@ -107,12 +116,29 @@ typedef struct chain_model {
 	 * not known to have none (a descriptor written by hand can leave it
 	 * 0).  Read it only when abi_version >= 2. */
 	int32_t loglik_only;
+	/* ABI 3 on: num_inputs + num_data entries, one per input variable then
+	 * one per data variable, in declaration order: the largest value an
+	 * element may hold where it is below what its kind allows, else
+	 * SIZE_MAX.  A variable gets one when a sum's range depends on its value
+	 * (at most CHAIN_SUM_TERMS_MAX terms).  NULL when none has one.  Read it
+	 * through chain_model_value_max. */
+	const size_t *value_max;
 } chain_model;
 
 /* m->loglik_only, 0 for descriptors older than the field. */
 static inline int chain_model_loglik_only(const chain_model *m)
 {
 	return m->abi_version >= 2 && m->loglik_only;
+}
+
+/* The largest value the elements of input variable i (data = 0) or data
+ * variable i (data = 1) may hold: SIZE_MAX when only its kind limits it,
+ * and for descriptors older than the field. */
+static inline size_t chain_model_value_max(const chain_model *m, int data, size_t i)
+{
+	if (m->abi_version < 3 || !m->value_max)
+		return (size_t)-1;
+	return m->value_max[data ? m->num_inputs + i : i];
 }
 
 #ifdef __cplusplus
