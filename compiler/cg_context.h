@@ -99,10 +99,6 @@ typedef struct cg_ctx {
 /* cg_emit.c */
 void cg_fail(cg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *cg_strdup(const char *s);
-/* Writing through a temporary file beside `path`, renamed over it by
- * cg_file_close when ok (else removed): no partial outputs on error. */
-FILE *cg_file_open(const char *path, char **tmp, char **err);
-int cg_file_close(FILE *f, char *tmp, const char *path, bool ok, char **err);
 
 /* cg_expr.c */
 LLVMValueRef cg_idx(cg_ctx *c, const ir_idx *x);

@@ -35,6 +35,8 @@
 #include "cg_build.h"
 #include "cg_context.h"
 #include "elf_merge.h"
+/* libchain-private: where an output goes (one rule for every file chain writes) */
+#include "../runtime/atomic_file.h"
 
 char *cg_strdup(const char *s)
 {
@@ -560,8 +562,8 @@ cg_unit *cg_generate(const ir_module *m, const cg_options *o, char **err)
 	return u;
 }
 
-static int tmp_beside(const char *path, char **tmp, char **err);
-static int tmp_finish(char *tmp, const char *path, bool ok, char **err);
+static int tmp_beside(const char *path, char **tmp, char **dest, char **err);
+static int tmp_finish(char *tmp, char *dest, const char *path, bool ok, char **err);
 
 /* Code-generates mod with u's machine into memory.  NULL on failure, with
  * LLVM's reason in *why (malloc'd, NULL when it gave none); the buffer
@@ -814,8 +816,8 @@ static int build_object_serial(const ir_module *m, const cg_options *o, void **d
 
 static int write_file(const char *path, const void *data, size_t size, char **err)
 {
-	char *tmp;
-	int fd = tmp_beside(path, &tmp, err);
+	char *tmp, *dest;
+	int fd = tmp_beside(path, &tmp, &dest, err);
 	if (fd < 0)
 		return -1;
 	const char *p = data;
@@ -836,7 +838,7 @@ static int write_file(const char *path, const void *data, size_t size, char **er
 		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
 		ok = false;
 	}
-	return tmp_finish(tmp, path, ok, err);
+	return tmp_finish(tmp, dest, path, ok, err);
 }
 
 int cg_build_object_memory(const ir_module *m, const cg_options *o, void **data, size_t *size, char **err)
@@ -941,60 +943,57 @@ static size_t tmp_name_keep(const char *name)
 
 /* A temporary file beside `path` (so the final rename stays on one file
  * system), "<dir>/<name>.tmpXXXXXX" with the name cut by tmp_name_keep:
- * returns its open descriptor and malloc'd name, or -1.  When
- * `path` is something other than a file or a directory (/dev/null, a
- * FIFO), the "temporary" is `path` itself, written in place: a rename over
- * it would replace the device node with a file. */
-static int tmp_beside(const char *path, char **tmp, char **err)
+ * returns its open descriptor, its malloc'd name in *tmp and in *dest what
+ * it is to be renamed over (malloc'd), or -1.  libchain's
+ * chain__atomic_target says where an output goes: beside the file a
+ * symbolic link at `path` names (-o /dev/stdout renamed a file over the
+ * link, for every process on the machine); in place, *tmp and *dest NULL,
+ * when `path` is something other than a file or a directory (/dev/null, a
+ * FIFO: a rename would replace the device node with a file) or the file
+ * chain's own stdout or stderr is redirected to (appended to: the
+ * redirection has emptied it, or wants it appended to). */
+static int tmp_beside(const char *path, char **tmp, char **dest, char **err)
 {
+	*tmp = *dest = NULL;
 	struct stat st;
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		*tmp = NULL;
-		if (S_ISDIR(st.st_mode)) {
-			set_err(err, cg_fmt("%s: is a directory", path));
-			return -1;
-		}
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0) {
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		set_err(err, cg_fmt("%s: is a directory", path));
+		return -1;
+	}
+	chain_target t = chain__atomic_target(path, dest);
+	if (t != CHAIN_TARGET_RENAME) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC | (t == CHAIN_TARGET_OWN_STREAM ? O_APPEND : 0));
+		if (fd < 0)
 			set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
-			return -1;
-		}
-		*tmp = cg_strdup(path);
-		if (!*tmp) {
-			close(fd);
-			set_err(err, NULL);
-			return -1;
-		}
 		return fd;
 	}
-	const char *slash = strrchr(path, '/');
-	const char *name = slash ? slash + 1 : path;
-	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - path) + tmp_name_keep(name)), path);
-	if (!*tmp) {
+	if (!*dest && !(*dest = cg_strdup(path))) {
 		set_err(err, NULL);
 		return -1;
 	}
-	int fd = mkstemp(*tmp);
+	const char *slash = strrchr(*dest, '/');
+	const char *name = slash ? slash + 1 : *dest;
+	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - *dest) + tmp_name_keep(name)), *dest);
+	int fd = *tmp ? mkstemp(*tmp) : -1;
 	if (fd < 0) {
-		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
+		set_err(err, *tmp ? cg_fmt("%s: %s", path, strerror(errno)) : NULL);
 		free(*tmp);
-		*tmp = NULL;
+		free(*dest);
+		*tmp = *dest = NULL;
 		return -1;
 	}
 	fchmod(fd, 0644);
 	return fd;
 }
 
-/* Moves a finished temporary file over the destination (ok) or removes it
- * (nothing to do when it was the destination itself: tmp_beside). */
-static int tmp_finish(char *tmp, const char *path, bool ok, char **err)
+/* Moves a finished temporary file over its destination (ok) or removes it
+ * (nothing to do when the output was written in place: tmp_beside). */
+static int tmp_finish(char *tmp, char *dest, const char *path, bool ok, char **err)
 {
-	if (strcmp(tmp, path) == 0) {
-		free(tmp);
+	if (!tmp)
 		return ok ? 0 : -1;
-	}
 	int r = 0;
-	if (ok && rename(tmp, path) != 0) {
+	if (ok && rename(tmp, dest) != 0) {
 		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
 		ok = false;
 	}
@@ -1003,34 +1002,40 @@ static int tmp_finish(char *tmp, const char *path, bool ok, char **err)
 		r = -1;
 	}
 	free(tmp);
+	free(dest);
 	return r;
 }
 
-/* Opens `path` for writing through a temporary file; cg_file_close commits. */
-FILE *cg_file_open(const char *path, char **tmp, char **err)
+int cg_file_open(cg_file *out, const char *path, char **err)
 {
-	int fd = tmp_beside(path, tmp, err);
-	if (fd < 0)
-		return NULL;
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
+	int fd = tmp_beside(path, &out->tmp, &out->dest, err);
+	out->f = fd < 0 ? NULL : fdopen(fd, "w");
+	if (fd >= 0 && !out->f) {
 		set_err(err, cg_fmt("%s: %s", path, strerror(errno)));
 		close(fd);
-		tmp_finish(*tmp, path, false, err);
-		*tmp = NULL;
+		tmp_finish(out->tmp, out->dest, path, false, err);
+		out->tmp = out->dest = NULL;
 	}
-	return f;
+	return out->f ? 0 : -1;
 }
 
-int cg_file_close(FILE *f, char *tmp, const char *path, bool ok, char **err)
+int cg_file_close(cg_file *out, const char *path, bool ok, char **err)
 {
-	if (ferror(f))
+	/* the reason: fclose's, which flushes what is left and fails as the
+	 * write did (ENOSPC, EFBIG), else that of the write that set ferror */
+	int e = ferror(out->f) ? errno : 0;
+	if (e)
 		ok = false;
-	if (fclose(f) != 0)
+	if (fclose(out->f) != 0) {
+		e = errno;
 		ok = false;
+	}
+	out->f = NULL;
 	if (!ok && err && !*err)
-		set_err(err, cg_fmt("%s: write error", path));
-	return tmp_finish(tmp, path, ok, err);
+		set_err(err, e ? cg_fmt("%s: %s", path, strerror(e)) : cg_fmt("%s: write error", path));
+	int r = tmp_finish(out->tmp, out->dest, path, ok, err);
+	out->tmp = out->dest = NULL;
+	return r;
 }
 
 int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err)

@@ -244,10 +244,9 @@ int cg_emit_header(const ir_module *m, const cg_options *o, const char *path, ch
 		}
 		return -1;
 	}
-	char *tmp;
-	FILE *f = cg_file_open(path, &tmp, err);
-	if (!f)
+	cg_file out;
+	if (cg_file_open(&out, path, err) != 0)
 		return -1;
-	bool ok = write_header(f, m, o, err);
-	return cg_file_close(f, tmp, path, ok, err);
+	bool ok = write_header(out.f, m, o, err);
+	return cg_file_close(&out, path, ok, err);
 }

@@ -750,6 +750,20 @@ int cg_emit(cg_unit *u, cg_emit_kind kind, const char *path, char **err);
 void cg_unit_free(cg_unit *u);
 /* Writes M.h: the generated C API of ARCHITECTURE.md for this model. */
 int cg_emit_header(const ir_module *m, const cg_options *o, const char *path, char **err);
+/* Every output of `chain build` is written through these (cg_emit.c): to
+ * a temporary file beside `path` (beside the file it names when it is a
+ * symbolic link), renamed over it by cg_file_close when ok (else removed),
+ * so an error never leaves a partial file nor destroys the previous one.
+ * A path that is not a file (/dev/null, a FIFO) or is the file chain's own
+ * stdout or stderr goes to is written in place; a directory is refused.
+ * cg_file_open returns 0 with out->f open, or -1 with *err set. */
+typedef struct cg_file {
+	FILE *f;
+	char *tmp;   /* the temporary file, NULL when written in place */
+	char *dest;  /* what it is renamed over */
+} cg_file;
+int cg_file_open(cg_file *out, const char *path, char **err);
+int cg_file_close(cg_file *out, const char *path, bool ok, char **err);
 
 /* -------------------------------------------------------------------- jit */
 

@@ -237,19 +237,25 @@ static int cmd_build(compile_opts *o, int argc, char **argv)
 		return 1;
 	}
 	if (ir_dump) {
-		/* the model IR after lowering, AD and clean-ups: for reading */
-		FILE *f = out && !to_stdout ? fopen(out, "w") : stdout;
-		if (!f) {
-			compiled_free(&c);
-			return fail("cannot write '%s': %s", out, strerror(errno));
+		/* the model IR after lowering, AD and clean-ups: for reading; a
+		 * file through a temporary beside it, as every other output */
+		char *err = NULL;
+		cg_file file = { .f = stdout };
+		int rc = out && !to_stdout ? cg_file_open(&file, out, &err) : 0;
+		if (rc == 0) {
+			for (int i = 0; i < KER__COUNT; i++)
+				if (c.ir->kernels[i])
+					ir_print_kernel(file.f, c.ir->kernels[i]);
+			if (file.f != stdout)
+				rc = cg_file_close(&file, out, true, &err);
+			else if (fflush(stdout) != 0 || ferror(stdout))
+				rc = fail("cannot write to stdout: %s", strerror(errno));
 		}
-		for (int i = 0; i < KER__COUNT; i++)
-			if (c.ir->kernels[i])
-				ir_print_kernel(f, c.ir->kernels[i]);
-		if (f != stdout)
-			fclose(f);
+		if (rc && err)
+			rc = fail("%s", err);
+		free(err);
 		compiled_free(&c);
-		return 0;
+		return rc ? 1 : 0;
 	}
 	char *tmp = NULL;
 	if (to_stdout) { /* written to a temporary file, then copied: the emitters write files */

@@ -31,6 +31,22 @@ static size_t tmp_name_keep(const char *name)
 	return n;
 }
 
+chain_target chain__atomic_target(const char *path, char **dest)
+{
+	struct stat st, lst, out;
+	*dest = NULL;
+	if (stat(path, &st) != 0)
+		return CHAIN_TARGET_RENAME; /* a new file (or a dangling link, replaced as before) */
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return CHAIN_TARGET_DEVICE;
+	for (int fd = 1; fd <= 2; fd++)
+		if (S_ISREG(st.st_mode) && fstat(fd, &out) == 0 && out.st_dev == st.st_dev && out.st_ino == st.st_ino)
+			return CHAIN_TARGET_OWN_STREAM;
+	if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+		*dest = realpath(path, NULL);
+	return CHAIN_TARGET_RENAME;
+}
+
 /* Creates "<dir>/<name>.tmp-<pid>-<n>" exclusively (so two writers never
  * share it), name the target's own cut to TMP_NAME_KEEP bytes, with the
  * mode a plain fopen would give (0666 minus the umask).  Read access too,
@@ -41,38 +57,46 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	af->f = NULL;
 	af->buf = NULL;
 	af->tmp = NULL;
-	/* the rename would put a file in place of /dev/null or a FIFO (over a
-	 * directory it fails, and commit says so) */
-	struct stat st;
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+	/* over a directory the rename fails, and commit says so */
+	switch (chain__atomic_target(path, &af->dest)) {
+	case CHAIN_TARGET_RENAME:
+		break;
+	case CHAIN_TARGET_DEVICE:
 		return chain_error_set(err, "%s: is not a regular file: chain writes a file beside it and renames it "
 		                       "over the target, which must be a file or not exist yet", path);
-	af->tmp = malloc(strlen(path) + 64);
-	if (!af->tmp)
+	case CHAIN_TARGET_OWN_STREAM:
+		return chain_error_set(err, "%s: is this command's own standard output or error: chain writes a file "
+		                       "beside it and renames it over the target; give another file", path);
+	}
+	const char *target = af->dest ? af->dest : path;
+	af->tmp = malloc(strlen(target) + 64);
+	if (!af->tmp) {
+		free(af->dest);
+		af->dest = NULL;
 		return chain_error_set(err, "%s: out of memory", path);
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	const char *slash = strrchr(path, '/');
-	const char *name = slash ? slash + 1 : path;
-	int keep = (int)((size_t)(name - path) + tmp_name_keep(name));
+	const char *slash = strrchr(target, '/');
+	const char *name = slash ? slash + 1 : target;
+	int keep = (int)((size_t)(name - target) + tmp_name_keep(name));
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
-		sprintf(af->tmp, "%.*s.tmp-%ld-%lx", keep, path, (long)getpid(),
+		sprintf(af->tmp, "%.*s.tmp-%ld-%lx", keep, target, (long)getpid(),
 		        (unsigned long)ts.tv_nsec + attempt);
 		int fd = open(af->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0 && errno == EEXIST)
 			continue;
 		if (fd < 0) {
 			int e = errno;
-			free(af->tmp);
+			free(af->tmp); /* not created: nothing to remove */
 			af->tmp = NULL;
+			chain__atomic_abort(af);
 			return chain_error_set(err, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
 		}
 		af->f = fdopen(fd, "wb");
 		if (!af->f) {
 			close(fd);
-			unlink(af->tmp);
-			free(af->tmp);
-			af->tmp = NULL;
+			chain__atomic_abort(af);
 			return chain_error_set(err, "%s: out of memory", path);
 		}
 		/* checkpoints are megabytes written each epoch: stdio's default
@@ -85,6 +109,8 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	}
 	free(af->tmp);
 	af->tmp = NULL;
+	free(af->dest);
+	af->dest = NULL;
 	return chain_error_set(err, "%s: cannot create a temporary file beside it", path);
 }
 
@@ -98,9 +124,11 @@ void chain__atomic_abort(atomic_file *af)
 		unlink(af->tmp);
 		free(af->tmp);
 	}
+	free(af->dest);
 	af->f = NULL;
 	af->buf = NULL;
 	af->tmp = NULL;
+	af->dest = NULL;
 }
 
 /* Flushes and fsyncs the temp file, renames it over the target, then fsyncs
@@ -136,7 +164,8 @@ int chain__atomic_commit_fd(atomic_file *af, int *fd, chain_error *err)
 		chain__atomic_abort(af);
 		return chain_error_set(err, "%s: cannot write: %s", af->path, strerror(e));
 	}
-	if (rename(af->tmp, af->path) != 0) {
+	const char *target = af->dest ? af->dest : af->path;
+	if (rename(af->tmp, target) != 0) {
 		int e = errno;
 		if (keep >= 0)
 			close(keep);
@@ -145,8 +174,8 @@ int chain__atomic_commit_fd(atomic_file *af, int *fd, chain_error *err)
 	}
 	free(af->tmp);
 	af->tmp = NULL;
-	const char *slash = strrchr(af->path, '/');
-	char *dir = slash ? strndup(af->path, (size_t)(slash - af->path) + 1) : strdup(".");
+	const char *slash = strrchr(target, '/');
+	char *dir = slash ? strndup(target, (size_t)(slash - target) + 1) : strdup(".");
 	if (dir) {
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
@@ -155,6 +184,8 @@ int chain__atomic_commit_fd(atomic_file *af, int *fd, chain_error *err)
 		}
 		free(dir);
 	}
+	free(af->dest);
+	af->dest = NULL;
 	if (fd)
 		*fd = keep;
 	return 0;

@@ -40,6 +40,7 @@
 #include "atomic_bg.h"
 #include "checkpoint_fd.h"
 #include "pool.h"
+#include "train_log.h"
 
 #define MAX_THREADS 1024u
 #define EVAL_BLOCK_ROWS 256u        /* rows per logp_batch call at most */
@@ -767,22 +768,6 @@ static void kept_free(kept_params *k)
 	k->fd = -1;
 }
 
-/* Opens the CSV log: a new file with its header, or (log_append) the end of
- * an existing one, with the header only if it was empty. */
-static FILE *open_log(const char *path, int append, chain_error *err)
-{
-	FILE *f = fopen(path, append ? "a" : "w");
-	if (!f) {
-		chain_error_set(err, "%s: cannot open the log for writing: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (!append || (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0)) {
-		fprintf(f, "epoch,train_nll,valid_nll,seconds\n");
-		fflush(f);
-	}
-	return f;
-}
-
 /* "NaN", "Inf" or "-Inf", for messages. */
 static const char *nonfinite_name(double v)
 {
@@ -880,7 +865,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 	unsigned T = o->threads ? o->threads : chain_default_threads();
 	uint8_t *mask = NULL;
 	size_t *perm = NULL;
-	FILE *log = NULL;
+	train_log log = { 0 };
 	trainer tr;
 	kept_params kept;
 	ckpt_meta meta;
@@ -929,7 +914,7 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 			goto out;
 		s.p.valid_nll = s.p.best_valid = ev.mean_nll;
 	}
-	if (o->log_path && !(log = open_log(o->log_path, o->log_append, err)))
+	if (chain__train_log_open(&log, o->log_path, o->log_append, err) != 0)
 		goto out;
 	ckpt_meta_fill(&meta, o->start_epoch - 1, s.p.best_epoch, o->seed, s.p.best_valid);
 	if (kept_set(&kept, tr.theta_k, &meta, 1, err) != 0)
@@ -1003,16 +988,9 @@ int chain_train(const chain_model *m, void *theta, const chain_dataset *train,
 			goto out;
 		}
 		s.p.epoch_seconds = now_seconds() - te;
-		if (log) {
-			if (valid)
-				fprintf(log, "%zu,%.10g,%.10g,%.3f\n", epoch, train_nll, s.p.valid_nll, s.p.epoch_seconds);
-			else
-				fprintf(log, "%zu,%.10g,,%.3f\n", epoch, train_nll, s.p.epoch_seconds);
-			if (fflush(log) != 0 || ferror(log)) {
-				chain_error_set(err, "%s: cannot write the log: %s", o->log_path, strerror(errno));
-				r->stop = CHAIN_STOP_ERROR;
-				goto out;
-			}
+		if (chain__train_log_epoch(&log, epoch, train_nll, valid != NULL, s.p.valid_nll, s.p.epoch_seconds, err) != 0) {
+			r->stop = CHAIN_STOP_ERROR;
+			goto out;
 		}
 		s.p.train_nll = train_nll;
 		r->last_epoch = epoch;
@@ -1047,9 +1025,12 @@ out:
 			r->stop = CHAIN_STOP_ERROR;
 		}
 	}
-	if (log && fclose(log) != 0 && rc == 0) {
-		rc = chain_error_set(err, "%s: cannot write the log: %s", o->log_path, strerror(errno));
-		r->stop = CHAIN_STOP_ERROR;
+	{
+		chain_error lerr;
+		if (chain__train_log_close(&log, rc == 0 ? err : &lerr) != 0 && rc == 0) {
+			rc = -1;
+			r->stop = CHAIN_STOP_ERROR;
+		}
 	}
 	if (rc != 0 && r->stop != CHAIN_STOP_NONFINITE)
 		r->stop = CHAIN_STOP_ERROR;

@@ -83,6 +83,38 @@ wait
 "$CHAIN" build examples/fvsbn.chain -D n=6 --emit llvm -o "$T/direct.ll"
 [ -p "$T/fifo" ] && cmp -s "$T/from-fifo.ll" "$T/direct.ll" && ok || bad "build into a FIFO: replaced, or not the same output"
 expect_ok "build to /dev/null" "$CHAIN" build examples/fvsbn.chain -D n=6 -o /dev/null
+# --emit ir goes the same way (it once wrote with a plain fopen: an error
+# left half a file over the previous one, and /dev/full exited 0)
+timeout 120 cat "$T/fifo" > "$T/ir-from-fifo.txt" &
+expect_ok "build --emit ir into a FIFO" timeout 120 "$CHAIN" build examples/fvsbn.chain -D n=6 --emit ir -o "$T/fifo"
+wait
+"$CHAIN" build examples/fvsbn.chain -D n=6 --emit ir -o "$T/direct.ir"
+[ -p "$T/fifo" ] && [ -s "$T/direct.ir" ] && cmp -s "$T/ir-from-fifo.txt" "$T/direct.ir" && ok || bad "build --emit ir into a FIFO: replaced, or not the same output"
+expect_ok "build --emit ir to /dev/null" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit ir -o /dev/null
+expect_fail "build --emit ir to a full device" "/dev/full: No space left on device" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit ir -o /dev/full
+expect_fail "build --emit ir to a full stdout" "cannot write to stdout" sh -c '"$0" build examples/fvsbn.chain -D n=6 --emit ir > /dev/full' "$CHAIN"
+expect_fail "build --emit ir into a directory" "is a directory" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit ir -o "$T"
+# a write that fails half-way (past the file size limit, SIGXFSZ ignored so
+# that write() says EFBIG): an error, and the previous file as it was
+mkdir "$T/fsize"
+echo previous > "$T/fsize/m.ir"
+(trap '' XFSZ; ulimit -f 2; exec "$CHAIN" build examples/fvsbn.chain -D n=30 --emit ir -o "$T/fsize/m.ir") > "$T/out" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "m.ir: File too large" "$T/out" && ok || { bad "build --emit ir past the file size limit: exit status $rc"; cat "$T/out"; }
+[ "$(cat "$T/fsize/m.ir")" = previous ] && [ "$(ls "$T/fsize")" = m.ir ] && ok || { bad "a failed --emit ir changed the previous file or left a temporary"; ls -l "$T/fsize"; }
+# an output that is a symbolic link: the file it names is replaced and the
+# link kept (the rename replaced the link: -o /dev/stdout, redirected to a
+# file, made /dev/stdout a file for every process), and the file chain's
+# own stdout is redirected to is written in place
+mkdir "$T/links"
+echo previous > "$T/links/real.ll"
+ln -s real.ll "$T/links/link.ll"
+expect_ok "build -o a symbolic link" "$CHAIN" build examples/fvsbn.chain -D n=6 --emit llvm -o "$T/links/link.ll"
+[ -L "$T/links/link.ll" ] && cmp -s "$T/links/real.ll" "$T/direct.ll" && [ "$(ls "$T/links" | wc -l)" -eq 2 ] && ok || { bad "build -o a symbolic link: the link replaced, or its file not written"; ls -l "$T/links"; }
+for e in llvm ir header; do
+	"$CHAIN" build examples/fvsbn.chain -D n=6 --emit $e -o /proc/self/fd/1 > "$T/links/stdout.$e" 2> "$T/out"; rc=$?
+	"$CHAIN" build examples/fvsbn.chain -D n=6 --emit $e -o - > "$T/links/dash.$e" 2>> "$T/out"
+	[ $rc -eq 0 ] && [ -s "$T/links/stdout.$e" ] && cmp -s "$T/links/stdout.$e" "$T/links/dash.$e" && ok || { bad "build --emit $e -o /proc/self/fd/1: exit status $rc, or not what -o - writes"; cat "$T/out"; }
+done
 # an output that is an input is refused and the input left whole (build
 # -o m.chain replaced the model with its object, train -o d.amat the data
 # with the params)
@@ -226,6 +258,14 @@ expect_ok "optimize a quadratic" "$CHAIN" optimize examples/quadratic.chain -o "
 # the optimum is x = -A^-1 b = (-1/2, 17/22, -7/22)
 awk '/x =/ { d = ($3 + 0.5)^2 + ($4 - 17/22)^2 + ($5 + 7/22)^2; found = 1 } END { exit !(found && d < 1e-16) }' "$T/out" \
 	&& ok || { bad "optimize: wrong optimum"; cat "$T/out"; }
+# libchain's files (checkpoints, samples) through a symbolic link: the
+# file it names is replaced, the link kept; chain's own stdout is refused
+echo previous > "$T/links/q-real.safetensors"
+ln -s q-real.safetensors "$T/links/q-link.safetensors"
+expect_ok "optimize -o a symbolic link" "$CHAIN" optimize examples/quadratic.chain -o "$T/links/q-link.safetensors"
+[ -L "$T/links/q-link.safetensors" ] && cmp -s "$T/links/q-real.safetensors" "$T/q.safetensors" && ok || { bad "optimize -o a symbolic link: the link replaced, or its file not written"; ls -l "$T/links"; }
+"$CHAIN" optimize examples/quadratic.chain -o /proc/self/fd/1 > "$T/links/q-stdout" 2> "$T/out"; rc=$?
+[ $rc -eq 1 ] && grep -q "is this command's own standard output" "$T/out" && ok || { bad "optimize -o its own stdout: exit status $rc"; cat "$T/out"; }
 expect_fail "optimize a likelihood" "use chain train" "$CHAIN" optimize examples/fvsbn.chain -D n=4
 expect_fail "train a free objective" "use chain optimize" "$CHAIN" train examples/quadratic.chain --data examples/data/labels-test.txt -o "$T/q2.safetensors"
 
@@ -238,6 +278,9 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_ok "train again, same seed" "$CHAIN" train $M --data "$T/train.amat" --valid "$T/valid.amat" --epochs 2 --batch 50 --seed 3 --threads 2 -o "$T/p2.safetensors" --quiet
 	cmp -s "$T/p.safetensors" "$T/p2.safetensors" && ok || bad "same seed, different checkpoints"
 	[ "$(wc -l < "$T/log.csv")" -ge 3 ] && ok || bad "CSV log has no epochs"
+	# --log the file chain's own stderr goes to: appended to in place
+	"$CHAIN" train $M --data "$T/train.amat" --epochs 2 --batch 50 -o "$T/p3.safetensors" --log /proc/self/fd/2 --quiet 2> "$T/stderr.csv"; rc=$?
+	[ $rc -eq 0 ] && [ "$(head -n 1 "$T/stderr.csv")" = "epoch,train_nll,valid_nll,seconds" ] && [ "$(wc -l < "$T/stderr.csv")" -eq 3 ] && ok || { bad "train --log /proc/self/fd/2: exit status $rc"; cat "$T/stderr.csv"; }
 	expect_ok "eval" "$CHAIN" eval $M --params "$T/p.safetensors" --data "$T/valid.amat"
 	grep -q "nats" "$T/out" && ok || bad "eval prints no NLL"
 	expect_ok "sample png" "$CHAIN" sample $M --params "$T/p.safetensors" -n 16 -o "$T/s.png"

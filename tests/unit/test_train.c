@@ -873,6 +873,83 @@ static void test_train__checkpoint_commit_fails_in_background__reported_and_last
 	chain_dataset_free(&d);
 }
 
+/* Whether a temp file of `name` (atomic_file.c's "NAME.tmp-...") is left
+ * in the test's directory. */
+static int temp_left(const char *name)
+{
+	char prefix[128];
+	snprintf(prefix, sizeof prefix, "%s.tmp-", name);
+	DIR *dir = opendir(tmpdir);
+	assert_non_null(dir);
+	int found = 0;
+	for (struct dirent *e; (e = readdir(dir));)
+		found |= strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(dir);
+	return found;
+}
+
+/* A run that stops before its first epoch is logged (a NaN in the first
+ * step) leaves the log as it was: the previous file whole, or no file.  The
+ * log was opened with fopen "w" at the start and held only its header
+ * then.  One that logs an epoch before it stops keeps that line. */
+static void test_train__run_fails_before_first_epoch__previous_log_stays(void **state)
+{
+	chain_dataset d = make_data(50, P_TRUE, 23);
+	double theta[NPAR];
+	const char *log = tmp_path("kept.csv"), *fresh = tmp_path("fresh.csv");
+	const char previous[] = "epoch,train_nll,valid_nll,seconds\n1,0.5,,0.001\n";
+	FILE *f = fopen(log, "w");
+	assert_non_null(f);
+	fputs(previous, f);
+	assert_int_equal(fclose(f), 0);
+	for (int append = 0; append <= 1; append++)
+		for (int k = 0; k < 2; k++) {
+			bern_init(theta, 4);
+			chain_train_options o = quiet_options(3, 10, 1);
+			o.checkpoint_path = tmp_path("log-nan.safetensors");
+			o.log_path = k ? fresh : log;
+			o.log_append = append;
+			chain_error err = { "" };
+			atomic_store(&bern_calls, 0);
+			bern_nan_call = 0;
+			assert_int_equal(chain_train(&bern, theta, &d, NULL, &o, NULL, &err), -1);
+			bern_nan_call = -1;
+			assert_contains(err.msg, "loss became NaN at epoch 1, batch 1");
+		}
+	char text[256] = "";
+	f = fopen(log, "r");
+	assert_non_null(f);
+	text[fread(text, 1, sizeof text - 1, f)] = '\0';
+	fclose(f);
+	assert_string_equal(text, previous);
+	struct stat st;
+	assert_int_equal(stat(fresh, &st), -1);
+	assert_false(temp_left("kept.csv"));
+	assert_false(temp_left("fresh.csv"));
+
+	/* a NaN in epoch 2: epoch 1's line is there, the header once */
+	bern_init(theta, 4);
+	chain_train_options o = quiet_options(3, 10, 1);
+	o.log_path = log;
+	chain_error err = { "" };
+	atomic_store(&bern_calls, 0);
+	bern_nan_call = 7; /* 5 steps an epoch */
+	assert_int_equal(chain_train(&bern, theta, &d, NULL, &o, NULL, &err), -1);
+	bern_nan_call = -1;
+	assert_contains(err.msg, "loss became NaN at epoch 2");
+	f = fopen(log, "r");
+	assert_non_null(f);
+	char line[256];
+	assert_non_null(fgets(line, sizeof line, f));
+	assert_string_equal(line, "epoch,train_nll,valid_nll,seconds\n");
+	assert_non_null(fgets(line, sizeof line, f));
+	assert_int_equal(strncmp(line, "1,", 2), 0);
+	assert_null(fgets(line, sizeof line, f));
+	fclose(f);
+	assert_false(temp_left("kept.csv"));
+	chain_dataset_free(&d);
+}
+
 static void test_train__bad_input__refused_with_reason(void **state)
 {
 	chain_dataset d = make_data(10, P_TRUE, 20);
@@ -1286,6 +1363,7 @@ int main(void)
 		cmocka_unit_test(test_train__never_better_than_start__start_kept_patience_0_runs_all),
 		cmocka_unit_test(test_train__loss_becomes_nan__stops_and_last_good_checkpoint_stays),
 		cmocka_unit_test(test_train__nan_in_first_step__initial_checkpoint_stays),
+		cmocka_unit_test(test_train__run_fails_before_first_epoch__previous_log_stays),
 		cmocka_unit_test(test_train__resume_from_checkpoint__continues_the_same_run),
 		cmocka_unit_test(test_train__checkpoint_and_log__written_every_epoch),
 		cmocka_unit_test(test_train__checkpoint_commit_fails_in_background__reported_and_last_good_kept),

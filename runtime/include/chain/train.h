@@ -95,7 +95,10 @@ typedef struct chain_train_options {
 	                                checkpoint's write and by chain_train's return.  A
 	                                failed commit is reported there (-1, the file named)
 	                                and the kept params are then the previous file's. */
-	const char *log_path;     /* CSV: epoch,train_nll,valid_nll,seconds; NULL = none */
+	const char *log_path;     /* CSV: epoch,train_nll,valid_nll,seconds; NULL = none.  A
+	                                new log appears (renamed into place) with the first
+	                                epoch's line: a run that fails before leaves the path
+	                                as it was; then it grows by whole lines */
 	int log_append;           /* append to an existing log (no second header) */
 	chain_train_progress_fn progress; /* NULL = silent */
 	void *progress_user;
