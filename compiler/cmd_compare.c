@@ -102,54 +102,45 @@ static void *load_reference(const compare_opts *o, const char *dir)
 	return h;
 }
 
+/* --cc CC: the command line starts with it, so an empty or blank one made
+ * the shell run the first flag as the compiler ("sh: 1: -O2: not found"
+ * before chain's own message). */
+static int parse_cc(const char *prefix, const cmd_flag *f, const char *v)
+{
+	if (!v[strspn(v, " \t\n")]) {
+		fprintf(stderr, "%s: %s: expected a C compiler command (such as cc or clang), got '%s'\n", prefix, f->name, v);
+		return -1;
+	}
+	*(const char **)f->dst = v;
+	return 0;
+}
+
 /* 0: go on; 1: the usage was printed; -1: bad flags (message printed). */
 static int parse_args(compare_opts *o, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		const char *p = "chain compare";
-		uint64_t u = 0;
-		int bad = 0;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: chain compare MODEL.chain --ref REF.c [--data F] [--rows R] [--tol T] [--repeats K]\n"
-			       "                     [--cc CC] [--cflags FLAGS] [--seed S] [-D N=V] [--precision f64|f32]\n"
-			       "Compiles REF.c (a hand-written implementation of the generated C API of MODEL) with\n"
-			       "CC FLAGS (default: cc -O2), and compares it with the generated kernels on R rows of F\n"
-			       "(or rows sampled from the model): log p and the gradient of the summed log p, and\n"
-			       "their speed (median of K runs, side by side).  Exit 1 when a relative difference\n"
-			       "exceeds T (default 1e-10 in f64, 1e-4 in f32).\n");
-			return 1;
-		}
-		if (!v)
-			return -cfail("%s needs a value", a);
-		i++;
-		if (strcmp(a, "--ref") == 0)
-			o->ref = v;
-		else if (strcmp(a, "--data") == 0)
-			o->data = v;
-		else if (strcmp(a, "--cc") == 0) {
-			/* the command line starts with it: an empty or blank one
-			 * made the shell run the first flag as the compiler ("sh:
-			 * 1: -O2: not found" before chain's own message) */
-			if (!v[strspn(v, " \t\n")])
-				return -cfail("--cc: expected a C compiler command (such as cc or clang), got '%s'", v);
-			o->cc = v;
-		}
-		else if (strcmp(a, "--cflags") == 0)
-			o->cflags = v;
-		else if (strcmp(a, "--rows") == 0)
-			bad = cmd_flag_size(p, a, v, 1, CMD_MAX_CHECK_ROWS, &o->rows);
-		else if (strcmp(a, "--repeats") == 0 && !(bad = cmd_flag_u64(p, a, v, 1, 999, &u)))
-			o->repeats = (int)u;
-		else if (strcmp(a, "--tol") == 0)
-			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &o->tol);
-		else if (strcmp(a, "--seed") == 0)
-			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &o->seed);
-		else if (!bad)
-			return -cfail("unknown flag '%s' (see chain compare --help)", a);
-		if (bad)
-			return -1;
+	cmd_flag flags[] = {
+		CMD_FILE("--ref", &o->ref),
+		CMD_FILE("--data", &o->data),
+		CMD_CUSTOM("--cc", &o->cc, parse_cc),
+		CMD_TEXT("--cflags", &o->cflags),
+		CMD_SIZE("--rows", &o->rows, 1, CMD_MAX_CHECK_ROWS),
+		CMD_INT("--repeats", &o->repeats, 1, 999),
+		CMD_POSITIVE("--tol", &o->tol),
+		CMD_SEED("--seed", &o->seed),
+	};
+	int pr = cmd_parse_flags("compare", flags, sizeof flags / sizeof flags[0], argc, argv);
+	if (pr == 2) {
+		printf("usage: chain compare MODEL.chain --ref REF.c [--data F] [--rows R] [--tol T] [--repeats K]\n"
+		       "                     [--cc CC] [--cflags FLAGS] [--seed S] [-D N=V] [--precision f64|f32]\n"
+		       "Compiles REF.c (a hand-written implementation of the generated C API of MODEL) with\n"
+		       "CC FLAGS (default: cc -O2), and compares it with the generated kernels on R rows of F\n"
+		       "(or rows sampled from the model): log p and the gradient of the summed log p, and\n"
+		       "their speed (median of K runs, side by side).  Exit 1 when a relative difference\n"
+		       "exceeds T (default 1e-10 in f64, 1e-4 in f32).\n");
+		return 1;
 	}
+	if (pr != 0)
+		return -1;
 	if (!o->ref)
 		return -cfail("--ref REF.c is required");
 	if (access(o->ref, R_OK) != 0)

@@ -47,128 +47,34 @@ static int run_fail(const char *cmd, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------------
- * Flags: a table per command, one parser
+ * Flags: a table per command, parsed by cmd_flags.c
  * ------------------------------------------------------------------------ */
 
-typedef enum flag_type {
-	FLAG_STRING,    /* any non-empty text: const char * */
-	FLAG_COUNT,     /* integer >= 1: size_t */
-	FLAG_INDEX,     /* integer >= 0: size_t */
-	FLAG_SEED,      /* integer >= 0: uint64_t */
-	FLAG_THREADS,   /* integer 1..MAX_THREADS: unsigned */
-	FLAG_POSITIVE,  /* finite real > 0: double */
-	FLAG_FRACTION,  /* real in [0, 1): double */
-	FLAG_BINARIZE,  /* a threshold or 'stochastic': chain_load_options */
-	FLAG_OPTIMIZER, /* sgd | adam: chain_optim_kind */
-	FLAG_SWITCH,    /* no value: int set to 1 */
-} flag_type;
-
-typedef struct flag {
-	const char *name;   /* "--lr", "-o" */
-	flag_type type;
-	void *dst;
-	int given;          /* set by the parser */
-} flag;
-
-/* Converts one flag's value text into its destination, or explains what was
- * expected. */
-static int set_flag(const char *cmd, flag *f, const char *v)
+/* --binarize X: a threshold or 'stochastic', into a chain_load_options. */
+static int parse_binarize(const char *prefix, const cmd_flag *f, const char *v)
 {
-	char prefix[32];
-	snprintf(prefix, sizeof prefix, "chain %s", cmd);
-	uint64_t u;
+	chain_load_options *lo = f->dst;
 	double d;
-	switch (f->type) {
-	case FLAG_STRING:
-		if (!*v)
-			return run_fail(cmd, "%s: expected a file name, got ''", f->name);
-		*(const char **)f->dst = v;
-		return 0;
-	case FLAG_COUNT:
-		return cmd_flag_size(prefix, f->name, v, 1, SIZE_MAX, f->dst) == 0 ? 0 : 1;
-	case FLAG_INDEX:
-		return cmd_flag_size(prefix, f->name, v, 0, SIZE_MAX, f->dst) == 0 ? 0 : 1;
-	case FLAG_SEED:
-		return cmd_flag_u64(prefix, f->name, v, 0, UINT64_MAX, f->dst) == 0 ? 0 : 1;
-	case FLAG_THREADS:
-		if (cmd_flag_u64(prefix, f->name, v, 1, MAX_THREADS, &u) != 0)
-			return 1;
-		*(unsigned *)f->dst = (unsigned)u;
-		return 0;
-	case FLAG_POSITIVE:
-		return cmd_flag_real(prefix, f->name, v, CMD_REAL_POSITIVE, f->dst) == 0 ? 0 : 1;
-	case FLAG_FRACTION:
-		return cmd_flag_real(prefix, f->name, v, CMD_REAL_FRACTION, f->dst) == 0 ? 0 : 1;
-	case FLAG_BINARIZE: {
-		chain_load_options *lo = f->dst;
-		if (strcmp(v, "stochastic") == 0) {
-			lo->binarize = CHAIN_BINARIZE_STOCHASTIC;
-		} else if (cmd_parse_real(v, &d) == 0) {
-			lo->binarize = CHAIN_BINARIZE_THRESHOLD;
-			lo->threshold = d;
-		} else {
-			return run_fail(cmd, "%s: expected a threshold (a number such as 0.5) or 'stochastic', got '%s'",
-			                f->name, v);
-		}
-		return 0;
-	}
-	case FLAG_OPTIMIZER:
-		if (chain_optim_parse(v, f->dst) != 0)
-			return run_fail(cmd, "%s: expected sgd or adam, got '%s'", f->name, v);
-		return 0;
-	case FLAG_SWITCH:
-		*(int *)f->dst = 1;
-		return 0;
-	}
-	return run_fail(cmd, "%s: internal error: unknown flag type", f->name);
-}
-
-/* Parses argv[1..argc-1] against the table: "--flag value" and
- * "--flag=value" (and "-o value", "-n value").  Returns 0 when all parsed,
- * 1 after printing what is wrong, 2 when --help / -h was asked for (the
- * caller prints the usage). */
-static int parse_flags(const char *cmd, flag *flags, size_t nflags, int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return 2;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-' || a[1] == '\0')
-			return run_fail(cmd, "unexpected argument '%s' (see chain %s --help)", a, cmd);
-		const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-		size_t len = eq ? (size_t)(eq - a) : strlen(a);
-		flag *f = NULL;
-		for (size_t k = 0; k < nflags; k++)
-			if (strlen(flags[k].name) == len && strncmp(flags[k].name, a, len) == 0)
-				f = &flags[k];
-		if (!f)
-			return run_fail(cmd, "unknown flag '%.*s' (see chain %s --help)", (int)len, a, cmd);
-		f->given = 1;
-		if (f->type == FLAG_SWITCH) {
-			if (eq)
-				return run_fail(cmd, "%s takes no value, got '%s'", f->name, eq + 1);
-			set_flag(cmd, f, "");
-			continue;
-		}
-		const char *v = eq ? eq + 1 : NULL;
-		if (!v) {
-			if (i + 1 >= argc)
-				return run_fail(cmd, "%s: expected a value after it", f->name);
-			v = argv[++i];
-		}
-		if (set_flag(cmd, f, v) != 0)
-			return 1;
+	if (strcmp(v, "stochastic") == 0) {
+		lo->binarize = CHAIN_BINARIZE_STOCHASTIC;
+	} else if (cmd_parse_real(v, &d) == 0) {
+		lo->binarize = CHAIN_BINARIZE_THRESHOLD;
+		lo->threshold = d;
+	} else {
+		fprintf(stderr, "%s: %s: expected a threshold (a number such as 0.5) or 'stochastic', got '%s'\n", prefix,
+		        f->name, v);
+		return -1;
 	}
 	return 0;
 }
 
-static flag *find_flag(flag *flags, size_t n, const char *name)
+/* --optimizer NAME: sgd | adam, into a chain_optim_kind. */
+static int parse_optimizer(const char *prefix, const cmd_flag *f, const char *v)
 {
-	for (size_t k = 0; k < n; k++)
-		if (strcmp(flags[k].name, name) == 0)
-			return &flags[k];
-	return NULL;
+	if (chain_optim_parse(v, f->dst) == 0)
+		return 0;
+	fprintf(stderr, "%s: %s: expected sgd or adam, got '%s'\n", prefix, f->name, v);
+	return -1;
 }
 
 int cmd_same_file(const char *a, const char *b)
@@ -183,11 +89,11 @@ int cmd_same_file(const char *a, const char *b)
  * flags ins (NULL-terminated): an output that is an input is replaced by,
  * or appended to, what the command writes (train --data d.amat -o d.amat
  * renamed the params over the data).  Prints and returns 1 when it is. */
-static int refuse_overwrite(const char *cmd, flag *flags, size_t n, const char *oflag, const char *const *ins)
+static int refuse_overwrite(const char *cmd, cmd_flag *flags, size_t n, const char *oflag, const char *const *ins)
 {
-	const char *out = *(const char **)find_flag(flags, n, oflag)->dst;
+	const char *out = *(const char **)cmd_find_flag(flags, n, oflag)->dst;
 	for (; out && *ins; ins++) {
-		const char *in = *(const char **)find_flag(flags, n, *ins)->dst;
+		const char *in = *(const char **)cmd_find_flag(flags, n, *ins)->dst;
 		if (in && cmd_same_file(out, in))
 			return run_fail(cmd, "%s %s is the %s file: writing there would destroy it; give %s another name",
 			                oflag, out, *ins, oflag);
@@ -397,25 +303,25 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 	double lr = 0, momentum = 0.9;
 	chain_load_options lo = { 0 };
 	int quiet = 0;
-	flag flags[] = {
-		{ "--data", FLAG_STRING, &data_path, 0 },
-		{ "--valid", FLAG_STRING, &valid_path, 0 },
-		{ "-o", FLAG_STRING, &out_path, 0 },
-		{ "--epochs", FLAG_COUNT, &o.epochs, 0 },
-		{ "--batch", FLAG_COUNT, &o.batch, 0 },
-		{ "--optimizer", FLAG_OPTIMIZER, &kind, 0 },
-		{ "--lr", FLAG_POSITIVE, &lr, 0 },
-		{ "--momentum", FLAG_FRACTION, &momentum, 0 },
-		{ "--patience", FLAG_INDEX, &o.patience, 0 },
-		{ "--seed", FLAG_SEED, &o.seed, 0 },
-		{ "--threads", FLAG_THREADS, &o.threads, 0 },
-		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
-		{ "--resume", FLAG_STRING, &resume, 0 },
-		{ "--log", FLAG_STRING, &log_path, 0 },
-		{ "--quiet", FLAG_SWITCH, &quiet, 0 },
+	cmd_flag flags[] = {
+		CMD_FILE("--data", &data_path),
+		CMD_FILE("--valid", &valid_path),
+		CMD_FILE("-o", &out_path),
+		CMD_SIZE("--epochs", &o.epochs, 1, SIZE_MAX),
+		CMD_SIZE("--batch", &o.batch, 1, SIZE_MAX),
+		CMD_CUSTOM("--optimizer", &kind, parse_optimizer),
+		CMD_POSITIVE("--lr", &lr),
+		CMD_FRACTION("--momentum", &momentum),
+		CMD_SIZE("--patience", &o.patience, 0, SIZE_MAX),
+		CMD_SEED("--seed", &o.seed),
+		CMD_UNSIGNED("--threads", &o.threads, 1, MAX_THREADS),
+		CMD_CUSTOM("--binarize", &lo, parse_binarize),
+		CMD_FILE("--resume", &resume),
+		CMD_FILE("--log", &log_path),
+		CMD_SWITCH("--quiet", &quiet),
 	};
 	const size_t nflags = sizeof flags / sizeof flags[0];
-	int pr = parse_flags(cmd, flags, nflags, argc, argv);
+	int pr = cmd_parse_flags(cmd, flags, nflags, argc, argv);
 	if (pr == 2) {
 		fputs(train_usage, stdout);
 		return 0;
@@ -426,7 +332,7 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		return run_fail(cmd, "missing --data FILE (the training data); see chain train --help");
 	if (!out_path)
 		return run_fail(cmd, "missing -o PATH (where the trained params go); see chain train --help");
-	if (find_flag(flags, nflags, "--momentum")->given && kind != CHAIN_OPTIM_SGD)
+	if (cmd_find_flag(flags, nflags, "--momentum")->given && kind != CHAIN_OPTIM_SGD)
 		return run_fail(cmd, "--momentum applies to --optimizer sgd only");
 	/* -o may be --resume (the checkpoint is read before the first is
 	 * written); the log is appended to, so it may be neither */
@@ -459,7 +365,7 @@ int cmd_train(const chain_model *m, int argc, char **argv)
 		int have_seed;
 		if (resume_meta(cmd, m, resume, theta, &start, &seed, &have_seed) != 0)
 			goto out;
-		if (have_seed && !find_flag(flags, nflags, "--seed")->given)
+		if (have_seed && !cmd_find_flag(flags, nflags, "--seed")->given)
 			o.seed = seed;
 		if (start > SIZE_MAX - o.epochs) {
 			run_fail(cmd, "--resume %s: __metadata__ \"epoch\" is %" PRIu64 ": out of range (with --epochs %zu the last epoch would pass 2^64 - 1)",
@@ -565,14 +471,14 @@ int cmd_eval(const chain_model *m, int argc, char **argv)
 	const char *params = NULL, *data_path = NULL;
 	chain_load_options lo = { .seed = 1 };
 	unsigned threads = 0;
-	flag flags[] = {
-		{ "--params", FLAG_STRING, &params, 0 },
-		{ "--data", FLAG_STRING, &data_path, 0 },
-		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
-		{ "--seed", FLAG_SEED, &lo.seed, 0 },
-		{ "--threads", FLAG_THREADS, &threads, 0 },
+	cmd_flag flags[] = {
+		CMD_FILE("--params", &params),
+		CMD_FILE("--data", &data_path),
+		CMD_CUSTOM("--binarize", &lo, parse_binarize),
+		CMD_SEED("--seed", &lo.seed),
+		CMD_UNSIGNED("--threads", &threads, 1, MAX_THREADS),
 	};
-	int pr = parse_flags(cmd, flags, sizeof flags / sizeof flags[0], argc, argv);
+	int pr = cmd_parse_flags(cmd, flags, sizeof flags / sizeof flags[0], argc, argv);
 	if (pr == 2) {
 		fputs(eval_usage, stdout);
 		return 0;
@@ -728,17 +634,17 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 	size_t n = 16, prefix = 0;
 	uint64_t seed = 1;
 	chain_load_options lo = { 0 };
-	flag flags[] = {
-		{ "--params", FLAG_STRING, &params, 0 },
-		{ "-n", FLAG_COUNT, &n, 0 },
-		{ "--seed", FLAG_SEED, &seed, 0 },
-		{ "--given", FLAG_STRING, &given_path, 0 },
-		{ "--prefix", FLAG_INDEX, &prefix, 0 },
-		{ "--binarize", FLAG_BINARIZE, &lo, 0 },
-		{ "-o", FLAG_STRING, &out_path, 0 },
+	cmd_flag flags[] = {
+		CMD_FILE("--params", &params),
+		CMD_SIZE("-n", &n, 1, SIZE_MAX),
+		CMD_SEED("--seed", &seed),
+		CMD_FILE("--given", &given_path),
+		CMD_SIZE("--prefix", &prefix, 0, SIZE_MAX),
+		CMD_CUSTOM("--binarize", &lo, parse_binarize),
+		CMD_FILE("-o", &out_path),
 	};
 	const size_t nflags = sizeof flags / sizeof flags[0];
-	int pr = parse_flags(cmd, flags, nflags, argc, argv);
+	int pr = cmd_parse_flags(cmd, flags, nflags, argc, argv);
 	if (pr == 2) {
 		fputs(sample_usage, stdout);
 		return 0;
@@ -747,12 +653,12 @@ int cmd_sample(const chain_model *m, int argc, char **argv)
 		return 1;
 	if (!params)
 		return run_fail(cmd, "missing --params FILE (trained params); see chain sample --help");
-	int have_prefix = find_flag(flags, nflags, "--prefix")->given;
+	int have_prefix = cmd_find_flag(flags, nflags, "--prefix")->given;
 	if (given_path && !have_prefix)
 		return run_fail(cmd, "--given needs --prefix K (how many positions of the order to keep)");
 	if (have_prefix && !given_path)
 		return run_fail(cmd, "--prefix needs --given FILE (the rows to complete)");
-	if (find_flag(flags, nflags, "--binarize")->given && !given_path)
+	if (cmd_find_flag(flags, nflags, "--binarize")->given && !given_path)
 		return run_fail(cmd, "--binarize applies to --given FILE only");
 	int png = out_path && has_ext(out_path, ".png");
 	if (out_path && !png && !has_ext(out_path, ".amat") && !has_ext(out_path, ".txt") && !has_ext(out_path, ".npy"))

@@ -96,8 +96,9 @@ static int model_flag(compile_opts *o, int argc, char **argv, int *i)
 		o->cg.opt_level = a[2] - '0';
 		return 1;
 	}
-	if (strcmp(a, "--precision") == 0) {
-		const char *v = *i + 1 < argc ? argv[++*i] : "";
+	const char *v;
+	int r = cmd_flag_match("chain", argc, argv, i, "--precision", true, &v);
+	if (r > 0) {
 		if (strcmp(v, "f64") == 0)
 			o->cg.f32 = false;
 		else if (strcmp(v, "f32") == 0)
@@ -108,18 +109,11 @@ static int model_flag(compile_opts *o, int argc, char **argv, int *i)
 		}
 		return 1;
 	}
-	if (strcmp(a, "--target") == 0 || strcmp(a, "--cpu") == 0) {
-		if (*i + 1 >= argc) {
-			fail("%s: expected a value", a);
-			return -1;
-		}
-		if (a[2] == 't')
-			o->cg.target = argv[++*i];
-		else
-			o->cg.cpu = argv[++*i];
-		return 1;
-	}
-	return 0;
+	if (r == 0 && (r = cmd_flag_match("chain", argc, argv, i, "--target", true, &v)) > 0)
+		o->cg.target = v;
+	else if (r == 0 && (r = cmd_flag_match("chain", argc, argv, i, "--cpu", true, &v)) > 0)
+		o->cg.cpu = v;
+	return r;
 }
 
 /* parse -> check -> lower -> ad -> opt.  Diagnostics are printed; returns
@@ -187,20 +181,20 @@ static char *basename_noext(const char *path, const char *ext)
 
 static int cmd_build(compile_opts *o, int argc, char **argv)
 {
-	const char *out = NULL, *emit = "obj";
+	const char *out = NULL, *emit = "obj", *v;
 	for (int i = 1; i < argc; i++) {
 		int r = model_flag(o, argc, argv, &i);
+		if (r == 0 && (r = cmd_flag_match("chain build", argc, argv, &i, "-o", true, &v)) > 0)
+			out = v;
+		else if (r == 0 && (r = cmd_flag_match("chain build", argc, argv, &i, "--emit", true, &v)) > 0)
+			emit = v;
+		else if (r == 0) /* --help=1 (--help alone is taken in main) */
+			r = cmd_flag_match("chain build", argc, argv, &i, "--help", false, &v);
 		if (r < 0)
 			return 1;
 		if (r)
 			continue;
-		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
-			out = argv[++i];
-		else if (strcmp(argv[i], "--emit") == 0 && i + 1 < argc)
-			emit = argv[++i];
-		else if (strncmp(argv[i], "--emit=", 7) == 0)
-			emit = argv[i] + 7;
-		else if (argv[i][0] == '-')
+		if (argv[i][0] == '-')
 			return fail("build: unknown option '%s' (see chain --help)", argv[i]);
 		else if (!o->path)
 			o->path = argv[i];
@@ -384,7 +378,10 @@ static void print_value_max(const ir_module *ir, size_t i)
 static int cmd_check(compile_opts *o, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
+		const char *v;
 		int r = model_flag(o, argc, argv, &i);
+		if (r == 0) /* --help=1 (--help alone is taken in main) */
+			r = cmd_flag_match("chain check", argc, argv, &i, "--help", false, &v);
 		if (r < 0)
 			return 1;
 		if (r)
@@ -484,26 +481,22 @@ static const chain_model *load_model(compile_opts *o, compiled *c, jit_session *
 	return m;
 }
 
-/* Separates the model flags (and the model file) from the command's own. */
 /* The command flags that take no value; every other `--name` of a command
  * takes the next argument as its value, even one that looks like a model
- * flag (`--cflags -O3`). */
-static bool is_switch(const char *a)
-{
-	static const char *const switches[] = {"--quiet", "--help", "-h", NULL};
-	for (int i = 0; switches[i]; i++)
-		if (strcmp(a, switches[i]) == 0)
-			return true;
-	return false;
-}
+ * flag (`--cflags -O3`), unless it has its value after '='. */
+static const char *const switches[] = {"--quiet", "--help", "-h", NULL};
 
+/* The model flags (and the model file) apart from the command's own, which
+ * are left in rargv for the command's table.  A command flag's value is
+ * the next argument unless it came with '=' (--epochs=1 -D H=20: -D was
+ * taken as the value of --epochs=1). */
 static int split_args(compile_opts *o, int argc, char **argv, int *rargc, char **rargv)
 {
 	*rargc = 0;
 	rargv[(*rargc)++] = argv[0];
 	for (int i = 1; i < argc; i++) {
-		if (*rargc > 1 && strncmp(rargv[*rargc - 1], "--", 2) == 0 && !is_switch(rargv[*rargc - 1]) &&
-		    rargv[*rargc - 1] == argv[i - 1]) {
+		if (*rargc > 1 && strncmp(rargv[*rargc - 1], "--", 2) == 0 &&
+		    cmd_flag_takes_next(rargv[*rargc - 1], switches) && rargv[*rargc - 1] == argv[i - 1]) {
 			rargv[(*rargc)++] = argv[i]; /* the value of the command flag before it */
 			continue;
 		}
@@ -543,9 +536,9 @@ static int names_model_file(const compile_opts *o, const char *cmd, int argc, ch
 {
 	for (int i = 1; o->path && i < argc; i++) {
 		const char *a = argv[i], *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-		int flen = eq                                                    ? (int)(eq - a)
-		           : i > 1 && argv[i - 1][0] == '-' && !is_switch(argv[i - 1]) ? (int)strlen(argv[i - 1])
-		                                                                     : 0;
+		int flen = eq ? (int)(eq - a)
+		           : i > 1 && cmd_flag_takes_next(argv[i - 1], switches) ? (int)strlen(argv[i - 1])
+		           : 0;
 		const char *flag = eq ? a : argv[i - 1], *v = eq ? eq + 1 : a;
 		if ((eq || a[0] != '-') && flen > 0 && cmd_same_file(v, o->path))
 			return fail("%s: %.*s %s is the model file; give %.*s another file", cmd, flen, flag, v, flen, flag);
@@ -591,37 +584,23 @@ static int gradcheck_run(const chain_model *m, const gc_opts *g);
 static int gc_args(const chain_model *m, int argc, char **argv)
 {
 	gc_opts g = {.seed = 1, .rows = 3, .tol = 1e-6, .samples = 40};
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: chain gradcheck MODEL.chain [--data F] [--seed S] [--rows R] [--tol T] [--samples K] [-D N=V]\n"
-			       "Compares the generated gradient of the objective with central finite differences\n"
-			       "at random params (seeded) on R rows of F (or random data); checks K entries per\n"
-			       "param (all of a small one).  Exit 1 if the worst relative error, beyond what the\n"
-			       "differences are good to (their change from step h to 2h), exceeds T (1e-6).\n");
-			return 0;
-		}
-		if (!v)
-			return fail("gradcheck: %s needs a value", a);
-		i++;
-		const char *p = "chain gradcheck";
-		int bad = 0;
-		if (strcmp(a, "--data") == 0)
-			g.data = v;
-		else if (strcmp(a, "--seed") == 0)
-			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &g.seed);
-		else if (strcmp(a, "--rows") == 0)
-			bad = cmd_flag_size(p, a, v, 1, CMD_MAX_CHECK_ROWS, &g.rows);
-		else if (strcmp(a, "--samples") == 0)
-			bad = cmd_flag_size(p, a, v, 1, SIZE_MAX, &g.samples);
-		else if (strcmp(a, "--tol") == 0)
-			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &g.tol);
-		else
-			return fail("gradcheck: unknown flag '%s' (see chain gradcheck --help)", a);
-		if (bad)
-			return 1;
+	cmd_flag flags[] = {
+		CMD_FILE("--data", &g.data),
+		CMD_SEED("--seed", &g.seed),
+		CMD_SIZE("--rows", &g.rows, 1, CMD_MAX_CHECK_ROWS),
+		CMD_SIZE("--samples", &g.samples, 1, SIZE_MAX),
+		CMD_POSITIVE("--tol", &g.tol),
+	};
+	int pr = cmd_parse_flags("gradcheck", flags, sizeof flags / sizeof flags[0], argc, argv);
+	if (pr == 2) {
+		printf("usage: chain gradcheck MODEL.chain [--data F] [--seed S] [--rows R] [--tol T] [--samples K] [-D N=V]\n"
+		       "Compares the generated gradient of the objective with central finite differences\n"
+		       "at random params (seeded) on R rows of F (or random data); checks K entries per\n"
+		       "param (all of a small one).  Exit 1 if the worst relative error, beyond what the\n"
+		       "differences are good to (their change from step h to 2h), exceeds T (1e-6).\n");
+		return 0;
 	}
-	return gradcheck_run(m, &g);
+	return pr ? 1 : gradcheck_run(m, &g);
 }
 
 static int gradcheck_run(const chain_model *m, const gc_opts *g)
@@ -760,35 +739,22 @@ static int opt_args(const chain_model *m, int argc, char **argv)
 	chain_lbfgs_options lo;
 	chain_lbfgs_defaults(&lo);
 	const char *out = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: chain optimize MODEL.chain [--seed S] [--max-iter N] [--tol T] [-o PARAMS.safetensors] [-D N=V]\n"
-			       "Minimizes (or maximizes) a model's free objective, a function of its params alone,\n"
-			       "by L-BFGS from the model's initialisation (seed S, default 1), and prints the\n"
-			       "optimum; -o also saves the params.\n");
-			return 0;
-		}
-		if (!v)
-			return fail("optimize: %s needs a value", a);
-		i++;
-		const char *p = "chain optimize";
-		uint64_t u = 0;
-		int bad = 0;
-		if (strcmp(a, "--seed") == 0)
-			bad = cmd_flag_u64(p, a, v, 0, UINT64_MAX, &seed);
-		else if (strcmp(a, "--max-iter") == 0) {
-			if (!(bad = cmd_flag_u64(p, a, v, 1, INT_MAX, &u)))
-				lo.max_iter = (int)u;
-		} else if (strcmp(a, "--tol") == 0)
-			bad = cmd_flag_real(p, a, v, CMD_REAL_POSITIVE, &lo.gtol);
-		else if (strcmp(a, "-o") == 0)
-			out = v;
-		else
-			return fail("optimize: unknown flag '%s' (see chain optimize --help)", a);
-		if (bad)
-			return 1;
+	cmd_flag flags[] = {
+		CMD_SEED("--seed", &seed),
+		CMD_INT("--max-iter", &lo.max_iter, 1, INT_MAX),
+		CMD_POSITIVE("--tol", &lo.gtol),
+		CMD_FILE("-o", &out),
+	};
+	int pr = cmd_parse_flags("optimize", flags, sizeof flags / sizeof flags[0], argc, argv);
+	if (pr == 2) {
+		printf("usage: chain optimize MODEL.chain [--seed S] [--max-iter N] [--tol T] [-o PARAMS.safetensors] [-D N=V]\n"
+		       "Minimizes (or maximizes) a model's free objective, a function of its params alone,\n"
+		       "by L-BFGS from the model's initialisation (seed S, default 1), and prints the\n"
+		       "optimum; -o also saves the params.\n");
+		return 0;
 	}
+	if (pr)
+		return 1;
 	if (m->objective != CHAIN_OBJ_FREE)
 		return fail("optimize: model %s maximizes a log-likelihood of data: use chain train", m->name);
 	if (!m->f64)

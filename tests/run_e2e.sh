@@ -231,6 +231,27 @@ expect_fail "compare --repeats ' 3'" "chain compare: --repeats: expected an inte
 expect_fail "compare --tol 0x1p-3" "chain compare: --tol: expected a positive number, got '0x1p-3'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --tol 0x1p-3
 expect_fail "-D n=+3" "chain: -D n: expected a positive integer below 2^63, got '+3'" "$CHAIN" check examples/fvsbn.chain -D n=+3
 expect_fail "-D 'n= 3'" "got ' 3'" "$CHAIN" check examples/fvsbn.chain -D "n= 3"
+# every flag that takes a value takes it as --flag VALUE or --flag=VALUE,
+# in every command (compare, gradcheck, optimize and build's once refused
+# the second: "unknown flag '--cc=clang'", "--rows=2 needs a value"); a
+# switch given a value is an error naming it
+expect_ok "compare --flag=value" "$CHAIN" compare examples/fvsbn.chain -D n=784 --ref=examples/reference/fvsbn.c --cc=cc --cflags=-O1 --rows=8 --repeats=3 --seed=2 --tol=1e-9 --data=examples/data/binarized-valid.amat.gz
+grep -q "^fvsbn against examples/reference/fvsbn.c: 8 rows" "$T/out" && ok || { bad "compare --rows=8 did not compare 8 rows"; cat "$T/out"; }
+expect_ok "gradcheck --flag=value" "$CHAIN" gradcheck examples/fvsbn.chain --precision=f64 -D n=4 --rows=2 --seed=3 --samples=5 --tol=1e-6
+grep -q "2 rows, seed 3" "$T/out" && ok || { bad "gradcheck --rows=2 --seed=3 not taken"; cat "$T/out"; }
+expect_ok "optimize --flag=value" "$CHAIN" optimize examples/quadratic.chain --seed=2 --max-iter=100 --tol=1e-9 -o "$T/q-eq.safetensors"
+[ -s "$T/q-eq.safetensors" ] && ok || bad "optimize --flag=value wrote no params"
+expect_ok "build --flag=value" "$CHAIN" build examples/fvsbn.chain -D n=6 --precision=f32 --emit=llvm --target="$(uname -m)-unknown-linux-gnu" --cpu=generic -o "$T/eq.ll"
+grep -q "float" "$T/eq.ll" && ok || bad "build --precision=f32 did not build in float"
+expect_fail "gradcheck --rows= (empty)" "chain gradcheck: --rows: expected an integer from 1 to 1000000, got ''" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --rows=
+expect_fail "compare --cc= (empty)" "chain compare: --cc: expected a C compiler command" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --cc=
+expect_fail "compare --help=1" "chain compare: --help takes no value, got '1'" "$CHAIN" compare examples/fvsbn.chain -D n=6 --ref examples/reference/fvsbn.c --help=1
+expect_fail "build --help=1" "chain build: --help takes no value, got '1'" "$CHAIN" build examples/fvsbn.chain --help=1
+expect_fail "optimize -o without a value" "chain optimize: -o: expected a value after it" "$CHAIN" optimize examples/quadratic.chain -o
+expect_fail "build -o without a value" "chain build: -o: expected a value after it" "$CHAIN" build examples/fvsbn.chain -o
+expect_fail "build --emit= (empty)" "expected obj, asm, llvm, bc, header or ir, got ''" "$CHAIN" build examples/fvsbn.chain --emit=
+expect_fail "--precision=f16" "chain: --precision: expected f64 or f32, got 'f16'" "$CHAIN" check examples/fvsbn.chain --precision=f16
+expect_fail "gradcheck unknown --flag=value" "chain gradcheck: unknown flag '--row' (see chain gradcheck --help)" "$CHAIN" gradcheck examples/fvsbn.chain -D n=4 --row=2
 expect_ok "gradcheck fvsbn on digits" "$CHAIN" gradcheck examples/fvsbn.chain --data examples/data/binarized-valid.amat.gz
 expect_ok "--version" "$CHAIN" --version
 expect_ok "compare with the reference" "$CHAIN" compare examples/nade.chain -D n=784 -D H=20 --ref examples/reference/nade.c --cflags "-O2 -DN=784 -DH=20" --rows 20 --data examples/data/binarized-valid.amat.gz
@@ -278,6 +299,11 @@ if [ -f compiler/cmd_run.c ]; then
 	expect_ok "train again, same seed" "$CHAIN" train $M --data "$T/train.amat" --valid "$T/valid.amat" --epochs 2 --batch 50 --seed 3 --threads 2 -o "$T/p2.safetensors" --quiet
 	cmp -s "$T/p.safetensors" "$T/p2.safetensors" && ok || bad "same seed, different checkpoints"
 	[ "$(wc -l < "$T/log.csv")" -ge 3 ] && ok || bad "CSV log has no epochs"
+	# --flag=value before a model flag: the next argument is not its value
+	# (-D was taken as the value of --epochs=1: "unknown flag '-D'")
+	expect_ok "train --flag=value then -D" "$CHAIN" train examples/nade.chain --data="$T/train.amat" --epochs=1 -D H=20 --batch=50 --lr=0.01 --seed=3 --threads=2 -o "$T/p-eq.safetensors" --log="$T/log-eq.csv" --quiet
+	[ "$(wc -l < "$T/log-eq.csv")" -eq 2 ] && ok || bad "train --epochs=1 logged $(wc -l < "$T/log-eq.csv") lines"
+	expect_fail "train --quiet=1" "chain train: --quiet takes no value, got '1'" "$CHAIN" train $M --data "$T/train.amat" -o "$T/p-eq.safetensors" --quiet=1
 	# --log the file chain's own stderr goes to: appended to in place
 	"$CHAIN" train $M --data "$T/train.amat" --epochs 2 --batch 50 -o "$T/p3.safetensors" --log /proc/self/fd/2 --quiet 2> "$T/stderr.csv"; rc=$?
 	[ $rc -eq 0 ] && [ "$(head -n 1 "$T/stderr.csv")" = "epoch,train_nll,valid_nll,seconds" ] && [ "$(wc -l < "$T/stderr.csv")" -eq 3 ] && ok || { bad "train --log /proc/self/fd/2: exit status $rc"; cat "$T/stderr.csv"; }
