@@ -296,7 +296,7 @@ struct sym {
 	span where;
 	decl *decl;          /* the declaration, when there is one */
 	val_kind vkind;      /* DATA INPUT PARAM CONST: the element kind */
-	int64_t cat_k;       /* K_CAT: K */
+	int64_t cat_k;       /* K_CAT: K; 0 when its K was refused (reported: checks against K skip it) */
 	shape shape;         /* DATA INPUT PARAM CONST LET FAMILY_ARG: the value's shape */
 	int64_t dim_value;   /* SYM_DIM */
 	int builtin;         /* SYM_BUILTIN: a builtin_fn */

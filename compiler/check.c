@@ -249,7 +249,12 @@ bool eval_num(checker *c, const expr *e, double *out, const char *what)
 
 /* ---------------------------------------------------------------- types */
 
-/* Resolves a declared type's dims to a shape. */
+/* Resolves a declared type's dims to a shape, and a cat(K)'s K.  Returns
+ * whether the shape is good; a bad K is reported apart and leaves *cat_k
+ * 0 (`the number of categories is not known`), which the checks against K
+ * skip, so that a bad cat(2.5)[n] says so once: its K used to fail the
+ * whole type, the variable became a scalar, and each use of it got an
+ * error of its own ("'x' is a scalar", "... but 'x' is cat(0)"). */
 static bool check_type(checker *c, const type_expr *t, shape *s, int64_t *cat_k, const char *name)
 {
 	bool ok = true;
@@ -281,14 +286,13 @@ static bool check_type(checker *c, const type_expr *t, shape *s, int64_t *cat_k,
 	}
 	if (cat_k) {
 		*cat_k = 0;
-		if (t->kind == K_CAT && t->cat_k) {
-			if (!eval_int(c, t->cat_k, 2, CHECK_MAX_CATEGORIES, cat_k, "the number of categories"))
-				ok = false;
-			else if (*cat_k < 2 || *cat_k > CHECK_MAX_CATEGORIES) {
-				diag_error(c->d, t->cat_k->where, "cat(K) needs 2 <= K <= %lld, not %lld", (long long)CHECK_MAX_CATEGORIES,
-				           (long long)*cat_k);
-				ok = false;
-			}
+		int64_t k;
+		if (t->kind == K_CAT && t->cat_k && eval_int(c, t->cat_k, 2, CHECK_MAX_CATEGORIES, &k, "the number of categories")) {
+			if (k < 2 || k > CHECK_MAX_CATEGORIES)
+				diag_error(c->d, t->cat_k->where, "the number of categories must be from 2 to %lld, not %lld",
+				           (long long)CHECK_MAX_CATEGORIES, (long long)k);
+			else
+				*cat_k = k;
 		}
 	}
 	return ok;
@@ -370,7 +374,7 @@ static void check_const(checker *c, decl *dc, sym *y)
 		bool bad = !isfinite(v) ||
 		           (y->vkind == K_BIN && v != 0 && v != 1) ||
 		           (y->vkind == K_INT && v != floor(v)) ||
-		           (y->vkind == K_CAT && (v != floor(v) || v < 0 || v >= (double)y->cat_k));
+		           (y->vkind == K_CAT && (v != floor(v) || v < 0 || (y->cat_k && v >= (double)y->cat_k)));
 		if (bad) {
 			diag_error(c->d, dc->u.var.value->where, "element %lld of const '%s' is %g, which is not a valid %s",
 			           (long long)i, y->name, v, kind_name(y->vkind));

@@ -537,7 +537,7 @@ void check_family_call(checker *c, ctx *x, sym *var, expr *call)
 			diag_note(c->d, call->where, "in family %s, used by this conditional", f->name);
 			return;
 		}
-		if (want != var->cat_k) {
+		if (var->cat_k && want != var->cat_k) { /* 0: its cat(K) was reported */
 			diag_error(c->d, call->where, "%s here has %lld categories but '%s' is cat(%lld)", f->name,
 			           (long long)want, var->name, (long long)var->cat_k);
 			return;
