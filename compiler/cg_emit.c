@@ -922,27 +922,9 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 
 /* ---------------------------------------------------------------- emit */
 
-/* How many bytes of the output's file name its temporary keeps: the
- * whole name plus ".tmpXXXXXX" was too long for a valid name of 245 to
- * 255 bytes (chain build -o <255 bytes>.o: "File name too long").  The
- * first 64 bytes, cut before a UTF-8 continuation byte, fit every Linux
- * file system's limit and still say whose temporary it is; libchain's
- * atomic_file.c names its temporaries the same way. */
-#define TMP_NAME_KEEP 64
-
-static size_t tmp_name_keep(const char *name)
-{
-	size_t n = strlen(name);
-	if (n <= TMP_NAME_KEEP)
-		return n;
-	n = TMP_NAME_KEEP;
-	while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}
-
 /* A temporary file beside `path` (so the final rename stays on one file
- * system), "<dir>/<name>.tmpXXXXXX" with the name cut by tmp_name_keep:
+ * system), "<dir>/<name>.tmpXXXXXX" with the name cut as libchain's
+ * temporaries' names are (chain__tmp_name_keep):
  * returns its open descriptor, its malloc'd name in *tmp and in *dest what
  * it is to be renamed over (malloc'd), or -1.  libchain's
  * chain__atomic_target says where an output goes: beside the file a
@@ -973,7 +955,7 @@ static int tmp_beside(const char *path, char **tmp, char **dest, char **err)
 	}
 	const char *slash = strrchr(*dest, '/');
 	const char *name = slash ? slash + 1 : *dest;
-	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - *dest) + tmp_name_keep(name)), *dest);
+	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - *dest) + chain__tmp_name_keep(name)), *dest);
 	int fd = *tmp ? mkstemp(*tmp) : -1;
 	if (fd < 0) {
 		set_err(err, *tmp ? cg_fmt("%s: %s", path, strerror(errno)) : NULL);

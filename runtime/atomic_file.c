@@ -17,10 +17,10 @@
  * bytes, and a temp name of at most 64 + 32, fit every Linux file
  * system's limit (255, ecryptfs's 143) yet say whose temp file it is.
  * Cut before a UTF-8 continuation byte, so a cut name stays UTF-8.
- * cg_emit.c's tmp_beside names the compiler's outputs the same way. */
+ * cg_emit.c's tmp_beside names the compiler's outputs with it too. */
 #define TMP_NAME_KEEP 64
 
-static size_t tmp_name_keep(const char *name)
+size_t chain__tmp_name_keep(const char *name)
 {
 	size_t n = strlen(name);
 	if (n <= TMP_NAME_KEEP)
@@ -79,7 +79,7 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	const char *slash = strrchr(target, '/');
 	const char *name = slash ? slash + 1 : target;
-	int keep = (int)((size_t)(name - target) + tmp_name_keep(name));
+	int keep = (int)((size_t)(name - target) + chain__tmp_name_keep(name));
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
 		sprintf(af->tmp, "%.*s.tmp-%ld-%lx", keep, target, (long)getpid(),
 		        (unsigned long)ts.tv_nsec + attempt);
