@@ -1237,7 +1237,7 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 	/* each position, for every row of the block; consecutive variables of
 	 * one position (scalars) share a loop over the rows, up to
 	 * SCALARS_PER_LOOP of them */
-	ir_stmt *scalars = NULL;
+	ir_stmt *scalars = NULL, *drawn_from = NULL;
 	int nscalars = 0;
 	for (int i = 0; i < low->nsegs; i++) {
 		segment *s = &low->segs[i];
@@ -1252,9 +1252,19 @@ static void build_blocked(lowerer *L, ir_kernel *k, tail_kind tail, ir_buf *out)
 			if (!scalars || nscalars == SCALARS_PER_LOOP) {
 				scalars = rows_of(m, blk);
 				scalars->loop->vector_rows = true;
-				ir_block_push(m, &blocks->body, scalars);
+				drawn_from = NULL;
+				if (tail == TAIL_COMPLETE) {
+					/* completion skips a loop whose positions are all
+					 * given: its blends would draw them all */
+					drawn_from = ir_stmt_new(m, S_IF_GE);
+					drawn_from->b = ir_idx_leaf(m, IX_PREFIX);
+					ir_block_push(m, &drawn_from->body, scalars);
+				}
+				ir_block_push(m, &blocks->body, drawn_from ? drawn_from : scalars);
 				nscalars = 0;
 			}
+			if (drawn_from)
+				drawn_from->a = ir_idx_const(m, s->first_pos);
 			nscalars++;
 			bk.b = ir_idx_bin(m, IX_SUB, ir_idx_loop(m, scalars->loop), ir_idx_loop(m, blk));
 			block_stmts(&bk, &scalars->body, &at0);
