@@ -1038,7 +1038,8 @@ ir_stmt *segment_updates(ir_module *m, const segment *s, const ir_block *update)
 #define SMALL_ROW_STATE 64
 /* Consecutive one-position variables (scalars) share a loop over the rows
  * of a block, this many at most: a loop each cost LLVM 100 ms a variable
- * in M_complete (100 scalar bin variables built in 10 s, 200 in 52 s), and
+ * in M_complete (100 scalar bin variables built in 12.8-13.5 s, 200 in
+ * 49.7 s; now 4.6 s and 7.8-11.3 s: bench/README.md), and
  * LLVM does not vectorize a loop of 16 (more runtime checks than it
  * makes), whose sampling then ran 3.4-4.4x slower. */
 #define SCALARS_PER_LOOP 8
