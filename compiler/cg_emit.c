@@ -924,7 +924,7 @@ int cg_build_object(const ir_module *m, const cg_options *o, const char *path, c
 
 /* A temporary file beside `path` (so the final rename stays on one file
  * system), "<dir>/<name>.tmpXXXXXX" with the name cut as libchain's
- * temporaries' names are (chain__tmp_name_keep):
+ * temporaries' names are (chain__tmp_keep):
  * returns its open descriptor, its malloc'd name in *tmp and in *dest what
  * it is to be renamed over (malloc'd), or -1.  libchain's
  * chain__atomic_target says where an output goes: beside the file a
@@ -953,9 +953,7 @@ static int tmp_beside(const char *path, char **tmp, char **dest, char **err)
 		set_err(err, NULL);
 		return -1;
 	}
-	const char *slash = strrchr(*dest, '/');
-	const char *name = slash ? slash + 1 : *dest;
-	*tmp = cg_fmt("%.*s.tmpXXXXXX", (int)((size_t)(name - *dest) + chain__tmp_name_keep(name)), *dest);
+	*tmp = cg_fmt("%.*s.tmpXXXXXX", chain__tmp_keep(*dest), *dest); /* mkstemp's template */
 	int fd = *tmp ? mkstemp(*tmp) : -1;
 	if (fd < 0) {
 		set_err(err, *tmp ? cg_fmt("%s: %s", path, strerror(errno)) : NULL);

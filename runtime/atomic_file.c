@@ -20,15 +20,17 @@
  * cg_emit.c's tmp_beside names the compiler's outputs with it too. */
 #define TMP_NAME_KEEP 64
 
-size_t chain__tmp_name_keep(const char *name)
+int chain__tmp_keep(const char *path)
 {
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
 	size_t n = strlen(name);
-	if (n <= TMP_NAME_KEEP)
-		return n;
-	n = TMP_NAME_KEEP;
-	while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-		n--;
-	return n;
+	if (n > TMP_NAME_KEEP) {
+		n = TMP_NAME_KEEP;
+		while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return (int)((size_t)(name - path) + n);
 }
 
 chain_target chain__atomic_target(const char *path, char **dest)
@@ -77,9 +79,7 @@ int chain__atomic_open(atomic_file *af, const char *path, chain_error *err)
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	const char *slash = strrchr(target, '/');
-	const char *name = slash ? slash + 1 : target;
-	int keep = (int)((size_t)(name - target) + chain__tmp_name_keep(name));
+	int keep = chain__tmp_keep(target);
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
 		sprintf(af->tmp, "%.*s.tmp-%ld-%lx", keep, target, (long)getpid(),
 		        (unsigned long)ts.tv_nsec + attempt);

@@ -38,10 +38,11 @@ typedef enum chain_target {
 } chain_target;
 chain_target chain__atomic_target(const char *path, char **dest);
 
-/* How many bytes of a file's name (no directory) the name of a temporary
- * beside it keeps: 64 at most, cut before a UTF-8 continuation byte, so a
- * valid name of up to 255 bytes still gets a valid temporary. */
-size_t chain__tmp_name_keep(const char *name);
+/* How many bytes of `path` the name of a temporary beside it keeps: its
+ * directory, and of its file name 64 bytes at most, cut before a UTF-8
+ * continuation byte, so a valid name of up to 255 bytes still gets a
+ * valid temporary. */
+int chain__tmp_keep(const char *path);
 
 /* Opens "<path>.tmp-<pid>-<n>" for writing, created exclusively (the name
  * in path cut to its first 64 bytes, so that the temp name is valid
