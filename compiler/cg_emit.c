@@ -129,8 +129,7 @@ void cg_llvm_diagnostic(LLVMDiagnosticInfoRef info, void *unit)
 
 /* ------------------------------------------------------ target machine */
 
-static pthread_once_t native_once = PTHREAD_ONCE_INIT, all_once = PTHREAD_ONCE_INIT,
-                      options_once = PTHREAD_ONCE_INIT;
+static pthread_once_t native_once = PTHREAD_ONCE_INIT, all_once = PTHREAD_ONCE_INIT;
 
 /* The host's target, enough unless --target names one: registering every
  * target LLVM was built with is a millisecond of each build. */
@@ -149,10 +148,12 @@ static void init_all(void)
 	LLVMInitializeAllAsmPrinters();
 }
 
-/* LLVM's global options, once per process.  -disable-lsr: loop strength
- * reduction is a quarter of instruction selection's time on our kernels
- * (many address expressions over few loops) and made no difference to
- * their speed (nade and fvsbn, f64 and f32, every hot kernel within 1%).
+/* LLVM's global options, set by the first compilation of the process (they
+ * are global to LLVM, and LLVM parses an option once).
+ * -disable-lsr: loop strength reduction is a quarter of instruction
+ * selection's time on our kernels (many address expressions over few
+ * loops) and made no difference to their speed (nade and fvsbn, f64 and
+ * f32, every hot kernel within 1%).
  * Vectorized epilogues stay on: the remainder of a loop LLVM vectorizes on
  * its own runs in narrower vectors (NADE's hidden layer of 100 is 96 + 4,
  * and 4 scalar sigmoids cost half as much as the 6 vectors), from main
@@ -160,11 +161,35 @@ static void init_all(void)
  * loops with scalar remainders: NADE H = 100 f64 1.13x).  A loop with
  * a width hint (cg_rows.c's jammed sums) is planned at that width alone,
  * so its remainder stays scalar and a row's sum keeps the same bits in a
- * block or alone (test_models' batch_split checks it). */
-static void init_options(void)
+ * block or alone (test_models' batch_split checks it).
+ * -enable-misched=false: the machine scheduler before register allocation
+ * is 4% of a build's instructions; without it the kernels of the examples
+ * and of models of scalar and vector variables of every kind ran within
+ * the noise of `bench ab` (0.94-1.12x, 5 rounds; most within 2%).
+ * -disable-machine-licm below -O3: machine LICM hoists every constant a
+ * loop uses out of all the loops around it (a constant can be loaded again
+ * where needed), so the 15-40 constants of the sigmoid, exp and log1p
+ * polynomials (cg_math.c) stay live from a kernel's entry through all its
+ * loops, and the register allocator spends its time splitting them around
+ * each one: a third of NADE's code generation.  Without it a loop loads
+ * its constants where it uses them (vector operands with an embedded
+ * broadcast): `chain build` of NADE 14% faster, and its f32 log p, gradient
+ * and sampling 3-5% slower at batch 256 (f64 and FVSBN within 2%); -O3
+ * keeps it, for the last few percent (bench/README.md). */
+static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool options_set;
+
+static void set_options(int opt_level)
 {
-	const char *argv[] = { "chain", "-disable-lsr", "-epilogue-vectorization-minimum-VF=8" };
-	LLVMParseCommandLineOptions(3, argv, NULL);
+	pthread_mutex_lock(&options_lock);
+	if (!options_set) {
+		const char *argv[] = { "chain", "-disable-lsr", "-epilogue-vectorization-minimum-VF=8",
+			               "-enable-misched=false", "-disable-machine-licm" };
+		int argc = (int)(sizeof argv / sizeof argv[0]) - (opt_level >= 3);
+		LLVMParseCommandLineOptions(argc, argv, NULL);
+		options_set = true;
+	}
+	pthread_mutex_unlock(&options_lock);
 }
 
 static LLVMCodeGenOptLevel codegen_level(int opt)
@@ -236,7 +261,7 @@ static LLVMTargetMachineRef make_target(const cg_options *o, char **triple, char
 {
 	pthread_once(o->target && o->target[0] ? &all_once : &native_once,
 	             o->target && o->target[0] ? init_all : init_native);
-	pthread_once(&options_once, init_options);
+	set_options(o->opt_level);
 	char *host = LLVMGetDefaultTargetTriple();
 	char *host_norm = LLVMNormalizeTargetTriple(host);
 	LLVMDisposeMessage(host);

@@ -65,6 +65,76 @@ bool ir_val_each_read(const ir_val *v, ir_read_fn fn, void *ctx)
 	}
 }
 
+/* Whether computing v anew at each step of loop l takes a function of tens
+ * of cycles' latency: exp, log and the functions made of them, sqrt, a
+ * division, a power or a draw, on operands that change with l (what does
+ * not is computed once, before the loop). */
+bool ir_val_slow_in_loop(const ir_val *v, const ir_loop *l)
+{
+	if (!ir_val_uses_loop(v, l))
+		return false;
+	switch (v->kind) {
+	case V_OP:
+		switch (v->u.op.op) {
+		case IR_EXP: case IR_LOG: case IR_LOG1P: case IR_SQRT: case IR_SIGMOID: case IR_TANH:
+		case IR_SOFTPLUS: case IR_LOG_SIGMOID: case IR_DIV: case IR_POW:
+			return true;
+		default:
+			break;
+		}
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (ir_val_slow_in_loop(v->u.op.a[k], l))
+				return true;
+		return false;
+	case V_STOP: return ir_val_slow_in_loop(v->u.stop, l);
+	case V_DRAW: return true;
+	default: return false;
+	}
+}
+
+/* Whether index i moves by one or by nothing as loop l steps: l itself,
+ * plus or minus what does not depend on l. */
+static bool idx_unit_step(const ir_idx *i, const ir_loop *l)
+{
+	if (!ir_idx_uses_loop(i, l))
+		return true;
+	switch (i->kind) {
+	case IX_LOOP: return true;
+	case IX_ADD:
+		return ir_idx_uses_loop(i->u.bin.a, l) ? !ir_idx_uses_loop(i->u.bin.b, l) && idx_unit_step(i->u.bin.a, l)
+		                                       : idx_unit_step(i->u.bin.b, l);
+	case IX_SUB: return !ir_idx_uses_loop(i->u.bin.b, l) && idx_unit_step(i->u.bin.a, l);
+	default: return false;
+	}
+}
+
+/* Whether an element buf[idx] moves to the next one (or stays) as l steps,
+ * with the last index the fastest: a vector load or store over l, not a
+ * gather or scatter. */
+bool ir_access_contiguous(const ir_buf *b, ir_idx *const *idx, const ir_loop *l)
+{
+	for (int k = 0; k < b->rank; k++)
+		if (k + 1 < b->rank ? ir_idx_uses_loop(idx[k], l) : !idx_unit_step(idx[k], l))
+			return false;
+	return true;
+}
+
+/* Whether every read in v is contiguous over l (ir_access_contiguous). */
+bool ir_val_reads_contiguous(const ir_val *v, const ir_loop *l)
+{
+	switch (v->kind) {
+	case V_READ: return ir_access_contiguous(v->u.read.buf, v->u.read.idx, l);
+	case V_OP:
+		for (int k = 0; k < ir_op_arity[v->u.op.op]; k++)
+			if (!ir_val_reads_contiguous(v->u.op.a[k], l))
+				return false;
+		return true;
+	case V_STOP: return ir_val_reads_contiguous(v->u.stop, l);
+	case V_INT: return !ir_idx_uses_loop(v->u.idx, l) || idx_unit_step(v->u.idx, l);
+	default: return true;
+	}
+}
+
 static bool is_buf(const ir_buf *b, void *target)
 {
 	return b == target;

@@ -904,6 +904,35 @@ static const char *prog_src =
 	"  return fails != 0;\n"
 	"}\n";
 
+/* The objective's gW[i, j] = 2 W[i, j] only streams: its loop goes to LLVM
+ * hinted to one vector per iteration (cg_kernel.c's streams); at -O0 no
+ * pass has consumed the hint yet. */
+static void test_codegen__streaming_loop__hinted_to_one_vector(void **state)
+{
+	(void)state;
+	mv *v = mv_new();
+	char *dir = tmp_dir();
+	char *err = NULL;
+	cg_options o = { .opt_level = 0 };
+	cg_unit *u = cg_generate(v->m, &o, &err);
+	assert_non_null(u);
+	char *ll = path_in(dir, "mv.ll");
+	assert_int_equal(cg_emit(u, EMIT_LLVM, ll, &err), 0);
+	FILE *f = fopen(ll, "r");
+	assert_non_null(f);
+	static char text[1 << 20];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	text[n] = 0;
+	fclose(f);
+	assert_non_null(strstr(text, "!\"llvm.loop.interleave.count\", i32 1}"));
+	unlink(ll);
+	free(ll);
+	cg_unit_free(u);
+	rmdir(dir);
+	free(dir);
+	mv_free(v);
+}
+
 static void test_codegen__object_and_header__link_into_a_c_program(void **state)
 {
 	(void)state;
@@ -1033,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(test_codegen__bern_f32__kernels_match_c_reference),
 		cmocka_unit_test(test_codegen__descriptor__fields_read_back_from_c),
 		cmocka_unit_test(test_codegen__statement_forms__compute_what_the_ir_says),
+		cmocka_unit_test(test_codegen__streaming_loop__hinted_to_one_vector),
 		cmocka_unit_test(test_codegen__descriptor__inputs_cat_used_mask_order),
 		cmocka_unit_test(test_codegen__bad_target_or_cpu__clear_errors),
 		cmocka_unit_test(test_codegen__descriptor_tables__any_values_read_back),

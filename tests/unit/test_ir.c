@@ -258,6 +258,42 @@ static void test_ir__print_kernel__lists_loops_statements_and_shared_values(void
 	free(text);
 }
 
+/* What cg_kernel.c asks of an elementwise loop before hinting it to one
+ * vector per iteration: contiguous accesses, no slow function of k. */
+static void test_ir__walks__contiguity_and_slow_ops_over_a_loop(void **state)
+{
+	fixture *f = *state;
+	ir_module *m = f->m;
+	int64_t d55[2] = { 5, 5 };
+	ir_buf *W = ir_buf_new(m, "W", BUF_THETA, 2, d55);
+	ir_loop *r = ir_loop_new(m, "r", ir_idx_const(m, 0), ir_idx_const(m, 5));
+	ir_idx *k = ir_idx_loop(m, f->k), *rr = ir_idx_loop(m, r);
+	ir_idx *row_k[2] = { rr, k }, *col_k[2] = { k, rr };
+	ir_idx *twice[2] = { rr, ir_idx_bin(m, IX_MUL, k, ir_idx_const(m, 2)) };
+	ir_idx *shifted[2] = { rr, ir_idx_bin(m, IX_ADD, ir_idx_const(m, 1), k) };
+	ir_idx *back[2] = { rr, ir_idx_bin(m, IX_SUB, ir_idx_const(m, 4), k) };
+	ir_idx *pk = ir_idx_load(m, f->perm, &k);
+	/* the last index steps by one: a vector load; any other, a gather */
+	assert_true(ir_access_contiguous(W, row_k, f->k));
+	assert_true(ir_access_contiguous(W, shifted, f->k));
+	assert_false(ir_access_contiguous(W, col_k, f->k));
+	assert_false(ir_access_contiguous(W, twice, f->k));
+	assert_false(ir_access_contiguous(W, back, f->k));
+	assert_false(ir_access_contiguous(f->x, &pk, f->k));
+	assert_true(ir_access_contiguous(W, col_k, r)); /* over r, W[k, r] is a row */
+	assert_true(ir_access_contiguous(f->acc, NULL, f->k));
+	ir_val *row = ir_read(m, W, row_k), *col = ir_read(m, W, col_k);
+	assert_true(ir_val_reads_contiguous(ir_op(m, IR_MUL, row, read_k(f, f->x), NULL), f->k));
+	assert_false(ir_val_reads_contiguous(ir_op(m, IR_MUL, row, col, NULL), f->k));
+	/* slow: a function of tens of cycles of something that changes with k */
+	ir_val *xk = read_k(f, f->x), *acc = ir_read(m, f->acc, NULL);
+	assert_true(ir_val_slow_in_loop(ir_op(m, IR_ADD, ir_op(m, IR_SIGMOID, xk, NULL, NULL), xk, NULL), f->k));
+	assert_true(ir_val_slow_in_loop(ir_op(m, IR_DIV, ir_const(m, 1), xk, NULL), f->k));
+	assert_false(ir_val_slow_in_loop(ir_op(m, IR_MUL, ir_op(m, IR_DIV, ir_const(m, 1), acc, NULL), xk, NULL), f->k));
+	assert_false(ir_val_slow_in_loop(ir_op(m, IR_MUL, ir_op(m, IR_EXP, acc, NULL, NULL), xk, NULL), f->k));
+	assert_false(ir_val_slow_in_loop(ir_op(m, IR_MAX2, xk, ir_op(m, IR_ABS, xk, NULL, NULL), NULL), f->k));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +303,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ir__identities__only_exact_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ir__index_arithmetic__folds_constants, setup, teardown),
 		cmocka_unit_test(test_ir__op_table__from_the_x_macro),
+		cmocka_unit_test_setup_teardown(test_ir__walks__contiguity_and_slow_ops_over_a_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ir__print_kernel__lists_loops_statements_and_shared_values, setup,
 		                                teardown),
 	};
