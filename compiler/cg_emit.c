@@ -166,26 +166,27 @@ static void init_all(void)
  * is 4% of a build's instructions; without it the kernels of the examples
  * and of models of scalar and vector variables of every kind ran within
  * the noise of `bench ab` (0.94-1.12x, 5 rounds; most within 2%).
- * -disable-machine-licm below -O3: machine LICM hoists every constant a
- * loop uses out of all the loops around it (a constant can be loaded again
- * where needed), so the 15-40 constants of the sigmoid, exp and log1p
- * polynomials (cg_math.c) stay live from a kernel's entry through all its
- * loops, and the register allocator spends its time splitting them around
- * each one: a third of NADE's code generation.  Without it a loop loads
- * its constants where it uses them (vector operands with an embedded
- * broadcast): `chain build` of NADE 14% faster, and its f32 log p, gradient
- * and sampling 3-5% slower at batch 256 (f64 and FVSBN within 2%); -O3
- * keeps it, for the last few percent (bench/README.md). */
+ * -disable-machine-licm for `chain build` below -O3: machine LICM hoists
+ * every constant a loop uses out of all the loops around it (a constant can
+ * be loaded again where needed), so the 15-40 constants of the sigmoid, exp
+ * and log1p polynomials (cg_math.c) stay live from a kernel's entry through
+ * all its loops, and the register allocator spends its time splitting them
+ * around each one: a third of NADE's code generation.  Without it a loop
+ * loads its constants where it uses them (operands with an embedded
+ * broadcast): `chain build` of NADE 14% faster, its f32 log p, gradient and
+ * sampling at batch 256 3-5% slower (f64 and FVSBN within 2%).  -O3 keeps
+ * it, and so do the commands that run what they compile (cg_options.jit:
+ * train, eval, sample...), whose kernels then run for seconds or hours. */
 static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool options_set;
 
-static void set_options(int opt_level)
+static void set_options(const cg_options *o)
 {
 	pthread_mutex_lock(&options_lock);
 	if (!options_set) {
 		const char *argv[] = { "chain", "-disable-lsr", "-epilogue-vectorization-minimum-VF=8",
 			               "-enable-misched=false", "-disable-machine-licm" };
-		int argc = (int)(sizeof argv / sizeof argv[0]) - (opt_level >= 3);
+		int argc = (int)(sizeof argv / sizeof argv[0]) - (o->opt_level >= 3 || o->jit);
 		LLVMParseCommandLineOptions(argc, argv, NULL);
 		options_set = true;
 	}
@@ -261,7 +262,7 @@ static LLVMTargetMachineRef make_target(const cg_options *o, char **triple, char
 {
 	pthread_once(o->target && o->target[0] ? &all_once : &native_once,
 	             o->target && o->target[0] ? init_all : init_native);
-	set_options(o->opt_level);
+	set_options(o);
 	char *host = LLVMGetDefaultTargetTriple();
 	char *host_norm = LLVMNormalizeTargetTriple(host);
 	LLVMDisposeMessage(host);

@@ -739,6 +739,8 @@ typedef struct cg_options {
 	const char *target;     /* triple, NULL = host */
 	const char *cpu;        /* NULL = host CPU (with host features) */
 	const char *features;   /* NULL = host features when cpu is NULL, else "" */
+	bool jit;               /* the kernels run in this process (train, eval, ...):
+	                           their speed before compile time (cg_emit.c) */
 } cg_options;
 
 /* An LLVM module holding the model's kernels and its M_model descriptor.

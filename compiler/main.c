@@ -467,6 +467,7 @@ static const chain_model *load_model(compile_opts *o, compiled *c, jit_session *
 	size_t size = 0;
 	const chain_model *m = NULL;
 	lower_descriptor_tables(c->ir);
+	o->cg.jit = true;
 	if (jit_check_target(o->cg.target, &err) == 0 && cg_build_object_memory(c->ir, &o->cg, &obj, &size, &err) == 0) {
 		char descriptor[512];
 		snprintf(descriptor, sizeof descriptor, "%s_model", c->ir->model->name);
