@@ -225,6 +225,7 @@ typedef struct spec {
 	void *theta;           /* np reals, from the reference's init(seed 1) */
 	void *obs;             /* the test rows, as reals */
 	size_t rows;
+	size_t first;          /* the first row of a measurement's first call (time_c) */
 	void *out, *sobs, *grad[MAXT];
 	size_t *runs, nruns;   /* the used entries of theta, [runs[2i], runs[2i+1]) */
 	size_t slice[MAXT][MAXT + 1]; /* with T threads, thread t sums [slice[T-1][t], slice[T-1][t+1]) */
@@ -471,22 +472,48 @@ static void phase_sum(void *arg, unsigned t, unsigned T)
 	}
 }
 
+/* Moves the rows of the next measurements on (a round's measurements of
+ * each implementation and thread count share them). */
+static void next_rows(spec *s, size_t B)
+{
+	s->first = (s->first + 7 * B + 1) % (s->rows - B + 1);
+}
+
+static void call_c(call *c, pool *p)
+{
+	if (c->B == 1) { /* nothing to split: the caller runs it, no thread is woken */
+		phase_kernel(c, 0, 1);
+		if (c->k == K_GRAD)
+			phase_sum(c, 0, 1);
+	} else {
+		chain_pool_run(p, phase_kernel, c);
+		if (c->k == K_GRAD)
+			chain_pool_run(p, phase_sum, c);
+	}
+}
+
+/* The seconds of `calls` calls, after one untimed call: the steady state of
+ * a training loop, whose calls follow each other.  Without it a
+ * measurement of one or two calls (NADE's f64 gradient of 256 rows takes
+ * 10-47 ms) also timed the pool's thread waking from its sleep (it slept
+ * through the measurements of other implementations and thread counts)
+ * and bringing the buffers it shares into its cache: NADE H = 100's f64
+ * gradient at batch 256 scaled 1.68-1.75x over 101 paired rounds on a
+ * Zen 4 host, and 1.94-1.96x with the untimed call.  The calls take the
+ * rows from s->first on,
+ * which the callers move from round to round (next_rows): a measurement
+ * of one call always on the first 256 digits split them the same way
+ * between the threads, and their halves differ (5.5 % more 1s in the
+ * first), which the batches of a training loop do by chance only. */
 static double time_c(spec *s, int impl, enum kernel k, size_t B, pool *p, long calls)
 {
-	call c = { s, &s->c[impl], k, B, 0, 0 };
+	call c = { s, &s->c[impl], k, B, s->first % (s->rows - B + 1), 0 };
+	call_c(&c, p);
 	double t0 = now();
 	for (long i = 0; i < calls; i++) {
-		c.first = ((size_t)i * B) % (s->rows - B + 1);
+		c.first = (s->first + (size_t)i * B) % (s->rows - B + 1);
 		c.sample_first = (uint64_t)i * B;
-		if (B == 1) { /* nothing to split: the caller runs it, no thread is woken */
-			phase_kernel(&c, 0, 1);
-			if (k == K_GRAD)
-				phase_sum(&c, 0, 1);
-		} else {
-			chain_pool_run(p, phase_kernel, &c);
-			if (k == K_GRAD)
-				chain_pool_run(p, phase_sum, &c);
-		}
+		call_c(&c, p);
 	}
 	return now() - t0;
 }
@@ -750,7 +777,8 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 		if (reps[i] > rounds)
 			rounds = reps[i];
 	}
-	for (int rep = 0; rep < rounds; rep++)
+	for (int rep = 0; rep < rounds; rep++) {
+		next_rows(s, B);
 		for (int j = 0; j < NIMPL; j++) {
 			int i = (rep + j) % NIMPL;
 			if (!have[i] || rep >= reps[i])
@@ -758,6 +786,7 @@ static void bench_row(spec *s, enum kernel k, size_t B, pool *p)
 			double t = i == I_TORCH ? torch_time(k, B, T, calls[i]) : time_c(s, i, k, B, p, calls[i]);
 			rates[i][rep] = (double)calls[i] * (double)B / t;
 		}
+	}
 	for (int i = 0; i < NIMPL; i++)
 		rate[i] = have[i] ? median(rates[i], reps[i]) : NAN;
 	print_row(s, k, B, T, rate);
@@ -856,6 +885,7 @@ static void bench_scaling(spec *s, enum kernel k, pool *pools, int rounds)
 	int stolen = 0, low = 0, low_probe = 0, low_both = 0, n_ok = 0;
 	for (int r = 0; r < rounds; r++) {
 		double rate[MAXT];
+		next_rows(s, B);
 		long long st = steal_jiffies();
 		for (int j = 0; j < MAXT; j++) {
 			int t = (r + j) % MAXT;
