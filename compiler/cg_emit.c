@@ -173,8 +173,8 @@ static void init_all(void)
  * all its loops, and the register allocator spends its time splitting them
  * around each one: a third of NADE's code generation.  Without it a loop
  * loads its constants where it uses them (operands with an embedded
- * broadcast): `chain build` of NADE 14% faster, its f32 log p, gradient and
- * sampling at batch 256 3-5% slower (f64 and FVSBN within 2%).  -O3 keeps
+ * broadcast): `chain build` of NADE 14% faster, its f32 log p and sampling
+ * at batch 256 4-9% slower, its gradient 1-3% (f64 and FVSBN within 2%).  -O3 keeps
  * it, and so do the commands that run what they compile (cg_options.jit:
  * train, eval, sample...), whose kernels then run for seconds or hours. */
 static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;
